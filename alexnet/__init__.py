@@ -1,0 +1,19 @@
+"""AlexNet (Krizhevsky, Sutskever, Hinton, 2012), reproduced end to end.
+
+Modules, one concern each:
+    config      params.yaml as typed, validated dataclasses
+    fileio      atomic writes, safe tar reading, checksums
+    sources     raw datasets: the tiny generator, ILSVRC-2010/2012, image folders, URLs
+    prepare     resize + centre crop into a sharded uint8 store
+    store       reading the prepared store
+    stats       mean image, channel moments, RGB PCA
+    model       the paper's network, its ablation switches, the torchvision variant
+    augment     batched, on-device crops, flips, PCA lighting, mean subtraction
+    train       SGD with the paper's update and schedule, checkpoints, determinism, DDP
+    evaluate    centre and ten-crop testing, ensembles
+    results     the paper's tables beside ours
+    analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
+    report      the paper-style HTML/Markdown report
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,33 @@
+"""What every stage script shares: argument parsing and turning known errors into clear exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from alexnet.config import ConfigError, Params, load_params
+from alexnet.fileio import ChecksumError, UnsafeArchiveError
+
+
+class PipelineError(RuntimeError):
+    """An error the user can act on (missing input, bad data); printed without a traceback."""
+
+
+def stage_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with the `--params` option; the stage adds its own paths."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return p
+
+
+def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argparse.ArgumentParser,
+              argv: list[str] | None = None) -> None:
+    """Parse args, load and validate params, run `main`; known errors exit 2 with one clear line."""
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        main(args, params)
+    except (ConfigError, ChecksumError, UnsafeArchiveError, PipelineError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
