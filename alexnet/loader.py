@@ -1,0 +1,174 @@
+"""The training and evaluation input pipeline: prepared store -> augmented batches on the device.
+
+Owns batch order, data-parallel slicing, prefetching and host-to-device transfer. Pixels stay
+uint8 until they reach the device; `alexnet.augment` turns them into input there.
+
+Determinism: the epoch's order is a permutation drawn from (seed, epoch) alone and each global
+batch's augmentation from (seed, epoch, batch index) alone, so
+- two runs with the same seed see identical batches, whatever the thread timing;
+- `epoch(e, start_batch=k)` yields exactly batches k, k+1, ... of an uninterrupted epoch e
+  (resume from a checkpoint taken mid-epoch);
+- with `world_size` ranks, rank r gets rows [r*b/w, (r+1)*b/w) of every global batch of b rows,
+  so the ranks' batches concatenate to the single-process batch.
+
+A background thread reads (memory-mapped shards, the store's job) and, for a CUDA device,
+pins the next batches while the device computes; uint8 is copied with `non_blocking=True` and
+augmented on the GPU. On the CPU the thread also augments, so reading and augmentation overlap
+the training step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from alexnet.augment import AugmentParams, InputStats, MeanMode, apply_params, batch_generator, draw_params
+from alexnet.config import AugmentConfig, ConfigError
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """Indices of one epoch in presentation order: a permutation seeded by (seed, epoch)."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, 0, epoch]).generate_state(2)
+    gen = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return torch.randperm(n, generator=gen).numpy()
+
+
+class _Stop:
+    """Marks the end of the producer's batches."""
+
+
+class BatchLoader:
+    """Batches (inputs float32 [b, 3, C, C], labels int64 [b]) on `device` from a SplitView.
+
+    view: an `alexnet.store.SplitView` (anything with `len()`, `.labels` and `.images(indices)`).
+    batch_size: the global batch; each of `world_size` ranks gets batch_size / world_size rows.
+    stats: `alexnet.stats.Stats` (numpy) or `InputStats`; needed unless mean is "none" and
+    there is no lighting. augment: training augmentation, or None for evaluation input (centre
+    crop, no flip, no lighting, `mean` subtracted). mean: the mean mode when augment is None
+    (training uses augment.mean). normalization: "paper" (raw 0-255 minus the mean) or
+    "torchvision" (the torchvision variant's input). prefetch: batches read ahead.
+    """
+
+    def __init__(self, view: Any, batch_size: int, *, input_size: int, stats: Any,
+                 augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
+                 drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
+                 normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 2) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} of world_size {world_size} is impossible")
+        if batch_size % world_size:
+            raise ConfigError(f"batch size {batch_size} does not split evenly over {world_size} processes")
+        if world_size > 1 and not drop_last:
+            raise ConfigError("data-parallel loading needs drop_last=True (every rank must get a full slice)")
+        self.view = view
+        self.n = len(view)
+        self.batch_size = batch_size
+        self.input_size = input_size
+        self.augment = augment
+        self.mean: MeanMode = augment.mean if augment is not None else mean
+        self.normalization = normalization
+        self.device = torch.device(device)
+        self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.prefetch = max(1, prefetch)
+        self.labels = torch.as_tensor(np.asarray(view.labels, dtype=np.int64))
+        self.stats = (stats if isinstance(stats, InputStats) or stats is None
+                      else InputStats.from_stats(stats, self.device))
+        if isinstance(self.stats, InputStats) and self.stats.mean_image.device != self.device:
+            self.stats = InputStats(*(t.to(self.device) for t in
+                                      (self.stats.mean_image, self.stats.channel_mean,
+                                       self.stats.eigvals, self.stats.eigvecs)))
+        if self.stats is not None:
+            self.image_size = int(self.stats.mean_image.shape[0])
+        else:
+            self.image_size = int(np.asarray(view.images(np.arange(min(1, self.n)))).shape[1]) if self.n else input_size
+        if input_size > self.image_size:
+            raise ConfigError(f"input size {input_size} exceeds the prepared image size {self.image_size}")
+        if self.stats is None and (self.mean != "none" and normalization == "paper"
+                                   or augment is not None and augment.pca_lighting):
+            raise ConfigError("stats are required for mean subtraction and PCA lighting")
+        self._pin = self.device.type == "cuda"
+
+    def __len__(self) -> int:
+        """Batches per epoch (the same on every rank)."""
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    def _global_params(self, epoch: int, batch: int, rows: int) -> AugmentParams:
+        return draw_params(rows, self.image_size, self.input_size, self.augment,
+                           batch_generator(self.seed, epoch, batch))
+
+    def _read(self, order: np.ndarray, epoch: int, batch: int) -> tuple[Tensor, Tensor, AugmentParams]:
+        """uint8 images, labels and augmentation choices of this rank's slice of one batch."""
+        rows = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        params = self._global_params(epoch, batch, len(rows))
+        per_rank = len(rows) // self.world_size
+        start = self.rank * per_rank
+        idx = rows[start:start + per_rank] if self.world_size > 1 else rows
+        params = params.slice(start, start + per_rank) if self.world_size > 1 else params
+        images = torch.from_numpy(np.ascontiguousarray(self.view.images(idx)))
+        labels = self.labels[torch.from_numpy(np.asarray(idx, dtype=np.int64))]
+        if self._pin:
+            images, labels = images.pin_memory(), labels.pin_memory()
+        return images, labels, params
+
+    def _to_input(self, images: Tensor, labels: Tensor, params: AugmentParams) -> tuple[Tensor, Tensor]:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization)
+        return x, labels
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's batches of `epoch`, from batch `start_batch` on, read ahead by a thread."""
+        total = len(self)
+        if not 0 <= start_batch <= total:
+            raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
+        order = epoch_order(self.n, self.seed, epoch, self.shuffle)
+        on_cpu = self.device.type == "cpu"
+        out: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for batch in range(start_batch, total):
+                    item = self._read(order, epoch, batch)
+                    if on_cpu:  # nothing to overlap on a GPU here; on the CPU augment in the thread
+                        item = self._to_input(*item)
+                    if not put(item):
+                        return
+                put(_Stop)
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                put(e)
+
+        thread = threading.Thread(target=produce, name=f"BatchLoader-epoch{epoch}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _Stop:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item if on_cpu else self._to_input(*item)
+        finally:
+            stop.set()
+            thread.join()

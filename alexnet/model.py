@@ -1,0 +1,317 @@
+"""The network: the paper's AlexNet, its ablation switches, and the torchvision variant.
+
+Owns the architecture (Krizhevsky et al. 2012, Section 3), its initialisation (Section 5), the
+local response normalisation (Section 3.3), and the files a trained net is saved in.
+
+`build_model(cfg, num_classes)` returns, for `cfg.arch == "paper"`, the two-column net of the
+paper's Figure 2:
+
+    conv1 96x11x11/4 -> ReLU -> LRN -> max-pool 3/2        55x55 -> 27x27
+    conv2 256x5x5, two groups -> ReLU -> LRN -> max-pool   27x27 -> 13x13
+    conv3 384x3x3 (sees both groups) -> ReLU               13x13
+    conv4 384x3x3, two groups -> ReLU                      13x13
+    conv5 256x3x3, two groups -> ReLU -> max-pool          13x13 -> 6x6
+    [conv6 256x3x3, two groups -> ReLU]                    6x6 (cfg.conv6, the starred nets)
+    fc6 4096 -> ReLU -> dropout; fc7 4096 -> ReLU -> dropout; fc8 num_classes
+
+With 1000 classes this is exactly 60,965,224 parameters. A 224 input pads conv1 by 2; a 227
+input (Caffe's crop) is unpadded; both give the paper's 55x55 conv1 maps.
+
+LRN convention (Section 3.3): b_i = a_i / (k + alpha' * sum_{j=i-n/2}^{i+n/2} a_j^2)^beta, the sum
+running over the channels that exist (zero beyond the edges). The paper's equation has
+alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch use alpha' = alpha / n.
+`cfg.lrn_divide_alpha_by_n` picks one; the default (True) follows the frameworks, so the
+published alpha = 1e-4 means what it meant in the code that produced the paper's numbers.
+
+Switches (ModelConfig): `lrn`; `overlapping_pool` (3x3 stride 2, else 2x2 stride 2; fc6's input
+size follows the resulting map); `activation` relu/tanh; `dropout`; `conv6`; `width` (every
+conv and fc width scaled, conv widths rounded to even numbers so the two groups stay equal);
+`groups`: 2 is the paper's two-GPU net, 1 is the paper's one-GPU comparison net. The paper
+(Section 3.2, footnote) halves the kernels of every conv layer *except the last* and keeps the
+fully connected layers, so that both nets have about as many parameters; groups 1 is therefore
+48-128-192-192-256 conv, 4096-4096 fc, no grouping.
+
+`arch == "torchvision"` is the later "one weird trick" net (64-192-384-256-256, no LRN, adaptive
+average pooling) built by torchvision itself, so its module names match a state_dict saved from
+`torchvision.models.alexnet()`; only `cfg.dropout` applies to it, and it keeps torchvision's
+initialisation and input normalisation ((x/255 - mean) / std).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from alexnet.cli import PipelineError
+from alexnet.config import ConfigError, ModelConfig, params_from_dict
+from alexnet.fileio import atomic_path
+
+FORMAT = "alexnet-repro/model"
+FORMAT_VERSION = 1
+
+# Paper widths (Section 3.5): conv1..conv5, the starred nets' conv6, and the two hidden fc layers.
+PAPER_CONV = (96, 256, 384, 384, 256)
+ONE_GPU_CONV = (48, 128, 192, 192, 256)  # Section 3.2 footnote: the last conv layer is not halved
+PAPER_CONV6 = 256
+PAPER_FC = 4096
+
+
+class LocalResponseNorm(nn.Module):
+    """Cross-channel LRN of the paper's Section 3.3, with the alpha convention as a switch.
+
+    Written as a sum of n shifted slices of the zero-padded squares rather than with
+    `nn.LocalResponseNorm`, whose avg_pool3d backward has no deterministic CUDA kernel (it
+    raises under `torch.use_deterministic_algorithms(True)`). Same values, both directions.
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+                 divide_alpha_by_n: bool = True) -> None:
+        super().__init__()
+        if size < 1 or size % 2 == 0:
+            raise ConfigError(f"model.lrn_size: expected an odd positive integer, got {size!r}")
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.divide_alpha_by_n = divide_alpha_by_n
+
+    def forward(self, x: Tensor) -> Tensor:
+        half = self.size // 2
+        sq = F.pad(x * x, (0, 0, 0, 0, half, half))  # zero channels beyond both edges
+        channels = x.shape[1]
+        total = sq.narrow(1, 0, channels)
+        for offset in range(1, self.size):
+            total = total + sq.narrow(1, offset, channels)
+        alpha = self.alpha / self.size if self.divide_alpha_by_n else self.alpha
+        return x / (self.k + alpha * total).pow(self.beta)
+
+    def extra_repr(self) -> str:
+        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
+                f"divide_alpha_by_n={self.divide_alpha_by_n}")
+
+
+def _even(channels: float) -> int:
+    """Round a scaled width to an even number >= 2 so two groups split it equally."""
+    return max(2, 2 * int(round(channels / 2)))
+
+
+def layer_widths(cfg: ModelConfig) -> tuple[tuple[int, ...], int, int]:
+    """(conv1..conv5 widths, conv6 width, fc6/fc7 width) for a paper-arch config."""
+    base = PAPER_CONV if cfg.groups == 2 else ONE_GPU_CONV
+    conv = tuple(_even(c * cfg.width) for c in base)
+    return conv, _even(PAPER_CONV6 * cfg.width), max(1, int(round(PAPER_FC * cfg.width)))
+
+
+def _map_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class AlexNet(nn.Module):
+    """The paper's network (see the module docstring); layers named conv1..conv6, fc6..fc8."""
+
+    input_normalization = "paper"  # raw 0-255 RGB minus the training mean (Section 2)
+
+    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(f"num_classes: expected a positive integer, got {num_classes!r}")
+        self.cfg = cfg
+        self.num_classes = num_classes
+        conv, conv6, fc = layer_widths(cfg)
+        g = cfg.groups
+        act = nn.ReLU if cfg.activation == "relu" else nn.Tanh
+        pool_k = 3 if cfg.overlapping_pool else 2  # Section 3.4: z=3, s=2 vs the usual z=s=2
+
+        def lrn() -> nn.Module:
+            if not cfg.lrn:
+                return nn.Identity()
+            return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k,
+                                     cfg.lrn_divide_alpha_by_n)
+
+        pad1 = 2 if cfg.input_size == 224 else 0  # 224+2*2 and 227 both give 55x55 (Section 3.5)
+        layers: list[tuple[str, nn.Module]] = [
+            ("conv1", nn.Conv2d(3, conv[0], 11, stride=4, padding=pad1)), ("act1", act()),
+            ("norm1", lrn()), ("pool1", nn.MaxPool2d(pool_k, 2)),
+            # conv2, conv4, conv5: each GPU's kernels see only that GPU's half of the maps below.
+            ("conv2", nn.Conv2d(conv[0], conv[1], 5, padding=2, groups=g)), ("act2", act()),
+            ("norm2", lrn()), ("pool2", nn.MaxPool2d(pool_k, 2)),
+            ("conv3", nn.Conv2d(conv[1], conv[2], 3, padding=1)), ("act3", act()),
+            ("conv4", nn.Conv2d(conv[2], conv[3], 3, padding=1, groups=g)), ("act4", act()),
+            ("conv5", nn.Conv2d(conv[3], conv[4], 3, padding=1, groups=g)), ("act5", act()),
+            ("pool5", nn.MaxPool2d(pool_k, 2)),
+        ]
+        out_channels = conv[4]
+        if cfg.conv6:
+            # Table 2's starred nets add "an extra sixth convolutional layer over the last
+            # pooling layer"; the paper gives no shape, so it repeats conv5's (3x3, two groups).
+            layers += [("conv6", nn.Conv2d(conv[4], conv6, 3, padding=1, groups=g)), ("act6", act())]
+            out_channels = conv6
+        self.features = nn.Sequential(OrderedDict(layers))
+
+        side = _map_size(cfg.input_size, 11, 4, pad1)
+        for _ in range(3):
+            side = _map_size(side, pool_k, 2)
+        self.feature_shape = (out_channels, side, side)  # 256x6x6 = 9216 for the paper's net
+        self.classifier = nn.Sequential(OrderedDict([
+            ("fc6", nn.Linear(out_channels * side * side, fc)), ("act6", act()), ("drop6", nn.Dropout(cfg.dropout)),
+            ("fc7", nn.Linear(fc, fc)), ("act7", act()), ("drop7", nn.Dropout(cfg.dropout)),
+            ("fc8", nn.Linear(fc, num_classes)),
+        ]))
+
+    @property
+    def conv1(self) -> nn.Conv2d:
+        return self.features.conv1
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Section 5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0."""
+        ones = {"conv2", "conv4", "conv5", "fc6", "fc7"} if self.cfg.init_bias_one else set()
+        for name, module in [*self.features.named_children(), *self.classifier.named_children()]:
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(module.weight, 0.0, self.cfg.init_std, generator=generator)
+                nn.init.constant_(module.bias, 1.0 if name in ones else 0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.features(x)  # [N, 256, 6, 6] for the paper's net
+        return self.classifier(torch.flatten(x, 1))
+
+    def fc7_features(self, x: Tensor) -> Tensor:
+        """Last hidden layer (fc7 after its activation), without dropout whatever the mode."""
+        c = self.classifier
+        x = torch.flatten(self.features(x), 1)
+        return c.act7(c.fc7(c.act6(c.fc6(x))))
+
+
+class TorchvisionAlexNet(torchvision.models.AlexNet):
+    """torchvision's AlexNet ("one weird trick"), with this project's extra methods."""
+
+    input_normalization = "torchvision"  # (x / 255 - mean) / std with ImageNet's mean and std
+
+    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+        super().__init__(num_classes=num_classes, dropout=cfg.dropout)
+        self.cfg = cfg
+        self.num_classes = num_classes
+
+    @property
+    def conv1(self) -> nn.Conv2d:
+        return self.features[0]
+
+    def fc7_features(self, x: Tensor) -> Tensor:
+        """Last hidden layer (the second 4096 Linear after its ReLU), without dropout."""
+        c = self.classifier
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return c[5](c[4](c[2](c[1](x))))
+
+
+def build_model(cfg: ModelConfig, num_classes: int, *, generator: torch.Generator | None = None) -> nn.Module:
+    """The network for `cfg`, initialised (paper: Section 5; torchvision: its own init).
+
+    Initialisation draws from `generator`, or from torch's global RNG when it is None, so a
+    seeded caller gets the same weights on every run.
+    """
+    if cfg.arch == "torchvision":
+        if generator is not None:
+            raise ConfigError("model.arch torchvision keeps torchvision's initialisation; pass no generator")
+        return TorchvisionAlexNet(cfg, num_classes)
+    model = AlexNet(cfg, num_classes)
+    model.init_weights(generator)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn.Module:
+    """The torchvision variant with weights from a local `torchvision.models.alexnet()` state_dict."""
+    state = _torch_load(path)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise PipelineError(f"{path}: expected a torchvision AlexNet state_dict, got {type(state).__name__}")
+    model = TorchvisionAlexNet(ModelConfig(arch="torchvision"), num_classes)
+    _load_state(model, state, path, "a torchvision AlexNet")
+    return model.eval()
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def save_trained(path: str | Path, model: nn.Module, cfg: ModelConfig, num_classes: int,
+                 info: dict[str, Any]) -> None:
+    """Write a trained net as a plain dict (loadable with weights_only=True), atomically."""
+    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model_config": dataclasses.asdict(cfg),
+        "num_classes": int(num_classes),
+        "state_dict": state,
+        "info": info,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, info) from a `save_trained` file; any mismatch is a PipelineError."""
+    payload = _torch_load(path, map_location)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise PipelineError(f"{path}: not a trained-model file of this project (no '{FORMAT}' format tag)")
+    if payload.get("version") != FORMAT_VERSION:
+        raise PipelineError(f"{path}: model file version {payload.get('version')!r}, expected {FORMAT_VERSION}")
+    try:
+        cfg = params_from_dict({"model": payload["model_config"]}).model
+        num_classes = int(payload["num_classes"])
+        state = payload["state_dict"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise PipelineError(f"{path}: damaged model file ({e})") from e
+    model = build_model(cfg, num_classes) if cfg.arch == "paper" else TorchvisionAlexNet(cfg, num_classes)
+    _load_state(model, state, path, f"the {cfg.arch} architecture it records")
+    return model.to(map_location).eval(), payload.get("info", {})
+
+
+def _torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"model file {path} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise PipelineError(f"{path}: cannot be read as a PyTorch weights file ({type(e).__name__}: {e})") from e
+
+
+def _load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise PipelineError(f"{path}: its weights do not fit {what}: {e}") from e
+
+
+def layer_shapes(model: nn.Module, input_size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Output shape [C, H, W] of every conv and pooling layer for one input (for docs and tests)."""
+    size = input_size or model.cfg.input_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        for name, module in model.features.named_children():
+            x = module(x)
+            shapes[name] = tuple(x.shape[1:])
+    return shapes
+
+
+__all__ = [
+    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "build_model", "count_parameters",
+    "layer_shapes", "layer_widths", "load_torchvision_state_dict", "load_trained", "save_trained",
+]
