@@ -1,0 +1,369 @@
+"""Testing: top-1/top-5 error with the centre crop and the paper's ten crops, single nets and ensembles.
+
+Owns stage `evaluate` (`evaluate`), the error measure used for every reported number
+(`topk_error`), the ten-crop geometry (`ten_crop_views`), and the ensemble arithmetic that builds
+metrics from saved probabilities (`metrics_from_probs`, `ensemble_metrics`), so that the results
+and analysis stages never rerun a net.
+
+Paper, Section 4.1: "At test time, the network makes a prediction by extracting five 224x224
+patches (the four corner patches and the center patch) as well as their horizontal reflections
+(hence ten patches in all), and averaging the predictions made by the network's softmax layer on
+the ten patches." Section 6: the "5 CNNs" row averages the predictions of five nets. Both averages
+are of softmax probabilities, not of logits.
+
+Ties: a class scoring exactly as high as the true class counts against the net (the true class is
+in the top k only if fewer than k other classes score >= it). A constant output therefore has 100%
+error rather than a lucky 1/k, and the answer does not depend on the order of the classes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from alexnet.cli import PipelineError
+from alexnet.config import Params
+from alexnet.fileio import atomic_dir, write_json
+
+SCHEMES = ("center", "ten_crop")
+KINDS = ("single", "ensemble")
+TOP_K = (1, 5)
+
+# torchvision's ImageNet normalisation (its transforms.Normalize in the AlexNet_Weights preset).
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+TORCHVISION_RESIZE = 256  # torchvision's reference evaluation: Resize(256) then CenterCrop(224)
+TORCHVISION_CROP = 224
+
+
+# --------------------------------------------------------------------------------------------
+# Error measures
+
+
+def topk_error(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> float:
+    """Top-k error in percent of `scores` [N, C] (probabilities or logits) against `labels` [N].
+
+    The true class is in the top k when fewer than k *other* classes score >= it (ties count
+    against the net, see the module docstring).
+    """
+    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores)
+    labels = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
+        raise ValueError(f"scores must be [N, C] and labels [N]; got {scores.shape} and {labels.shape}")
+    if scores.shape[0] == 0:
+        raise ValueError("no images to score")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if labels.min() < 0 or labels.max() >= scores.shape[1]:
+        raise ValueError(f"labels must lie in [0, {scores.shape[1]}); got {labels.min()}..{labels.max()}")
+    if not np.isfinite(scores).all():
+        raise PipelineError("the scores contain NaN or infinity: the net diverged or the inputs are broken")
+    true = scores[np.arange(len(labels)), labels]
+    # rank of the true class among the others, ties counted as beating it
+    rank = (scores >= true[:, None]).sum(axis=1) - 1
+    return float(100.0 * np.mean(rank >= k))
+
+
+def error_rates(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
+    """`{"top1_error", "top5_error"}` in percent (top-5 of fewer than 5 classes is 0 by definition)."""
+    return {f"top{k}_error": topk_error(scores, labels, k) for k in TOP_K}
+
+
+# --------------------------------------------------------------------------------------------
+# Ten-crop geometry
+
+
+@dataclass(frozen=True)
+class View:
+    """One test patch: its top-left corner in the S x S image, and whether it is mirrored."""
+
+    name: str
+    top: int
+    left: int
+    flip: bool
+
+
+def ten_crop_views(image_size: int, crop: int) -> list[View]:
+    """The paper's ten patches: four corners and the centre, then the same five mirrored.
+
+    Index 4 (`center`, unflipped) is the single centre crop.
+    """
+    from alexnet.augment import center_offset  # the same centre crop as training's
+
+    far = image_size - crop
+    mid = center_offset(image_size, crop)
+    five = [("top_left", 0, 0), ("top_right", 0, far), ("bottom_left", far, 0),
+            ("bottom_right", far, far), ("center", mid, mid)]
+    return ([View(n, t, l, False) for n, t, l in five]
+            + [View(f"{n}_flip", t, l, True) for n, t, l in five])
+
+
+CENTER_VIEW = 4  # position of the unflipped centre patch in ten_crop_views()
+
+
+def mean_for(mode: str, stats) -> np.ndarray | None:
+    """What is subtracted from the pixels, as in training (augment.mean): the mean image [S, S, 3]
+    (paper, Section 2), the per-channel mean [3], or nothing."""
+    if mode == "image":
+        return np.asarray(stats.mean_image, dtype=np.float32)
+    if mode == "channel":
+        return np.asarray(stats.channel_mean, dtype=np.float32)
+    if mode == "none":
+        return None
+    raise ValueError(f"unknown mean mode {mode!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Running a net
+
+
+def ten_crop_input(images: torch.Tensor, crop: int, mean: torch.Tensor | np.ndarray | None = None,
+                   normalization: str = "paper") -> torch.Tensor:
+    """Network input for the ten views of every image [n, S, S, 3] uint8, view-major:
+    [10 n, 3, crop, crop] (rows v*n .. v*n+n-1 are view v of ten_crop_views).
+
+    "paper": the mean (image [S, S, 3] or channel [3]) is subtracted before cropping, exactly as
+    in training (augment.crop_center_flip), so each patch loses the mean image at its own offset.
+    "torchvision": raw pixels scaled to [0, 1] and normalised with ImageNet's mean and std.
+    """
+    from alexnet.augment import crop_center_flip
+
+    if normalization not in ("paper", "torchvision"):
+        raise ValueError(f"normalization must be 'paper' or 'torchvision', got {normalization!r}")
+    images = torch.as_tensor(images)
+    if mean is not None:
+        mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device)
+    n = images.shape[0]
+    views = ten_crop_views(images.shape[1], crop)
+    parts = []
+    for v in views:
+        top = torch.full((n,), v.top, dtype=torch.long, device=images.device)
+        left = torch.full((n,), v.left, dtype=torch.long, device=images.device)
+        flip = torch.full((n,), v.flip, dtype=torch.bool, device=images.device)
+        x = crop_center_flip(images, top, left, crop, flip, mean if normalization == "paper" else None)
+        parts.append(x)
+    x = torch.cat(parts)
+    if normalization == "torchvision":
+        # torchvision's ToTensor + Normalize on raw 0-255 pixels
+        m = torch.tensor(TORCHVISION_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        s = torch.tensor(TORCHVISION_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        x = (x / 255.0 - m) / s
+    return x
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: int,
+            mean: np.ndarray | None, normalization: str = "paper",
+            device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Softmax probabilities of one batch of prepared images [n, S, S, 3] uint8, float32 on the CPU:
+    `{"center": [n, C], "ten_crop": [n, C], "logits_center": [n, C]}`.
+
+    All ten patches go through the net in one batch of 10n; ten_crop averages their softmax
+    outputs, centre is the unflipped centre patch among them (the same patch either way).
+    """
+    device = torch.device(device)
+    images = torch.as_tensor(np.asarray(images_u8) if not isinstance(images_u8, torch.Tensor) else images_u8)
+    images = images.to(device, non_blocking=True)
+    n = images.shape[0]
+    x = ten_crop_input(images, crop, mean, normalization)
+    logits = model(x).float().view(10, n, -1)
+    probs = torch.softmax(logits, dim=2)
+    return {"center": probs[CENTER_VIEW].cpu(), "ten_crop": probs.mean(dim=0).cpu(),
+            "logits_center": logits[CENTER_VIEW].cpu()}
+
+
+def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
+                 normalization: str, batch_size: int, device: torch.device | str = "cpu",
+                 desc: str = "evaluate") -> dict[str, np.ndarray]:
+    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`."""
+    model = model.to(device).eval()
+    out: dict[str, list[np.ndarray]] = {s: [] for s in SCHEMES}
+    order: list[np.ndarray] = []
+    batches = math.ceil(len(split) / batch_size)
+    for indices, images in tqdm(split.iter_batches(batch_size), total=batches, desc=desc, unit="batch"):
+        p = predict(model, images, crop, mean, normalization, device)
+        for s in SCHEMES:
+            out[s].append(p[s].numpy())
+        order.append(np.asarray(indices))
+    idx = np.concatenate(order)
+    if not np.array_equal(idx, np.arange(len(split))):
+        raise PipelineError("the store returned the evaluation split out of order")
+    return {s: np.concatenate(v) for s, v in out.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Saved probabilities and ensembles
+
+
+def probs_path(eval_dir: str | Path, tag: str, scheme: str) -> Path:
+    """`data/eval/probs-<tag>-<scheme>.npy`; tag is `seed<N>` (or `torchvision`)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    return Path(eval_dir) / f"probs-{tag}-{scheme}.npy"
+
+
+def load_probs(path: str | Path) -> np.ndarray:
+    """A saved probability file as float32 [N, C]."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (run `dvc repro evaluate`)")
+    return np.load(path).astype(np.float32)
+
+
+def average_probs(members: Sequence[np.ndarray]) -> np.ndarray:
+    """The ensemble's prediction: the mean of its nets' softmax probabilities (paper, Section 6)."""
+    if not members:
+        raise ValueError("an ensemble needs at least one net")
+    shape = members[0].shape
+    for m in members:
+        if m.shape != shape:
+            raise ValueError(f"ensemble members disagree in shape: {m.shape} vs {shape}")
+    return np.mean(np.stack([np.asarray(m, dtype=np.float32) for m in members]), axis=0)
+
+
+def metrics_from_probs(prob_files: Sequence[str | Path], labels: np.ndarray) -> dict[str, float]:
+    """Top-1/top-5 error of the ensemble of the nets whose saved probabilities are `prob_files`
+    (one file = that net alone)."""
+    return error_rates(average_probs([load_probs(p) for p in prob_files]), labels)
+
+
+def ensemble_metrics(eval_dir: str | Path, tags: Sequence[str]) -> dict:
+    """`{"single": {scheme: errors}, "ensemble": {scheme: errors}}` from the files in `eval_dir`:
+    single = the first tag's net, ensemble = all of `tags` averaged."""
+    eval_dir = Path(eval_dir)
+    labels = np.load(eval_dir / "labels.npy")
+    return {
+        "single": {s: metrics_from_probs([probs_path(eval_dir, tags[0], s)], labels) for s in SCHEMES},
+        "ensemble": {s: metrics_from_probs([probs_path(eval_dir, t, s) for t in tags], labels)
+                     for s in SCHEMES},
+    }
+
+
+def per_class_errors(probs: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> pd.DataFrame:
+    """Per-class table: label, wnid, name, images, top1_error, top5_error (empty for a class with
+    no evaluation images)."""
+    rows = []
+    for label, wnid, name in zip(classes["label"], classes["wnid"], classes["name"]):
+        mask = labels == label
+        n = int(mask.sum())
+        errs = error_rates(probs[mask], labels[mask]) if n else {f"top{k}_error": float("nan") for k in TOP_K}
+        rows.append({"label": int(label), "wnid": wnid, "name": name, "images": n, **errs})
+    return pd.DataFrame(rows, columns=["label", "wnid", "name", "images", "top1_error", "top5_error"])
+
+
+def best_scheme(metrics: dict) -> tuple[str, str]:
+    """(kind, scheme) with the lowest top-1 error, then top-5; ties go to ensemble and ten_crop."""
+    order = [(k, s) for k in reversed(KINDS) for s in reversed(SCHEMES)]
+    return min(order, key=lambda ks: (metrics[ks[0]][ks[1]]["top1_error"],
+                                      metrics[ks[0]][ks[1]]["top5_error"], order.index(ks)))
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load_nets(models_dir: Path, seeds: Sequence[int], device: torch.device):
+    from alexnet.model import load_trained
+
+    for seed in seeds:
+        path = models_dir / f"seed{seed}" / "model.pt"
+        if not path.is_file():
+            raise PipelineError(f"{path} not found: train the net first (`dvc repro train@{seed}`)")
+        model, info = load_trained(path, map_location=device)
+        yield f"seed{seed}", model, info
+
+
+def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
+             out_dir: str | Path, metrics_path: str | Path, params: Params) -> dict:
+    """Stage `evaluate`: every net of `train.seeds` (or the torchvision weights file when
+    `evaluate.torchvision_weights` is set) on the store's evaluation split, centre crop and ten
+    crops; writes `out_dir` (probabilities, labels, per-class table) and the metrics JSON."""
+    from alexnet.store import PreparedStore
+
+    cfg = params.evaluate
+    store = PreparedStore(prepared_dir)
+    split_name = store.eval_split
+    split = store.split(split_name)
+    if len(split) == 0:
+        raise PipelineError(f"the evaluation split {split_name!r} of {prepared_dir} is empty")
+    labels = np.asarray(split.labels, dtype=np.int64)
+    image_size = int(store.meta["size"])
+    device = pick_device()
+
+    info_out: dict = {}
+    if cfg.torchvision_weights:
+        from alexnet.model import load_torchvision_state_dict
+
+        weights = Path(cfg.torchvision_weights)
+        if not weights.is_file():
+            raise PipelineError(f"evaluate.torchvision_weights: {weights} not found")
+        if image_size != TORCHVISION_RESIZE:
+            raise PipelineError(f"torchvision's reference evaluation resizes to {TORCHVISION_RESIZE}; "
+                                f"the store holds {image_size}x{image_size} images (set prepare.size: 256)")
+        model = load_torchvision_state_dict(weights, num_classes=1000)
+        if store.num_classes != 1000:
+            raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
+                                f"{store.num_classes} classes, so its labels cannot line up")
+        nets = [("torchvision", model, {})]
+        crop, normalization, mean = TORCHVISION_CROP, "torchvision", None
+        info_out.update(model="torchvision", torchvision_weights=str(weights))
+    else:
+        from alexnet.stats import load_stats
+
+        stats = load_stats(stats_dir)
+        nets = _load_nets(Path(models_dir), params.train.seeds, device)
+        crop, normalization = params.model.input_size, "paper"
+        mean = mean_for(params.augment.mean, stats)
+        info_out.update(model=params.model.arch, torchvision_weights="")
+
+    tags, epochs = [], []
+    with atomic_dir(out_dir) as tmp:
+        np.save(tmp / "labels.npy", labels)
+        for tag, model, info in nets:
+            norm = getattr(model, "input_normalization", normalization)
+            if norm == "paper":
+                # the crop the net was trained with (its saved config), 224 or 227
+                crop = model.cfg.input_size if hasattr(model, "cfg") else crop
+            probs = evaluate_net(model, split, crop, mean if norm == "paper" else None, norm,
+                                 cfg.batch_size, device, desc=f"evaluate {tag}")
+            for s in SCHEMES:
+                np.save(probs_path(tmp, tag, s), probs[s].astype(np.float16))
+            tags.append(tag)
+            epochs.append(info.get("epochs", info.get("epochs_run")) if isinstance(info, dict) else None)
+            del model
+        # Metrics from the saved (float16) files, so that anyone recomputing them from data/eval
+        # with ensemble_metrics gets exactly these numbers.
+        m = ensemble_metrics(tmp, tags)
+        kind, scheme = best_scheme(m)
+        members = [tags[0]] if kind == "single" else tags
+        best = average_probs([load_probs(probs_path(tmp, t, scheme)) for t in members])
+        classes = store.classes
+        per_class_errors(best, labels, classes).to_csv(tmp / "per_class.csv", index=False, float_format="%.4f")
+
+    metrics = {
+        "split": split_name,
+        "images": int(len(labels)),
+        "nets": len(tags),
+        **m,
+        "dataset": store.meta.get("source", ""),
+        "members": tags,
+        "epochs": epochs,
+        "input_size": crop,
+        "mean": params.augment.mean if normalization == "paper" else "torchvision",
+        **info_out,
+        "per_class_scheme": f"{kind}/{scheme}",
+        "device": device.type,
+    }
+    write_json(metrics_path, metrics)
+    return metrics

@@ -1,0 +1,200 @@
+"""Tests for alexnet/evaluate.py: top-k error, the ten-crop geometry, probability averaging,
+ensembles, the torchvision path and the stage end to end on a hand-built store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from torchvision.transforms import v2
+
+from alexnet import evaluate as ev
+from alexnet.cli import PipelineError
+
+# ---------------------------------------------------------------------------------------------
+# top-k error on hand-built scores
+
+
+def test_topk_error_hand_worked():
+    scores = np.array([
+        [0.1, 0.7, 0.2],   # label 1: top-1 right
+        [0.5, 0.3, 0.2],   # label 1: second -> top-1 wrong, top-2 right
+        [0.6, 0.3, 0.1],   # label 2: third -> wrong for k = 1 and 2, right for k = 3
+        [0.2, 0.2, 0.6],   # label 2: right
+    ])
+    labels = np.array([1, 1, 2, 2])
+    assert ev.topk_error(scores, labels, 1) == pytest.approx(50.0)
+    assert ev.topk_error(scores, labels, 2) == pytest.approx(25.0)
+    assert ev.topk_error(scores, labels, 3) == pytest.approx(0.0)
+
+
+def test_topk_error_ties_count_against_the_net():
+    # A constant output is 100% wrong at top-1, whatever the class order.
+    scores = np.full((4, 3), 1 / 3)
+    assert ev.topk_error(scores, np.array([0, 1, 2, 0]), 1) == 100.0
+    # True class tied with one other for first place: wrong at k=1, right at k=2.
+    scores = np.array([[0.4, 0.4, 0.2]])
+    assert ev.topk_error(scores, np.array([0]), 1) == 100.0
+    assert ev.topk_error(scores, np.array([1]), 1) == 100.0
+    assert ev.topk_error(scores, np.array([0]), 2) == 0.0
+    # A tie below the true class does not matter.
+    scores = np.array([[0.6, 0.2, 0.2]])
+    assert ev.topk_error(scores, np.array([0]), 1) == 0.0
+
+
+def test_topk_error_matches_torch_topk_without_ties():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 20, generator=g)  # continuous: no ties
+    labels = torch.randint(0, 20, (500,), generator=g)
+    for k in (1, 5):
+        hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
+        assert ev.topk_error(logits, labels, k) == pytest.approx(100 * (1 - hit))
+    assert ev.error_rates(logits.softmax(1), labels) == pytest.approx(ev.error_rates(logits, labels))
+
+
+def test_topk_error_rejects_bad_input():
+    with pytest.raises(ValueError):
+        ev.topk_error(np.zeros((2, 3)), np.array([0, 3]), 1)
+    with pytest.raises(ValueError):
+        ev.topk_error(np.zeros((2, 3)), np.array([0]), 1)
+    with pytest.raises(PipelineError, match="NaN"):
+        ev.topk_error(np.array([[np.nan, 1.0]]), np.array([0]), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# ten-crop geometry
+
+
+def _coded_images(n: int, size: int) -> np.ndarray:
+    """uint8 images whose every pixel value says where it is: no two (y, x, c) alike per image."""
+    y, x, c = np.meshgrid(np.arange(size), np.arange(size), np.arange(3), indexing="ij")
+    base = (y * 31 + x * 7 + c * 101) % 251
+    return np.stack([(base + i) % 256 for i in range(n)]).astype(np.uint8)
+
+
+def test_ten_crop_views_offsets():
+    views = ev.ten_crop_views(256, 224)
+    assert [(v.top, v.left, v.flip) for v in views] == [
+        (0, 0, False), (0, 32, False), (32, 0, False), (32, 32, False), (16, 16, False),
+        (0, 0, True), (0, 32, True), (32, 0, True), (32, 32, True), (16, 16, True)]
+    assert views[ev.CENTER_VIEW].name == "center"
+    assert ev.ten_crop_views(256, 227)[ev.CENTER_VIEW].top == 14  # 14.5; torchvision rounds to 14 too
+
+
+@pytest.mark.parametrize("size,crop", [(12, 7), (11, 8)])
+def test_ten_crop_input_pixel_for_pixel(size, crop):
+    imgs = _coded_images(3, size)
+    x = ev.ten_crop_input(imgs, crop).numpy()
+    assert x.shape == (30, 3, crop, crop) and x.dtype == np.float32
+    far, mid = size - crop, (size - crop) // 2
+    corners = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
+    for v, (t, l) in enumerate(corners * 2):
+        for i in range(3):
+            want = imgs[i, t:t + crop, l:l + crop].transpose(2, 0, 1).astype(np.float32)
+            if v >= 5:
+                want = want[:, :, ::-1]
+            np.testing.assert_array_equal(x[v * 3 + i], want, err_msg=f"view {v} image {i}")
+
+
+def test_ten_crop_input_matches_torchvision_ten_crop():
+    # An even margin (16 - 10): torchvision centres with round(), we floor, as training does.
+    imgs = _coded_images(2, 16)
+    ours = ev.ten_crop_input(imgs, 10).view(10, 2, 3, 10, 10)
+    # torchvision crops the mirrored image, so its mirrored top-left is our mirrored top-right
+    theirs_order = [0, 1, 2, 3, 4, 6, 5, 8, 7, 9]
+    for i in range(2):
+        chw = torch.from_numpy(imgs[i]).permute(2, 0, 1)
+        theirs = v2.functional.ten_crop(chw, [10, 10])
+        for v in range(10):
+            torch.testing.assert_close(ours[v, i], theirs[theirs_order[v]].float(), rtol=0, atol=0)
+
+
+def test_ten_crop_input_subtracts_the_mean_image_at_each_offset():
+    size, crop = 10, 6
+    imgs = _coded_images(2, size)
+    mean = np.random.default_rng(0).uniform(0, 255, (size, size, 3)).astype(np.float32)
+    x = ev.ten_crop_input(imgs, crop, mean).numpy()
+    centred = imgs.astype(np.float32) - mean
+    for v, view in enumerate(ev.ten_crop_views(size, crop)):
+        for i in range(2):
+            want = centred[i, view.top:view.top + crop, view.left:view.left + crop].transpose(2, 0, 1)
+            if view.flip:
+                want = want[:, :, ::-1]
+            np.testing.assert_allclose(x[v * 2 + i], want, rtol=0, atol=1e-4)
+    # channel mean: the same number off every pixel of a channel
+    cm = np.array([10.0, 20.0, 30.0], dtype=np.float32)
+    xc = ev.ten_crop_input(imgs, crop, cm).numpy()
+    np.testing.assert_allclose(xc, ev.ten_crop_input(imgs, crop).numpy() - cm[None, :, None, None], atol=1e-4)
+
+
+def test_torchvision_normalization():
+    imgs = _coded_images(1, 8)
+    x = ev.ten_crop_input(imgs, 8, normalization="torchvision")[0]
+    t = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                    v2.Normalize(ev.TORCHVISION_MEAN, ev.TORCHVISION_STD)])(torch.from_numpy(imgs[0]).permute(2, 0, 1))
+    torch.testing.assert_close(x, t)
+
+
+# ---------------------------------------------------------------------------------------------
+# averaging softmax outputs, not logits
+
+
+class _KeyedNet(torch.nn.Module):
+    """Logits [20, 0] for a patch whose top-left pixel (red) is bright, [0, 1] otherwise."""
+
+    def forward(self, x):
+        key = (x[:, 0, 0, 0] > 100).float()
+        return torch.stack([20 * key, 1 - key], dim=1)
+
+
+def test_ten_crop_averages_probabilities_not_logits():
+    img = np.zeros((1, 8, 8, 3), np.uint8)
+    img[0, 0, 0, 0] = 255  # only the unflipped top-left patch has it at its own top-left pixel
+    out = ev.predict(_KeyedNet(), img, crop=5, mean=None)
+    # by hand: one view p = softmax([20, 0]) ~ [1, 0]; nine views p = softmax([0, 1])
+    p9 = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+    p1 = np.exp([20.0, 0.0]) / np.exp([20.0, 0.0]).sum()
+    np.testing.assert_allclose(out["ten_crop"][0].numpy(), (p1 + 9 * p9) / 10, rtol=1e-6)
+    assert out["ten_crop"][0].argmax() == 1  # averaging logits ([2, 0.9]) would have said class 0
+    np.testing.assert_allclose(out["center"][0].numpy(), p9, rtol=1e-6)
+    assert ev.topk_error(out["ten_crop"], np.array([1]), 1) == 0.0
+
+
+def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path):
+    labels = np.array([1, 0])
+    a = np.array([[0.99, 0.01], [0.6, 0.4]], np.float16)   # confident and wrong on image 0
+    b = np.array([[0.40, 0.60], [0.7, 0.3]], np.float16)
+    c = np.array([[0.45, 0.55], [0.8, 0.2]], np.float16)
+    for tag, p in (("seed0", a), ("seed1", b), ("seed2", c)):
+        for s in ev.SCHEMES:
+            np.save(ev.probs_path(tmp_path, tag, s), p)
+    np.save(tmp_path / "labels.npy", labels)
+    ens = ev.average_probs([a, b, c])
+    np.testing.assert_allclose(ens, (a.astype(np.float32) + b + c) / 3, rtol=1e-6)
+    # probability mean of image 0: [0.613, 0.387] -> class 0 (wrong; a majority vote would say 1)
+    assert ev.metrics_from_probs([ev.probs_path(tmp_path, t, "center") for t in ("seed0", "seed1", "seed2")],
+                                 labels)["top1_error"] == 50.0
+    m1 = ev.ensemble_metrics(tmp_path, ["seed1"])
+    assert m1["ensemble"] == m1["single"]
+    assert m1["single"]["center"] == ev.error_rates(b.astype(np.float32), labels)
+    m = ev.ensemble_metrics(tmp_path, ["seed1", "seed2", "seed0"])
+    assert m["single"]["ten_crop"]["top1_error"] == 0.0  # seed1 alone is right on both
+    assert m["ensemble"]["ten_crop"]["top1_error"] == 50.0
+
+
+def test_per_class_errors_and_best_scheme():
+    classes = pd.DataFrame({"label": [0, 1, 2], "wnid": ["n0", "n1", "n2"], "name": ["a", "b", "c"]})
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1]])
+    labels = np.array([0, 0, 1])
+    t = ev.per_class_errors(probs, labels, classes)
+    assert list(t.columns) == ["label", "wnid", "name", "images", "top1_error", "top5_error"]
+    assert t["images"].tolist() == [2, 1, 0]
+    assert t["top1_error"].tolist()[:2] == [50.0, 0.0] and np.isnan(t["top1_error"][2])
+    m = {k: {s: {"top1_error": 10.0, "top5_error": 5.0} for s in ev.SCHEMES} for k in ev.KINDS}
+    assert ev.best_scheme(m) == ("ensemble", "ten_crop")
+    m["single"]["center"] = {"top1_error": 9.0, "top5_error": 6.0}
+    assert ev.best_scheme(m) == ("single", "center")
