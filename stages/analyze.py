@@ -1,0 +1,33 @@
+"""Stage analyze: Figure 3 kernels, Figure 4 top-5 and fc7 neighbours, binary codes, t-SNE.
+
+Usage (as dvc.yaml runs it):
+    python stages/analyze.py --params params.yaml --prepared data/prepared --stats data/stats \
+        --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.analysis import analyze  # noqa: E402
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    analyze(args.prepared, args.stats, args.models, args.eval, args.out, args.metrics, params)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--prepared", required=True, help="prepared store (data/prepared)")
+    parser.add_argument("--stats", required=True, help="training-set statistics (data/stats)")
+    parser.add_argument("--models", required=True, help="trained nets; the first seed's is used (models)")
+    parser.add_argument("--eval", required=True, help="evaluation outputs with the softmax probabilities (data/eval)")
+    parser.add_argument("--out", required=True, help="folder for the PNG figures (reports/figures)")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/analyze.json)")
+    run_stage(main, parser)

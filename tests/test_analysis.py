@@ -1,0 +1,145 @@
+"""Tests for alexnet.retrieval and alexnet.analysis: the retrieval maths against brute force,
+precision@k on hand-worked cases, binary codes, the kernel grid, and the stage end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alexnet import retrieval
+from alexnet.analysis import kernel_grid
+
+
+def brute_knn(db: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.sqrt(((q[:, None, :].astype(np.float64) - db[None, :, :]) ** 2).sum(-1))
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, idx, axis=1), idx
+
+
+def test_euclidean_knn_matches_brute_force():
+    rng = np.random.default_rng(0)
+    db, q = rng.normal(size=(300, 40)).astype(np.float32), rng.normal(size=(25, 40)).astype(np.float32)
+    dist, idx = retrieval.euclidean_knn(db, q, 7)
+    ref_dist, ref_idx = brute_knn(db, q, 7)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-10)
+
+
+def test_euclidean_knn_finds_exact_copies_first():
+    rng = np.random.default_rng(1)
+    db = rng.normal(size=(50, 8))
+    dist, idx = retrieval.euclidean_knn(db, db[[3, 17, 42]], 1)
+    assert idx[:, 0].tolist() == [3, 17, 42]
+    np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-6)  # sklearn: |x|^2 - 2xy + |y|^2
+
+
+def test_knn_rejects_k_larger_than_database():
+    with pytest.raises(ValueError, match="database of 4"):
+        retrieval.euclidean_knn(np.zeros((4, 2)), np.zeros((1, 2)), 5)
+
+
+def test_precision_at_k_hand_worked():
+    neighbours = np.array([[0, 0, 1, 1],
+                           [1, 0, 0, 0],
+                           [2, 2, 2, 2]])
+    queries = np.array([0, 1, 2])
+    p = retrieval.precision_at_k(neighbours, queries, [1, 2, 4])
+    # query 0: 1, 1, 1/2;  query 1: 1, 1/2, 1/4;  query 2: 1, 1, 1
+    assert p == pytest.approx({1: 1.0, 2: (1 + 0.5 + 1) / 3, 4: (0.5 + 0.25 + 1) / 3})
+
+
+def test_precision_at_k_needs_enough_neighbours():
+    with pytest.raises(ValueError, match="precision@5"):
+        retrieval.precision_at_k(np.zeros((2, 3), int), np.zeros(2, int), [5])
+
+
+def test_chance_precision_hand_worked():
+    train = np.array([0, 0, 0, 1])  # 3/4 class 0, 1/4 class 1
+    query = np.array([0, 1])  # 1/2 each
+    assert retrieval.chance_precision(train, query) == pytest.approx(0.75 * 0.5 + 0.25 * 0.5)
+
+
+def test_pixel_features_are_block_means_of_the_centre_crop():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(3, 256, 256, 3), dtype=np.uint8)
+    feats = retrieval.pixel_features(images, 224, 32)
+    crop = images[:, 16:240, 16:240].astype(np.float64)  # (256 - 224) / 2 = 16
+    blocks = crop.reshape(3, 32, 7, 32, 7, 3).mean(axis=(2, 4))  # 224 / 32 = 7 pixels per block
+    ref = blocks.transpose(0, 3, 1, 2).reshape(3, -1)  # channels first, like the net's input
+    np.testing.assert_allclose(feats, ref, rtol=1e-5)
+    assert feats.shape == (3, 3 * 32 * 32)
+
+
+@pytest.mark.parametrize("bits", [13, 64, 200])
+def test_hamming_knn_matches_brute_force(bits):
+    rng = np.random.default_rng(bits)
+    db_bits = rng.integers(0, 2, size=(120, bits)).astype(bool)
+    q_bits = rng.integers(0, 2, size=(9, bits)).astype(bool)
+    db_bits[57] = q_bits[4]  # an exact match must come first at distance 0
+    db, q = retrieval.pack_codes(db_bits), retrieval.pack_codes(q_bits)
+    ref = (q_bits[:, None, :] != db_bits[None, :, :]).sum(-1)
+    np.testing.assert_array_equal(retrieval.hamming_distances(db, q), ref)
+    dist, idx = retrieval.hamming_knn(db, q, 10)
+    # Ties go to the lower index: a stable sort of the brute-force distances.
+    ref_idx = np.argsort(ref, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, np.take_along_axis(ref, ref_idx, axis=1))
+    assert idx[4, 0] == 57 and dist[4, 0] == 0
+
+
+def test_hamming_knn_whole_database_and_ties():
+    db_bits = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=bool)
+    dist, idx = retrieval.hamming_knn(retrieval.pack_codes(db_bits), retrieval.pack_codes(np.zeros((1, 4), bool)), 4)
+    assert idx.tolist() == [[1, 2, 3, 0]]  # 2 and 3 tie at distance 1: lower index first
+    assert dist.tolist() == [[0, 1, 1, 2]]
+
+
+def test_lsh_codes_follow_the_angle():
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(200, 30))
+    coder = retrieval.LSHCoder.fit(train, 64, seed=0)
+    x = rng.normal(size=(1, 30)) + train.mean(0)
+    centred = x - train.mean(0)
+    same, opposite = coder.encode(np.vstack([x, train.mean(0) + 2 * centred, train.mean(0) - centred]))[[1, 2]]
+    code = coder.encode(x)[0]
+    assert retrieval.hamming_distances(code[None], same[None])[0, 0] == 0  # a positive multiple: same side
+    assert retrieval.hamming_distances(code[None], opposite[None])[0, 0] == 64  # negated: every bit flips
+    np.testing.assert_array_equal(coder.planes, retrieval.LSHCoder.fit(train, 64, seed=0).planes)
+
+
+def clustered(n_per: int, classes: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(classes, dim))
+    labels = np.repeat(np.arange(classes), n_per)
+    x = np.maximum(centres[labels] + rng.normal(size=(len(labels), dim)), 0)  # ReLU-like, as fc7
+    return x.astype(np.float32), labels
+
+
+def test_autoencoder_is_seeded_and_its_codes_retrieve_the_class():
+    x, labels = clustered(40, 5, 64, seed=4)
+    a = retrieval.AutoencoderCoder.fit(x, 16, seed=7, hidden=32, epochs=15)
+    b = retrieval.AutoencoderCoder.fit(x, 16, seed=7, hidden=32, epochs=15)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)  # bit-identical rerun on the CPU
+    codes = a.encode(x)
+    assert codes.shape == (200, 2) and codes.dtype == np.uint8
+    _, idx = retrieval.hamming_knn(codes, codes, 6)
+    p = retrieval.precision_at_k(labels[idx[:, 1:]], labels, [5])[5]  # skip the query itself
+    assert p > 0.9  # five well-separated clusters: chance would be 0.2
+    assert np.isfinite(a.final_loss) and a.final_loss < 1.0
+
+
+def test_kernel_grid_scales_each_kernel_and_places_it():
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(5, 3, 4, 4))
+    w[2] *= 100  # a large kernel must not wash out the others: each is scaled on its own
+    grid = kernel_grid(w, columns=3, gap=1)
+    assert grid.shape == (2 * 5 - 1, 3 * 5 - 1, 3)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        patch = grid[r * 5:r * 5 + 4, c * 5:c * 5 + 4]
+        ref = (w[i] - w[i].min()) / (w[i].max() - w[i].min())
+        np.testing.assert_allclose(patch, ref.transpose(1, 2, 0))
+    assert (grid[4, :, :] == 1).all()  # the gap row between the two rows is white
+    assert (grid[5:9, 10:14] == 1).all()  # the empty sixth slot stays white
