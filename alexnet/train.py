@@ -1,0 +1,473 @@
+"""Training (stage `train`): the paper's SGD and schedule, checkpoints, exact resume, DDP.
+
+Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run writes:
+    models/seed<N>/model.pt, info.json   the trained net (alexnet.model.save_trained) and how
+                                        it was made: resolved params, versions, device, git
+                                        revision, epochs, final metrics, seconds
+    checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
+    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent)
+
+Resume. A checkpoint holds the model, the optimizer (velocities), the schedule, every rank's RNG
+states (torch CPU and CUDA, numpy, python), the epoch and the data-order position (batch 0 of
+the next epoch; the loader's order and augmentation draws are functions of (seed, epoch, batch)
+alone) and the metrics of every epoch so far. On start:
+  - no checkpoint: start fresh;
+  - a checkpoint whose recorded params, seed and data fingerprint equal this run's: resume
+    after its epoch; the result is bit-identical to a run that was never interrupted;
+  - a checkpoint from *other* params (e.g. `dvc exp run -S train.lr=0.02` over a workspace whose
+    persisted checkpoint came from lr 0.01), or one that already ran more epochs than asked:
+    start fresh, saying which params differ (an error here would make every experiment need a
+    manual `rm`); the old file is replaced after the first epoch;
+  - a file that cannot be read with `weights_only=True`, is not our format, or whose weights do
+    not fit the model the params describe: a PipelineError naming the file; nothing is
+    overwritten until the user deletes or moves it.
+Params that change only how fast the same arithmetic runs (device, compile, loader_workers,
+max_loss, epochs) are left out of the comparison, so a run can be resumed on another machine or
+extended to more epochs.
+
+DVCLive. `Live(dir, resume=False, dvcyaml=False, save_dvc_exp=False)` is started and the
+checkpoint's metric history replayed into it (step = epoch) before training continues. DVCLive's
+own `resume=True` appends to whatever its folder holds, which is one epoch off the checkpoint
+when a run dies between the two writes; replaying makes the logs a function of the checkpoint
+alone. dvc.yaml already declares the metrics and plots, so DVCLive never edits it.
+
+Guard. A NaN/inf loss, or one above `train.max_loss`, stops the run with a `TrainingDiverged`
+error naming the epoch, the step and the last good checkpoint. On CUDA the loss is read back
+every GUARD_EVERY steps (reading it each step would stall the GPU queue); on the CPU every step.
+
+Data parallel: see alexnet.distributed. Each rank takes its rows of every global batch of
+`train.batch_size` (the loader slices them, augmentation drawn per global batch), DDP averages
+the gradients, so N ranks compute what one process would, up to floating-point summation order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from alexnet import distributed
+from alexnet.cli import PipelineError
+from alexnet.config import Params, to_dict
+from alexnet.fileio import atomic_dir, atomic_path, write_json
+from alexnet.optim import Schedule, build_optimizer, set_lr
+
+CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "last.pt"
+GUARD_EVERY_CUDA = 20
+# Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
+# with other values of these is still resumed.
+EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss")
+METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "val/loss", "val/top1_error",
+               "val/top5_error", "lr", "images_per_second")
+
+
+class TrainingDiverged(PipelineError):
+    """The loss became NaN/inf or exceeded train.max_loss."""
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """torch.use_deterministic_algorithms and cuDNN switches (torchvision references style)."""
+    if deterministic:
+        # cuBLAS needs a fixed workspace for reproducible GEMMs; read when cuBLAS initialises.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def stream_seed(seed: int, rank: int, purpose: int) -> int:
+    """A seed for one purpose (1: init, 2: dropout) of one rank, independent of the others."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, rank, purpose]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states in a form `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
+    train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
+    return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
+            "seed": seed, "data": data_fingerprint}
+
+
+def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
+    """SHA-256 of the store's meta.json and index.csv and of stats.npz (not the pixels: DVC
+    hashes those; this catches a checkpoint left over from another dataset)."""
+    h = hashlib.sha256()
+    for path in (prepared / "meta.json", prepared / "index.csv", stats_dir / "stats.npz"):
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint read with weights_only=True; anything unreadable is a PipelineError."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, ... all mean the same to the user
+        raise PipelineError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
+                            "delete it to start training from scratch") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise PipelineError(f"{path} is not a training checkpoint of this project; move it away")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise PipelineError(f"{path}: checkpoint version {ckpt.get('version')!r}, expected "
+                            f"{CHECKPOINT_VERSION}; delete it to start from scratch")
+    return ckpt
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+
+
+def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None to start fresh (see the module docstring)."""
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path)
+    differ = _diff(ckpt.get("identity"), identity)
+    if differ:
+        print(f"{path} was made with other params ({'; '.join(differ)}); starting from scratch",
+              file=sys.stderr)
+        return None
+    if int(ckpt["epoch"]) > epochs:
+        print(f"{path} has {ckpt['epoch']} epochs, more than train.epochs = {epochs}; starting from scratch",
+              file=sys.stderr)
+        return None
+    return ckpt
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class _Shard:
+    """Rank `rank`'s contiguous share of a split (validation under DDP: every image once)."""
+
+    def __init__(self, view: Any, rank: int, world_size: int):
+        self.view = view
+        self.indices = np.array_split(np.arange(len(view), dtype=np.int64), world_size)[rank]
+        self.labels = np.asarray(view.labels)[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def images(self, indices: Any) -> np.ndarray:
+        return self.view.images(self.indices[np.asarray(indices, dtype=np.int64)])
+
+
+def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
+                  normalization: str) -> tuple[Any, Any]:
+    """The training loader (this rank's rows of each global batch) and the validation loader
+    (this rank's share of the evaluation split, centre crops, every image exactly once)."""
+    from alexnet.loader import BatchLoader
+
+    cfg = params.train
+    common = {"input_size": params.model.input_size, "stats": stats, "device": ctx.device, "seed": seed,
+              "normalization": normalization}
+    train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
+                        drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
+    val_view = store.split("val" if "val" in store.splits else store.eval_split)
+    val = BatchLoader(_Shard(val_view, ctx.rank, ctx.world_size), max(1, cfg.batch_size // ctx.world_size),
+                      augment=None, mean=params.augment.mean, shuffle=False, drop_last=False, **common)
+    return train, val
+
+
+def _topk_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    k = min(5, logits.shape[1])
+    hit = logits.topk(k, dim=1).indices == labels[:, None]
+    return hit[:, 0].sum(), hit.any(dim=1).sum()
+
+
+def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:
+    """[loss sum, top-1 hits, top-5 hits, images] summed over ranks -> loss and errors (%)."""
+    loss, c1, c5, n = distributed.all_reduce_sum(sums, ctx).tolist()
+    n = max(n, 1.0)
+    return {"loss": loss / n, "top1_error": 100.0 * (1 - c1 / n), "top5_error": 100.0 * (1 - c5 / n)}
+
+
+def _autocast(ctx: distributed.Context, amp: str) -> Any:
+    return torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def evaluate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Context) -> dict[str, float]:
+    """Loss and top-1/top-5 error (%) of centre crops (the loader with augment=None)."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    with torch.inference_mode(), _autocast(ctx, params.train.amp):
+        for inputs, labels in loader.epoch(0):
+            logits = model(_to_input(inputs, params.train.channels_last)).float()
+            c1, c5 = _topk_correct(logits, labels)
+            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                                 c1.double(), c5.double(), torch.tensor(float(len(labels)), device=ctx.device,
+                                                                        dtype=torch.float64)])
+    return _summary(sums, ctx)
+
+
+def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int, params: Params,
+                    ctx: distributed.Context, last_good: str) -> dict[str, float]:
+    """One pass over the training split; returns the epoch's mean loss and training errors (%)."""
+    cfg = params.train
+    model.train()
+    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    guard_every = GUARD_EVERY_CUDA if ctx.device.type == "cuda" else 1
+    pending: list[tuple[int, torch.Tensor]] = []
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+               disable=not ctx.is_main, dynamic_ncols=True)
+
+    def check() -> None:
+        if not pending:
+            return
+        values = torch.stack([v for _, v in pending]).tolist()
+        for (step, _), value in zip(pending, values):
+            if not math.isfinite(value) or value > cfg.max_loss:
+                why = "is not finite" if not math.isfinite(value) else f"exceeds train.max_loss = {cfg.max_loss}"
+                raise TrainingDiverged(
+                    f"training diverged: loss {value} {why} at epoch {epoch}, step {step + 1} of {len(loader)}; "
+                    f"stopped. Last good checkpoint: {last_good}. Lower train.lr or check the data, then rerun.")
+        bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{optimizer.param_groups[0]['lr']:g}", refresh=False)
+        pending.clear()
+
+    with bar:
+        for step, (inputs, labels) in enumerate(loader.epoch(epoch)):
+            with _autocast(ctx, cfg.amp):
+                logits = model(_to_input(inputs, cfg.channels_last))
+            logits = logits.float()
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                c1, c5 = _topk_correct(logits.detach(), labels)
+                n = len(labels)
+                sums += torch.stack([loss.detach().double() * n, c1.double(), c5.double(),
+                                     torch.tensor(float(n), device=ctx.device, dtype=torch.float64)])
+            pending.append((step, loss.detach()))
+            if len(pending) >= guard_every:
+                check()
+            bar.update()
+        check()
+    return _summary(sums, ctx)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _versions() -> dict[str, str]:
+    import dvclive
+    import torchvision
+
+    import alexnet
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "dvclive": dvclive.__version__, "alexnet": alexnet.__version__,
+            "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
+
+
+def _git_revision() -> str:
+    """HEAD's commit, with '+dirty' when tracked files differ; '' outside a git checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=30, check=True)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _device_name(ctx: distributed.Context) -> str:
+    if ctx.device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(ctx.device)}) x {ctx.world_size}"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x {ctx.world_size}"
+
+
+def _replay(live: Any, history: list[dict[str, float]]) -> None:
+    for record in history:
+        live.step = int(record["epoch"])
+        for key in METRIC_KEYS:
+            live.log_metric(key, record[key])
+        live.make_summary()
+
+
+def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,
+          checkpoints: str | Path, live_dir: str | Path) -> dict[str, Any]:
+    """Train one net (stage train@<seed>); returns the final epoch's metrics.
+
+    Works as one process or as one rank of a torchrun launch (see alexnet.distributed).
+    """
+    from alexnet.model import build_model, save_trained
+    from alexnet.stats import load_stats
+    from alexnet.store import PreparedStore
+
+    prepared, stats_dir, out = Path(prepared), Path(stats_dir), Path(out)
+    checkpoints, live_dir = Path(checkpoints), Path(live_dir)
+    cfg = params.train
+    configure_determinism(cfg.deterministic)
+    ctx = distributed.setup(cfg.device)
+    try:
+        store = PreparedStore(prepared)
+        stats = load_stats(stats_dir)
+        seed_everything(stream_seed(seed, 0, 1))  # the same initial weights on every rank
+        model = build_model(params.model, store.num_classes).to(ctx.device)
+        train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
+        if len(train_loader) == 0:
+            raise PipelineError(f"the training split has {len(train_loader.view)} images, fewer than one "
+                                f"global batch of train.batch_size = {cfg.batch_size}")
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(model.parameters(), cfg)
+        schedule = Schedule(cfg)
+        identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
+        ckpt_path = checkpoints / CHECKPOINT_NAME
+
+        # Rank 0 reads the checkpoint; the others receive it (no shared filesystem needed).
+        ckpt = choose_start(ckpt_path, identity, cfg.epochs) if ctx.is_main else None
+        ckpt = distributed.broadcast_object(ckpt, ctx)
+        history: list[dict[str, float]] = []
+        seconds = 0.0
+        start_epoch = 0
+        if ckpt is None:
+            # Each rank draws its own dropout masks; rank 0's stream is a single process's.
+            seed_everything(stream_seed(seed, ctx.rank, 2))
+        else:
+            try:
+                model.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+                schedule.load_state_dict(ckpt["schedule"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise PipelineError(f"{ckpt_path} does not fit the model and optimizer these params describe "
+                                    f"(another architecture?): {e}; move it away to start from scratch") from e
+            rngs = ckpt["rng"]
+            if len(rngs) == ctx.world_size:
+                set_rng_state(rngs[ctx.rank])
+            else:
+                print(f"{ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
+                      "dropout draws are reseeded", file=sys.stderr)
+                seed_everything(stream_seed(seed, ctx.rank, 2) + int(ckpt["epoch"]))
+            start_epoch, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
+            if ctx.is_main:
+                print(f"resuming {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
+        del ckpt
+
+        net: nn.Module = model
+        if ctx.distributed:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if cfg.compile:
+            net = torch.compile(net)
+
+        live = None
+        if ctx.is_main:
+            from dvclive import Live
+
+            live = Live(str(live_dir), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
+            _replay(live, history)
+
+        last_good = str(ckpt_path) + f" (epoch {start_epoch})" if start_epoch else "none (no epoch finished)"
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            lr = schedule.lr(epoch)
+            set_lr(optimizer, lr)
+            began = time.perf_counter()
+            train_metrics = train_one_epoch(net, train_loader, optimizer, epoch, params, ctx, last_good)
+            train_seconds = time.perf_counter() - began
+            val_metrics = evaluate(model, val_loader, params, ctx)
+            schedule.observe(epoch, val_metrics["top1_error"])
+            seconds += time.perf_counter() - began
+            record = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()},
+                      **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": lr,
+                      "images_per_second": len(train_loader) * cfg.batch_size / train_seconds}
+            history.append(record)
+            rngs = distributed.gather_objects(rng_state(), ctx)
+            if ctx.is_main:
+                save_checkpoint(ckpt_path, {
+                    "identity": identity, "epoch": epoch, "batch": 0, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rngs,
+                    "history": history, "seconds": seconds, "world_size": ctx.world_size})
+                _replay(live, [record])
+                print(f"epoch {epoch}/{cfg.epochs}: loss {record['train/loss']:.4f}, "
+                      f"train top-1 {record['train/top1_error']:.2f}%, val top-1 {record['val/top1_error']:.2f}% "
+                      f"top-5 {record['val/top5_error']:.2f}%, lr {lr:g}, {record['images_per_second']:.0f} img/s",
+                      file=sys.stderr)
+            last_good = f"{ckpt_path} (epoch {epoch})"
+
+        final = history[-1]
+        if ctx.is_main:
+            live.end()
+            info = {
+                "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
+                           "train": to_dict(params.train)},
+                "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
+                "device": _device_name(ctx), "world_size": ctx.world_size, "git_revision": _git_revision(),
+                "epochs": len(history), "final_metrics": {k: final[k] for k in METRIC_KEYS},
+                "seconds": seconds, "data_fingerprint": identity["data"],
+            }
+            with atomic_dir(out) as tmp:
+                save_trained(tmp / "model.pt", model, params.model, store.num_classes, info)
+                write_json(tmp / "info.json", info)
+        distributed.barrier(ctx)
+        return final
+    finally:
+        distributed.teardown(ctx)
+
+
+__all__ = ["TrainingDiverged", "configure_determinism", "evaluate", "load_checkpoint", "train",
+           "train_one_epoch"]

@@ -1,0 +1,36 @@
+"""Stage train@<seed>: one net trained the paper's way (SGD, Section 5), resumable, DDP-ready.
+
+Usage (as dvc.yaml runs it, for seed 0):
+    python stages/train.py --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
+        --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0
+
+Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
+    torchrun --standalone --nproc_per_node 8 stages/train.py <the same arguments>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+from alexnet.train import train  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--seed", type=int, required=True, help="the net's seed (one of train.seeds)")
+    parser.add_argument("--prepared", required=True, help="prepared store (data/prepared)")
+    parser.add_argument("--stats", required=True, help="training-set statistics (data/stats)")
+    parser.add_argument("--out", required=True, help="folder for model.pt and info.json (models/seed<N>)")
+    parser.add_argument("--checkpoints", required=True, help="folder for last.pt (checkpoints/seed<N>)")
+    parser.add_argument("--live", required=True, help="DVCLive folder (dvclive/train-seed<N>)")
+    run_stage(main, parser)
