@@ -1,0 +1,308 @@
+"""Stage `prepare`: raw images -> the prepared store of fixed-size RGB images.
+
+Owns decoding, the paper's resize-and-crop (Section 2: "rescale the image such that the shorter
+side was of length 256, and then crop out the central 256x256 patch"), colour-mode conversion,
+quarantining of undecodable files, and writing the store laid out in docs/architecture.md
+(meta.json, classes.csv, index.csv, shards/<split>-<k:05d>.npy, quarantine.csv). Reading the
+store back is alexnet/store.py's job.
+
+Speed: each image is decoded with Pillow's JPEG draft mode, which lets libjpeg scale by 1/2, 1/4
+or 1/8 inside the inverse DCT, never below the target size; a proper antialiased resize then
+brings it to the exact size. Images are processed by a pool of worker processes over chunks of
+raw bytes streamed from the reader, in order, with a bounded number of chunks in flight, and the
+shards are written out as they fill, so memory stays flat however large the dataset.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import multiprocessing
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from alexnet.cli import PipelineError
+from alexnet.config import PrepareConfig
+from alexnet.fileio import atomic_dir, read_json, write_json
+
+# Bilinear, antialiased when shrinking (Pillow widens the filter's support by the scale factor):
+# the filter of torchvision's Resize(256), so torchvision's published weights see the images
+# they were trained on. The paper does not name its filter.
+RESAMPLE = Image.Resampling.BILINEAR
+
+# Images per task sent to a worker: large enough to amortise pickling and task overhead, small
+# enough that the chunks in flight (CHUNKS_PER_WORKER per worker) stay a few tens of MB.
+CHUNK = 16
+CHUNKS_PER_WORKER = 4
+
+_ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # reprs like <_io.BytesIO object at 0x7f..>
+
+
+class RawRecordLike(Protocol):
+    source: str
+    wnid: str
+    data: bytes
+
+
+class RawDatasetLike(Protocol):
+    """The part of alexnet.sources.RawDataset that prepare reads (docs/architecture.md)."""
+
+    classes: Sequence[Any]  # items with .wnid and .name, sorted by wnid
+    splits: Sequence[str]
+    eval_split: str
+
+    def iter_split(self, split: str) -> Iterator[RawRecordLike]: ...
+
+    def count(self, split: str) -> int | None: ...
+
+
+def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(new_width, new_height, left, top): shorter side -> size, then the central size x size.
+
+    The longer side is truncated as torchvision's Resize does (int(size * long / short)); the
+    crop offset is floor((new - size) / 2).
+    """
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
+def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
+    """Decode image bytes and return the paper's central crop, uint8 [size, size, 3] RGB.
+
+    Any format Pillow reads is accepted (ImageNet's train set holds a PNG and CMYK JPEGs under
+    .JPEG names); CMYK, grayscale, palette and RGBA images are converted to RGB (alpha dropped,
+    as torchvision's loader does). Raises whatever Pillow raises for bytes it cannot decode.
+    """
+    with warnings.catch_warnings():
+        # EXIF and ICC oddities of web images are harmless for the pixels; keep the log clean.
+        warnings.simplefilter("ignore")
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise ValueError(f"empty image {width}x{height}")
+        new_w, new_h, left, top = resize_geometry(width, height, size)
+        # Decode downscaled in the DCT domain by the largest of 1/2, 1/4, 1/8 that keeps the image
+        # at least new_w x new_h; a no-op for non-JPEGs. `box` is where the whole original image
+        # lies in the decoded one, so the resize below maps exactly the same region either way.
+        box = (0.0, 0.0, float(width), float(height))
+        if draft:
+            drafted = img.draft("RGB", (new_w, new_h))
+            if drafted is not None:
+                box = tuple(float(v) for v in drafted[1])
+        img.load()
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        img = img.resize((new_w, new_h), RESAMPLE, box=box)
+        img = img.crop((left, top, left + size, top + size))
+        out = np.asarray(img, dtype=np.uint8)
+    if out.shape != (size, size, 3):  # defensive: a mode Pillow could not map to 3 channels
+        raise ValueError(f"decoded to shape {out.shape}, expected {(size, size, 3)}")
+    return out
+
+
+def _reason(e: Exception) -> str:
+    """One line naming the failure, without object addresses (quarantine.csv must be deterministic)."""
+    msg = _ADDRESS.sub("", str(e)).replace("\n", " ").strip()
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def _process_chunk(args: tuple[list[bytes], int, bool]) -> tuple[np.ndarray, list[str | None]]:
+    """Worker task: process a chunk; returns (the good images stacked, reason or None per item)."""
+    datas, size, draft = args
+    good: list[np.ndarray] = []
+    reasons: list[str | None] = []
+    for data in datas:
+        try:
+            good.append(process_image(data, size, draft))
+            reasons.append(None)
+        except Exception as e:  # noqa: BLE001 -- any decode failure is a quarantine, never a crash
+            reasons.append(_reason(e))
+    stacked = np.stack(good) if good else np.empty((0, size, size, 3), np.uint8)
+    return stacked, reasons
+
+
+def _chunks(records: Iterable[RawRecordLike], n: int) -> Iterator[list[RawRecordLike]]:
+    chunk: list[RawRecordLike] = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def ordered_map(pool: Any, fn: Callable, tasks: Iterable[tuple[Any, Any]],
+                in_flight: int) -> Iterator[tuple[Any, Any]]:
+    """Like pool.imap (results in task order) but with at most `in_flight` tasks outstanding.
+
+    `tasks` yields (key, payload); only the payload goes to a worker, and (key, fn(payload)) comes
+    back in order. Pool.imap's feeder thread drains its input as fast as it can, which would pull
+    the whole raw dataset into memory while the workers lag behind; here the reader advances only
+    as results come back. With pool None everything runs in this process.
+    """
+    if pool is None:
+        for key, payload in tasks:
+            yield key, fn(payload)
+        return
+    pending: collections.deque = collections.deque()
+    for key, payload in tasks:
+        pending.append((key, pool.apply_async(fn, (payload,))))
+        if len(pending) >= in_flight:
+            k, r = pending.popleft()
+            yield k, r.get()
+    while pending:
+        k, r = pending.popleft()
+        yield k, r.get()
+
+
+class _ShardWriter:
+    """Fills a [shard_size, S, S, 3] buffer and writes shards/<split>-<k:05d>.npy as it fills."""
+
+    def __init__(self, shard_dir: Path, split: str, shard_size: int, size: int):
+        self.dir, self.split, self.shard_size = shard_dir, split, shard_size
+        self.buf = np.empty((shard_size, size, size, 3), np.uint8)
+        self.shard, self.fill, self.total = 0, 0, 0
+
+    def add(self, image: np.ndarray) -> tuple[int, int]:
+        """Store one image; returns its (shard, offset)."""
+        where = (self.shard, self.fill)
+        self.buf[self.fill] = image
+        self.fill += 1
+        self.total += 1
+        if self.fill == self.shard_size:
+            self.flush()
+        return where
+
+    def flush(self) -> None:
+        if self.fill == 0:
+            return
+        with open(self.dir / f"{self.split}-{self.shard:05d}.npy", "wb") as f:
+            np.save(f, self.buf[: self.fill], allow_pickle=False)
+        self.shard += 1
+        self.fill = 0
+
+
+def default_workers(requested: int) -> int:
+    """`requested`, or every core this process may run on when it is 0."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
+                progress: bool = True) -> dict[str, Any]:
+    """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
+
+    Returns the metrics: images per split, quarantined per split and in total, images/s.
+    """
+    classes = list(dataset.classes)
+    wnids = [c.wnid for c in classes]
+    if not classes:
+        raise PipelineError("the raw dataset has no classes")
+    if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
+        raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
+    label_of = {w: i for i, w in enumerate(wnids)}
+    workers = default_workers(cfg.workers)
+    size = cfg.size
+
+    counts: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    start = time.perf_counter()
+    seen = 0
+    with atomic_dir(out_dir) as tmp:
+        shard_dir = tmp / "shards"
+        shard_dir.mkdir()
+        # fork keeps workers cheap to start; the task function is module-level either way.
+        pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
+        try:
+            with open(tmp / "index.csv", "w", newline="") as fi, \
+                    open(tmp / "quarantine.csv", "w", newline="") as fq:
+                index = csv.writer(fi, lineterminator="\n")
+                index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
+                quarantine = csv.writer(fq, lineterminator="\n")
+                quarantine.writerow(["split", "source", "wnid", "reason"])
+                for split in dataset.splits:
+                    writer = _ShardWriter(shard_dir, split, cfg.shard_size, size)
+                    n_bad = 0
+                    tasks = ((chunk, ([r.data for r in chunk], size, cfg.draft))
+                             for chunk in _chunks(dataset.iter_split(split), CHUNK))
+                    results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
+                    with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}",
+                              disable=not progress) as bar:
+                        for chunk, (good, reasons) in results:
+                            k = 0
+                            for rec, reason in zip(chunk, reasons):
+                                if rec.wnid not in label_of:
+                                    raise PipelineError(
+                                        f"{split}/{rec.source}: WordNet id {rec.wnid!r} is not one of "
+                                        f"the dataset's {len(wnids)} classes")
+                                if reason is None:
+                                    shard, offset = writer.add(good[k])
+                                    k += 1
+                                    index.writerow([split, shard, offset, label_of[rec.wnid], rec.wnid,
+                                                    rec.source])
+                                else:
+                                    n_bad += 1
+                                    quarantine.writerow([split, rec.source, rec.wnid, reason])
+                            bar.update(len(chunk))
+                            seen += len(chunk)
+                    writer.flush()
+                    counts[split] = writer.total
+                    quarantined[split] = n_bad
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        with open(tmp / "classes.csv", "w", newline="") as fc:
+            w = csv.writer(fc, lineterminator="\n")
+            w.writerow(["label", "wnid", "name"])
+            for i, c in enumerate(classes):
+                w.writerow([i, c.wnid, c.name])
+        meta = {"size": size, "source": source, "eval_split": dataset.eval_split, "splits": counts,
+                "num_classes": len(classes)}
+        # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    seconds = time.perf_counter() - start
+    return {
+        "images": counts,
+        "quarantined": quarantined,
+        "quarantined_total": sum(quarantined.values()),
+        "images_total": sum(counts.values()),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(seen / seconds, 1) if seconds > 0 else 0.0,
+        "workers": workers,
+    }
+
+
+def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
+            metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
+    from alexnet.sources import open_raw  # imported here so the store code has no reader dependency
+
+    raw_dir = Path(raw_dir)
+    manifest = raw_dir / "manifest.json"
+    if not manifest.is_file():
+        raise PipelineError(f"{manifest} not found: run the download stage first")
+    source = str(read_json(manifest).get("source", "unknown"))
+    metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress)
+    if metrics_path is not None:
+        write_json(metrics_path, metrics)
+    return metrics

@@ -1,0 +1,210 @@
+"""Stage `stats`: training-set statistics that later stages subtract and augment with.
+
+Owns the mean image (paper, Section 2: "subtracting the mean activity over the training set from
+each pixel"), the per-channel mean and standard deviation, and the 3x3 covariance of all
+training-set RGB pixel values with its eigenvalues and eigenvectors (paper, Section 4.1: the PCA
+behind the colour augmentation), plus `load_stats` for the stages that use them.
+
+Exact: every sum is accumulated as an integer (pixel values are integers 0-255), so the result is
+the same bit for bit whatever the number of workers or the order of the shards, and the only
+rounding is the final division. Sums of outer products are computed with float32 matrix products
+over groups of 256 pixels, which are exact: each product is below 2^16 and a sum of 256 of them
+below 2^24, float32's exact integer range.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from alexnet.cli import PipelineError
+from alexnet.config import StatsConfig
+from alexnet.fileio import atomic_dir, write_json
+from alexnet.prepare import default_workers
+from alexnet.store import PreparedStore
+
+TRAIN_SPLIT = "train"
+TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
+GROUP = 256  # pixels per exact float32 outer-product sum (256 * 255^2 < 2^24)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Training-set statistics, 0-255 units (docs/architecture.md, data/stats/)."""
+
+    mean_image: np.ndarray  # float64 [S, S, 3]
+    channel_mean: np.ndarray  # float64 [3], RGB
+    channel_std: np.ndarray  # float64 [3]
+    cov: np.ndarray  # float64 [3, 3], population covariance of all pixel values
+    eigvals: np.ndarray  # float64 [3], descending
+    eigvecs: np.ndarray  # float64 [3, 3], column i belongs to eigvals[i]
+    count: np.ndarray  # int64 scalar: pixels summed over
+
+
+@dataclass
+class Sums:
+    """Exact integer sums over a set of images; adding two is exact and order-free."""
+
+    images: int
+    image_sum: np.ndarray  # int64 [S, S, 3]: sum over images of each pixel
+    outer: np.ndarray  # int64 [3, 3]: sum over pixels of x x^T
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(self.images + other.images, self.image_sum + other.image_sum, self.outer + other.outer)
+
+
+def accumulate(images: np.ndarray) -> Sums:
+    """Exact sums over uint8 images [n, S, S, 3] (an array or a memory-mapped slice of one)."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 [n, S, S, 3] images, got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    image_sum = np.zeros((h, w, 3), np.int64)
+    outer = np.zeros((3, 3), np.int64)
+    pixels = h * w
+    whole = pixels - pixels % GROUP
+    for i in range(n):
+        img = np.asarray(images[i])
+        image_sum += img
+        flat = img.reshape(pixels, 3)
+        if whole:
+            g = flat[:whole].reshape(-1, GROUP, 3).astype(np.float32)
+            outer += np.matmul(g.transpose(0, 2, 1), g).astype(np.int64).sum(axis=0)
+        if whole < pixels:  # a ragged tail (S*S not a multiple of 256): plain integer products
+            t = flat[whole:].astype(np.int64)
+            outer += t.T @ t
+    return Sums(n, image_sum, outer)
+
+
+def _accumulate_range(task: tuple[str, int, int, int]) -> Sums:
+    """Worker task: sums over images [start, stop) of one shard file."""
+    path, start, stop, _ = task
+    mm = np.load(path, mmap_mode="r", allow_pickle=False)
+    return accumulate(mm[start:stop])
+
+
+def finalize(sums: Sums) -> Stats:
+    """Means, covariance and its eigen-decomposition from exact sums (one rounding each)."""
+    if sums.images == 0:
+        raise PipelineError("no training images to compute statistics over")
+    h, w, _ = sums.image_sum.shape
+    p = sums.images * h * w  # pixels
+    s = [int(v) for v in sums.image_sum.reshape(-1, 3).sum(axis=0)]  # exact int64 sums per channel
+    g = [[int(v) for v in row] for row in sums.outer]
+    mean_image = sums.image_sum / float(sums.images)
+    channel_mean = np.array([s[a] / p for a in range(3)])
+    # cov_ab = (p * sum x_a x_b - sum x_a * sum x_b) / p^2, numerator in exact Python integers:
+    # no cancellation, one correctly rounded division.
+    cov = np.array([[(p * g[a][b] - s[a] * s[b]) / (p * p) for b in range(3)] for a in range(3)])
+    channel_std = np.sqrt(np.diag(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    # An eigenvector's sign is arbitrary; fix it (largest-magnitude component positive) so that
+    # reruns and platforms agree.
+    for i in range(3):
+        if vecs[np.argmax(np.abs(vecs[:, i])), i] < 0:
+            vecs[:, i] = -vecs[:, i]
+    return Stats(mean_image=mean_image, channel_mean=channel_mean, channel_std=channel_std, cov=cov,
+                 eigvals=vals, eigvecs=vecs, count=np.int64(p))
+
+
+def compute_sums(store: PreparedStore, split: str = TRAIN_SPLIT, workers: int = 0,
+                 progress: bool = True) -> Sums:
+    """Exact sums over every image of `split`, in parallel over ranges of each shard."""
+    view = store.split(split)
+    size = store.size
+    tasks: list[tuple[str, int, int, int]] = []
+    for k, path in enumerate(view.shard_files):
+        n = len(view.shard(k))  # opens and checks the shard against index.csv
+        tasks += [(str(path), a, min(a + TASK_IMAGES, n), k) for a in range(0, n, TASK_IMAGES)]
+    total = Sums(0, np.zeros((size, size, 3), np.int64), np.zeros((3, 3), np.int64))
+    workers = min(default_workers(workers), max(1, len(tasks)))
+    with tqdm(total=sum(t[2] - t[1] for t in tasks), unit="img", desc=f"stats {split}",
+              disable=not progress) as bar:
+        if workers == 1:
+            results = map(_accumulate_range, tasks)
+            pool = None
+        else:
+            pool = multiprocessing.get_context().Pool(workers)
+            results = pool.imap(_accumulate_range, tasks)
+        try:
+            for part in results:
+                total = total + part
+                bar.update(part.images)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    return total
+
+
+def compute_stats(store: PreparedStore, split: str = TRAIN_SPLIT, workers: int = 0,
+                  progress: bool = True) -> Stats:
+    """The statistics of `split` of the prepared store."""
+    return finalize(compute_sums(store, split, workers, progress))
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz (what np.savez writes) with fixed timestamps, so equal arrays give equal bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _summary(stats: Stats) -> dict[str, Any]:
+    rgb = ("r", "g", "b")
+    return {
+        "pixels": int(stats.count),
+        "channel_mean": dict(zip(rgb, map(float, stats.channel_mean))),
+        "channel_std": dict(zip(rgb, map(float, stats.channel_std))),
+        "eigvals": [float(v) for v in stats.eigvals],
+    }
+
+
+def save_stats(stats: Stats, out_dir: str | Path) -> None:
+    """Write out_dir/stats.npz (the contract) and a readable stats.json, atomically as a folder."""
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "stats.npz").write_bytes(_npz_bytes({f.name: getattr(stats, f.name) for f in fields(Stats)}))
+        readable = _summary(stats) | {
+            "cov": stats.cov.tolist(),
+            "eigvecs_columns": stats.eigvecs.tolist(),
+            "image_size": list(stats.mean_image.shape),
+            "mean_image_range": [float(stats.mean_image.min()), float(stats.mean_image.max())],
+        }
+        write_json(tmp / "stats.json", readable)
+
+
+def load_stats(stats_dir: str | Path) -> Stats:
+    """Read data/stats/stats.npz into `Stats`."""
+    path = Path(stats_dir) / "stats.npz"
+    if not path.is_file():
+        raise PipelineError(f"{path} not found: run the stats stage first")
+    with np.load(path, allow_pickle=False) as z:
+        missing = [f.name for f in fields(Stats) if f.name not in z.files]
+        if missing:
+            raise PipelineError(f"{path} lacks {', '.join(missing)}; rerun the stats stage")
+        return Stats(**{f.name: z[f.name] for f in fields(Stats)})
+
+
+def stats(prepared_dir: str | Path, out_dir: str | Path, cfg: StatsConfig,
+          metrics_path: str | Path | None = None, progress: bool = True) -> Stats:
+    """Stage entry point: statistics of the prepared training split -> data/stats, metrics."""
+    store = PreparedStore(prepared_dir)
+    if TRAIN_SPLIT not in store.splits:
+        raise PipelineError(f"the prepared store {prepared_dir} has no {TRAIN_SPLIT!r} split")
+    result = compute_stats(store, TRAIN_SPLIT, cfg.workers, progress)
+    save_stats(result, out_dir)
+    if metrics_path is not None:
+        write_json(metrics_path, {"images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
+    return result

@@ -1,0 +1,182 @@
+"""Reading the prepared store (data/prepared/, written by alexnet/prepare.py).
+
+Owns the store's on-disk layout (docs/architecture.md): meta.json, classes.csv, index.csv and
+shards/<split>-<k:05d>.npy, uint8 [n, S, S, 3] each, opened as read-only memory maps so that any
+image is a slice of the page cache and nothing is loaded until it is used. `SplitView.images`
+gathers any list of indices in one pass per shard (rows sorted within each shard, so reads go
+forward through the file); `iter_batches` walks a split in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alexnet.cli import PipelineError
+
+META_KEYS = ("size", "source", "eval_split", "splits", "num_classes")
+INDEX_COLUMNS = ["split", "shard", "offset", "label", "wnid", "source"]
+
+
+def shard_path(root: str | Path, split: str, shard: int) -> Path:
+    """Where shard `shard` of `split` lives in the store at `root`."""
+    return Path(root) / "shards" / f"{split}-{shard:05d}.npy"
+
+
+class SplitView:
+    """One split of the store: labels, names, and images gathered from memory-mapped shards."""
+
+    def __init__(self, root: Path, name: str, size: int, index: pd.DataFrame):
+        self.root, self.name, self.size = root, name, size
+        self._shard = index["shard"].to_numpy(np.int64)
+        self._offset = index["offset"].to_numpy(np.int64)
+        self.labels: np.ndarray = index["label"].to_numpy(np.int64)
+        self.wnids: list[str] = index["wnid"].astype(str).tolist()
+        self.sources: list[str] = index["source"].astype(str).tolist()
+        self.num_shards = int(self._shard.max()) + 1 if len(index) else 0
+        # Rows each shard must hold at least (largest offset + 1), to check files on first open.
+        self._rows = np.zeros(self.num_shards, np.int64)
+        np.maximum.at(self._rows, self._shard, self._offset + 1)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        return f"SplitView({self.name!r}, {len(self)} images of {self.size}x{self.size}, {self.root})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Memory maps are reopened in the receiving process (DataLoader workers), not pickled.
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    @property
+    def shard_files(self) -> list[Path]:
+        """The split's shard files, in order."""
+        return [shard_path(self.root, self.name, k) for k in range(self.num_shards)]
+
+    def shard(self, k: int) -> np.ndarray:
+        """Shard k as a read-only memory map, uint8 [n, S, S, 3] (checked on first open)."""
+        mm = self._maps.get(k)
+        if mm is None:
+            path = shard_path(self.root, self.name, k)
+            if not path.is_file():
+                raise PipelineError(f"{path} is missing: the prepared store is incomplete; rerun prepare")
+            try:
+                mm = np.load(path, mmap_mode="r", allow_pickle=False)
+            except ValueError as e:
+                raise PipelineError(f"{path} is not a valid .npy shard ({e}); rerun prepare") from e
+            rows = int(self._rows[k]) if k < self.num_shards else 0
+            if mm.dtype != np.uint8 or mm.ndim != 4 or mm.shape[1:] != (self.size, self.size, 3) \
+                    or mm.shape[0] < rows:
+                raise PipelineError(
+                    f"{path} holds {mm.dtype} {mm.shape}, but index.csv expects uint8 "
+                    f"[>= {rows}, {self.size}, {self.size}, 3]; the prepared store is inconsistent")
+            self._maps[k] = mm
+        return mm
+
+    def _check(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.ndim != 1:
+            idx = idx.reshape(-1)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"indices must be integers, got {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"index out of range for split {self.name!r} of {len(self)} images")
+        return idx
+
+    def images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """uint8 [len(indices), S, S, 3], in the order given (repeats allowed)."""
+        idx = self._check(indices)
+        out = np.empty((len(idx), self.size, self.size, 3), np.uint8)
+        if len(idx) == 0:
+            return out
+        shards = self._shard[idx]
+        offsets = self._offset[idx]
+        # One gather per shard, rows in file order: the reads go forward through each file.
+        order = np.lexsort((offsets, shards))
+        bounds = np.flatnonzero(np.diff(shards[order])) + 1
+        for group in np.split(order, bounds):
+            mm = self.shard(int(shards[group[0]]))
+            offs = offsets[group]
+            lo, hi = int(offs[0]), int(offs[-1]) + 1
+            if hi - lo == len(group) and np.all(np.diff(offs) == 1):
+                out[group] = mm[lo:hi]  # a contiguous run: one slice, no fancy indexing
+            else:
+                out[group] = mm[offs]
+        return out
+
+    def iter_batches(self, batch_size: int, indices: Sequence[int] | np.ndarray | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (indices, uint8 [n, S, S, 3]) for consecutive batches of `indices` (default: all)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        idx = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
+        for start in range(0, len(idx), batch_size):
+            batch = idx[start:start + batch_size]
+            yield batch, self.images(batch)
+
+
+class PreparedStore:
+    """The store at `root`: `.meta`, `.classes`, `.num_classes`, `.eval_split`, `.split(name)`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise PipelineError(f"prepared store {self.root} not found: run the prepare stage first")
+        for name in ("meta.json", "classes.csv", "index.csv"):
+            if not (self.root / name).is_file():
+                raise PipelineError(f"{self.root / name} is missing: the prepared store is incomplete; "
+                                    "rerun prepare")
+        try:
+            self.meta: dict[str, Any] = json.loads((self.root / "meta.json").read_text())
+        except json.JSONDecodeError as e:
+            raise PipelineError(f"{self.root / 'meta.json'} is not valid JSON: {e}") from e
+        missing = [k for k in META_KEYS if k not in self.meta]
+        if missing:
+            raise PipelineError(f"{self.root / 'meta.json'} lacks {', '.join(missing)}")
+        self.size: int = int(self.meta["size"])
+        self.eval_split: str = self.meta["eval_split"]
+        self.classes: pd.DataFrame = pd.read_csv(self.root / "classes.csv", dtype={"wnid": str, "name": str},
+                                                 keep_default_na=False)
+        self.num_classes: int = int(self.meta["num_classes"])
+        if len(self.classes) != self.num_classes or list(self.classes["label"]) != list(range(self.num_classes)):
+            raise PipelineError(f"{self.root / 'classes.csv'} does not list labels 0..{self.num_classes - 1} "
+                                "as meta.json says")
+        index = pd.read_csv(self.root / "index.csv", dtype={"split": str, "wnid": str, "source": str},
+                            keep_default_na=False)
+        if list(index.columns) != INDEX_COLUMNS:
+            raise PipelineError(f"{self.root / 'index.csv'} has columns {list(index.columns)}, "
+                                f"expected {INDEX_COLUMNS}")
+        self._index = {name: part.reset_index(drop=True) for name, part in index.groupby("split", sort=False)}
+        for name, n in self.meta["splits"].items():
+            got = len(self._index.get(name, ()))
+            if got != n:
+                raise PipelineError(f"{self.root / 'index.csv'} lists {got} {name} images, meta.json {n}: "
+                                    "the prepared store is inconsistent; rerun prepare")
+        self._views: dict[str, SplitView] = {}
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.meta["splits"])
+
+    def split(self, name: str) -> SplitView:
+        """The view of split `name` (train, val, or test for ILSVRC-2010)."""
+        if name not in self.meta["splits"]:
+            raise PipelineError(f"split {name!r} is not in the prepared store {self.root} "
+                                f"(it has {', '.join(self.splits)})")
+        if name not in self._views:
+            part = self._index.get(name, pd.DataFrame(columns=INDEX_COLUMNS))
+            self._views[name] = SplitView(self.root, name, self.size, part)
+        return self._views[name]
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={v}" for k, v in self.meta["splits"].items())
+        return f"PreparedStore({self.root}, {self.size}px, {self.num_classes} classes, {parts})"

@@ -1,0 +1,33 @@
+"""Stage prepare: raw images -> data/prepared/ (shorter side 256, central 256x256 crop, RGB).
+
+    python stages/prepare.py --params params.yaml --raw data/raw --out data/prepared \
+        --metrics metrics/prepare.json
+
+Reads params section `prepare`; writes the store of docs/architecture.md and the metrics
+(images per split, quarantined images, images/s). Undecodable images are listed in
+data/prepared/quarantine.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+from alexnet.prepare import prepare  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    prepare(args.raw, args.out, params.prepare, metrics_path=args.metrics)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--raw", required=True, help="raw dataset folder (download's output)")
+    parser.add_argument("--out", required=True, help="prepared store folder to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    run_stage(main, parser)

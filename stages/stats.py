@@ -1,0 +1,32 @@
+"""Stage stats: mean image, channel mean/std and RGB PCA of the prepared training split.
+
+    python stages/stats.py --params params.yaml --prepared data/prepared --out data/stats \
+        --metrics metrics/stats.json
+
+Reads params section `stats`; writes data/stats/stats.npz (loaded by alexnet.stats.load_stats),
+data/stats/stats.json (the same, readable) and the metrics (channel means/stds, eigenvalues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+from alexnet.stats import stats  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    stats(args.prepared, args.out, params.stats, metrics_path=args.metrics)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--prepared", required=True, help="prepared store folder (prepare's output)")
+    parser.add_argument("--out", required=True, help="statistics folder to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    run_stage(main, parser)

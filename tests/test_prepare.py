@@ -1,0 +1,301 @@
+"""Tests for alexnet/prepare.py: the paper's resize-and-crop, mode conversion, quarantine, the store.
+
+Expected pixels come from an independent Pillow computation (open, convert, resize the whole
+image, crop), never from prepare's own code path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet import prepare as P
+from alexnet.cli import PipelineError
+from alexnet.config import PrepareConfig
+
+SIZE = 32
+
+
+@dataclass(frozen=True)
+class Cls:
+    wnid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Rec:
+    source: str
+    wnid: str
+    data: bytes
+
+
+class FakeRaw:
+    """A RawDataset stand-in: records held in memory, in the order given."""
+
+    def __init__(self, records: dict[str, list[Rec]], classes: list[Cls], eval_split: str = "val"):
+        self.records, self.classes, self.eval_split = records, classes, eval_split
+        self.splits = list(records)
+
+    def iter_split(self, split):
+        yield from self.records[split]
+
+    def count(self, split):
+        return len(self.records[split])
+
+
+CLASSES = [Cls("n01440764", "tench, Tinca tinca"), Cls("n01443537", "goldfish"), Cls("n02102040", "springer")]
+
+
+def photo(w: int, h: int, seed: int) -> Image.Image:
+    """A smooth, photo-like RGB image (gradients plus a little noise), so JPEG behaves as on photos."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    base = np.stack([128 + 100 * np.sin(xx / (7 + c * 3) + yy / (11 + c) + seed) for c in range(3)], -1)
+    base += rng.normal(0, 8, base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def reference(data: bytes, size: int) -> np.ndarray:
+    """Independent path: full decode, RGB, whole-image bilinear resize (shorter side), centre crop."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = size, int(size * h / w)
+    else:
+        nw, nh = int(size * w / h), size
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)))
+
+
+def test_resize_geometry_hand_worked():
+    assert P.resize_geometry(500, 375, 256) == (341, 256, 42, 0)  # 500*256/375 = 341.33
+    assert P.resize_geometry(375, 500, 256) == (256, 341, 0, 42)
+    assert P.resize_geometry(300, 300, 256) == (256, 256, 0, 0)
+    assert P.resize_geometry(100, 50, 256) == (512, 256, 128, 0)  # upscaling a small image
+    assert P.resize_geometry(257, 1000, 256) == (256, 996, 0, 370)
+
+
+@pytest.mark.parametrize("w,h", [(120, 90), (90, 120), (64, 64), (200, 41), (33, 150), (20, 25)])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exact_against_pillow_without_draft(w, h, fmt):
+    data = encode(photo(w, h, seed=w + h), fmt)
+    out = P.process_image(data, SIZE, draft=False)
+    assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, reference(data, SIZE))
+
+
+def smooth(w: int, h: int) -> Image.Image:
+    """Content well below the Nyquist rate of a 64-pixel image, where any good downscaler agrees."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    a = np.stack([128 + 100 * np.sin(xx / 40), 128 + 100 * np.cos(yy / 50), 128 + 60 * np.sin((xx + yy) / 60)], -1)
+    return Image.fromarray(a.astype(np.uint8))
+
+
+@pytest.mark.parametrize("w,h", [(500, 375), (375, 500), (1600, 1200), (640, 640)])
+def test_draft_close_to_full_decode(w, h):
+    size = 64  # draft scales by 1/4 or 1/8 here: 500 // 85 = 5 -> 1/4, 1600 // 85 = 18 -> 1/8
+    data = encode(smooth(w, h), quality=90)
+    fast = P.process_image(data, size, draft=True).astype(int)
+    ref = reference(data, size).astype(int)
+    assert not np.array_equal(fast, ref)  # draft mode really was used
+    diff = fast - ref
+    # Unbiased and within a couple of levels: a half-pixel shift of the geometry would show here.
+    assert abs(diff.mean()) < 0.2 and np.abs(diff).mean() < 1.0 and np.abs(diff).max() <= 3
+    # On photo-like texture near the output's Nyquist rate the two antialiasing filters differ more.
+    data = encode(photo(w, h, seed=1), quality=90)
+    diff = P.process_image(data, size, draft=True).astype(int) - reference(data, size).astype(int)
+    assert abs(diff.mean()) < 0.2 and np.abs(diff).mean() < 4.0
+
+
+def test_draft_never_decodes_below_target():
+    # 300x300 to 256: w // 256 = 1, no DCT scaling possible; draft must not shrink it below 256.
+    data = encode(photo(300, 300, seed=2), quality=95)
+    np.testing.assert_array_equal(P.process_image(data, 256, draft=True), reference(data, 256))
+
+
+def _modes() -> dict[str, bytes]:
+    rgb = photo(80, 60, seed=3)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgb.size))
+    return {
+        "cmyk_jpeg": encode(rgb.convert("CMYK"), "JPEG", quality=95),
+        "gray_jpeg": encode(rgb.convert("L"), "JPEG", quality=95),
+        "palette_png": encode(rgb.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        "rgba_png": encode(rgba, "PNG"),
+        "la_png": encode(rgb.convert("LA"), "PNG"),
+        "bilevel_png": encode(rgb.convert("1"), "PNG"),
+        "gif": encode(rgb.convert("P"), "GIF"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_modes()))
+def test_modes_converted_to_rgb(name):
+    data = _modes()[name]
+    assert Image.open(io.BytesIO(data)).mode != "RGB"
+    out = P.process_image(data, SIZE, draft=True)
+    assert out.shape == (SIZE, SIZE, 3)
+    np.testing.assert_array_equal(out, reference(data, SIZE))  # small images: no draft scaling
+    if name.startswith("gray") or name.startswith("la") or name.startswith("bilevel"):
+        assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+
+
+def _corrupt() -> dict[str, bytes]:
+    good = encode(photo(90, 70, seed=4), quality=90)
+    return {"truncated.JPEG": good[: len(good) // 2], "text.JPEG": b"this is not an image" * 10,
+            "empty.JPEG": b""}
+
+
+@pytest.mark.parametrize("name", list(_corrupt()))
+def test_corrupt_raises(name):
+    with pytest.raises(Exception):
+        P.process_image(_corrupt()[name], SIZE)
+
+
+def make_raw(n_train: int = 7, n_val: int = 4, corrupt: bool = True) -> FakeRaw:
+    recs: dict[str, list[Rec]] = {"train": [], "val": []}
+    modes = list(_modes().values())
+    for split, n in (("train", n_train), ("val", n_val)):
+        for i in range(n):
+            c = CLASSES[(i * 7 + len(split)) % len(CLASSES)]
+            w, h = 40 + 13 * (i % 9), 90 - 5 * (i % 10)
+            data = encode(photo(w, h, seed=i + 100 * len(split)), quality=90) if i % 3 else modes[i % len(modes)]
+            recs[split].append(Rec(f"{split}_{i:04d}.JPEG", c.wnid, data))
+    if corrupt:
+        bad = _corrupt()
+        recs["train"].insert(2, Rec("truncated.JPEG", CLASSES[1].wnid, bad["truncated.JPEG"]))
+        recs["val"].append(Rec("text.JPEG", CLASSES[2].wnid, bad["text.JPEG"]))
+    return FakeRaw(recs, CLASSES)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_store_layout_index_and_quarantine(tmp_path):
+    raw = make_raw()
+    cfg = PrepareConfig(size=SIZE, shard_size=3, workers=1)
+    m = P.write_store(raw, tmp_path / "prep", cfg, source="fake", progress=False)
+    root = tmp_path / "prep"
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta == {"size": SIZE, "source": "fake", "eval_split": "val", "splits": {"train": 7, "val": 4},
+                    "num_classes": 3}
+    assert m["images"] == {"train": 7, "val": 4} and m["quarantined"] == {"train": 1, "val": 1}
+    assert m["quarantined_total"] == 2 and m["images_per_second"] > 0
+    assert [r["name"] for r in read_csv(root / "classes.csv")] == [c.name for c in CLASSES]  # comma quoted
+    q = read_csv(root / "quarantine.csv")
+    assert [(r["split"], r["source"], r["wnid"]) for r in q] == [
+        ("train", "truncated.JPEG", CLASSES[1].wnid), ("val", "text.JPEG", CLASSES[2].wnid)]
+    assert all(r["reason"] for r in q)
+    index = read_csv(root / "index.csv")
+    assert list(index[0]) == ["split", "shard", "offset", "label", "wnid", "source"]
+    shards = sorted(p.name for p in (root / "shards").iterdir())
+    assert shards == ["train-00000.npy", "train-00001.npy", "train-00002.npy", "val-00000.npy", "val-00001.npy"]
+    # Every good record, in reader order, at its (shard, offset), with label = sorted-wnid position.
+    wnids = sorted(c.wnid for c in CLASSES)
+    good = [(s, r) for s in raw.splits for r in raw.records[s] if r.source not in ("truncated.JPEG", "text.JPEG")]
+    assert len(index) == len(good)
+    for row, (split, rec) in zip(index, good):
+        assert (row["split"], row["source"], row["wnid"]) == (split, rec.source, rec.wnid)
+        assert int(row["label"]) == wnids.index(rec.wnid)
+        shard = np.load(root / "shards" / f"{split}-{int(row['shard']):05d}.npy")
+        assert shard.dtype == np.uint8 and shard.shape[1:] == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(shard[int(row["offset"])], P.process_image(rec.data, SIZE, True))
+    assert np.load(root / "shards" / "train-00002.npy").shape[0] == 1  # 7 = 3 + 3 + 1
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_deterministic_across_runs_and_workers(tmp_path):
+    raw = make_raw(n_train=40, n_val=9)  # 40 > 2 workers x 4 chunks x CHUNK: the bounded window slides
+    outs = []
+    for i, workers in enumerate([1, 2, 2]):
+        cfg = PrepareConfig(size=SIZE, shard_size=16, workers=workers)
+        P.write_store(raw, tmp_path / f"p{i}", cfg, source="fake", progress=False)
+        outs.append(_tree_bytes(tmp_path / f"p{i}"))
+    assert outs[0] == outs[1] == outs[2]
+    assert "shards/train-00002.npy" in outs[0]
+
+
+def test_unknown_wnid_fails_and_leaves_nothing(tmp_path):
+    raw = make_raw(corrupt=False)
+    raw.records["val"].append(Rec("x.JPEG", "n99999999", raw.records["val"][0].data))
+    with pytest.raises(PipelineError, match="n99999999"):
+        P.write_store(raw, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1), "fake", progress=False)
+    assert list(tmp_path.iterdir()) == []  # no half-written store, no temp folder
+
+
+def test_failure_keeps_previous_store(tmp_path):
+    cfg = PrepareConfig(size=SIZE, workers=1)
+    P.write_store(make_raw(), tmp_path / "prep", cfg, "fake", progress=False)
+    before = _tree_bytes(tmp_path / "prep")
+    raw = make_raw()
+    raw.classes = list(reversed(CLASSES))  # not sorted: refused
+    with pytest.raises(PipelineError, match="sorted"):
+        P.write_store(raw, tmp_path / "prep", cfg, "fake", progress=False)
+    assert _tree_bytes(tmp_path / "prep") == before
+
+
+def test_ordered_map_keeps_order_and_bounds_reading():
+    pulled = []
+
+    def tasks():
+        for i in range(50):
+            pulled.append(i)
+            yield i, i
+
+    class Immediate:  # a pool whose results are ready at once
+        def apply_async(self, fn, args):
+            class R:
+                def get(self_inner):
+                    return fn(*args)
+            return R()
+
+    seen = []
+    for key, result in P.ordered_map(Immediate(), lambda x: x * x, tasks(), in_flight=3):
+        assert result == key * key
+        assert len(pulled) - len(seen) <= 3  # never more than in_flight read ahead of the consumer
+        seen.append(key)
+    assert seen == list(range(50))
+
+
+def test_stage_entry_point(tmp_path, monkeypatch):
+    import alexnet.sources
+
+    raw_dir = tmp_path / "raw"
+    with pytest.raises(PipelineError, match="manifest.json"):
+        P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1), progress=False)
+    raw_dir.mkdir()
+    (raw_dir / "manifest.json").write_text(json.dumps({"source": "tiny"}))
+    monkeypatch.setattr(alexnet.sources, "open_raw", lambda d: make_raw())
+    m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1),
+                  metrics_path=tmp_path / "metrics" / "prepare.json", progress=False)
+    assert json.loads((tmp_path / "metrics" / "prepare.json").read_text())["images"] == m["images"]
+    assert json.loads((tmp_path / "prep" / "meta.json").read_text())["source"] == "tiny"
+
+
+def test_default_workers():
+    assert P.default_workers(3) == 3
+    assert P.default_workers(0) >= 1
+
+
+def test_chunks():
+    assert [len(c) for c in P._chunks(range(10), 4)] == [4, 4, 2]
+    assert list(itertools.chain.from_iterable(P._chunks(range(10), 4))) == list(range(10))
