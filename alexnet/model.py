@@ -40,6 +40,7 @@ initialisation and input normalisation ((x/255 - mean) / std).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,8 @@ def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise PipelineError(f"{path}: expected a torchvision AlexNet state_dict, got {type(state).__name__}")
-    model = TorchvisionAlexNet(ModelConfig(arch="torchvision"), num_classes)
+    with torch.device("meta"):  # no point initialising 61M weights about to be replaced
+        model = TorchvisionAlexNet(ModelConfig(arch="torchvision"), num_classes)
     _load_state(model, state, path, "a torchvision AlexNet")
     return model.eval()
 
@@ -252,6 +254,9 @@ def save_trained(path: str | Path, model: nn.Module, cfg: ModelConfig, num_class
                  info: dict[str, Any]) -> None:
     """Write a trained net as a plain dict (loadable with weights_only=True), atomically."""
     state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    # info goes through JSON so that only plain types reach the file (weights_only loading
+    # refuses e.g. torch.__version__'s TorchVersion or numpy scalars); numpy scalars -> numbers.
+    info = json.loads(json.dumps(info, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -265,7 +270,11 @@ def save_trained(path: str | Path, model: nn.Module, cfg: ModelConfig, num_class
 
 
 def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode, info) from a `save_trained` file; any mismatch is a PipelineError."""
+    """(model in eval mode on `map_location`, info) from a `save_trained` file.
+
+    A missing, truncated or foreign file, or weights that do not fit the recorded architecture,
+    is a PipelineError naming the file.
+    """
     payload = _torch_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a trained-model file of this project (no '{FORMAT}' format tag)")
@@ -277,9 +286,10 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
         state = payload["state_dict"]
     except (KeyError, TypeError, ValueError) as e:
         raise PipelineError(f"{path}: damaged model file ({e})") from e
-    model = build_model(cfg, num_classes) if cfg.arch == "paper" else TorchvisionAlexNet(cfg, num_classes)
+    with torch.device("meta"):
+        model = AlexNet(cfg, num_classes) if cfg.arch == "paper" else TorchvisionAlexNet(cfg, num_classes)
     _load_state(model, state, path, f"the {cfg.arch} architecture it records")
-    return model.to(map_location).eval(), payload.get("info", {})
+    return model.eval(), payload.get("info", {})
 
 
 def _torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
@@ -293,8 +303,9 @@ def _torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
 
 
 def _load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> None:
+    """Load `state` into a model built on the meta device (assign=True takes the tensors as they are)."""
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         raise PipelineError(f"{path}: its weights do not fit {what}: {e}") from e
 
@@ -303,7 +314,7 @@ def layer_shapes(model: nn.Module, input_size: int | None = None) -> dict[str, t
     """Output shape [C, H, W] of every conv and pooling layer for one input (for docs and tests)."""
     size = input_size or model.cfg.input_size
     shapes: dict[str, tuple[int, ...]] = {}
-    x = torch.zeros(1, 3, size, size)
+    x = torch.zeros(1, 3, size, size, device=next(model.parameters()).device)  # "meta" works too
     with torch.no_grad():
         for name, module in model.features.named_children():
             x = module(x)
