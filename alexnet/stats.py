@@ -7,9 +7,8 @@ behind the colour augmentation), plus `load_stats` for the stages that use them.
 
 Exact: every sum is accumulated as an integer (pixel values are integers 0-255), so the result is
 the same bit for bit whatever the number of workers or the order of the shards, and the only
-rounding is the final division. Sums of outer products are computed with float32 matrix products
-over groups of 256 pixels, which are exact: each product is below 2^16 and a sum of 256 of them
-below 2^24, float32's exact integer range.
+rounding is the final division. Per image the sums of outer products are a float64 matrix
+product, exact because every partial sum is an integer far below 2^53.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from alexnet.store import PreparedStore
 
 TRAIN_SPLIT = "train"
 TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
-GROUP = 256  # pixels per exact float32 outer-product sum (256 * 255^2 < 2^24)
 
 
 @dataclass(frozen=True)
@@ -67,18 +65,13 @@ def accumulate(images: np.ndarray) -> Sums:
     n, h, w, _ = images.shape
     image_sum = np.zeros((h, w, 3), np.int64)
     outer = np.zeros((3, 3), np.int64)
-    pixels = h * w
-    whole = pixels - pixels % GROUP
     for i in range(n):
         img = np.asarray(images[i])
         image_sum += img
-        flat = img.reshape(pixels, 3)
-        if whole:
-            g = flat[:whole].reshape(-1, GROUP, 3).astype(np.float32)
-            outer += np.matmul(g.transpose(0, 2, 1), g).astype(np.int64).sum(axis=0)
-        if whole < pixels:  # a ragged tail (S*S not a multiple of 256): plain integer products
-            t = flat[whole:].astype(np.int64)
-            outer += t.T @ t
+        # One image's pixels as float64 planes [3, h*w]: every product and partial sum is an
+        # integer below 2^53 (h*w*255^2 for any image under 10^11 pixels), so BLAS is exact.
+        planes = img.reshape(h * w, 3).T.astype(np.float64)
+        outer += (planes @ planes.T).astype(np.int64)
     return Sums(n, image_sum, outer)
 
 

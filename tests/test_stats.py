@@ -20,7 +20,6 @@ def pixels(images: np.ndarray) -> np.ndarray:
 
 def test_accumulate_exact_against_one_shot_float64():
     rng = np.random.default_rng(0)
-    # 33 x 33 = 1089 pixels: four exact float32 groups of 256 and a ragged tail of 65.
     for shape in [(5, 33, 33, 3), (3, 16, 16, 3), (2, 7, 5, 3)]:
         x = rng.integers(0, 256, shape, dtype=np.uint8)
         s = st.accumulate(x)
@@ -31,7 +30,7 @@ def test_accumulate_exact_against_one_shot_float64():
 
 
 def test_accumulate_worst_case_values_exact():
-    # All 255: each float32 group sums 256 * 255^2 = 16,646,400, just under 2^24 = 16,777,216.
+    # All 255, the largest products: still exact (3 * 4096 * 65025 = 799,027,200 per entry).
     x = np.full((3, 64, 64, 3), 255, np.uint8)
     s = st.accumulate(x)
     assert (s.outer == 3 * 64 * 64 * 255 * 255).all()
