@@ -1,0 +1,211 @@
+"""alexnet.augment against a plain per-image numpy reference of the paper's Section 4.1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+
+from alexnet.augment import (InputStats, apply_params, batch_generator, center_offset, crop_center_flip,
+                             draw_params, lighting_shift, ten_crop_offsets, torchvision_normalize, train_batch)
+from alexnet.config import AugmentConfig, ConfigError
+
+S, C = 12, 8  # tiny stored images and crops keep the reference loops fast
+
+
+def reference(images, top, left, size, flip=None, mean=None, alpha=None, eigvals=None, eigvecs=None):
+    """One image at a time, in float64, written straight from the paper's description."""
+    out = []
+    for i in range(len(images)):
+        img = images[i].astype(np.float64)
+        if mean is not None:
+            img = img - (mean if mean.ndim == 3 else mean[None, None, :])  # per-pixel or per-channel mean
+        crop = img[top[i]:top[i] + size, left[i]:left[i] + size]
+        if flip is not None and flip[i]:
+            crop = crop[:, ::-1]
+        if alpha is not None:
+            shift = sum(alpha[i][j] * eigvals[j] * eigvecs[:, j] for j in range(3))  # [p1 p2 p3][a_j l_j]
+            crop = crop + shift
+        out.append(crop.transpose(2, 0, 1))
+    return np.stack(out)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(6, S, S, 3), dtype=np.uint8)
+    mean_image = rng.uniform(0, 255, size=(S, S, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    stats = type("Stats", (), dict(mean_image=mean_image, channel_mean=mean_image.mean(axis=(0, 1)),
+                                   eigvals=np.array([900.0, 40.0, 5.0]), eigvecs=q))
+    return images, stats
+
+
+def test_hand_worked_crop_and_flip():
+    img = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(1, 4, 4, 3)  # pixel (r, c) channel k = 12r + 3c + k
+    out = crop_center_flip(img, [1], [2], 2, [True], None)
+    # rows 1-2, columns 2-3, mirrored: column 3 first
+    expected = np.array([[[21, 18], [33, 30]], [[22, 19], [34, 31]], [[23, 20], [35, 32]]], dtype=np.float32)
+    np.testing.assert_array_equal(out[0].numpy(), expected)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 2, 2)
+
+
+@pytest.mark.parametrize("mean_kind", ["image", "channel", "none"])
+def test_crop_center_flip_matches_reference(data, mean_kind):
+    images, stats = data
+    rng = np.random.default_rng(1)
+    top, left = rng.integers(0, S - C + 1, 6), rng.integers(0, S - C + 1, 6)
+    flip = rng.integers(0, 2, 6).astype(bool)
+    mean = {"image": stats.mean_image, "channel": stats.channel_mean, "none": None}[mean_kind]
+    got = crop_center_flip(torch.from_numpy(images), torch.from_numpy(top), torch.from_numpy(left), C,
+                           torch.from_numpy(flip), None if mean is None else torch.from_numpy(mean))
+    np.testing.assert_allclose(got.numpy(), reference(images, top, left, C, flip, mean), atol=1e-4, rtol=0)
+    # numpy inputs give the same
+    np.testing.assert_array_equal(crop_center_flip(images, top, left, C, flip, mean).numpy(), got.numpy())
+
+
+def test_flip_is_the_mirror_of_the_unflipped_patch(data):
+    images, stats = data
+    top, left = np.array([0, 1, 2, 3, 4, 0]), np.array([4, 3, 2, 1, 0, 0])
+    plain = crop_center_flip(images, top, left, C, None, stats.mean_image)
+    flipped = crop_center_flip(images, top, left, C, np.ones(6, bool), stats.mean_image)
+    torch.testing.assert_close(flipped, torch.flip(plain, dims=[3]), rtol=0, atol=0)
+
+
+def test_bad_inputs_are_refused(data):
+    images, stats = data
+    with pytest.raises(ValueError, match="offsets"):
+        crop_center_flip(images, [S - C + 1] * 6, [0] * 6, C)
+    with pytest.raises(ValueError, match="offsets"):
+        crop_center_flip(images, [-1] * 6, [0] * 6, C)
+    with pytest.raises(ValueError, match="uint8"):
+        crop_center_flip(images.astype(np.float32), [0] * 6, [0] * 6, C)
+    with pytest.raises(ValueError, match="mean"):
+        crop_center_flip(images, [0] * 6, [0] * 6, C, None, np.zeros((C, C, 3)))
+    with pytest.raises(ValueError, match="6 offsets"):
+        crop_center_flip(images, [0] * 5, [0] * 6, C)
+    with pytest.raises(ConfigError):
+        draw_params(2, 8, 9, AugmentConfig(), torch.Generator())
+
+
+def test_draw_params_ranges_and_switches():
+    n = 4000
+    p = draw_params(n, S, C, AugmentConfig(pca_std=0.1), torch.Generator().manual_seed(0))
+    # offsets cover exactly [0, S - C], both ends included, uniformly
+    assert set(p.top.tolist()) == set(range(S - C + 1)) == set(p.left.tolist())
+    assert abs(p.flip.float().mean().item() - 0.5) < 0.03
+    assert abs(p.alpha.std().item() - 0.1) < 0.005 and abs(p.alpha.mean().item()) < 0.005
+    assert p.alpha.shape == (n, 3) and p.top.dtype == torch.int64 and p.flip.dtype == torch.bool
+    # each switch alone; the other draws are unchanged (fixed draw order)
+    for change in ({"random_crop": False}, {"flip": False}, {"pca_lighting": False}, {"pca_std": 0.2}):
+        q = draw_params(n, S, C, AugmentConfig(**change), torch.Generator().manual_seed(0))
+        same_crop = torch.equal(q.top, p.top) and torch.equal(q.left, p.left)
+        assert same_crop == ("random_crop" not in change)
+        if "random_crop" in change:
+            assert q.top.eq(center_offset(S, C)).all() and q.left.eq(2).all()
+        assert torch.equal(q.flip, p.flip) == ("flip" not in change)
+        if "flip" in change:
+            assert not q.flip.any()
+        if "pca_lighting" in change:
+            assert not q.alpha.any()
+        if "pca_std" in change:
+            torch.testing.assert_close(q.alpha, 2 * p.alpha)
+    ev = draw_params(5, 256, 224, None, torch.Generator())
+    assert ev.top.eq(16).all() and ev.left.eq(16).all() and not ev.flip.any() and not ev.alpha.any()
+
+
+def test_lighting_shift_by_hand():
+    alpha = torch.tensor([[0.1, 0.2, 0.3]])
+    shift = lighting_shift(alpha, torch.tensor([1.0, 2.0, 3.0]), torch.eye(3))
+    torch.testing.assert_close(shift, torch.tensor([[0.1, 0.4, 0.9]]))
+    # columns are the eigenvectors: a single nonzero alpha moves along that column
+    vecs = torch.tensor([[0.0, 1.0, 0.0], [0.6, 0.0, 0.8], [0.8, 0.0, -0.6]])
+    shift = lighting_shift(torch.tensor([[0.0, 0.0, 0.5]]), torch.tensor([9.0, 4.0, 2.0]), vecs)
+    torch.testing.assert_close(shift, torch.tensor([[0.0, 0.8, -0.6]]))
+
+
+@pytest.mark.parametrize("mean", ["image", "channel", "none"])
+def test_train_batch_matches_reference(data, mean):
+    images, stats = data
+    aug = AugmentConfig(mean=mean)
+    got = train_batch(torch.from_numpy(images), size=C, augment=aug, stats=InputStats.from_stats(stats),
+                      generator=torch.Generator().manual_seed(5))
+    p = draw_params(6, S, C, aug, torch.Generator().manual_seed(5))
+    m = {"image": stats.mean_image, "channel": stats.channel_mean, "none": None}[mean]
+    expected = reference(images, p.top.numpy(), p.left.numpy(), C, p.flip.numpy(), m,
+                         p.alpha.double().numpy(), stats.eigvals, stats.eigvecs)
+    np.testing.assert_allclose(got.numpy(), expected, atol=2e-4, rtol=0)
+    assert p.flip.any() and not p.flip.all() and p.alpha.abs().min() > 0  # the case exercises everything
+
+
+def test_same_generator_same_batch_and_rank_slices_concatenate(data):
+    images, stats = data
+    st = InputStats.from_stats(stats)
+    x = torch.from_numpy(images)
+    a = train_batch(x, size=C, augment=AugmentConfig(), stats=st, generator=batch_generator(7, 2, 3))
+    b = train_batch(x, size=C, augment=AugmentConfig(), stats=st, generator=batch_generator(7, 2, 3))
+    c = train_batch(x, size=C, augment=AugmentConfig(), stats=st, generator=batch_generator(7, 2, 4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    p = draw_params(6, S, C, AugmentConfig(), batch_generator(7, 2, 3))
+    parts = [apply_params(x[r * 2:(r + 1) * 2], p.slice(r * 2, (r + 1) * 2), C, st) for r in range(3)]
+    torch.testing.assert_close(torch.cat(parts), a, rtol=0, atol=0)
+
+
+def test_batch_generator_depends_on_each_key():
+    def draw(*key):
+        return torch.randint(0, 1 << 30, (4,), generator=batch_generator(*key)).tolist()
+    keys = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2**40, 0, 0)]
+    draws = [draw(*k) for k in keys]
+    assert len({tuple(d) for d in draws}) == len(keys)
+    assert draw(0, 1, 0) == draws[2]
+
+
+def test_torchvision_normalization_matches_torchvision(data):
+    images, _ = data
+    x = crop_center_flip(images, [2] * 6, [2] * 6, C)
+    ours = torchvision_normalize(x)
+    for i in range(6):
+        pil_like = TF.to_tensor(images[i])[:, 2:2 + C, 2:2 + C]  # HWC uint8 -> CHW in [0, 1]
+        ref = TF.normalize(pil_like, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        torch.testing.assert_close(ours[i], ref, rtol=1e-5, atol=1e-5)
+    apply = apply_params(torch.from_numpy(images), draw_params(6, S, C, None, torch.Generator()), C, None,
+                         "none", "torchvision")
+    torch.testing.assert_close(apply, torchvision_normalize(crop_center_flip(images, [2] * 6, [2] * 6, C)))
+
+
+@pytest.mark.parametrize("image_size,size", [(256, 224), (256, 227), (12, 8)])
+def test_ten_crops_are_torchvisions(image_size, size):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(1, image_size, image_size, 3), dtype=np.uint8)
+    patches = [crop_center_flip(img, [t], [l], size, [f])[0] for t, l, f in ten_crop_offsets(image_size, size)]
+    ref = TF.ten_crop(torch.from_numpy(img[0]).permute(2, 0, 1).float(), size)  # tl, tr, bl, br, centre, mirrored
+    for ours, k in zip(patches[:5], [4, 0, 1, 2, 3]):  # centre first, then the corners
+        torch.testing.assert_close(ours, ref[k], rtol=0, atol=0)
+    for ours, plain in zip(patches[5:], patches[:5]):  # the paper's reflections of those five
+        torch.testing.assert_close(ours, torch.flip(plain, dims=[2]), rtol=0, atol=0)
+    if (image_size - size) % 2 == 0:
+        # torchvision cuts its mirrored five from the mirrored image: its mirrored top-left is the
+        # mirror of our top-right, and its mirrored centre is ours only when the centre is
+        # symmetric (for 227 of 256 it sits one pixel to the side of the mirrored centre patch).
+        for ours, k in zip(patches[5:], [9, 6, 5, 8, 7]):
+            torch.testing.assert_close(ours, ref[k], rtol=0, atol=0)
+
+
+def test_missing_stats_is_a_clear_error(data):
+    images, _ = data
+    with pytest.raises(ConfigError, match="stats"):
+        train_batch(torch.from_numpy(images), size=C, augment=AugmentConfig(), stats=None, generator=torch.Generator())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batch_equals_cpu_batch(data):
+    images, stats = data
+    x = torch.from_numpy(images)
+    cpu = train_batch(x, size=C, augment=AugmentConfig(), stats=InputStats.from_stats(stats),
+                      generator=batch_generator(0, 0, 0))
+    gpu = train_batch(x.cuda(), size=C, augment=AugmentConfig(), stats=InputStats.from_stats(stats, "cuda"),
+                      generator=batch_generator(0, 0, 0))
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-4)
