@@ -142,14 +142,16 @@ def ten_crop_input(images: torch.Tensor, crop: int, mean: torch.Tensor | np.ndar
         mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device)
     n = images.shape[0]
     views = ten_crop_views(images.shape[1], crop)
-    parts = []
+    parts: dict[tuple[int, int], torch.Tensor] = {}
     for v in views:
-        top = torch.full((n,), v.top, dtype=torch.long, device=images.device)
-        left = torch.full((n,), v.left, dtype=torch.long, device=images.device)
-        flip = torch.full((n,), v.flip, dtype=torch.bool, device=images.device)
-        x = crop_center_flip(images, top, left, crop, flip, mean if normalization == "paper" else None)
-        parts.append(x)
-    x = torch.cat(parts)
+        if not v.flip:
+            top = torch.full((n,), v.top, dtype=torch.long, device=images.device)
+            left = torch.full((n,), v.left, dtype=torch.long, device=images.device)
+            parts[v.top, v.left] = crop_center_flip(images, top, left, crop, None,
+                                                    mean if normalization == "paper" else None)
+    # A mirrored view is its unmirrored patch, mean included, read right to left: crop_center_flip
+    # with flip=True gives exactly this, at twice the gathering cost.
+    x = torch.cat([parts[v.top, v.left].flip(-1) if v.flip else parts[v.top, v.left] for v in views])
     if normalization == "torchvision":
         # torchvision's ToTensor + Normalize on raw 0-255 pixels
         m = torch.tensor(TORCHVISION_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
@@ -311,10 +313,10 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         if image_size != TORCHVISION_RESIZE:
             raise PipelineError(f"torchvision's reference evaluation resizes to {TORCHVISION_RESIZE}; "
                                 f"the store holds {image_size}x{image_size} images (set prepare.size: 256)")
-        model = load_torchvision_state_dict(weights, num_classes=1000)
         if store.num_classes != 1000:
             raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
                                 f"{store.num_classes} classes, so its labels cannot line up")
+        model = load_torchvision_state_dict(weights, num_classes=1000)
         nets = [("torchvision", model, {})]
         crop, normalization, mean = TORCHVISION_CROP, "torchvision", None
         info_out.update(model="torchvision", torchvision_weights=str(weights))

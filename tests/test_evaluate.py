@@ -198,3 +198,163 @@ def test_per_class_errors_and_best_scheme():
     assert ev.best_scheme(m) == ("ensemble", "ten_crop")
     m["single"]["center"] = {"top1_error": 9.0, "top5_error": 6.0}
     assert ev.best_scheme(m) == ("single", "center")
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage on a hand-built store (layout of docs/architecture.md), and torchvision's weights
+
+S = 256
+
+
+def _write_store(root, images: np.ndarray, labels: np.ndarray, num_classes: int, split: str = "val"):
+    """A prepared store written by hand from the documented layout (not by alexnet.prepare)."""
+    (root / "shards").mkdir(parents=True)
+    np.save(root / "shards" / f"{split}-00000.npy", images)
+    pd.DataFrame({"label": range(num_classes), "wnid": [f"n{i:08d}" for i in range(num_classes)],
+                  "name": [f"class {i}" for i in range(num_classes)]}).to_csv(root / "classes.csv", index=False)
+    pd.DataFrame({"split": split, "shard": 0, "offset": range(len(labels)), "label": labels,
+                  "wnid": [f"n{i:08d}" for i in labels], "source": [f"img{i}.JPEG" for i in range(len(labels))]}
+                 ).to_csv(root / "index.csv", index=False)
+    (root / "meta.json").write_text(json.dumps({"size": S, "source": "tiny", "eval_split": split,
+                                                "splits": {split: len(labels)}, "num_classes": num_classes}))
+
+
+def _write_stats(root, mean_image: np.ndarray):
+    from alexnet.stats import Stats, save_stats
+
+    save_stats(Stats(mean_image=mean_image.astype(np.float64), channel_mean=mean_image.mean((0, 1)),
+                     channel_std=np.ones(3), cov=np.eye(3), eigvals=np.ones(3), eigvecs=np.eye(3),
+                     count=np.array(S * S, np.int64)), root)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_evaluate_stage_end_to_end(tmp_path):
+    from alexnet.config import ModelConfig, params_from_dict
+    from alexnet.model import build_model, save_trained
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
+    labels = np.array([0, 2, 0])
+    _write_store(tmp_path / "prepared", images, labels, 3)
+    mean = rng.uniform(60, 200, (S, S, 3))
+    _write_stats(tmp_path / "stats", mean)
+    params = params_from_dict({"model": {"width": 0.0625, "input_size": 227}, "train": {"seeds": [3, 1]},
+                               "evaluate": {"batch_size": 3}})
+    nets = {}
+    for seed in (3, 1):
+        torch.manual_seed(seed)
+        nets[seed] = build_model(params.model, 3).eval()
+        save_trained(tmp_path / "models" / f"seed{seed}" / "model.pt", nets[seed], params.model, 3, {"epochs": 7})
+    m = ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                    tmp_path / "metrics" / "evaluate.json", params)
+
+    # Independently: numpy crops of (image - mean image), the torch net, numpy softmax and means.
+    c, far, mid = 227, S - 227, (S - 227) // 2
+    centred = images.astype(np.float32) - mean.astype(np.float32)
+    offsets = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
+    want = {}
+    for seed, net in nets.items():
+        patches = [centred[:, t:t + c, l:l + c] for t, l in offsets]
+        patches += [p[:, :, ::-1] for p in patches]
+        x = torch.from_numpy(np.ascontiguousarray(np.concatenate(patches).transpose(0, 3, 1, 2)))
+        with torch.no_grad():
+            probs = _softmax(net(x).numpy()).reshape(10, len(images), 3)
+        want[seed] = {"center": probs[4], "ten_crop": probs.mean(axis=0)}
+        for s in ev.SCHEMES:
+            got = np.load(tmp_path / "eval" / f"probs-seed{seed}-{s}.npy")
+            assert got.dtype == np.float16 and got.shape == (3, 3)
+            np.testing.assert_allclose(got, want[seed][s], atol=2e-3)
+    np.testing.assert_array_equal(np.load(tmp_path / "eval" / "labels.npy"), labels)
+
+    saved = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    assert saved == json.loads(json.dumps(m))
+    assert (saved["split"], saved["images"], saved["nets"]) == ("val", 3, 2)
+    assert saved["members"] == ["seed3", "seed1"] and saved["epochs"] == [7, 7] and saved["input_size"] == 227
+    for s in ev.SCHEMES:
+        assert set(saved["single"][s]) == {"top1_error", "top5_error"}
+        f16 = {k: want[k][s].astype(np.float16).astype(np.float32) for k in want}
+        assert saved["single"][s] == ev.error_rates(f16[3], labels)  # single = the first seed
+        assert saved["ensemble"][s] == ev.error_rates((f16[3] + f16[1]) / 2, labels)
+        assert saved["single"][s]["top5_error"] == 0.0  # 3 classes: always in the top 5
+    assert ev.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
+
+    table = pd.read_csv(tmp_path / "eval" / "per_class.csv")
+    assert list(table.columns) == ["label", "wnid", "name", "images", "top1_error", "top5_error"]
+    assert table["images"].tolist() == [2, 0, 1]
+    kind, scheme = saved["per_class_scheme"].split("/")
+    best = want[3][scheme] if kind == "single" else (want[3][scheme] + want[1][scheme]) / 2
+    pred = best.argmax(1)
+    assert np.isnan(table["top1_error"][1])  # no images of class 1
+    for label in (0, 2):
+        assert table["top1_error"][label] == pytest.approx(100 * np.mean(pred[labels == label] != label))
+
+
+def test_evaluate_stage_missing_model_is_a_clear_error(tmp_path):
+    from alexnet.config import params_from_dict
+
+    _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 2)
+    _write_stats(tmp_path / "stats", np.zeros((S, S, 3)))
+    with pytest.raises(PipelineError, match=r"seed0.*dvc repro train@0"):
+        ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                    tmp_path / "m.json", params_from_dict({}))
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "m.json").exists()
+
+
+@pytest.fixture(scope="module")
+def torchvision_case(tmp_path_factory):
+    """A random torchvision AlexNet saved as a state_dict file, one 256x256 image, and the logits
+    torchvision's own evaluation transforms and model give for it."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    net = torchvision.models.alexnet(weights=None).eval()
+    path = tmp_path_factory.mktemp("tv") / "alexnet.pth"
+    torch.save(net.state_dict(), path)
+    image = np.random.default_rng(1).integers(0, 256, (1, S, S, 3), dtype=np.uint8)
+    # torchvision's preset for these weights: Resize(256), CenterCrop(224), scale to [0, 1],
+    # Normalize (built locally; nothing is downloaded)
+    preset = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.transforms()
+    with torch.no_grad():
+        logits = net(preset(Image.fromarray(image[0]))[None])
+    return path, image, logits
+
+
+def test_torchvision_weights_logits_equal_torchvision_reference(torchvision_case):
+    from alexnet.model import load_torchvision_state_dict
+
+    path, image, theirs = torchvision_case
+    ours = ev.predict(load_torchvision_state_dict(path), image, ev.TORCHVISION_CROP, None, "torchvision")
+    torch.testing.assert_close(ours["logits_center"], theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_stage_with_torchvision_weights(tmp_path, torchvision_case, monkeypatch):
+    import socket
+
+    from alexnet.config import params_from_dict
+
+    path, image, theirs = torchvision_case
+    _write_store(tmp_path / "prepared", image, np.array([999]), 1000)
+    monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("network access"))
+    params = params_from_dict({"evaluate": {"torchvision_weights": str(path)}, "train": {"seeds": [0, 1]}})
+    m = ev.evaluate(tmp_path / "prepared", tmp_path / "nostats", tmp_path / "nomodels", tmp_path / "eval",
+                    tmp_path / "m.json", params)
+    assert (m["model"], m["torchvision_weights"], m["nets"], m["members"]) == ("torchvision", str(path), 1, ["torchvision"])
+    assert m["input_size"] == 224 and m["mean"] == "torchvision"
+    assert m["ensemble"] == m["single"]
+    center = np.load(tmp_path / "eval" / "probs-torchvision-center.npy")
+    np.testing.assert_allclose(center, _softmax(theirs.numpy()), atol=1e-4)
+    assert m["single"]["center"]["top1_error"] == (0.0 if theirs.argmax() == 999 else 100.0)
+    assert np.load(tmp_path / "eval" / "probs-torchvision-ten_crop.npy").shape == (1, 1000)
+
+
+def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
+    from alexnet.config import params_from_dict
+
+    _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 10)
+    params = params_from_dict({"evaluate": {"torchvision_weights": str(torchvision_case[0])}})
+    with pytest.raises(PipelineError, match="1000"):
+        ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json", params)
