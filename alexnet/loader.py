@@ -11,17 +11,19 @@ batch's augmentation from (seed, epoch, batch index) alone, so
 - with `world_size` ranks, rank r gets rows [r*b/w, (r+1)*b/w) of every global batch of b rows,
   so the ranks' batches concatenate to the single-process batch.
 
-A background thread reads (memory-mapped shards, the store's job) and, for a CUDA device,
-pins the next batches while the device computes; uint8 is copied with `non_blocking=True` and
+Background threads read (memory-mapped shards, the store's job) and, for a CUDA device, pin
+the next batches while the device computes; uint8 is copied with `non_blocking=True` and
 augmented on the GPU. On the CPU the thread also augments, so reading and augmentation overlap
-the training step.
+the training step. Threads, not processes: the work is numpy copies and torch ops, which
+release the GIL, and nothing has to be pickled between processes.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -41,10 +43,6 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     return torch.randperm(n, generator=gen).numpy()
 
 
-class _Stop:
-    """Marks the end of the producer's batches."""
-
-
 class BatchLoader:
     """Batches (inputs float32 [b, 3, C, C], labels int64 [b]) on `device` from a SplitView.
 
@@ -54,13 +52,15 @@ class BatchLoader:
     there is no lighting. augment: training augmentation, or None for evaluation input (centre
     crop, no flip, no lighting, `mean` subtracted). mean: the mean mode when augment is None
     (training uses augment.mean). normalization: "paper" (raw 0-255 minus the mean) or
-    "torchvision" (the torchvision variant's input). prefetch: batches read ahead.
+    "torchvision" (the torchvision variant's input). workers: reader threads (0: 1 on the CPU,
+    up to 4 for a GPU); prefetch: batches in flight ahead of the caller (0: max(2, workers)).
     """
 
     def __init__(self, view: Any, batch_size: int, *, input_size: int, stats: Any,
                  augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
-                 normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 2) -> None:
+                 normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
+                 workers: int = 0) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -79,8 +79,14 @@ class BatchLoader:
         self.device = torch.device(device)
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
-        self.prefetch = max(1, prefetch)
-        self.labels = torch.as_tensor(np.asarray(view.labels, dtype=np.int64))
+        # Reading and augmenting one batch is single-threaded numpy/torch work: a few threads
+        # keep a GPU fed; on the CPU they share the cores with training, so one is enough.
+        if workers < 0 or prefetch < 0:
+            raise ConfigError(f"workers and prefetch must be >= 0, got {workers} and {prefetch}")
+        auto = 1 if torch.device(device).type == "cpu" else min(4, os.cpu_count() or 1)
+        self.workers = workers or auto
+        self.prefetch = prefetch or max(2, self.workers)
+        self.labels = torch.tensor(np.asarray(view.labels, dtype=np.int64))
         self.stats = (stats if isinstance(stats, InputStats) or stats is None
                       else InputStats.from_stats(stats, self.device))
         if isinstance(self.stats, InputStats) and self.stats.mean_image.device != self.device:
@@ -129,46 +135,35 @@ class BatchLoader:
         return x, labels
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """This rank's batches of `epoch`, from batch `start_batch` on, read ahead by a thread."""
+        """This rank's batches of `epoch`, from batch `start_batch` on, read ahead by threads.
+
+        Up to `prefetch` batches are in flight on `workers` threads while the caller computes;
+        they are yielded in order, so the thread timing never changes what comes out.
+        """
         total = len(self)
         if not 0 <= start_batch <= total:
             raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
         on_cpu = self.device.type == "cpu"
-        out: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
 
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def work(batch: int) -> Any:
+            item = self._read(order, epoch, batch)
+            # On the CPU the augmentation overlaps compute only if it runs here too; on a GPU it
+            # is queued on the device by the caller's thread, behind the previous step.
+            return self._to_input(*item) if on_cpu else item
 
-        def produce() -> None:
-            try:
-                for batch in range(start_batch, total):
-                    item = self._read(order, epoch, batch)
-                    if on_cpu:  # nothing to overlap on a GPU here; on the CPU augment in the thread
-                        item = self._to_input(*item)
-                    if not put(item):
-                        return
-                put(_Stop)
-            except BaseException as e:  # handed to the consumer, which re-raises it
-                put(e)
-
-        thread = threading.Thread(target=produce, name=f"BatchLoader-epoch{epoch}", daemon=True)
-        thread.start()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")
+        pending: deque[Future] = deque()
         try:
-            while True:
-                item = out.get()
-                if item is _Stop:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
+            for batch in range(start_batch, total):
+                pending.append(pool.submit(work, batch))
+                if len(pending) > self.prefetch:
+                    item = pending.popleft().result()
+                    yield item if on_cpu else self._to_input(*item)
+            while pending:
+                item = pending.popleft().result()
                 yield item if on_cpu else self._to_input(*item)
-        finally:
-            stop.set()
-            thread.join()
+        finally:  # also when the caller stops early: drop what is queued, wait for what runs
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)

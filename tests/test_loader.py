@@ -1,0 +1,200 @@
+"""alexnet.loader: order, coverage, augmentation per batch, resume, rank slices, errors, threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alexnet.augment import InputStats, apply_params, batch_generator, crop_center_flip, draw_params
+from alexnet.config import AugmentConfig, ConfigError
+from alexnet.loader import BatchLoader, epoch_order
+from alexnet.store import PreparedStore
+
+S, C, N = 16, 12, 50
+
+
+def write_store(root, images: np.ndarray, labels: np.ndarray, shard_size: int = 16) -> None:
+    """A prepared store per docs/architecture.md, written by hand (independent of prepare.py)."""
+    (root / "shards").mkdir(parents=True)
+    rows = []
+    for k, start in enumerate(range(0, len(images), shard_size)):
+        np.save(root / "shards" / f"train-{k:05d}.npy", images[start:start + shard_size])
+        rows += [("train", k, o, int(labels[start + o]), f"n{labels[start + o]:08d}", f"img{start + o}.JPEG")
+                 for o in range(len(images[start:start + shard_size]))]
+    pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(root / "index.csv", index=False)
+    classes = sorted(set(labels.tolist()))
+    pd.DataFrame({"label": range(len(classes)), "wnid": [f"n{c:08d}" for c in classes], "name": "x"}).to_csv(
+        root / "classes.csv", index=False)
+    (root / "meta.json").write_text(json.dumps({"size": S, "source": "test", "eval_split": "train",
+                                                "splits": {"train": len(images)}, "num_classes": len(classes)}))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(N, S, S, 3), dtype=np.uint8)
+    images[:, :, :, 0] = np.arange(N, dtype=np.uint8)[:, None, None]  # red = image index, to trace rows
+    labels = np.arange(N) % 5
+    root = tmp_path_factory.mktemp("prepared")
+    write_store(root, images, labels)
+    mean = images.astype(np.float64).mean(axis=0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    stats = type("Stats", (), dict(mean_image=mean, channel_mean=mean.mean(axis=(0, 1)),
+                                   eigvals=np.array([500.0, 30.0, 2.0]), eigvecs=q))
+    return PreparedStore(root).split("train"), images, labels, stats
+
+
+def make(store, batch_size=8, **kw):
+    view, _, _, stats = store
+    args = dict(input_size=C, stats=stats, augment=AugmentConfig(), device="cpu", seed=3, shuffle=True,
+                drop_last=True)
+    args.update(kw)
+    return BatchLoader(view, batch_size, **args)
+
+
+def traced(x: torch.Tensor) -> list[int]:
+    """Image indices of an un-normalised evaluation batch (red channel = index)."""
+    return x[:, 0, 0, 0].round().long().tolist()
+
+
+def test_length_and_drop_last(store):
+    assert len(make(store, 8)) == 6 and len(make(store, 8, drop_last=False)) == 7
+    assert len(make(store, 50)) == 1 and len(make(store, 64)) == 0 and len(make(store, 64, drop_last=False)) == 1
+
+
+def test_evaluation_batches_cover_every_image_once_in_order(store):
+    view, images, labels, stats = store
+    loader = make(store, 8, augment=None, mean="none", shuffle=False, drop_last=False)
+    batches = list(loader.epoch(0))
+    assert [len(y) for _, y in batches] == [8] * 6 + [2]
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert traced(x) == list(range(N)) and y.tolist() == labels.tolist()
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape[1:] == (3, C, C)
+    # centre crop, no flip, no lighting, minus the mean image: exactly crop_center_flip at the centre
+    loader = make(store, 8, augment=None, mean="image", shuffle=False, drop_last=False)
+    x = torch.cat([b[0] for b in loader.epoch(0)])
+    off = (S - C) // 2
+    torch.testing.assert_close(x, crop_center_flip(images, [off] * N, [off] * N, C, None, stats.mean_image),
+                               rtol=0, atol=0)
+
+
+def test_shuffled_order_is_a_seeded_permutation(store):
+    _, _, labels, _ = store
+    loader = make(store, 10, augment=None, mean="none", drop_last=False)
+    seen = [traced(x) for x, _ in loader.epoch(0)]
+    flat = sum(seen, [])
+    assert sorted(flat) == list(range(N)) and flat != list(range(N))
+    assert flat == epoch_order(N, 3, 0, True).tolist()
+    assert flat == sum((traced(x) for x, _ in make(store, 10, augment=None, mean="none", drop_last=False).epoch(0)), [])
+    assert flat != epoch_order(N, 3, 1, True).tolist()  # a new order every epoch
+    assert flat != epoch_order(N, 4, 0, True).tolist()  # and for every seed
+    for x, y in loader.epoch(0):  # labels travel with their images
+        assert y.tolist() == labels[traced(x)].tolist()
+
+
+def test_training_batches_equal_the_augmentation_of_their_rows(store):
+    """Each batch = augment.apply_params(rows of the seeded order, draws seeded by (seed, epoch, batch))."""
+    view, images, labels, stats = store
+    loader = make(store, 8, seed=11)
+    order = epoch_order(N, 11, 2, True)
+    st = InputStats.from_stats(stats)
+    batches = list(loader.epoch(2))
+    assert len(batches) == 6
+    for b, (x, y) in enumerate(batches):
+        rows = order[b * 8:(b + 1) * 8]
+        p = draw_params(8, S, C, AugmentConfig(), batch_generator(11, 2, b))
+        torch.testing.assert_close(x, apply_params(torch.from_numpy(images[rows]), p, C, st), rtol=0, atol=0)
+        assert y.tolist() == labels[rows].tolist()
+
+
+def test_same_seed_same_batches_bitwise(store):
+    a = [x for x, _ in make(store, 8).epoch(1)]
+    b = [x for x, _ in make(store, 8).epoch(1)]
+    c = [x for x, _ in make(store, 8, seed=4).epoch(1)]
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_start_batch_resumes_exactly(store):
+    full = list(make(store, 8).epoch(5))
+    tail = list(make(store, 8).epoch(5, start_batch=4))
+    assert len(tail) == 2
+    for (x, y), (x2, y2) in zip(full[4:], tail):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert list(make(store, 8).epoch(5, start_batch=6)) == []
+    with pytest.raises(ValueError, match="start_batch"):
+        next(make(store, 8).epoch(5, start_batch=7))
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_rank_slices_concatenate_to_the_single_process_batch(store, world_size):
+    single = list(make(store, 8).epoch(0))
+    ranks = [list(make(store, 8, rank=r, world_size=world_size).epoch(0)) for r in range(world_size)]
+    for b, (x, y) in enumerate(single):
+        assert all(len(r[b][1]) == 8 // world_size for r in ranks)
+        assert torch.equal(torch.cat([r[b][0] for r in ranks]), x)
+        assert torch.equal(torch.cat([r[b][1] for r in ranks]), y)
+
+
+def test_bad_settings_are_clear_errors(store):
+    with pytest.raises(ConfigError, match="split evenly"):
+        make(store, 9, world_size=2)
+    with pytest.raises(ConfigError, match="drop_last"):
+        make(store, 8, world_size=2, drop_last=False)
+    with pytest.raises(ConfigError, match="rank"):
+        make(store, 8, rank=2, world_size=2)
+    with pytest.raises(ConfigError, match="exceeds"):
+        make(store, 8, input_size=S + 1)
+    with pytest.raises(ConfigError, match="stats"):
+        make(store, 8, stats=None)
+    make(store, 8, stats=None, augment=AugmentConfig(mean="none", pca_lighting=False))  # needs no stats
+
+
+class Failing:
+    """A view whose third read fails, as a vanished shard would."""
+
+    def __init__(self, images, labels):
+        self.images_, self.labels, self.calls = images, labels, 0
+
+    def __len__(self):
+        return len(self.labels)
+
+    def images(self, idx):
+        self.calls += 1
+        if self.calls == 3:
+            raise OSError("shard vanished")
+        return self.images_[np.asarray(idx)]
+
+
+def test_reader_errors_reach_the_consumer_and_threads_end(store):
+    _, images, labels, stats = store
+    before = threading.active_count()
+    loader = BatchLoader(Failing(images, labels), 8, input_size=C, stats=stats, augment=AugmentConfig(),
+                         device="cpu", seed=0, shuffle=True, drop_last=True)
+    got = []
+    with pytest.raises(OSError, match="shard vanished"):
+        for x, _ in loader.epoch(0):
+            got.append(x)
+    assert len(got) == 2
+    # a consumer that stops early (break) leaves no thread behind either
+    loader = make(store, 2, prefetch=1)
+    it = loader.epoch(0)
+    next(it)
+    it.close()
+    assert threading.active_count() == before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_equal_cpu_batches(store):
+    cpu = list(make(store, 8).epoch(0))
+    gpu = list(make(store, 8, device="cuda").epoch(0))
+    for (x, y), (xg, yg) in zip(cpu, gpu):
+        assert xg.device.type == "cuda" and torch.equal(yg.cpu(), y)
+        torch.testing.assert_close(xg.cpu(), x, rtol=1e-5, atol=1e-4)
