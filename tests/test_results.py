@@ -1,0 +1,169 @@
+"""Tests for alexnet/results.py and alexnet/paper.py: the paper's numbers, our rows placed by
+the data they were measured on, "not run" rows, and the three renderings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alexnet import paper
+from alexnet import results as rs
+from alexnet.cli import PipelineError
+from alexnet.config import params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _evaluation(split="val", dataset="ilsvrc2012", nets=2, images=50000, **extra):
+    def errs(t1, t5):
+        return {"top1_error": t1, "top5_error": t5}
+
+    return {"split": split, "images": images, "nets": nets,
+            "single": {"center": errs(44.0, 21.0), "ten_crop": errs(42.25, 19.5)},
+            "ensemble": {"center": errs(41.0, 19.0), "ten_crop": errs(39.5, 17.75)},
+            "dataset": dataset, "members": [f"seed{i}" for i in range(nets)], "epochs": [90] * nets,
+            "model": "paper", "torchvision_weights": "", **extra}
+
+
+def test_paper_numbers_are_the_papers():
+    t1 = {r.model: (r.top1_test, r.top5_test) for r in paper.TABLE1}
+    assert t1 == {"Sparse coding": (47.1, 28.2), "SIFT + FVs": (45.7, 25.7), "CNN": (37.5, 17.0)}
+    t2 = {r.model: (r.top1_val, r.top5_val, r.top5_test) for r in paper.TABLE2}
+    assert t2 == {"SIFT + FVs": (None, None, 26.2), "1 CNN": (40.7, 18.2, None), "5 CNNs": (38.1, 16.4, 16.4),
+                  "1 CNN*": (39.0, 16.6, None), "7 CNNs*": (36.7, 15.4, 15.3)}
+    assert (paper.FALL_2009.top1_error, paper.FALL_2009.top5_error) == (67.4, 40.9)
+    assert paper.PARAMETERS == 60_965_224
+    # the neuron counts agree with the feature-map sizes (conv1's 253,440 is the paper's own figure)
+    n = paper.NEURONS_PER_LAYER
+    assert n[1:5] == (27 * 27 * 256, 13 * 13 * 384, 13 * 13 * 384, 13 * 13 * 256)
+    assert n[5:] == (4096, 4096, 1000) and paper.FEATURE_MAPS[-1] ** 2 * 256 == 9216
+
+
+def test_table2_on_ilsvrc2012_val():
+    ev = _evaluation()
+    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    t = rs.table2(ev, prov).set_index("model")
+    one = t.loc["1 CNN"]
+    assert (one.paper_top1_val, one.ours_top1_val, one.diff_top1_val) == (40.7, 42.25, 1.55)
+    assert (one.paper_top5_val, one.ours_top5_val, one.diff_top5_val) == (18.2, 19.5, 1.3)
+    assert one.status == "reproduced" and pd.isna(one.ours_top5_test)
+    assert "ILSVRC-2012 val, 50,000 images" in one.provenance and "10 crops" in one.provenance
+    assert "1 net (seed0)" in one.provenance and "epochs 90" in one.provenance
+    assert "not comparable" not in one.provenance
+    ens = t.loc["5 CNNs (ours: 2 CNNs)"]
+    assert (ens.paper_top1_val, ens.ours_top1_val, ens.diff_top1_val) == (38.1, 39.5, 1.4)
+    assert (ens.ours_top5_val, ens.paper_top5_test) == (17.75, 16.4)
+    assert pd.isna(ens.ours_top5_test) and "test labels are withheld" in ens.provenance
+    assert "2 nets (seed0, seed1)" in ens.provenance
+    for model in ("SIFT + FVs", "1 CNN*", "7 CNNs*"):
+        row = t.loc[model]
+        assert row.status == "not run"
+        assert row[["ours_top1_val", "ours_top5_val", "ours_top5_test"]].isna().all()
+    assert "Fall 2011" in t.loc["7 CNNs*"].provenance
+    # nothing of ours lands in Table 1: it is ILSVRC-2010 test
+    t1 = rs.table1(ev, prov)
+    assert (t1.status == "not run").all() and t1[["ours_top1_error", "ours_top5_error"]].isna().all().all()
+    assert t1.paper_top1_error.tolist() == [47.1, 45.7, 37.5]
+
+
+def test_table1_on_ilsvrc2010_test():
+    ev = _evaluation(split="test", dataset="ilsvrc2010", nets=3, images=150000)
+    prov = rs.provenance(ev, "ilsvrc2010", 1000)
+    t = rs.table1(ev, prov).set_index("model")
+    cnn = t.loc["CNN"]
+    assert (cnn.ours_top1_error, cnn.diff_top1_error, cnn.ours_top5_error, cnn.diff_top5_error) == (42.25, 4.75, 19.5, 2.5)
+    assert "ILSVRC-2010 test, 150,000 images" in cnn.provenance
+    extra = t.loc["3 CNNs (ours only; not in the paper's Table 1)"]
+    assert (extra.ours_top1_error, extra.ours_top5_error) == (39.5, 17.75) and pd.isna(extra.paper_top1_error)
+    assert t.loc["Sparse coding"].status == "not run"
+    t2 = rs.table2(ev, prov)
+    assert (t2.status == "not run").all()
+
+
+def test_single_net_leaves_the_ensemble_row_not_run():
+    ev = _evaluation(nets=1)
+    t = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000)).set_index("model")
+    assert t.loc["5 CNNs"].status == "not run" and pd.isna(t.loc["5 CNNs"].ours_top1_val)
+    assert "one seed" in t.loc["5 CNNs"].provenance
+    assert t.loc["1 CNN"].ours_top1_val == 42.25
+
+
+def test_tiny_dataset_is_marked_not_comparable(tmp_path):
+    ev = _evaluation(dataset="tiny", images=200)
+    prov = rs.provenance(ev, "tiny", 10)
+    t = rs.table2(ev, prov).set_index("model")
+    assert t.loc["1 CNN"].provenance.startswith("tiny dataset, not comparable")
+    assert "10 classes" in t.loc["1 CNN"].provenance
+    md = rs.to_markdown(rs.table2(ev, prov), rs.TABLE2_TITLE, rs.notes(prov))
+    assert "tiny dataset, not comparable" in md
+
+
+def test_torchvision_weights_provenance():
+    ev = _evaluation(nets=1, model="torchvision", torchvision_weights="/data/alexnet.pth", members=["torchvision"],
+                     epochs=[None])
+    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    row = rs.table2(ev, prov).set_index("model").loc["1 CNN"]
+    assert "torchvision AlexNet weights /data/alexnet.pth" in row.provenance and "epochs unknown" in row.provenance
+
+
+def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
+    ev = _evaluation(nets=1)
+    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    df = rs.table2(ev, prov)
+    md = rs.to_markdown(df, rs.TABLE2_TITLE, rs.notes(prov))
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert len(lines) == 1 + len(paper.TABLE2)  # header + one row per paper row
+    cells = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]] for ln in lines[1:]}
+    assert cells["1 CNN"][:6] == ["40.7", "42.25", "+1.55", "18.2", "19.50", "+1.30"]
+    assert cells["7 CNNs*"][:2] == ["36.7", "not run"] and cells["7 CNNs*"][6] == "15.3"
+    assert cells["SIFT + FVs"][0] == "-" and cells["SIFT + FVs"][6] == "26.2"
+    tex = rs.to_latex(df, rs.TABLE2_TITLE, "tab:table2")
+    assert "\\toprule" in tex and "36.7 & not run" in tex and "1 CNN* &" in tex
+    # escaping: an underscore in a path must not break LaTeX
+    ev2 = _evaluation(nets=1, model="torchvision", torchvision_weights="/w/alex_net.pth")
+    tex2 = rs.to_latex(rs.table2(ev2, rs.provenance(ev2, "ilsvrc2012", 1000)), "T", "tab:t")
+    assert "alex\\_net.pth" in tex2
+
+
+def test_results_stage_writes_all_files(tmp_path):
+    ev_path = tmp_path / "evaluate.json"
+    ev_path.write_text(json.dumps(_evaluation(dataset="tiny", images=200)))
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "meta.json").write_text(json.dumps({"num_classes": 10}))
+    params = params_from_dict({"train": {"epochs": 12, "seeds": [0, 1]}})
+    rs.results(ev_path, prepared, tmp_path / "tables", params)
+    names = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert names == [f"table{i}.{e}" for i in (1, 2) for e in ("csv", "md", "tex")]
+    csv = pd.read_csv(tmp_path / "tables" / "table2.csv")
+    assert list(csv.columns) == rs.TABLE2_COLUMNS
+    assert csv.paper_top1_val.tolist()[1:] == [40.7, 38.1, 39.0, 36.7]
+    assert csv.ours_top1_val.tolist()[1:3] == [42.25, 39.5] and csv.ours_top1_val[3:].isna().all()
+    assert csv.provenance[1].startswith("tiny dataset, not comparable")
+    assert "not run" in (tmp_path / "tables" / "table1.md").read_text()
+
+
+def test_results_stage_missing_or_bad_evaluation(tmp_path):
+    params = params_from_dict({})
+    with pytest.raises(PipelineError, match="evaluate stage"):
+        rs.results(tmp_path / "none.json", None, tmp_path / "t", params)
+    (tmp_path / "e.json").write_text(json.dumps({"split": "val"}))
+    with pytest.raises(PipelineError, match="images"):
+        rs.results(tmp_path / "e.json", None, tmp_path / "t", params)
+    assert not (tmp_path / "t").exists()
+
+
+def test_stage_script_runs(tmp_path):
+    ev_path = tmp_path / "evaluate.json"
+    ev_path.write_text(json.dumps(_evaluation()))
+    (tmp_path / "params.yaml").write_text("train:\n  seeds: [0, 1]\n")
+    out = subprocess.run([sys.executable, str(ROOT / "stages" / "results.py"), "--params", str(tmp_path / "params.yaml"),
+                          "--evaluation", str(ev_path), "--out", str(tmp_path / "tables")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "40.7" in out.stdout and (tmp_path / "tables" / "table2.tex").is_file()
