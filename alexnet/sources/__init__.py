@@ -88,6 +88,9 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
                                     f"official files there: {', '.join(layout.files.values())})")
             paths = {role: root / name for role, name in layout.files.items()}
             md5, verified = _verify(paths, layout.md5, data.verify_md5)
+            for role, name in layout.optional.items():  # used when present, never required
+                if (root / name).is_file():
+                    paths[role], md5[role] = root / name, None
             files = {role: str(p) for role, p in paths.items()}  # verified in place, not copied
         elif data.source == "url":
             from alexnet.sources import url as url_source

@@ -14,6 +14,8 @@ label (position among the sorted wnids). Never by position.
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import io
 import re
 import tarfile
@@ -42,6 +44,7 @@ class Layout:
     eval_split: str
     devkit_meta: str  # path of meta.mat inside the devkit archive, below its top folder
     devkit_val_truth: str
+    optional: dict[str, str] = dataclasses.field(default_factory=dict)  # roles used when present
 
 
 ILSVRC2012 = Layout(
@@ -58,10 +61,15 @@ ILSVRC2012 = Layout(
     devkit_val_truth="data/ILSVRC2012_validation_ground_truth.txt",
 )
 
-# The 2010 release as the ILSVRC-2010 page distributed it: three image tars, devkit-1.0 and, released
-# after the challenge, the test ground truth as a separate text file. The paper's Table 1 is on
-# this test set. No MD5s were published with it that we could confirm, so none are checked:
-# manifest.json records the MD5 we compute and "verified": false for those files.
+# The 2010 release as the ILSVRC-2010 page distributed it: three image tars, the devkit (its top
+# folder is devkit-1.0/, holding data/meta.mat with ILSVRC2010_ID and
+# data/ILSVRC2010_validation_ground_truth.txt) and, released after the challenge, the test ground
+# truth as a separate text file. The paper's Table 1 is on this test set. Layout as read by Fuel's
+# ILSVRC-2010 converter (mila-iqia/fuel), which we follow for two quirks we could not check on the
+# files themselves: a few images are stored gzip-compressed inside the tars, and an optional
+# patch_images.tar (<...>/<train|val|test>/<file>.JPEG) replaces images that are blank or show an
+# "image not available" banner. No MD5s were published with this release that we could confirm,
+# so none are checked: manifest.json says "md5": null and "verified": false for these files.
 ILSVRC2010 = Layout(
     name="ilsvrc2010",
     year=2010,
@@ -73,6 +81,7 @@ ILSVRC2010 = Layout(
     eval_split="test",
     devkit_meta="data/meta.mat",
     devkit_val_truth="data/ILSVRC2010_validation_ground_truth.txt",
+    optional={"patch": "patch_images.tar"},
 )
 
 LAYOUTS = {layout.name: layout for layout in (ILSVRC2012, ILSVRC2010)}
@@ -156,7 +165,35 @@ def read_devkit(path: Path, layout: Layout) -> Devkit:
     return Devkit(wnid_of_id, words, counts, truth)
 
 
-def iter_train_tar(path: Path, known: set[str]) -> Iterator[RawRecord]:
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _payload(data: bytes) -> bytes:
+    """An image's bytes; a gzip-wrapped one (some ILSVRC-2010 files) is unwrapped."""
+    if data[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError):
+            return data  # left for prepare to quarantine, with the decoder's reason
+    return data
+
+
+def read_patches(path: Path) -> dict[tuple[str, str], bytes]:
+    """ILSVRC-2010's patch_images.tar: {(split, file name): replacement bytes}."""
+    patches: dict[tuple[str, str], bytes] = {}
+    with tarfile.open(path, mode="r|*") as tf:
+        for member in tf:
+            check_member(member, path)
+            parts = PurePosixPath(member.name).parts
+            if member.isfile() and len(parts) >= 2 and parts[-2] in ("train", "val", "test"):
+                f = tf.extractfile(member)
+                assert f is not None
+                patches[(parts[-2], parts[-1])] = f.read()
+    return patches
+
+
+def iter_train_tar(path: Path, known: set[str],
+                   patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a tar of per-class tars (<wnid>.tar holding <wnid>_<n>.JPEG), outer and inner in order."""
     with tarfile.open(path, mode="r|") as outer:
         for member in outer:
@@ -177,11 +214,13 @@ def iter_train_tar(path: Path, known: set[str]) -> Iterator[RawRecord]:
                     if im.isfile():
                         f = inner.extractfile(im)
                         assert f is not None
-                        yield RawRecord(PurePosixPath(im.name).name, wnid, f.read())
+                        base = PurePosixPath(im.name).name
+                        data = patches[base] if patches and base in patches else f.read()
+                        yield RawRecord(base, wnid, _payload(data))
 
 
 def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
-                      truth_label: str) -> Iterator[RawRecord]:
+                      truth_label: str, patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a flat tar of <prefix>_%08d.JPEG images; image i's class is ground truth line i."""
     with tarfile.open(path, mode="r|") as tf:
         for member in tf:
@@ -198,7 +237,8 @@ def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wn
                 raise PipelineError(f"{path}: {base} is image {index}, but {truth_label} has {len(truth)} lines")
             f = tf.extractfile(member)
             assert f is not None
-            yield RawRecord(base, wnid_of_id[truth[index - 1]], f.read())
+            data = patches[base] if patches and base in patches else f.read()
+            yield RawRecord(base, wnid_of_id[truth[index - 1]], _payload(data))
 
 
 class ILSVRCDataset(RawDataset):
@@ -206,6 +246,7 @@ class ILSVRCDataset(RawDataset):
 
     def __init__(self, layout: Layout, files: dict[str, Path]):
         missing = [role for role in layout.files if role not in files]
+        # files may also hold optional roles (ILSVRC-2010's patch archive)
         if missing:
             raise PipelineError(f"{layout.name}: no file given for {', '.join(missing)}")
         for role, path in files.items():
@@ -217,6 +258,7 @@ class ILSVRCDataset(RawDataset):
         self.classes = [ClassInfo(w, short_name(self.devkit.words[w])) for w in sorted(self.devkit.words)]
         self.splits = list(layout.splits)
         self.eval_split = layout.eval_split
+        self._patches = read_patches(self.files["patch"]) if "patch" in self.files else {}
         self._test_truth: list[int] | None = None
         if "test_ground_truth" in self.files:
             label = str(self.files["test_ground_truth"])
@@ -231,13 +273,17 @@ class ILSVRCDataset(RawDataset):
     def iter_split(self, split: str) -> Iterator[RawRecord]:
         self._check_split(split)
         if split == "train":
-            return iter_train_tar(self.files["train"], set(self.devkit.words))
+            return iter_train_tar(self.files["train"], set(self.devkit.words), self._split_patches("train"))
         if split == "val":
             return iter_numbered_tar(self.files["val"], self._pattern("val"), self.devkit.val_truth,
-                                     self.devkit.wnid_of_id, self.layout.devkit_val_truth)
+                                     self.devkit.wnid_of_id, self.layout.devkit_val_truth, self._split_patches("val"))
         assert self._test_truth is not None
         return iter_numbered_tar(self.files["test"], self._pattern("test"), self._test_truth,
-                                 self.devkit.wnid_of_id, str(self.files["test_ground_truth"]))
+                                 self.devkit.wnid_of_id, str(self.files["test_ground_truth"]),
+                                 self._split_patches("test"))
+
+    def _split_patches(self, split: str) -> dict[str, bytes]:
+        return {name: data for (s, name), data in self._patches.items() if s == split}
 
     def count(self, split: str) -> int | None:
         self._check_split(split)
