@@ -7,8 +7,7 @@ behind the colour augmentation), plus `load_stats` for the stages that use them.
 
 Exact: every sum is accumulated as an integer (pixel values are integers 0-255), so the result is
 the same bit for bit whatever the number of workers or the order of the shards, and the only
-rounding is the final division. Per image the sums of outer products are a float64 matrix
-product, exact because every partial sum is an integer far below 2^53.
+rounding is the final division.
 """
 
 from __future__ import annotations
@@ -31,6 +30,8 @@ from alexnet.store import PreparedStore
 
 TRAIN_SPLIT = "train"
 TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
+FLUSH = 1 << 16  # images summed in uint32 before moving into int64
+PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of x x^T
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,25 @@ def accumulate(images: np.ndarray) -> Sums:
     n, h, w, _ = images.shape
     image_sum = np.zeros((h, w, 3), np.int64)
     outer = np.zeros((3, 3), np.int64)
+    # uint32 sums of up to 2^24 images of 255 cannot overflow; moved into int64 every FLUSH images.
+    partial = np.zeros((h, w, 3), np.uint32)
+    planes = np.empty((3, h * w), np.uint8)
+    prod = np.empty(h * w, np.uint16)
     for i in range(n):
-        img = np.asarray(images[i])
-        image_sum += img
-        # One image's pixels as float64 planes [3, h*w]: every product and partial sum is an
-        # integer below 2^53 (h*w*255^2 for any image under 10^11 pixels), so BLAS is exact.
-        planes = img.reshape(h * w, 3).T.astype(np.float64)
-        outer += (planes @ planes.T).astype(np.int64)
+        img = images[i]
+        np.add(partial, img, out=partial)
+        if (i + 1) % FLUSH == 0:
+            image_sum += partial
+            partial[:] = 0
+        # Channel planes, then each product x_a * x_b <= 255^2 in uint16 and its sum in uint64:
+        # integer arithmetic throughout, no BLAS (whose threads oversubscribe the workers).
+        np.copyto(planes, img.reshape(h * w, 3).T)
+        for a, b in PAIRS:
+            np.multiply(planes[a], planes[b], out=prod, dtype=np.uint16)
+            outer[a, b] += int(prod.sum(dtype=np.uint64))
+    image_sum += partial
+    for a, b in PAIRS:
+        outer[b, a] = outer[a, b]
     return Sums(n, image_sum, outer)
 
 

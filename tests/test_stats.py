@@ -29,6 +29,12 @@ def test_accumulate_exact_against_one_shot_float64():
         np.testing.assert_array_equal(s.image_sum, x.astype(np.int64).sum(axis=0))
 
 
+def test_accumulate_flushes_partial_sums(monkeypatch):
+    monkeypatch.setattr(st, "FLUSH", 2)  # exercise the uint32 -> int64 hand-over every 2 images
+    x = np.random.default_rng(1).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(st.accumulate(x).image_sum, x.astype(np.int64).sum(axis=0))
+
+
 def test_accumulate_worst_case_values_exact():
     # All 255, the largest products: still exact (3 * 4096 * 65025 = 799,027,200 per entry).
     x = np.full((3, 64, 64, 3), 255, np.uint8)
