@@ -1,0 +1,57 @@
+"""Image folders: class folders, sorted labels, wnid names, clear errors for a wrong tree."""
+
+from __future__ import annotations
+
+import pytest
+
+from alexnet.cli import PipelineError
+from alexnet.config import DataConfig, TinyConfig
+from alexnet.sources import download_raw, open_raw
+from alexnet.sources.imagefolder import ImageFolderDataset
+
+from sources_helpers import jpeg
+
+
+def _tree(root, classes=("n02119789", "n01440764"), val=("n01440764",)):
+    for split, names in (("train", classes), ("val", val)):
+        for c in names:
+            d = root / split / c
+            d.mkdir(parents=True)
+            for k in range(2):
+                (d / f"{c}_{k}.JPEG").write_bytes(jpeg((k, 0, 0)))
+            (d / "notes.txt").write_text("not an image")
+            (d / ".hidden.jpg").write_bytes(b"x")
+    return root
+
+
+def test_classes_records_and_names(tmp_path):
+    ds = ImageFolderDataset(_tree(tmp_path))
+    assert [c.wnid for c in ds.classes] == ["n01440764", "n02119789"]
+    assert [c.name for c in ds.classes] == ["tench", "kit fox"]  # from the embedded devkit words
+    assert ds.uses_wnids and ds.eval_split == "val"
+    train = list(ds.iter_split("train"))
+    assert [(r.wnid, r.source) for r in train] == [("n01440764", "n01440764_0.JPEG"), ("n01440764", "n01440764_1.JPEG"),
+                                                   ("n02119789", "n02119789_0.JPEG"), ("n02119789", "n02119789_1.JPEG")]
+    assert train[0].data == (tmp_path / "train" / "n01440764" / "n01440764_0.JPEG").read_bytes()
+    assert ds.count("train") == 4 and ds.count("val") == 2
+
+
+def test_plain_folder_names(tmp_path):
+    ds = ImageFolderDataset(_tree(tmp_path, classes=("dog", "cat"), val=("cat", "dog")))
+    assert [(c.wnid, c.name) for c in ds.classes] == [("cat", "cat"), ("dog", "dog")] and not ds.uses_wnids
+
+
+def test_wrong_trees(tmp_path):
+    with pytest.raises(PipelineError, match="no train/"):
+        ImageFolderDataset(tmp_path)
+    _tree(tmp_path / "a", val=("n09999999",))
+    with pytest.raises(PipelineError, match="n09999999"):
+        ImageFolderDataset(tmp_path / "a")
+
+
+def test_download_stage_records_the_folder(tmp_path):
+    root = _tree(tmp_path / "imgs")
+    m = download_raw(DataConfig(source="imagefolder", root=str(root)), TinyConfig(), tmp_path / "raw", progress=False)
+    assert m == {"source": "imagefolder", "layout": "imagefolder", "files": {"root": str(root.resolve())},
+                 "md5": {"root": None}, "verified": False}
+    assert len(list(open_raw(tmp_path / "raw").iter_split("val"))) == 2
