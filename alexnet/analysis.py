@@ -41,9 +41,6 @@ FIGURES = {
     "tsne": "tsne_fc7.png",
 }
 BATCH_SIZE = 128  # images per forward pass when extracting fc7 features
-# torchvision's published AlexNet weights expect (x / 255 - mean) / std with ImageNet's moments.
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -64,19 +61,21 @@ def short_name(name: str, width: int = 18) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def network_input(model: torch.nn.Module, images_u8: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
-    """The centre crop of stored uint8 [N, S, S, 3] images as the net's float32 NCHW input."""
-    from alexnet.augment import crop_center_flip
+def input_size(model: torch.nn.Module) -> int:
+    """The crop the net takes: its own config's 224 or 227, 224 for the torchvision variant."""
+    return model.cfg.input_size if model.input_normalization == "paper" else 224
 
-    size = model.cfg.input_size if model.input_normalization == "paper" else 224
-    n, s = len(images_u8), images_u8.shape[1]
-    offset = np.full(n, (s - size) // 2, dtype=np.int64)
+
+def network_input(model: torch.nn.Module, images_u8: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
+    """The centre crop of stored uint8 [N, S, S, 3] images as the net's float32 NCHW input,
+    made by the same function as training's and evaluation's (alexnet.augment)."""
+    from alexnet.augment import center_offset, crop_center_flip, torchvision_normalize
+
+    size = input_size(model)
+    offset = np.full(len(images_u8), center_offset(images_u8.shape[1], size), dtype=np.int64)
     if model.input_normalization == "torchvision":
-        x = torch.as_tensor(crop_center_flip(images_u8, offset, offset, size, None, None))
-        m = torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1)
-        sd = torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
-        return (x / 255.0 - m) / sd
-    return torch.as_tensor(crop_center_flip(images_u8, offset, offset, size, None, mean))
+        return torchvision_normalize(crop_center_flip(images_u8, offset, offset, size, None, None))
+    return crop_center_flip(images_u8, offset, offset, size, None, mean)
 
 
 @torch.no_grad()
@@ -84,7 +83,7 @@ def extract(model: torch.nn.Module, split: Any, indices: np.ndarray, mean: np.nd
             desc: str) -> tuple[np.ndarray, np.ndarray]:
     """(fc7 features float32 [n, d], pixel-baseline features float32 [n, 3072]) for `indices`."""
     device = next(model.parameters()).device
-    size = model.cfg.input_size if model.input_normalization == "paper" else 224
+    size = input_size(model)
     feats, pixels = [], []
     order = np.asarray(indices, dtype=np.int64)
     with tqdm(total=len(order), desc=desc, unit="img") as bar:
@@ -183,23 +182,23 @@ def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: 
     n = len(images)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(3.1 * cols, 4.4 * rows))
-    spec = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.6] * rows, hspace=0.45, wspace=0.9)
+    fig = plt.figure(figsize=(3.1 * cols, 3.9 * rows))
+    spec = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.6] * rows, hspace=0.3, wspace=0.9)
     for i in range(n):
         r, c = divmod(i, cols)
         ax = fig.add_subplot(spec[2 * r, c])
         ax.imshow(images[i])
         ax.set_axis_off()
         ax.set_title(textwrap.shorten(names[labels[i]].split(",")[0], 24), fontsize=9)
-        top = np.argsort(-probs[i], kind="stable")[:5]
+        top = np.argsort(-probs[i], kind="stable")[:5]  # fewer when there are fewer classes
         bx = fig.add_subplot(spec[2 * r + 1, c])
-        colours = ["tab:red" if t == labels[i] else "tab:blue" for t in top]
-        bx.barh(range(5), probs[i][top], color=colours)
-        bx.set_yticks(range(5), [short_name(names[t]) for t in top], fontsize=7)
+        colours = ["tab:green" if t == labels[i] else "tab:blue" for t in top]
+        bx.barh(range(len(top)), probs[i][top], color=colours)
+        bx.set_yticks(range(len(top)), [short_name(names[t]) for t in top], fontsize=7)
         bx.invert_yaxis()
         bx.set_xlim(0, 1)
         bx.tick_params(axis="x", labelsize=7)
-    fig.suptitle("Figure 4 (left): top-5 predictions, centre crop (true class in red)", fontsize=11)
+    fig.suptitle("Figure 4 (left): top-5 predictions, centre crop (true class in green)", fontsize=11)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -303,7 +302,7 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     top5_hits = (np.argsort(-probs, axis=1, kind="stable")[:, :5] == eval_labels[:, None]).any(axis=1)
     metrics["top5_figure_hits"] = int(top5_hits[top5_idx].sum())
 
-    size = inputs.model.cfg.input_size if inputs.model.input_normalization == "paper" else 224
+    size = input_size(inputs.model)
 
     def crop(images: np.ndarray) -> np.ndarray:
         o = (images.shape[-3] - size) // 2
@@ -327,22 +326,20 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
 def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path, eval_dir: str | Path,
             out_dir: str | Path, metrics_path: str | Path, params: Params) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write figures and metrics."""
+    from alexnet.evaluate import load_probs, mean_for, pick_device, probs_path
     from alexnet.model import load_trained
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
 
     seed = params.train.seeds[0]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=device)
+    model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=pick_device())
     store = PreparedStore(prepared_dir)
-    stats = load_stats(stats_dir)
-    mean = {"image": stats.mean_image, "channel": stats.channel_mean, "none": None}[params.augment.mean]
-    probs_path = Path(eval_dir) / f"probs-seed{seed}-center.npy"
-    if not probs_path.is_file():
-        raise PipelineError(f"{probs_path} not found: run the evaluate stage first")
+    mean = mean_for(params.augment.mean, load_stats(stats_dir))
+    # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.
+    probs = load_probs(probs_path(eval_dir, f"seed{seed}", "center"))
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),
                     class_names=[str(n) for n in store.classes["name"]], mean=mean,
-                    probs=np.load(probs_path))
+                    probs=probs)
     metrics = run_analysis(inputs, params.analyze, out_dir)
     metrics["model_seed"] = seed
     write_json(metrics_path, metrics)

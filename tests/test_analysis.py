@@ -143,3 +143,71 @@ def test_kernel_grid_scales_each_kernel_and_places_it():
         np.testing.assert_allclose(patch, ref.transpose(1, 2, 0))
     assert (grid[4, :, :] == 1).all()  # the gap row between the two rows is white
     assert (grid[5:9, 10:14] == 1).all()  # the empty sixth slot stays white
+
+
+class FakeSplit:
+    """The parts of alexnet.store.SplitView the analysis uses, over an in-memory array."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self._images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def images(self, indices) -> np.ndarray:
+        return self._images[np.asarray(indices, dtype=np.int64)]
+
+
+def coloured_images(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """One dominant colour per class plus noise: pixel space alone separates them a little."""
+    rng = np.random.default_rng(seed)
+    palette = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
+    x = palette[labels][:, None, None, :] + rng.normal(0, 60, size=(len(labels), size, size, 3))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from alexnet.analysis import FIGURES, Inputs, run_analysis
+    from alexnet.config import AnalyzeConfig, ModelConfig
+    from alexnet.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.05, groups=2), num_classes=3).eval()
+    train_labels, eval_labels = np.repeat(np.arange(3), 12), np.repeat(np.arange(3), 5)
+    probs = np.random.default_rng(1).dirichlet(np.ones(3), size=len(eval_labels)).astype(np.float32)
+    inputs = Inputs(model=model, train=FakeSplit(coloured_images(train_labels, 232, 2), train_labels),
+                    evaluation=FakeSplit(coloured_images(eval_labels, 232, 3), eval_labels),
+                    class_names=["tench, Tinca tinca", "goldfish, Carassius auratus", "great white shark"],
+                    mean=np.full(3, 120.0, np.float32), probs=probs)
+    cfg = AnalyzeConfig(train_subset=30, queries=2, neighbours=3, top5_images=3, precision_k=[1, 5],
+                        code_bits=16, tsne_points=12, seed=0)
+    outs = []
+    for run in range(2):
+        out = tmp_path_factory.mktemp(f"figures{run}")
+        outs.append((out, run_analysis(inputs, cfg, out)))
+    return FIGURES, outs, cfg
+
+
+def test_run_analysis_writes_every_figure_and_sane_metrics(small_run):
+    figures, ((out, m), _), cfg = small_run
+    for name in figures.values():
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert m["train_images"] == 30 and m["query_images"] == 15
+    assert m["pixel_dim"] == 3 * 32 * 32 and m["code_bits"] == 16 and m["code_bytes_per_image"] == 2
+    for method in ("fc7", "pixel", "autoencoder", "lsh"):
+        for k in cfg.precision_k:
+            assert 0.0 <= m[f"{method}_precision_at_{k}"] <= 1.0
+    # Equal class counts: a random neighbour shares the class 1/3 of the time.
+    assert m["chance_precision"] == pytest.approx(1 / 3, abs=0.02)
+    # Perplexity clamped to (points - 1) / 3 for sklearn's t-SNE on 12 points.
+    assert m["tsne_points"] == 12 and m["tsne_perplexity"] == pytest.approx(11 / 3)
+
+
+def test_run_analysis_is_reproducible(small_run):
+    _, ((out_a, a), (out_b, b)), _ = small_run
+    timing = {k for k in a if k.endswith(("_query_ms", "_speedup"))}
+    assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+    for name in sorted(p.name for p in out_a.iterdir()):
+        assert (out_a / name).read_bytes() == (out_b / name).read_bytes(), name
