@@ -43,6 +43,7 @@ the gradients, so N ranks compute what one process would, up to floating-point s
 from __future__ import annotations
 
 import hashlib
+from importlib.metadata import version
 import math
 import os
 import platform
@@ -313,13 +314,12 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
 
 
 def _versions() -> dict[str, str]:
-    import dvclive
     import torchvision
 
     import alexnet
 
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "dvclive": dvclive.__version__, "alexnet": alexnet.__version__,
+            "numpy": np.__version__, "dvclive": version("dvclive"), "alexnet": alexnet.__version__,
             "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
 
 
@@ -449,7 +449,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                       file=sys.stderr)
             last_good = f"{ckpt_path} (epoch {epoch})"
 
-        final = history[-1]
+        final = {k: history[-1][k] for k in METRIC_KEYS}
         if ctx.is_main:
             live.end()
             info = {
@@ -457,7 +457,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                            "train": to_dict(params.train)},
                 "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
                 "device": _device_name(ctx), "world_size": ctx.world_size, "git_revision": _git_revision(),
-                "epochs": len(history), "final_metrics": {k: final[k] for k in METRIC_KEYS},
+                "epochs": len(history), "final_metrics": final,
                 "seconds": seconds, "data_fingerprint": identity["data"],
             }
             with atomic_dir(out) as tmp:

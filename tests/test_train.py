@@ -150,3 +150,272 @@ def test_step_schedule():
     s = Schedule(TrainConfig(schedule="step", lr=0.01, step_epochs=[30, 60, 80]))
     assert [s.lr(e) for e in (1, 30, 31, 60, 61, 80, 81, 90)] == [0.01, 0.01, 0.001, 0.001, 1e-4, 1e-4, 1e-5, 1e-5]
     assert s.observe(30, 10.0) and not s.observe(31, 10.0)
+
+
+# ----------------------------------------------------------------------------- a tiny store
+
+
+SIZE = 232  # prepared side: 224 crops with a few pixels of play
+
+
+def make_store(root: Path, classes: int = 4, train: int = 16, val: int = 8, seed: int = 0) -> Path:
+    """A prepared store per docs/architecture.md: class-tinted random images, one shard per split."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shards").mkdir(exist_ok=True)
+    rows = []
+    tints = rng.integers(0, 256, size=(classes, 3))
+    for split, n in (("train", train), ("val", val)):
+        labels = np.arange(n) % classes
+        noise = rng.integers(0, 96, size=(n, SIZE, SIZE, 3))
+        images = (noise + tints[labels][:, None, None, :] * 0.6).clip(0, 255).astype(np.uint8)
+        np.save(root / "shards" / f"{split}-00000.npy", images)
+        rows += [(split, 0, i, int(lab), f"n{lab:08d}", f"{split}_{i}.JPEG") for i, lab in enumerate(labels)]
+    pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(
+        root / "index.csv", index=False)
+    pd.DataFrame({"label": range(classes), "wnid": [f"n{c:08d}" for c in range(classes)],
+                  "name": [f"class {c}" for c in range(classes)]}).to_csv(root / "classes.csv", index=False)
+    (root / "meta.json").write_text(json.dumps({"size": SIZE, "source": "test", "eval_split": "val",
+                                                "splits": {"train": train, "val": val}, "num_classes": classes}))
+    return root
+
+
+def make_data(tmp: Path) -> tuple[Path, Path]:
+    from alexnet.stats import compute_stats, save_stats
+    from alexnet.store import PreparedStore
+
+    prepared = make_store(tmp / "prepared")
+    save_stats(compute_stats(PreparedStore(prepared), workers=1, progress=False), tmp / "stats")
+    return prepared, tmp / "stats"
+
+
+def tiny_params(**train: object) -> Params:
+    """A 1/16-width net, 8-image batches, 3 epochs; the paper's optimizer and augmentation."""
+    raw = {"prepare": {"size": SIZE}, "model": {"width": 0.0625},
+           "train": {"epochs": 3, "batch_size": 8, "device": "cpu", "plateau_patience": 1, **train}}
+    return params_from_dict(raw)
+
+
+def write_params(path: Path, params: Params) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(to_dict(params)))
+    return path
+
+
+def run_train(tmp: Path, data: tuple[Path, Path], params: Params, name: str = "run", seed: int = 0) -> dict:
+    from alexnet.train import train
+
+    out = tmp / name
+    return train(params, seed, data[0], data[1], out / "model", out / "ckpt", out / "live")
+
+
+def stage_cmd(tmp: Path, data: tuple[Path, Path], params_file: Path, name: str, seed: int = 0) -> list[str]:
+    out = tmp / name
+    return ["--params", str(params_file), "--seed", str(seed), "--prepared", str(data[0]), "--stats", str(data[1]),
+            "--out", str(out / "model"), "--checkpoints", str(out / "ckpt"), "--live", str(out / "live")]
+
+
+def final_state(tmp: Path, name: str) -> tuple[dict, dict]:
+    from alexnet.model import load_trained
+
+    model, info = load_trained(tmp / name / "model" / "model.pt")
+    return model.state_dict(), info
+
+
+def live_metrics(tmp: Path, name: str) -> dict[str, str]:
+    """Every DVCLive file but the timing one, as text."""
+    live = tmp / name / "live"
+    return {str(p.relative_to(live)): p.read_text() for p in sorted(live.rglob("*"))
+            if p.is_file() and "images_per_second" not in p.name and p.name != "metrics.json"}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, data: tuple[Path, Path]) -> Path:
+    """One uninterrupted 3-epoch run, shared by the tests that compare against it."""
+    tmp = tmp_path_factory.mktemp("reference")
+    run_train(tmp, data, tiny_params(), "run")
+    return tmp
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_outputs(reference: Path):
+    from alexnet.train import CHECKPOINT_FORMAT, METRIC_KEYS
+
+    out = reference / "run"
+    state, info = final_state(reference, "run")
+    assert info["epochs"] == 3 and info["seed"] == 0 and info["num_classes"] == 4
+    assert set(info["final_metrics"]) == set(METRIC_KEYS)
+    assert info["params"]["train"]["lr"] == 0.01 and info["versions"]["torch"] == torch.__version__
+    assert info["device"].startswith("cpu") and "git_revision" in info and info["seconds"] > 0
+    assert json.loads((out / "model" / "info.json").read_text()) == info
+    # DVCLive: step = epoch, one row per epoch per key, errors in percent.
+    metrics = json.loads((out / "live" / "metrics.json").read_text())
+    assert metrics["step"] == 3
+    assert 0 <= metrics["val"]["top1_error"] <= 100 and metrics["lr"] == info["final_metrics"]["lr"]
+    loss = pd.read_csv(out / "live" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
+    assert list(loss["step"]) == [1, 2, 3]
+    assert not (out / "live" / "dvc.yaml").exists()
+    # The checkpoint loads with weights_only and holds everything a resume needs.
+    ckpt = torch.load(out / "ckpt" / "last.pt", weights_only=True)
+    assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["epoch"] == 3 and ckpt["batch"] == 0
+    assert {"model", "optimizer", "schedule", "rng", "history", "identity"} <= set(ckpt)
+    assert set(ckpt["rng"][0]) == {"torch", "cuda", "numpy", "python"}
+    assert [r["epoch"] for r in ckpt["history"]] == [1, 2, 3]
+    assert_same_weights(ckpt["model"], state)
+    assert len(ckpt["optimizer"]["state"]) == len(state)  # a velocity per parameter: wd on all
+
+
+def test_train_metrics_are_correct_for_a_known_net(reference: Path, data: tuple[Path, Path]):
+    """val metrics recomputed independently: centre crops through the saved net, numpy errors."""
+    from alexnet.augment import InputStats, crop_center_flip
+    from alexnet.model import load_trained
+    from alexnet.stats import load_stats
+    from alexnet.store import PreparedStore
+
+    model, info = load_trained(reference / "run" / "model" / "model.pt")
+    view = PreparedStore(data[0]).split("val")
+    stats = InputStats.from_stats(load_stats(data[1]))
+    off = (SIZE - 224) // 2
+    x = crop_center_flip(view.images(np.arange(len(view))), [off] * len(view), [off] * len(view), 224,
+                         None, stats.mean_image)
+    with torch.no_grad():
+        logits = model(x).double().numpy()
+    order = np.argsort(-logits, axis=1)
+    top1 = 100 * np.mean(order[:, 0] != view.labels)
+    top5 = 100 * np.mean([lab not in row[:5] for lab, row in zip(view.labels, order)])
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    loss = -np.mean(logp[np.arange(len(view)), view.labels])
+    fm = info["final_metrics"]
+    assert fm["val/top1_error"] == pytest.approx(top1) and fm["val/top5_error"] == pytest.approx(top5)
+    assert fm["val/loss"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_two_runs_are_bit_identical(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
+    run_train(tmp_path, data, tiny_params(), "again")
+    a, info_a = final_state(reference, "run")
+    b, info_b = final_state(tmp_path, "again")
+    assert_same_weights(a, b)
+    strip = lambda m: {k: v for k, v in m.items() if k != "images_per_second"}  # noqa: E731
+    assert strip(info_a["final_metrics"]) == strip(info_b["final_metrics"])
+    assert live_metrics(reference, "run") == live_metrics(tmp_path, "again")
+    # And another seed gives another net.
+    run_train(tmp_path, data, tiny_params(epochs=1), "seed1", seed=1)
+    c, _ = final_state(tmp_path, "seed1")
+    assert not torch.equal(a["features.conv1.weight"], c["features.conv1.weight"])
+
+
+# ----------------------------------------------------------------------------- resume and its rules
+
+
+def _copy_checkpoint(reference: Path, tmp: Path, name: str) -> Path:
+    ckpt = tmp / name / "ckpt"
+    ckpt.mkdir(parents=True)
+    (ckpt / "last.pt").write_bytes((reference / "run" / "ckpt" / "last.pt").read_bytes())
+    return ckpt / "last.pt"
+
+
+def test_resume_extends_a_run_bit_identically(tmp_path: Path, reference: Path, data: tuple[Path, Path], capsys):
+    """2 epochs, then the same params with 3: equal to the uninterrupted 3-epoch run."""
+    run_train(tmp_path, data, tiny_params(epochs=2), "resumed")
+    run_train(tmp_path, data, tiny_params(epochs=3), "resumed")
+    assert "resuming" in capsys.readouterr().err
+    assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "resumed")[0])
+    assert live_metrics(reference, "run") == live_metrics(tmp_path, "resumed")
+
+
+def test_finished_checkpoint_only_writes_the_model(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
+    _copy_checkpoint(reference, tmp_path, "done")
+    final = run_train(tmp_path, data, tiny_params(), "done")
+    assert final == final_state(reference, "run")[1]["final_metrics"]
+    assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "done")[0])
+
+
+def test_other_params_start_fresh(tmp_path: Path, reference: Path, data: tuple[Path, Path], capsys):
+    path = _copy_checkpoint(reference, tmp_path, "other")
+    run_train(tmp_path, data, tiny_params(epochs=1, lr=0.02), "other")
+    assert "train.lr: 0.01 -> 0.02" in capsys.readouterr().err
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["identity"]["train"]["lr"] == 0.02 and ckpt["history"][0]["lr"] == 0.02
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
+    path = _copy_checkpoint(reference, tmp_path, "bad")
+    good = torch.load(path, weights_only=True)
+    cases = {
+        "truncated": lambda: path.write_bytes(path.read_bytes()[:1000]),
+        "not ours": lambda: torch.save({"conv1.weight": torch.zeros(1)}, path),
+        # weights_only refuses arbitrary objects: a pickled Path is not weights.
+        "unsafe": lambda: torch.save({**good, "extra": Path("/")}, path),
+        "architecture": lambda: torch.save({**good, "model": {k: v[:1] for k, v in good["model"].items()}}, path),
+    }
+    for case, write in cases.items():
+        write()
+        before = path.read_bytes()
+        with pytest.raises(PipelineError, match="last.pt") as e:
+            run_train(tmp_path, data, tiny_params(), "bad")
+        assert path.read_bytes() == before, case  # left for the user to inspect
+        assert not (tmp_path / "bad" / "model").exists(), case
+        if case == "architecture":
+            assert "another architecture" in str(e.value)
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+def test_guard_names_epoch_step_and_last_good_checkpoint(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
+    from alexnet.train import TrainingDiverged
+
+    # A finished 3-epoch checkpoint extended to 4 epochs; the first loss (~1.4) is above 0.5.
+    path = _copy_checkpoint(reference, tmp_path, "guard")
+    with pytest.raises(TrainingDiverged, match=r"exceeds train.max_loss = 0.5 at epoch 4, step 1 of 2") as e:
+        run_train(tmp_path, data, tiny_params(epochs=4, max_loss=0.5), "guard")
+    assert f"Last good checkpoint: {path} (epoch 3)" in str(e.value)
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+    # From scratch with an absurd rate: NaN/inf within the first epoch, no checkpoint yet.
+    with pytest.raises(TrainingDiverged, match=r"is not finite at epoch 1, step \d of 2.*none") as e:
+        run_train(tmp_path, data, tiny_params(epochs=1, lr=1e30, max_loss=1e38), "nan")
+    assert not (tmp_path / "nan" / "ckpt" / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_guard_in_the_stage_exits_with_one_line(tmp_path: Path, data: tuple[Path, Path]):
+    params = write_params(tmp_path / "params.yaml", tiny_params(epochs=1, max_loss=0.01))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), *stage_cmd(tmp_path, data, params, "s")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "error: training diverged" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_is_bit_identical(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
+    """The stage killed (SIGKILL) once its first checkpoint exists, then rerun, as `dvc repro` would."""
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    cmd = [sys.executable, str(REPO / "stages" / "train.py"), *stage_cmd(tmp_path, data, params, "killed")]
+    ckpt = tmp_path / "killed" / "ckpt" / "last.pt"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert torch.load(ckpt, weights_only=True)["epoch"] < 3 and not (tmp_path / "killed" / "model").exists()
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "killed")[0])
+    assert live_metrics(reference, "run") == live_metrics(tmp_path, "killed")
