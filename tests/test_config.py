@@ -1,0 +1,88 @@
+"""params.yaml -> typed config: defaults, and errors that name the key and what was expected."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alexnet.config import ConfigError, Params, load_params, params_from_dict, to_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_repo_params_load_and_cover_every_field():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p = load_params(ROOT / "params.yaml")
+    assert isinstance(p, Params)
+    # every section and every key of params.yaml is a field, and round-trips unchanged
+    d = to_dict(p)
+    for section, values in raw.items():
+        for key, value in values.items():
+            assert d[section][key] == value, f"{section}.{key}"
+    assert params_from_dict(d) == p
+
+
+def test_defaults_are_the_papers():
+    p = params_from_dict({})
+    assert p == Params()
+    assert (p.train.lr, p.train.momentum, p.train.weight_decay, p.train.batch_size) == (0.01, 0.9, 0.0005, 128)
+    assert (p.model.lrn_size, p.model.lrn_alpha, p.model.lrn_beta, p.model.lrn_k) == (5, 1e-4, 0.75, 2.0)
+    assert (p.prepare.size, p.model.input_size, p.model.dropout, p.augment.pca_std) == (256, 224, 0.5, 0.1)
+    assert p.data.source == "tiny"
+
+
+@pytest.mark.parametrize("raw,key,expected", [
+    ({"trian": {}}, "trian", "expected one of"),
+    ({"train": {"lrr": 0.1}}, "train.lrr", "expected one of"),
+    ({"train": {"epochs": "ten"}}, "train.epochs", "an integer"),
+    ({"train": {"epochs": True}}, "train.epochs", "an integer"),
+    ({"train": {"epochs": 1.5}}, "train.epochs", "an integer"),
+    ({"train": {"lr": -0.01}}, "train.lr", "a positive number"),
+    ({"train": {"lr": 0}}, "train.lr", "a positive number"),
+    ({"train": {"lr": "0.01"}}, "train.lr", "a number"),
+    ({"train": {"seeds": ["a"]}}, "train.seeds[0]", "an integer"),
+    ({"train": {"seeds": [1, 1]}}, "train.seeds", "distinct"),
+    ({"train": {"seeds": 3}}, "train.seeds", "a list"),
+    ({"train": 5}, "train", "a mapping"),
+    ({"data": {"source": "imagenet"}}, "data.source", "'tiny'"),
+    ({"data": {"source": "ilsvrc2012"}}, "data.root", "a folder path"),
+    ({"data": {"source": "url", "urls": {"a.tar": "ftp://x/a.tar"}}}, "data.urls.a.tar", "http"),
+    ({"data": {"source": "url"}}, "data.urls", "a mapping"),
+    ({"data": {"verify_md5": "yes"}}, "data.verify_md5", "true or false"),
+    ({"model": {"input_size": 227}, "prepare": {"size": 200}}, "model.input_size", "no larger than"),
+    ({"model": {"groups": True}}, "model.groups", "one of 1, 2"),
+    ({"model": {"lrn_size": 4}}, "model.lrn_size", "odd"),
+    ({"model": {"arch": "torchvision", "width": 0.5}}, "model.width", "1.0"),
+    ({"tiny": {"classes": 101}}, "tiny.classes", "[2, 100]"),
+    ({"tiny": {"min_side": 500}}, "tiny.min_side", "max_side"),
+    ({"augment": {"pca_std": -1}}, "augment.pca_std", ">= 0"),
+])
+def test_bad_values_name_the_key(raw, key, expected):
+    with pytest.raises(ConfigError) as err:
+        params_from_dict(raw)
+    msg = str(err.value)
+    assert key in msg and expected in msg, msg
+
+
+def test_ints_widen_to_floats_but_not_the_reverse():
+    p = params_from_dict({"train": {"lr": 1}})
+    assert p.train.lr == 1.0 and isinstance(p.train.lr, float)
+
+
+def test_load_params_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_params(tmp_path / "empty.yaml") == Params()
+
+
+def test_configs_are_frozen():
+    p = Params()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.train.lr = 0.1  # type: ignore[misc]
