@@ -50,7 +50,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(request):
     handler = type("H", (_Handler,), {"ranges": request.param, "seen": []})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     httpd.shutdown()

@@ -13,6 +13,7 @@ every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architectur
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from alexnet.cli import PipelineError
@@ -104,11 +105,12 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
             # Partial downloads live outside the stage's output, so a retry resumes them.
             partial = out_dir.parent / f".{out_dir.name}.downloads"
             for role, name in layout.files.items():
-                want = layout.md5.get(role) if data.verify_md5 else None
+                want = layout.md5.get(role) if data.verify_md5 else None  # checked while fetching
                 url_source.fetch(data.urls[name], partial / name, md5=want, progress=progress)
                 (partial / name).replace(tmp / name)
+            with contextlib.suppress(OSError):
+                partial.rmdir()  # empty once every file has moved into place
             paths = {role: tmp / name for role, name in layout.files.items()}
-            md5, verified = _verify(paths, {}, False)
             md5 = {role: (layout.md5.get(role) if data.verify_md5 else None) for role in layout.files}
             verified = data.verify_md5 and all(md5.values())
             files = dict(layout.files)

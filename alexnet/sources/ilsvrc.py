@@ -195,7 +195,7 @@ def read_patches(path: Path) -> dict[tuple[str, str], bytes]:
 def iter_train_tar(path: Path, known: set[str],
                    patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a tar of per-class tars (<wnid>.tar holding <wnid>_<n>.JPEG), outer and inner in order."""
-    with tarfile.open(path, mode="r|") as outer:
+    with tarfile.open(path, mode="r|*") as outer:
         for member in outer:
             check_member(member, path)
             if member.isdir():
@@ -208,7 +208,7 @@ def iter_train_tar(path: Path, known: set[str],
             fobj = outer.extractfile(member)
             assert fobj is not None
             label = f"{path}/{member.name}"
-            with tarfile.open(fileobj=fobj, mode="r|") as inner:
+            with tarfile.open(fileobj=fobj, mode="r|*") as inner:
                 for im in inner:
                     check_member(im, label)
                     if im.isfile():
@@ -222,7 +222,7 @@ def iter_train_tar(path: Path, known: set[str],
 def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
                       truth_label: str, patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a flat tar of <prefix>_%08d.JPEG images; image i's class is ground truth line i."""
-    with tarfile.open(path, mode="r|") as tf:
+    with tarfile.open(path, mode="r|*") as tf:
         for member in tf:
             check_member(member, path)
             if member.isdir():
