@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,13 +26,26 @@ from tqdm import tqdm
 from alexnet.cli import PipelineError
 from alexnet.config import StatsConfig
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.prepare import default_workers
 from alexnet.store import PreparedStore
 
 TRAIN_SPLIT = "train"
 TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
 FLUSH = 1 << 16  # images summed in uint32 before moving into int64
 PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of x x^T
+
+
+def default_workers(requested: int) -> int:
+    """`requested`, or every core this process may run on when it is 0.
+
+    (Kept here rather than imported from alexnet.prepare so that this stage's code is exactly
+    what dvc.yaml lists as its dependencies.)
+    """
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

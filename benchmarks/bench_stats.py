@@ -30,8 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alexnet.prepare import default_workers  # noqa: E402
-from alexnet.stats import compute_stats  # noqa: E402
+from alexnet.stats import compute_stats, default_workers  # noqa: E402
 from alexnet.store import PreparedStore, shard_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
