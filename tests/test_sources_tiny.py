@@ -17,7 +17,7 @@ from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import read_json
 from alexnet.sources import download_raw, open_raw
 from alexnet.sources.synsets import SYNSETS, WORDS
-from alexnet.sources.tiny import TAR_MTIME, generate
+from alexnet.sources.tiny import TAR_MTIME, choose_classes, generate
 
 CFG = TinyConfig(classes=5, train_per_class=4, val_per_class=3, min_side=40, max_side=72, seed=3)
 FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz")
@@ -148,6 +148,15 @@ def test_train_records_and_planted_quirks(raw):
     assert formats[quirks["grayscale"]] == ("JPEG", "L")
     normal = [f for n, f in formats.items() if n not in quirks.values()]
     assert set(normal) == {("JPEG", "RGB")}
+
+
+@pytest.mark.parametrize("classes", [2, 5, 10, 16])
+def test_every_pair_of_classes_differs_in_two_attributes(classes):
+    ks = choose_classes(TinyConfig(classes=classes))
+    for i, a in enumerate(ks):
+        for b in ks[i + 1:]:
+            hue_gap = min(abs(a.hue - b.hue), 1 - abs(a.hue - b.hue))
+            assert (a.shape != b.shape) + (a.texture != b.texture) + (hue_gap > 0.06) >= 2, (a, b)
 
 
 def test_images_vary_in_size_and_aspect(raw):

@@ -28,6 +28,7 @@ import colorsys
 import gzip
 import hashlib
 import io
+import math
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,10 +70,15 @@ def choose_classes(cfg: TinyConfig) -> list[TinyClass]:
         order = order[::-1]  # the devkit's numbering must not coincide with sorted order
     ids = np.empty(cfg.classes, dtype=int)
     ids[order] = np.arange(1, cfg.classes + 1)
-    # Attributes: shape cycles fastest, texture next, and hue walks the golden ratio, so every
-    # class differs from its neighbours in at least two of (shape, texture, hue).
+    # Attributes: shape cycles fastest and texture shifts every 8 classes, so a (shape, texture)
+    # pair repeats only after 32 classes; hues are spaced 1/C apart around the colour wheel and
+    # visited with a stride m coprime to C (about 0.38 C), so classes that share a shape get far
+    # apart hues. Up to 16 classes every pair differs in at least two of (shape, texture, hue).
+    m = max(1, round(0.382 * cfg.classes))
+    while math.gcd(m, cfg.classes) != 1:
+        m += 1
     return [TinyClass(wnid, words, int(ids[c]), c % _N_SHAPES, (c + c // _N_SHAPES) % _N_TEXTURES,
-                      (0.07 + c * 0.6180339887) % 1.0)
+                      0.07 + ((c * m) % cfg.classes) / cfg.classes)
             for c, (wnid, words) in enumerate(picks)]
 
 
