@@ -1,19 +1,26 @@
 """Stage download: a verified raw dataset in data/raw/ (tiny, ILSVRC-2012/2010, image folder, URLs).
 
-Usage:
     python stages/download.py --params params.yaml --out data/raw
+
+Reads params sections `data` and `tiny`; writes data/raw/manifest.json (docs/architecture.md) and,
+for the tiny and url sources, the official ILSVRC files beside it. A user's own ImageNet files
+(data.root) are MD5-verified in place and referenced by absolute path, never copied.
 """
 
+from __future__ import annotations
+
+import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
 from alexnet.sources import download_raw  # noqa: E402
 
 
-def main(args, params) -> None:  # noqa: ANN001
+def main(args: argparse.Namespace, params: Params) -> None:
     manifest = download_raw(params.data, params.tiny, args.out)
     print(f"download: {manifest['source']} ({manifest['layout']}) -> {args.out}, verified={manifest['verified']}")
 
