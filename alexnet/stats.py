@@ -188,7 +188,8 @@ def _summary(stats: Stats) -> dict[str, Any]:
         "pixels": int(stats.count),
         "channel_mean": dict(zip(rgb, map(float, stats.channel_mean))),
         "channel_std": dict(zip(rgb, map(float, stats.channel_std))),
-        "eigvals": [float(v) for v in stats.eigvals],
+        # pc1 >= pc2 >= pc3, keyed rather than a list so that `dvc metrics show` lists them.
+        "eigvals": {f"pc{i + 1}": float(v) for i, v in enumerate(stats.eigvals)},
     }
 
 
@@ -226,5 +227,5 @@ def stats(prepared_dir: str | Path, out_dir: str | Path, cfg: StatsConfig,
     result = compute_stats(store, TRAIN_SPLIT, cfg.workers, progress)
     save_stats(result, out_dir)
     if metrics_path is not None:
-        write_json(metrics_path, {"images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
+        write_json(metrics_path, {"train_images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
     return result

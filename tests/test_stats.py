@@ -111,9 +111,9 @@ def test_stage_outputs_and_load(tmp_path):
         assert set(z.files) == {"mean_image", "channel_mean", "channel_std", "cov", "eigvals", "eigvecs", "count"}
         assert z["mean_image"].dtype == np.float64 and z["eigvecs"].shape == (3, 3)
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["images"] == 9 and metrics["pixels"] == 9 * 64
+    assert metrics["train_images"] == 9 and metrics["pixels"] == 9 * 64
     assert metrics["channel_mean"]["g"] == pytest.approx(float(s.channel_mean[1]))
-    assert metrics["eigvals"] == pytest.approx(list(s.eigvals))
+    assert [metrics["eigvals"][k] for k in ("pc1", "pc2", "pc3")] == pytest.approx(list(s.eigvals))
     readable = json.loads((out / "stats.json").read_text())
     np.testing.assert_allclose(readable["cov"], s.cov, rtol=1e-15)
     # A rerun writes the same bytes (fixed zip timestamps): DVC sees an unchanged output.
