@@ -23,6 +23,7 @@ MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     ranges = True  # set per server: whether Range requests are honoured
+    drop_after: int | None = None  # close the connection after this many bytes of the file
     seen: list
 
     def do_GET(self):  # noqa: N802
@@ -40,7 +41,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(PAYLOAD) - start))
         self.end_headers()
-        self.wfile.write(PAYLOAD[start:])
+        end = len(PAYLOAD) if self.drop_after is None or start >= self.drop_after else self.drop_after
+        self.wfile.write(PAYLOAD[start:end])
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -63,6 +65,19 @@ def test_http_fresh_download(tmp_path, server):
     assert fetch(f"{base}/file.bin", tmp_path / "f", md5=MD5, progress=False, timeout=10) == MD5
     assert (tmp_path / "f").read_bytes() == PAYLOAD and not (tmp_path / "f.part").exists()
     assert handler.seen == [None]
+
+
+def test_http_interrupted_transfer_resumes_on_the_next_run(tmp_path, server):
+    base, handler = server
+    if not handler.ranges:
+        pytest.skip("resuming needs Range support")
+    handler.drop_after = 1_500_000  # the connection dies mid-file on the first attempt
+    with pytest.raises(PipelineError, match="run again to resume"):
+        fetch(f"{base}/file.bin", tmp_path / "f", md5=MD5, progress=False, timeout=10)
+    assert (tmp_path / "f.part").stat().st_size == 1_500_000 and not (tmp_path / "f").exists()
+    assert fetch(f"{base}/file.bin", tmp_path / "f", md5=MD5, progress=False, timeout=10) == MD5
+    assert (tmp_path / "f").read_bytes() == PAYLOAD
+    assert handler.seen == [None, "bytes=1500000-"]
 
 
 def test_http_resume_uses_range_or_restarts(tmp_path, server):

@@ -11,6 +11,7 @@ so the next run starts fresh, and raises ChecksumError.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import urllib.error
@@ -89,8 +90,9 @@ def _fetch_http(url: str, part: Path, h, progress: bool, timeout: float):  # noq
                                         disable=not progress) as bar:
             try:
                 _copy(resp, d, h, bar)
-            except (OSError, urllib.error.URLError) as e:
-                raise PipelineError(f"{url}: transfer interrupted after {offset + bar.n} bytes ({e}); "
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
+                d.flush()
+                raise PipelineError(f"{url}: transfer interrupted after {part.stat().st_size} bytes ({e!r}); "
                                     "run again to resume") from e
         if total is not None and part.stat().st_size != total:
             raise PipelineError(f"{url}: got {part.stat().st_size} of {total} bytes; run again to resume")
