@@ -1,0 +1,552 @@
+"""The report stage: one paper-style report of a run, as Markdown and as self-contained HTML.
+
+Owns reports/report.md, reports/report.html and the training-curves figure beside them. The
+report is written once, in Markdown, in the paper's order (setup, architecture, training,
+Tables 1 and 2, ablations, Section 6.1's figures, provenance); the HTML is that Markdown
+rendered by markdown-it-py with every image embedded as base64, so the two say the same thing
+and the HTML opens anywhere on its own. Every number states where it came from and how many
+runs it rests on; a run on the tiny dataset carries a banner saying it is not an ImageNet result.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from markdown_it import MarkdownIt  # noqa: E402
+
+from alexnet import paper  # noqa: E402
+from alexnet.analysis import FIGURES  # noqa: E402
+from alexnet.config import Params, to_dict  # noqa: E402
+from alexnet.fileio import atomic_path, write_text  # noqa: E402
+
+TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
+# Section titles, in the paper's order; tests check that every one is present.
+SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
+            "5. Ablations", "6. Qualitative results (Section 6.1)", "7. Provenance")
+CURVES = ("loss", "top1_error", "top5_error", "lr")
+LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
+             "pillow", "scipy")
+CSS = """
+body { font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;
+       max-width: 62rem; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
+h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.2rem; }
+h3 { margin-top: 1.6rem; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: 13px; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; vertical-align: top; }
+th { background: #f6f8fa; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+td[style*="right"] { font-variant-numeric: tabular-nums; }
+img { display: block; max-width: 100%; height: auto; margin: .8rem auto;
+      border: 1px solid #eaeef2; }
+blockquote { margin: 1rem 0; padding: .6rem 1rem; background: #fff8c5; border: 1px solid #d4a72c;
+             border-left: 6px solid #bf8700; font-size: 16px; }
+code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: 90%; }
+pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: 12px; line-height: 1.35; }
+pre code { background: none; padding: 0; }
+"""
+
+
+@dataclass
+class Sources:
+    """Where the report reads from (the stage's command-line paths)."""
+
+    metrics: Path  # metrics/ (evaluate.json, analyze.json, prepare.json, stats.json)
+    tables: Path  # reports/tables
+    figures: Path  # reports/figures
+    live: Path  # dvclive/ (train-seed<N>/)
+    models: Path  # models/ (seed<N>/info.json, model.pt)
+    lock: Path  # dvc.lock
+
+
+@dataclass
+class Runs:
+    """What was found on disk, loaded once."""
+
+    evaluate: dict = field(default_factory=dict)
+    analyze: dict = field(default_factory=dict)
+    prepare: dict = field(default_factory=dict)
+    infos: dict[int, dict] = field(default_factory=dict)  # seed -> models/seed<N>/info.json
+    curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        return json.load(f)
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table cell: '-' when absent."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list[Any]], numeric: list[bool] | None = None) -> str:
+    """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
+    numeric = numeric or [False] + [True] * (len(header) - 1)
+
+    def line(cells: list[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    sep = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
+    return "\n".join([line(header), sep] + [line(r) for r in rows]) + "\n"
+
+
+# --- reading the run ------------------------------------------------------------------------
+
+def read_curves(run_dir: Path) -> pd.DataFrame:
+    """DVCLive's per-step TSVs (plots/metrics/**/*.tsv, step = epoch) as one frame, index epoch.
+
+    Columns are the metric names (`train/loss`, `val/top1_error`, `lr`, ...); when a resumed run
+    logged a step twice, the last value wins.
+    """
+    root = run_dir / "plots" / "metrics"
+    series = {}
+    for tsv in sorted(root.rglob("*.tsv")):
+        name = tsv.relative_to(root).with_suffix("").as_posix()
+        df = pd.read_csv(tsv, sep="\t")
+        value = [c for c in df.columns if c not in ("timestamp", "step")]
+        if "step" not in df.columns or len(value) != 1:
+            continue
+        series[name] = df.groupby("step")[value[0]].last()
+    frame = pd.DataFrame(series)
+    frame.index.name = "epoch"
+    return frame
+
+
+def _seed_of(path: Path, prefix: str) -> int | None:
+    m = re.fullmatch(prefix + r"(-?\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def load_runs(src: Sources, seeds: list[int]) -> Runs:
+    runs = Runs(evaluate=_read_json(src.metrics / "evaluate.json"), analyze=_read_json(src.metrics / "analyze.json"),
+                prepare=_read_json(src.metrics / "prepare.json"))
+    for seed in seeds:
+        info = _read_json(src.models / f"seed{seed}" / "info.json")
+        if info:
+            runs.infos[seed] = info
+        live = src.live / f"train-seed{seed}"
+        if live.is_dir():
+            curves = read_curves(live)
+            if len(curves):
+                runs.curves[seed] = curves
+    return runs
+
+
+def dvc_lock_hashes(lock: Path) -> dict[str, str]:
+    """{output path: md5} of every stage output recorded in dvc.lock (data/raw, data/prepared, ...)."""
+    if not lock.is_file():
+        return {}
+    with lock.open() as f:
+        data = yaml.safe_load(f) or {}
+    out = {}
+    for stage in (data.get("stages") or {}).values():
+        for o in stage.get("outs", []) or []:
+            if isinstance(o, dict) and "path" in o and "md5" in o:
+                out[str(o["path"])] = str(o["md5"])
+    return out
+
+
+def git_revision(cwd: Path | None = None) -> str:
+    """HEAD's commit, with '+dirty' when tracked files (dvc.lock aside) differ; 'unknown' outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             timeout=30, cwd=cwd).stdout.strip()
+        # dvc.lock is rewritten by the very `dvc repro` that runs this stage: not a local change.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+                               capture_output=True, text=True, check=True, timeout=30, cwd=cwd).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def hardware() -> dict[str, str]:
+    """This machine's CPU and GPUs, by name."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": f"{cpu} ({os.cpu_count()} logical cores)"}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except ImportError:
+        pass
+    out.setdefault("gpu", "none")
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+# --- figures --------------------------------------------------------------------------------
+
+def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
+    """Loss, top-1 and top-5 error (train solid, validation dashed) and lr per epoch, per seed."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    colours = plt.get_cmap("tab10")
+    titles = {"loss": "cross-entropy loss", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)",
+              "lr": "learning rate"}
+    for ax, metric in zip(axes.ravel(), CURVES):
+        for i, (seed, df) in enumerate(sorted(curves.items())):
+            c = colours(i % 10)
+            if metric == "lr":
+                if "lr" in df:
+                    ax.step(df.index, df["lr"], where="post", color=c, label=f"seed {seed}")
+                continue
+            for split, style in (("train", "-"), ("val", "--")):
+                col = f"{split}/{metric}"
+                if col in df:
+                    ax.plot(df.index, df[col], style, color=c, marker="o", markersize=3,
+                            label=f"seed {seed} {'validation' if split == 'val' else 'train'}")
+        ax.set_title(titles[metric], fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if metric == "lr":
+            ax.set_yscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Training curves (DVCLive, one point per epoch)", fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+# --- the Markdown ---------------------------------------------------------------------------
+
+def _image(path: Path, md_dir: Path, alt: str) -> str:
+    if not path.is_file():
+        return f"*{alt}: not produced (run `dvc repro analyze`).*\n"
+    return f"![{alt}]({Path(os.path.relpath(path, md_dir)).as_posix()})\n"
+
+
+def section_setup(params: Params, runs: Runs) -> str:
+    source = params.data.source
+    images = runs.prepare.get("images", {})
+    ev = runs.evaluate
+    lines = [f"## {SECTIONS[0]}", ""]
+    rows = [
+        ["dataset (data.source)", f"`{source}`" + (" (generated, ILSVRC-2012 file layout)" if source == "tiny" else ""),
+         "ILSVRC-2010 (Table 1) and ILSVRC-2012 (Table 2)"],
+        ["classes", fmt(ev.get("classes") or runs.infos.get(params.train.seeds[0], {}).get("num_classes")), "1,000"],
+        ["training images", fmt(images.get("train")), fmt(paper.DATASETS["ilsvrc2012"]["train"])],
+        ["evaluation images", f"{fmt(ev.get('images'))} ({ev.get('split', '-')} split)",
+         f"{paper.DATASETS['ilsvrc2012']['val']:,} (val) / {paper.DATASETS['ilsvrc2010']['test']:,} (2010 test)"],
+        ["quarantined (undecodable) images", fmt(runs.prepare.get("quarantined_total")), "-"],
+        ["preprocessing", f"shorter side to {params.prepare.size}, centre {params.prepare.size}x{params.prepare.size}; "
+                          f"mean subtracted: {params.augment.mean}",
+         f"shorter side to {paper.PREPARED_SIZE}, centre crop; mean image subtracted"],
+        ["nets trained (train.seeds)", f"{len(params.train.seeds)} (seeds {', '.join(map(str, params.train.seeds))})",
+         "1, 5 or 7 (Table 2)"],
+        ["epochs", f"{params.train.epochs} (train.epochs)" + (
+            "; trained: " + ", ".join(fmt(i.get("epochs")) for _, i in sorted(runs.infos.items())) if runs.infos else ""),
+         f"about {paper.EPOCHS}"],
+        ["batch, lr, momentum, weight decay",
+         f"{params.train.batch_size}, {params.train.lr:g}, {params.train.momentum:g}, {params.train.weight_decay:g}",
+         f"{paper.BATCH_SIZE}, {paper.LEARNING_RATE:g}, {paper.MOMENTUM:g}, {paper.WEIGHT_DECAY:g}"],
+        ["augmentation", f"random crop {params.augment.random_crop}, flip {params.augment.flip}, "
+                         f"PCA lighting {params.augment.pca_lighting} (sigma {params.augment.pca_std:g})",
+         f"random 224 crops, flips, PCA lighting (sigma {paper.PCA_STD:g})"],
+    ]
+    lines.append(md_table(["", "this run", "paper"], rows, [False, False, False]))
+    lines.append("Source: params.yaml, metrics/prepare.json, metrics/evaluate.json.\n")
+    return "\n".join(lines)
+
+
+def section_architecture(params: Params, model: Any) -> str:
+    lines = [f"## {SECTIONS[1]}", ""]
+    m = params.model
+    if model is None:
+        lines.append("*No trained net found (models/seed<N>/model.pt): run `dvc repro train`.*\n")
+        return "\n".join(lines)
+    import torch
+
+    layers = [(n, mod) for n, mod in model.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    paper_conv = {name: (k, shape, s) for name, k, shape, s in paper.CONV_LAYERS}
+    paper_fc = dict(paper.FC_LAYERS)
+    rows = []
+    for name, mod in layers:
+        short = name.split(".")[-1]
+        n_params = sum(p.numel() for p in mod.parameters())
+        if isinstance(mod, torch.nn.Conv2d):
+            kh, kw = mod.kernel_size
+            ours = f"{mod.out_channels} x {kh}x{kw}x{mod.in_channels // mod.groups}, stride {mod.stride[0]}, groups {mod.groups}"
+            p = paper_conv.get(short)
+            theirs = f"{p[0]} x {p[1][0]}x{p[1][1]}x{p[1][2]}, stride {p[2]}" if p else "-"
+        else:
+            ours = f"{mod.in_features} -> {mod.out_features}"
+            theirs = f"{paper_fc[short]}" if short in paper_fc else "-"
+        rows.append([short, ours, theirs, f"{n_params:,}"])
+    total = sum(p.numel() for p in model.parameters())
+    rows.append(["**total**", "", "", f"**{total:,}**"])
+    lines.append(md_table(["layer", "ours", "paper", "parameters (ours)"], rows, [False, False, False, True]))
+    lines.append(f"Parameters: **{total:,}** here against the paper's **{paper.PARAMETERS:,}** "
+                 f"(two-group net, 1000 classes, with biases)"
+                 + (f"; this net has model.width = {m.width:g} of the paper's channels and "
+                    f"{getattr(model, 'num_classes', '?')} classes." if (m.width != 1.0 or getattr(model, 'num_classes', 1000) != 1000) else ".")
+                 + "\n")
+    lines.append(f"Switches (params.yaml `model`): arch `{m.arch}`, input {m.input_size}, groups {m.groups}, "
+                 f"activation {m.activation}, LRN {m.lrn} (k={m.lrn_k:g}, n={m.lrn_size}, alpha={m.lrn_alpha:g}, "
+                 f"beta={m.lrn_beta:g}, alpha divided by n: {m.lrn_divide_alpha_by_n}), overlapping pooling "
+                 f"{m.overlapping_pool}, dropout {m.dropout:g}, conv6 {m.conv6}.\n")
+    lines.append(f"Source: models/seed{params.train.seeds[0]}/model.pt (the first seed's net); paper: Section 3.\n")
+    return "\n".join(lines)
+
+
+def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path) -> str:
+    lines = [f"## {SECTIONS[2]}", ""]
+    if runs.curves:
+        lines.append(_image(curves_png, md_dir, "Training curves: loss, top-1/top-5 error and lr per epoch"))
+    else:
+        lines.append("*No DVCLive curves found (dvclive/train-seed<N>/): run `dvc repro train`.*\n")
+    rows = []
+    for seed in params.train.seeds:
+        info, df = runs.infos.get(seed, {}), runs.curves.get(seed)
+        last = df.iloc[-1] if df is not None and len(df) else {}
+        rows.append([f"seed {seed}", fmt(info.get("epochs", len(df) if df is not None else None)),
+                     fmt(last.get("train/loss"), 3), fmt(last.get("val/top1_error")), fmt(last.get("val/top5_error")),
+                     f"{last['lr']:g}" if "lr" in last else "-",
+                     fmt(last.get("images_per_second"), 0), fmt(info.get("seconds"), 0), info.get("device", "-")])
+    lines.append(md_table(["net", "epochs", "final train loss", "val top-1 (%)", "val top-5 (%)", "final lr",
+                           "images/s", "train time (s)", "device"], rows,
+                          [False, True, True, True, True, True, True, True, False]))
+    lines.append(f"{len(runs.curves)} training run(s), one per seed, each one curve. Validation here is the "
+                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv "
+                 "and models/seed<N>/info.json.\n")
+    return "\n".join(lines)
+
+
+def _demote(markdown: str) -> str:
+    """A results table's own '## title' becomes a '###' under this report's section."""
+    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.M)
+
+
+def section_results(runs: Runs, tables: Path) -> str:
+    lines = [f"## {SECTIONS[3]}", ""]
+    for name in ("table1", "table2"):
+        path = tables / f"{name}.md"
+        if path.is_file():
+            lines.append(_demote(path.read_text()))
+        else:
+            lines.append(f"*{name}: not produced (run `dvc repro results`).*\n")
+    ev = runs.evaluate
+    if ev:
+        rows = []
+        for kind in ("single", "ensemble"):
+            for scheme in ("center", "ten_crop"):
+                r = (ev.get(kind) or {}).get(scheme) or {}
+                nets = 1 if kind == "single" else ev.get("nets")
+                rows.append([f"{kind}, {scheme.replace('_', '-')}", fmt(nets), fmt(r.get("top1_error")),
+                             fmt(r.get("top5_error"))])
+        lines.append("### All evaluation numbers\n")
+        lines.append(md_table(["nets, crops", "nets averaged", "top-1 error (%)", "top-5 error (%)"], rows))
+        lines.append(f"Each number: {fmt(ev.get('images'))} images of the {ev.get('split', '?')} split, evaluated "
+                     f"once; \"single\" is the first seed's net, \"ensemble\" averages the softmax of "
+                     f"{fmt(ev.get('nets'))} nets. Source: metrics/evaluate.json.\n")
+    return "\n".join(lines)
+
+
+def section_ablations(tables: Path) -> str:
+    lines = [f"## {SECTIONS[4]}", ""]
+    found = sorted(tables.glob("ablation*.md"))
+    if found:
+        lines += [_demote(p.read_text()) for p in found]
+        return "\n".join(lines)
+    lines.append("**The ablation stage was not run**: no ablation numbers are reported. The paper's "
+                 "claims, and the params.yaml switch that turns each choice off:\n")
+    rows = [[f"`{a.name}`", a.section, a.claim] for a in paper.ABLATIONS]
+    lines.append(md_table(["switch", "section", "the paper's claim"], rows, [False, False, False]))
+    return "\n".join(lines)
+
+
+def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> str:
+    a = runs.analyze
+    seed = a.get("model_seed", params.train.seeds[0])
+    lines = [f"## {SECTIONS[5]}", "",
+             f"All figures and numbers in this section come from one net (seed {seed}) and one run of the "
+             "analyze stage (metrics/analyze.json, reports/figures/).\n",
+             "### Figure 3: conv1 kernels\n",
+             _image(figures / FIGURES["kernels"], md_dir, "Figure 3: conv1 kernels"),
+             "The first group's kernels (the paper's GPU 1) above, the second group's below, each kernel "
+             "min-max scaled to the full colour range. In the paper the first group learns largely "
+             "colour-agnostic kernels and the second colour-specific ones.\n",
+             "### Figure 4 (left): top-5 predictions\n",
+             _image(figures / FIGURES["top5"], md_dir, "Figure 4 left: top-5 predictions"),
+             f"{fmt(params.analyze.top5_images)} evaluation images drawn with analyze.seed = {params.analyze.seed}; "
+             f"the true class is among the net's top 5 for {fmt(a.get('top5_figure_hits'))} of them. "
+             "Probabilities are the evaluate stage's centre-crop softmax.\n",
+             "### Figure 4 (right): nearest neighbours in fc7 space\n",
+             _image(figures / FIGURES["neighbours"], md_dir, "Figure 4 right: fc7 nearest neighbours"),
+             ]
+    if a:
+        ks = sorted(params.analyze.precision_k)
+        methods = [
+            ("fc7, Euclidean (exact)", "fc7", f"{fmt(a.get('fc7_dim'))} floats ({fmt(a.get('fc7_bytes_per_image'))} B)"),
+            (f"pixels, Euclidean ({a.get('pixel_size', 32)}x{a.get('pixel_size', 32)} RGB of the centre crop)", "pixel",
+             f"{fmt(a.get('pixel_dim'))} floats"),
+            ("fc7 -> auto-encoder binary code, Hamming", "autoencoder",
+             f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"),
+            ("fc7 -> random-hyperplane LSH code, Hamming", "lsh",
+             f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"),
+        ]
+        rows = []
+        for label, key, size in methods:
+            ms = a.get(f"{key}_query_ms")
+            rows.append([label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks]
+                        + [fmt(ms, 4) if ms is not None else "-"])
+        rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks) + ["-"])
+        lines.append(md_table(["search", "per image"] + [f"precision@{k}" for k in ks] + ["query time (ms)"], rows,
+                              [False, False] + [True] * (len(ks) + 1)))
+        lines.append(
+            f"Precision@k: the fraction of a query's k nearest training images that share its class, averaged "
+            f"over all {fmt(a.get('query_images'))} evaluation images as queries against "
+            f"{fmt(a.get('train_images'))} training images (one run). fc7 features and pixels come from the same "
+            "centre crop; the pixel baseline average-pools it to 32x32 (the paper's point: neighbours in fc7 "
+            "space are semantically close though far apart in pixels). Binary codes: the paper's suggestion, "
+            "an auto-encoder with a binarised bottleneck trained on the training set's fc7 features, against "
+            "random-hyperplane LSH; query time is the median over 5 repeats of searching all queries, per "
+            "query, on this machine's CPU (the exact search uses scikit-learn's brute-force NearestNeighbors).\n")
+    lines += ["### t-SNE of fc7 features\n",
+              _image(figures / FIGURES["tsne"], md_dir, "t-SNE of fc7 features"),
+              f"{fmt(a.get('tsne_points'))} evaluation images, scikit-learn t-SNE with perplexity "
+              f"{fmt(a.get('tsne_perplexity'), 1)} and random_state = analyze.seed.\n"]
+    return "\n".join(lines)
+
+
+def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
+    hashes = dvc_lock_hashes(src.lock)
+    hw = hardware()
+    rows = [["git revision (report)", f"`{git_revision()}`"]]
+    for seed, info in sorted(runs.infos.items()):
+        rows.append([f"git revision (training, seed {seed})", f"`{info.get('git_revision') or 'unknown'}`"])
+    for path in ("data/raw", "data/prepared", "data/stats"):
+        rows.append([f"{path} md5 (dvc.lock)", f"`{hashes[path]}`" if path in hashes else "not in dvc.lock"])
+    rows.append(["CPU (report)", hw["cpu"]])
+    rows.append(["GPU (report)", hw["gpu"]])
+    for seed, info in sorted(runs.infos.items()):
+        rows.append([f"training device (seed {seed})", str(info.get("device", "-"))])
+        rows.append([f"training time (seed {seed})", f"{fmt(info.get('seconds'), 0)} s for {fmt(info.get('epochs'))} epochs"])
+    if runs.prepare.get("seconds") is not None:
+        rows.append(["prepare time", f"{fmt(runs.prepare.get('seconds'), 1)} s"])
+    versions = library_versions()
+    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in versions.items())])
+    first = runs.infos.get(params.train.seeds[0], {}).get("versions")
+    if first:
+        rows.append(["libraries (training)", ", ".join(f"{k} {v}" for k, v in first.items() if v)])
+    lines = [f"## {SECTIONS[6]}", "", md_table(["", "value"], rows, [False, False]),
+             "Params used (params.yaml, resolved):\n", "```yaml",
+             yaml.safe_dump(to_dict(params), sort_keys=False, default_flow_style=None).rstrip(), "```\n",
+             f"Paper: {paper.CITATION}\n"]
+    return "\n".join(lines)
+
+
+def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curves_png: Path, model: Any) -> str:
+    ev = runs.evaluate
+    parts = [f"# {params.report.title}\n"]
+    if params.data.source == "tiny":
+        parts.append(f"> **{TINY_BANNER}.** This run used the generated tiny dataset "
+                     f"({fmt(runs.prepare.get('images', {}).get('train'))} training images); its numbers check "
+                     "that the pipeline works and cannot be compared with the paper's.\n")
+    ten = (ev.get("single") or {}).get("ten_crop") or {}
+    ens = (ev.get("ensemble") or {}).get("ten_crop") or {}
+    a = runs.analyze
+    summary = [f"A reproduction of Krizhevsky, Sutskever & Hinton (NIPS 2012) on the `{params.data.source}` dataset."]
+    if ten:
+        summary.append(f"One net, ten-crop: **{fmt(ten.get('top1_error'))}% top-1, {fmt(ten.get('top5_error'))}% "
+                       f"top-5 error** ({fmt(ev.get('images'))} {ev.get('split', '')} images)"
+                       + (f"; {fmt(ev.get('nets'))} nets averaged: {fmt(ens.get('top1_error'))}% / "
+                          f"{fmt(ens.get('top5_error'))}%." if ens and (ev.get('nets') or 0) > 1 else "."))
+    k = min(params.analyze.precision_k)
+    if a.get(f"fc7_precision_at_{k}") is not None:
+        summary.append(f"fc7 retrieval precision@{k} {fmt(a[f'fc7_precision_at_{k}'], 3)} against "
+                       f"{fmt(a.get(f'pixel_precision_at_{k}'), 3)} in pixel space.")
+    parts.append(" ".join(summary) + "\n")
+    parts.append(section_setup(params, runs))
+    parts.append(section_architecture(params, model))
+    parts.append(section_training(params, runs, curves_png, md_dir))
+    parts.append(section_results(runs, src.tables))
+    parts.append(section_ablations(src.tables))
+    parts.append(section_qualitative(params, runs, src.figures, md_dir))
+    parts.append(section_provenance(params, runs, src))
+    return "\n".join(parts)
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+def render_html(markdown: str, md_dir: Path, title: str) -> str:
+    """The Markdown as one self-contained HTML page: every local image inlined as base64 PNG."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+    def inline(m: re.Match) -> str:
+        src = html.unescape(m.group(1))
+        if src.startswith("data:"):
+            return m.group(0)
+        data = base64.b64encode((md_dir / src).read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+)"', inline, body)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
+
+
+def _load_model(models: Path, seed: int) -> Any:
+    path = models / f"seed{seed}" / "model.pt"
+    if not path.is_file():
+        return None
+    from alexnet.model import load_trained
+
+    return load_trained(path, map_location="cpu")[0]
+
+
+def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
+    """The `report` stage: write the training-curves PNG, report.md and report.html. Returns the Markdown."""
+    out_html, out_md, curves_png = Path(out_html), Path(out_md), Path(curves_png)
+    runs = load_runs(src, params.train.seeds)
+    if runs.curves:
+        plot_training_curves(runs.curves, curves_png)
+    md_dir = out_md.parent
+    markdown = build_markdown(params, runs, src, md_dir, curves_png, _load_model(src.models, params.train.seeds[0]))
+    page = render_html(markdown, md_dir, params.report.title)
+    write_text(out_md, markdown)
+    write_text(out_html, page)
+    return markdown

@@ -1,0 +1,40 @@
+"""Stage report: the paper-style report of the run, reports/report.md and a self-contained
+reports/report.html (figures embedded), plus the training-curves figure they show.
+
+Usage (as dvc.yaml runs it):
+    python stages/report.py --params params.yaml --metrics metrics --tables reports/tables \
+        --figures reports/figures --live dvclive --models models --lock dvc.lock \
+        --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+from alexnet.report import Sources, report  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    src = Sources(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
+                  live=Path(args.live), models=Path(args.models), lock=Path(args.lock))
+    report(params, src, args.out, args.markdown, args.curves)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--metrics", required=True, help="metrics folder (evaluate.json, analyze.json, prepare.json)")
+    parser.add_argument("--tables", required=True, help="the results stage's tables (reports/tables)")
+    parser.add_argument("--figures", required=True, help="the analyze stage's figures (reports/figures)")
+    parser.add_argument("--live", required=True, help="DVCLive folder with train-seed<N>/ (dvclive)")
+    parser.add_argument("--models", required=True, help="trained nets with info.json (models)")
+    parser.add_argument("--lock", required=True, help="dvc.lock, for the data hashes (dvc.lock)")
+    parser.add_argument("--curves", required=True, help="training-curves PNG to write (reports/training_curves.png)")
+    parser.add_argument("--out", required=True, help="HTML report to write (reports/report.html)")
+    parser.add_argument("--markdown", required=True, help="Markdown report to write (reports/report.md)")
+    run_stage(main, parser)

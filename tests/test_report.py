@@ -1,0 +1,200 @@
+"""Tests for alexnet.report: every section present, every image it references exists (Markdown)
+or is embedded (HTML), the tiny-dataset banner, provenance from dvc.lock, DVCLive curves."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet import paper
+from alexnet.analysis import FIGURES
+from alexnet.config import ModelConfig, params_from_dict
+from alexnet.report import SECTIONS, TINY_BANNER, Sources, md_table, read_curves, render_html, report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"timestamp\tstep\t{name}"] + [f"{1700000000000 + s}\t{s}\t{v}" for s, v in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> Sources:
+    """A finished run's files as the earlier stages write them, small and hand-made."""
+    import torch
+
+    from alexnet.model import build_model, save_trained
+
+    metrics = root / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "evaluate.json").write_text(json.dumps({
+        "split": "val", "images": 200, "nets": len(seeds),
+        "single": {"center": {"top1_error": 41.5, "top5_error": 12.25}, "ten_crop": {"top1_error": 39.75, "top5_error": 11.0}},
+        "ensemble": {"center": {"top1_error": 38.0, "top5_error": 10.5}, "ten_crop": {"top1_error": 37.25, "top5_error": 9.75}},
+    }))
+    (metrics / "prepare.json").write_text(json.dumps({"images": {"train": 999, "val": 200}, "quarantined_total": 1,
+                                                      "seconds": 12.0}))
+    (metrics / "analyze.json").write_text(json.dumps({
+        "model_seed": seeds[0], "train_images": 999, "query_images": 200, "fc7_dim": 1024, "pixel_dim": 3072,
+        "pixel_size": 32, "code_bits": 64, "chance_precision": 0.1, "fc7_precision_at_1": 0.625,
+        "fc7_precision_at_5": 0.6, "fc7_precision_at_10": 0.575, "pixel_precision_at_1": 0.2,
+        "pixel_precision_at_5": 0.18, "pixel_precision_at_10": 0.17, "autoencoder_precision_at_1": 0.5,
+        "autoencoder_precision_at_5": 0.45, "autoencoder_precision_at_10": 0.4, "lsh_precision_at_1": 0.41,
+        "lsh_precision_at_5": 0.4, "lsh_precision_at_10": 0.39, "fc7_query_ms": 0.5, "autoencoder_query_ms": 0.01,
+        "lsh_query_ms": 0.01, "fc7_bytes_per_image": 4096, "code_bytes_per_image": 8, "tsne_points": 200,
+        "tsne_perplexity": 30.0, "top5_figure_hits": 7}))
+    tables = root / "reports" / "tables"
+    tables.mkdir(parents=True)
+    for name, cell in (("table1", "39.75"), ("table2", "37.25")):
+        (tables / f"{name}.md").write_text(f"## {name} title\n\n| model | ours |\n|---|---:|\n| CNN | {cell} |\n\n- a note\n")
+    if ablation:
+        (tables / "ablation.md").write_text("## Ablations\n\n| switch | top-1 |\n|---|---:|\n| model.lrn | 1.23 |\n")
+    figures = root / "reports" / "figures"
+    figures.mkdir(parents=True)
+    if with_figures:
+        for i, name in enumerate(FIGURES.values()):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(figures / name)
+    for seed in seeds:
+        run = root / "dvclive" / f"train-seed{seed}" / "plots" / "metrics"
+        for key, values in {"train/loss": [2.3, 1.9, 1.5], "val/loss": [2.2, 2.0, 1.8],
+                            "train/top1_error": [90.0, 70.0, 50.0], "val/top1_error": [88.0, 72.0, 60.0],
+                            "train/top5_error": [50.0, 30.0, 20.0], "val/top5_error": [52.0, 35.0, 25.0],
+                            "lr": [0.01, 0.01, 0.001], "images_per_second": [100.0, 110.0, 120.0]}.items():
+            write_tsv(run / f"{key}.tsv", key.split("/")[-1], list(zip([1, 2, 3], values)))
+        out = root / "models" / f"seed{seed}"
+        out.mkdir(parents=True)
+        torch.manual_seed(seed)
+        cfg = ModelConfig(width=0.05)
+        save_trained(out / "model.pt", build_model(cfg, 10), cfg, 10, {})
+        (out / "info.json").write_text(json.dumps({"seed": seed, "epochs": 3, "seconds": 61.5, "device": "cpu (x86_64)",
+                                                   "git_revision": "abc123", "num_classes": 10,
+                                                   "versions": {"torch": "2.x"}}))
+    lock = root / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  download:\n    cmd: python stages/download.py\n    outs:\n"
+                    "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
+                    "  prepare:\n    cmd: python stages/prepare.py\n    outs:\n    - path: data/prepared\n"
+                    "      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
+    return Sources(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
+                   lock=lock)
+
+
+def params(source: str = "tiny", seeds=(0, 1)):
+    raw = {"data": {"source": source}, "train": {"seeds": list(seeds)}, "model": {"width": 0.05}}
+    if source != "tiny":
+        raw["data"]["root"] = "/data/imagenet"
+    return params_from_dict(raw)
+
+
+def run_report(tmp_path: Path, source: str = "tiny", **kw) -> tuple[str, str, Path]:
+    src = make_run(tmp_path, **kw)
+    out = tmp_path / "reports"
+    report(params(source), src, out / "report.html", out / "report.md", out / "training_curves.png")
+    return (out / "report.md").read_text(), (out / "report.html").read_text(), out
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    return run_report(tmp_path_factory.mktemp("run"))
+
+
+def test_every_section_in_the_papers_order(tiny_report):
+    md, page, _ = tiny_report
+    positions = [md.index(f"## {s}\n") for s in SECTIONS]
+    assert positions == sorted(positions)
+    for s in SECTIONS:
+        assert f"<h2>{s}</h2>" in page
+
+
+def test_every_image_the_markdown_references_exists_and_the_html_embeds_them(tiny_report):
+    md, page, out = tiny_report
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(refs) == 5  # training curves + the four analysis figures
+    for ref in refs:
+        assert (out / ref).is_file(), ref
+        assert (out / ref).read_bytes()[:8] == PNG_MAGIC
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) == len(refs)
+    for s in srcs:
+        assert s.startswith("data:image/png;base64,")  # self-contained: nothing to go missing
+        assert base64.b64decode(s.split(",", 1)[1])[:8] == PNG_MAGIC
+    assert "training_curves.png" in refs[0]
+
+
+def test_tiny_banner_only_for_the_tiny_dataset(tiny_report, tmp_path):
+    md, page, _ = tiny_report
+    assert TINY_BANNER in md and TINY_BANNER in page
+    assert md.index(TINY_BANNER) < md.index(f"## {SECTIONS[0]}")  # at the top, before anything else
+    md2, page2, _ = run_report(tmp_path, source="imagefolder")
+    assert TINY_BANNER not in md2 and TINY_BANNER not in page2
+
+
+def test_numbers_and_their_sources(tiny_report):
+    md, page, _ = tiny_report
+    # Tables 1 and 2 from the results stage, headings demoted under section 4.
+    assert "### table1 title" in md and "| CNN | 39.75 |" in md and "| CNN | 37.25 |" in md
+    assert "<td style=\"text-align:right\">39.75</td>" in page
+    # Evaluation numbers with the nets behind them.
+    assert "| ensemble, ten-crop | 2 | 37.25 | 9.75 |" in md
+    assert "metrics/evaluate.json" in md
+    # Retrieval table: fc7 beats pixels in this made-up run, and the numbers are copied faithfully.
+    assert re.search(r"\| fc7, Euclidean \(exact\) \| 1,024 floats \(4,096 B\) \| 0\.625 \| 0\.600 \| 0\.575 \| 0\.5000 \|", md)
+    assert "| chance (random training image) | - | 0.100 | 0.100 | 0.100 | - |" in md
+    # Architecture: our parameter count (independently counted) beside the paper's.
+    import torch  # noqa: F401
+
+    from alexnet.model import build_model, count_parameters
+    ours = count_parameters(build_model(ModelConfig(width=0.05), 10))
+    assert f"**{ours:,}**" in md and f"{paper.PARAMETERS:,}" in md
+
+
+def test_provenance(tiny_report):
+    md, _, _ = tiny_report
+    assert "`0123456789abcdef0123456789abcdef.dir`" in md  # data/raw from dvc.lock
+    assert "`fedcba9876543210fedcba9876543210.dir`" in md  # data/prepared
+    assert "data/stats md5 (dvc.lock) | not in dvc.lock" in md
+    assert "git revision (training, seed 1) | `abc123`" in md
+    assert "training time (seed 0) | 62 s for 3 epochs" in md
+    for lib in ("torch", "numpy", "scikit-learn", "dvc"):
+        assert re.search(rf"\b{lib} \d", md), lib
+    assert "```yaml" in md and "source: tiny" in md  # the params used
+
+
+def test_ablation_not_run_then_run(tiny_report, tmp_path):
+    md, _, _ = tiny_report
+    assert "The ablation stage was not run" in md
+    md2, _, _ = run_report(tmp_path, ablation=True)
+    assert "The ablation stage was not run" not in md2 and "| model.lrn | 1.23 |" in md2
+
+
+def test_missing_figures_are_said_not_broken(tmp_path):
+    md, page, out = run_report(tmp_path, with_figures=False)
+    assert md.count("not produced (run `dvc repro analyze`)") == len(FIGURES)
+    for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / ref).is_file()
+
+
+def test_read_curves_last_value_wins_and_nested_names(tmp_path):
+    run = tmp_path / "train-seed3"
+    write_tsv(run / "plots/metrics/val/top1_error.tsv", "top1_error", [(1, 80.0), (2, 70.0), (2, 65.0), (3, 60.0)])
+    write_tsv(run / "plots/metrics/lr.tsv", "lr", [(1, 0.01), (2, 0.01), (3, 0.001)])
+    df = read_curves(run)
+    assert list(df.index) == [1, 2, 3] and df.index.name == "epoch"
+    assert df["val/top1_error"].tolist() == [80.0, 65.0, 60.0]  # a resumed run's repeated step: last wins
+    assert df["lr"].tolist() == [0.01, 0.01, 0.001]
+
+
+def test_md_table_and_html_render_align_numbers(tmp_path):
+    text = md_table(["a", "b"], [["x|y", 1.5]])
+    assert text.splitlines() == ["| a | b |", "|---|---:|", "| x\\|y | 1.5 |"]
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "f.png")
+    page = render_html(text + "\n![f](f.png)\n<script>x</script>\n", tmp_path, "t<")
+    assert '<td style="text-align:right">1.5</td>' in page and "<td>x|y</td>" in page
+    assert "<script>" not in page  # raw HTML in the Markdown is escaped, never run
+    assert "<title>t&lt;</title>" in page
