@@ -3,8 +3,8 @@
 Owns the store's on-disk layout (docs/architecture.md): meta.json, classes.csv, index.csv and
 shards/<split>-<k:05d>.npy, uint8 [n, S, S, 3] each, opened as read-only memory maps so that any
 image is a slice of the page cache and nothing is loaded until it is used. `SplitView.images`
-gathers any list of indices in one pass per shard (rows sorted within each shard, so reads go
-forward through the file); `iter_batches` walks a split in order.
+gathers any list of indices shard by shard, rows in file order (reads go forward through each
+file), each row copied once into its place; `iter_batches` walks a split in order.
 """
 
 from __future__ import annotations
@@ -100,17 +100,12 @@ class SplitView:
             return out
         shards = self._shard[idx]
         offsets = self._offset[idx]
-        # One gather per shard, rows in file order: the reads go forward through each file.
+        # Rows visited in file order (forward reads through each shard), each copied once straight
+        # into its place in the batch: measured faster than a fancy-index gather plus scatter.
         order = np.lexsort((offsets, shards))
-        bounds = np.flatnonzero(np.diff(shards[order])) + 1
-        for group in np.split(order, bounds):
-            mm = self.shard(int(shards[group[0]]))
-            offs = offsets[group]
-            lo, hi = int(offs[0]), int(offs[-1]) + 1
-            if hi - lo == len(group) and np.all(np.diff(offs) == 1):
-                out[group] = mm[lo:hi]  # a contiguous run: one slice, no fancy indexing
-            else:
-                out[group] = mm[offs]
+        maps = {int(k): self.shard(int(k)) for k in np.unique(shards)}
+        for pos, k, off in zip(order.tolist(), shards[order].tolist(), offsets[order].tolist()):
+            out[pos] = maps[k][off]
         return out
 
     def iter_batches(self, batch_size: int, indices: Sequence[int] | np.ndarray | None = None
