@@ -19,7 +19,8 @@ error rather than a lucky 1/k, and the answer does not depend on the order of th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,15 +182,34 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
             "logits_center": logits[CENTER_VIEW].cpu()}
 
 
+def _read_ahead(batches: Iterator[tuple[np.ndarray, np.ndarray]], pin: bool
+                ) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
+    """The store's batches, the next one read (and pinned for a fast copy to the GPU) in a
+    background thread while the current one is on the net."""
+    def fetch():
+        item = next(batches, None)
+        if item is not None and pin:
+            item = (item[0], torch.from_numpy(np.ascontiguousarray(item[1])).pin_memory())
+        return item
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(fetch)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(fetch)
+            yield item
+
+
 def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
                  normalization: str, batch_size: int, device: torch.device | str = "cpu",
                  desc: str = "evaluate") -> dict[str, np.ndarray]:
     """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`."""
+    device = torch.device(device)
     model = model.to(device).eval()
     out: dict[str, list[np.ndarray]] = {s: [] for s in SCHEMES}
     order: list[np.ndarray] = []
     batches = math.ceil(len(split) / batch_size)
-    for indices, images in tqdm(split.iter_batches(batch_size), total=batches, desc=desc, unit="batch"):
+    for indices, images in tqdm(_read_ahead(split.iter_batches(batch_size), device.type == "cuda"),
+                                total=batches, desc=desc, unit="batch"):
         p = predict(model, images, crop, mean, normalization, device)
         for s in SCHEMES:
             out[s].append(p[s].numpy())
@@ -286,6 +306,18 @@ def _load_nets(models_dir: Path, seeds: Sequence[int], device: torch.device):
         yield f"seed{seed}", model, info
 
 
+def _check_net(tag: str, model: torch.nn.Module, info: dict, num_classes: int, params: Params) -> None:
+    """Refuse a net that cannot be scored on this store, or one trained with another mean."""
+    out = getattr(model, "num_classes", num_classes)
+    if out != num_classes:
+        raise PipelineError(f"net {tag} predicts {out} classes, the store has {num_classes}: "
+                            "it was trained on another dataset; retrain it (`dvc repro`)")
+    trained_mean = (info.get("params", {}).get("augment", {}) if isinstance(info, dict) else {}).get("mean")
+    if trained_mean is not None and trained_mean != params.augment.mean:
+        raise PipelineError(f"net {tag} was trained subtracting augment.mean {trained_mean!r}, params.yaml now "
+                            f"says {params.augment.mean!r}; evaluation must subtract what training did")
+
+
 def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
              out_dir: str | Path, metrics_path: str | Path, params: Params) -> dict:
     """Stage `evaluate`: every net of `train.seeds` (or the torchvision weights file when
@@ -333,6 +365,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     with atomic_dir(out_dir) as tmp:
         np.save(tmp / "labels.npy", labels)
         for tag, model, info in nets:
+            _check_net(tag, model, info, store.num_classes, params)
             norm = getattr(model, "input_normalization", normalization)
             if norm == "paper":
                 # the crop the net was trained with (its saved config), 224 or 227
@@ -362,7 +395,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "members": tags,
         "epochs": epochs,
         "input_size": crop,
-        "mean": params.augment.mean if normalization == "paper" else "torchvision",
+        "mean": params.augment.mean if norm == "paper" else "torchvision",
         **info_out,
         "per_class_scheme": f"{kind}/{scheme}",
         "device": device.type,

@@ -358,3 +358,23 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
     params = params_from_dict({"evaluate": {"torchvision_weights": str(torchvision_case[0])}})
     with pytest.raises(PipelineError, match="1000"):
         ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json", params)
+
+
+def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
+    from alexnet.config import params_from_dict
+    from alexnet.model import build_model, save_trained
+
+    _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 3)
+    _write_stats(tmp_path / "stats", np.zeros((S, S, 3)))
+    params = params_from_dict({"model": {"width": 0.0625}})
+    model_file = tmp_path / "models" / "seed0" / "model.pt"
+    save_trained(model_file, build_model(params.model, 4), params.model, 4, {})
+    with pytest.raises(PipelineError, match="predicts 4 classes, the store has 3"):
+        ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                    tmp_path / "m.json", params)
+    save_trained(model_file, build_model(params.model, 3), params.model, 3,
+                 {"params": {"augment": {"mean": "channel"}}})
+    with pytest.raises(PipelineError, match="augment.mean 'channel'"):
+        ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                    tmp_path / "m.json", params)
+    assert not (tmp_path / "eval").exists()
