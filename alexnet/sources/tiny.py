@@ -30,7 +30,7 @@ import hashlib
 import io
 import math
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,10 +204,20 @@ def _image_rng(cfg: TinyConfig, split: str, c: int, i: int) -> np.random.Generat
     return np.random.default_rng([cfg.seed, _SPLIT_SALT[split], c, i])
 
 
-def _tar_bytes(members: Iterator[tuple[str, bytes]] | list[tuple[str, bytes]], dirs: tuple[str, ...] = ()) -> bytes:
-    """A tar with fixed metadata (mtime, owner, mode, member order as given)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+class _HashingWriter:
+    """A binary file that also feeds an MD5 as it is written (one pass, nothing held in memory)."""
+
+    def __init__(self, f):  # noqa: ANN001
+        self.f, self.md5 = f, hashlib.md5()
+
+    def write(self, data: bytes) -> int:
+        self.md5.update(data)
+        return self.f.write(data)
+
+
+def _write_tar(fileobj, members: Iterable[tuple[str, bytes]], dirs: tuple[str, ...] = ()) -> None:  # noqa: ANN001
+    """A tar with fixed metadata (mtime, owner, mode; member order as given), streamed to `fileobj`."""
+    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT) as tf:  # write() only
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, TAR_MTIME
@@ -216,6 +226,11 @@ def _tar_bytes(members: Iterator[tuple[str, bytes]] | list[tuple[str, bytes]], d
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, TAR_MTIME
             tf.addfile(info, io.BytesIO(data))
+
+
+def _tar_bytes(members: Iterable[tuple[str, bytes]], dirs: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    _write_tar(buf, members, dirs)
     return buf.getvalue()
 
 
@@ -299,48 +314,49 @@ def generate(cfg: TinyConfig, out_dir: str | Path, progress: bool = True) -> dic
     bar = tqdm(total=total, desc="tiny images", unit="img", disable=not progress)
     quirks: dict[str, str] = {}
 
-    inner_tars = []
-    for c, k in sorted(enumerate(classes), key=lambda e: e[1].ilsvrc_id):  # devkit order, as a real tar might be
-        names = np.random.default_rng([cfg.seed, 3, c]).choice(np.arange(1, 20 * cfg.train_per_class + 50),
-                                                              size=cfg.train_per_class, replace=False)
-        members = []
-        for i in range(cfg.train_per_class):
-            rng = _image_rng(cfg, "train", c, i)
-            quirk = quirk_at.get((c, i))
-            data = _encode(render(k, rng, cfg), rng, quirk)
-            name = f"{k.wnid}_{int(names[i])}.JPEG"
-            if quirk:
-                quirks[quirk] = name
-            members.append((name, data))
-            bar.update()
-        members.sort()
-        inner_tars.append((f"{k.wnid}.tar", _tar_bytes(members)))
-    files = {"train": _tar_bytes(inner_tars)}
+    def train_class_tars() -> Iterator[tuple[str, bytes]]:
+        # One class tar at a time in memory; the outer tar streams to disk. Devkit-id order, as a
+        # real tar's member order owes nothing to sorted wnids either.
+        for c, k in sorted(enumerate(classes), key=lambda e: e[1].ilsvrc_id):
+            numbers = np.random.default_rng([cfg.seed, 3, c]).choice(
+                np.arange(1, 20 * cfg.train_per_class + 50), size=cfg.train_per_class, replace=False)
+            members = []
+            for i in range(cfg.train_per_class):
+                rng = _image_rng(cfg, "train", c, i)
+                quirk = quirk_at.get((c, i))
+                name = f"{k.wnid}_{int(numbers[i])}.JPEG"
+                if quirk:
+                    quirks[quirk] = name
+                members.append((name, _encode(render(k, rng, cfg), rng, quirk)))
+                bar.update()
+            yield f"{k.wnid}.tar", _tar_bytes(sorted(members))
 
     # Validation: classes interleaved in a seeded order, numbered 1..N like the real val tar.
     val_classes = np.repeat(np.arange(n_cls), cfg.val_per_class)
     np.random.default_rng([cfg.seed, 4]).shuffle(val_classes)
-    seen = np.zeros(n_cls, dtype=int)
-    val_members, truth = [], []
-    for j, c in enumerate(val_classes.tolist(), start=1):
-        rng = _image_rng(cfg, "val", c, int(seen[c]))
-        seen[c] += 1
-        val_members.append((f"ILSVRC2012_val_{j:08d}.JPEG", _encode(render(classes[c], rng, cfg), rng, None)))
-        truth.append(classes[c].ilsvrc_id)
-        bar.update()
-    bar.close()
-    files["val"] = _tar_bytes(val_members)
+    truth = [classes[c].ilsvrc_id for c in val_classes.tolist()]
+
+    def val_images() -> Iterator[tuple[str, bytes]]:
+        seen = np.zeros(n_cls, dtype=int)
+        for j, c in enumerate(val_classes.tolist(), start=1):
+            rng = _image_rng(cfg, "val", c, int(seen[c]))
+            seen[c] += 1
+            yield f"ILSVRC2012_val_{j:08d}.JPEG", _encode(render(classes[c], rng, cfg), rng, None)
+            bar.update()
 
     top = "ILSVRC2012_devkit_t12"
-    files["devkit"] = _gzip_bytes(_tar_bytes(
+    devkit = _gzip_bytes(_tar_bytes(
         [(f"{top}/data/meta.mat", meta_mat_bytes(classes, cfg.train_per_class)),
          (f"{top}/data/ILSVRC2012_validation_ground_truth.txt", "".join(f"{t}\n" for t in truth).encode())],
         dirs=(f"{top}/", f"{top}/data/")))
 
-    names, md5 = {}, {}
-    for role, data in files.items():
-        name = ILSVRC2012.files[role]
-        (out_dir / name).write_bytes(data)
-        names[role] = name
-        md5[role] = hashlib.md5(data).hexdigest()
+    names, md5 = dict(ILSVRC2012.files), {}
+    for role, write in (("train", lambda f: _write_tar(f, train_class_tars())),
+                        ("val", lambda f: _write_tar(f, val_images())),
+                        ("devkit", lambda f: f.write(devkit))):
+        with open(out_dir / names[role], "wb") as f:
+            w = _HashingWriter(f)
+            write(w)
+            md5[role] = w.md5.hexdigest()
+    bar.close()
     return {"files": names, "md5": md5, "quirks": quirks}
