@@ -111,6 +111,18 @@ def test_devkit_without_meta_or_ground_truth(tmp_path):
         ILSVRCDataset(ILSVRC2012, files)
 
 
+def test_damaged_meta_mat_and_ground_truth(tmp_path):
+    files = make_ilsvrc2012(tmp_path)
+    truth = ("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", b"1\n")
+    files["devkit"].write_bytes(tar_bytes([("ILSVRC2012_devkit_t12/data/meta.mat", b"not a mat file"), truth], gz=True))
+    with pytest.raises(PipelineError, match="cannot read meta.mat"):
+        ILSVRCDataset(ILSVRC2012, files)
+    files["devkit"].write_bytes(tar_bytes([("ILSVRC2012_devkit_t12/data/meta.mat", meta_mat(LEAVES, "ILSVRC2012_ID")),
+                                           (truth[0], b"1\nn01440764\n")], gz=True))
+    with pytest.raises(PipelineError, match="one integer class id per line"):
+        ILSVRCDataset(ILSVRC2012, files)
+
+
 def test_ground_truth_naming_an_internal_synset_is_refused(tmp_path):
     files = make_ilsvrc2012(tmp_path, val_truth=[1, 4])  # 4 is the internal node
     with pytest.raises(PipelineError, match=r"\[4\]"):

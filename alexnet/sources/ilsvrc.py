@@ -136,7 +136,7 @@ def parse_ground_truth(text: str, label: str) -> list[int]:
 
 
 def _devkit_member(name: str, wanted: str) -> bool:
-    # The devkit wraps everything in one top folder (ILSVRC2012_devkit_t12/, ILSVRC2010_devkit-1.0/).
+    # The devkit wraps everything in one top folder (ILSVRC2012_devkit_t12/; devkit-1.0/ for 2010).
     parts = PurePosixPath(name).parts
     return "/".join(parts[1:]) == wanted or name == wanted
 
