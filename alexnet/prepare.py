@@ -19,12 +19,13 @@ import collections
 import csv
 import io
 import json
-import multiprocessing
 import os
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -146,12 +147,12 @@ def _chunks(records: Iterable[RawRecordLike], n: int) -> Iterator[list[RawRecord
         yield chunk
 
 
-def ordered_map(pool: Any, fn: Callable, tasks: Iterable[tuple[Any, Any]],
+def ordered_map(pool: Executor | None, fn: Callable, tasks: Iterable[tuple[Any, Any]],
                 in_flight: int) -> Iterator[tuple[Any, Any]]:
-    """Like pool.imap (results in task order) but with at most `in_flight` tasks outstanding.
+    """Like an ordered imap, but with at most `in_flight` tasks outstanding.
 
     `tasks` yields (key, payload); only the payload goes to a worker, and (key, fn(payload)) comes
-    back in order. Pool.imap's feeder thread drains its input as fast as it can, which would pull
+    back in order. Pool.imap and Executor.map submit their whole input at once, which would pull
     the whole raw dataset into memory while the workers lag behind; here the reader advances only
     as results come back. With pool None everything runs in this process.
     """
@@ -161,13 +162,13 @@ def ordered_map(pool: Any, fn: Callable, tasks: Iterable[tuple[Any, Any]],
         return
     pending: collections.deque = collections.deque()
     for key, payload in tasks:
-        pending.append((key, pool.apply_async(fn, (payload,))))
+        pending.append((key, pool.submit(fn, payload)))
         if len(pending) >= in_flight:
-            k, r = pending.popleft()
-            yield k, r.get()
+            k, f = pending.popleft()
+            yield k, f.result()
     while pending:
-        k, r = pending.popleft()
-        yield k, r.get()
+        k, f = pending.popleft()
+        yield k, f.result()
 
 
 class _ShardWriter:
@@ -230,8 +231,9 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
     with atomic_dir(out_dir) as tmp:
         shard_dir = tmp / "shards"
         shard_dir.mkdir()
-        # fork keeps workers cheap to start; the task function is module-level either way.
-        pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
+        # A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a
+        # crash inside a decoder) raises BrokenProcessPool here instead of hanging the stage.
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
             with open(tmp / "index.csv", "w", newline="") as fi, \
                     open(tmp / "quarantine.csv", "w", newline="") as fq:
@@ -267,10 +269,12 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
                     writer.flush()
                     counts[split] = writer.total
                     quarantined[split] = n_bad
+        except BrokenProcessPool as e:
+            raise PipelineError(f"a prepare worker process died ({e}); out of memory, or a crash in the "
+                                "image decoder: try fewer prepare.workers") from e
         finally:
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                pool.shutdown(wait=True, cancel_futures=True)
         with open(tmp / "classes.csv", "w", newline="") as fc:
             w = csv.writer(fc, lineterminator="\n")
             w.writerow(["label", "wnid", "name"])

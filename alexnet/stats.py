@@ -13,9 +13,10 @@ rounding is the final division.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -148,20 +149,18 @@ def compute_sums(store: PreparedStore, split: str = TRAIN_SPLIT, workers: int = 
     workers = min(default_workers(workers), max(1, len(tasks)))
     with tqdm(total=sum(t[2] - t[1] for t in tasks), unit="img", desc=f"stats {split}",
               disable=not progress) as bar:
-        if workers == 1:
-            results = map(_accumulate_range, tasks)
-            pool = None
-        else:
-            pool = multiprocessing.get_context().Pool(workers)
-            results = pool.imap(_accumulate_range, tasks)
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
+            # Integer sums: the order results arrive in cannot change the total.
+            results = map(_accumulate_range, tasks) if pool is None else pool.map(_accumulate_range, tasks)
             for part in results:
                 total = total + part
                 bar.update(part.images)
+        except BrokenProcessPool as e:
+            raise PipelineError(f"a stats worker process died ({e}); out of memory? try fewer stats.workers") from e
         finally:
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                pool.shutdown(wait=True, cancel_futures=True)
     return total
 
 

@@ -261,12 +261,12 @@ def test_ordered_map_keeps_order_and_bounds_reading():
             pulled.append(i)
             yield i, i
 
-    class Immediate:  # a pool whose results are ready at once
-        def apply_async(self, fn, args):
-            class R:
-                def get(self_inner):
-                    return fn(*args)
-            return R()
+    class Immediate:  # an executor whose results are ready at once
+        def submit(self, fn, payload):
+            class Done:
+                def result(self_inner):
+                    return fn(payload)
+            return Done()
 
     seen = []
     for key, result in P.ordered_map(Immediate(), lambda x: x * x, tasks(), in_flight=3):
@@ -314,3 +314,18 @@ def test_stage_script_reports_a_clear_error(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: ") and "manifest.json not found" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "prep").exists() and not (tmp_path / "m.json").exists()
+
+
+def _die(args):
+    """A worker task that dies the way an out-of-memory kill or a decoder crash would."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "_process_chunk", _die)
+    with pytest.raises(PipelineError, match="worker process died"):
+        P.write_store(make_raw(), tmp_path / "prep", PrepareConfig(size=SIZE, workers=2), "fake", progress=False)
+    assert list(tmp_path.iterdir()) == []
