@@ -23,7 +23,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from alexnet.stats import compute_stats, default_workers  # noqa: E402
 from alexnet.store import PreparedStore, shard_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prepare import machine  # noqa: E402
+from bench_prepare import machine, timed  # noqa: E402
 
 
 def write_random_store(root: Path, n: int, size: int, shard_size: int, seed: int) -> None:
@@ -54,13 +53,6 @@ def write_random_store(root: Path, n: int, size: int, shard_size: int, seed: int
                                                 "splits": {"train": n}, "num_classes": 1}))
 
 
-def timed(fn, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def main() -> None:
@@ -99,9 +91,10 @@ def main() -> None:
 
         rows = {}
         for name, (fn, workers) in methods.items():
-            times = timed(fn, args.repeat)
-            med = statistics.median(times)
-            rows[name] = {"workers": workers, "seconds": times, "median_s": med, "pixels_per_second": pixels / med}
+            times, cpus = timed(fn, args.repeat)
+            med, cpu = statistics.median(times), statistics.median(cpus)
+            rows[name] = {"workers": workers, "seconds": times, "cpu_seconds": cpus, "median_s": med,
+                          "pixels_per_second": pixels / med, "pixels_per_cpu_second": pixels / cpu}
             print(f"  {name:<22} {pixels / med / 1e6:8.1f} Mpx/s", file=sys.stderr)
 
         bound_pps = rows["numpy sum (bound)"]["pixels_per_second"]
@@ -114,10 +107,11 @@ def main() -> None:
         print(f"\nstats: {args.images} images of {args.size}x{args.size} ({pixels / 1e6:.0f} Mpx, "
               f"{pixels * 3 / 1e6:.0f} MB uint8); median of {args.repeat}; {m['cpu']}, {m['cores']} cores, "
               f"load {m['load_avg_1min']:.1f}")
-        print(f"{'method':<22} {'Mpx/s':>8} {'GB/s':>6} {'vs bound':>9} {'vs naive':>9}")
+        print(f"{'method':<22} {'Mpx/s':>8} {'GB/s':>6} {'vs bound':>9} {'vs naive':>9} {'Mpx/cpu-s':>10}")
         for name, r in rows.items():
             pps = r["pixels_per_second"]
-            print(f"{name:<22} {pps / 1e6:8.1f} {pps * 3 / 1e9:6.2f} {r['vs_bound']:8.2f}x {r['vs_naive']:8.2f}x")
+            print(f"{name:<22} {pps / 1e6:8.1f} {pps * 3 / 1e9:6.2f} {r['vs_bound']:8.2f}x {r['vs_naive']:8.2f}x "
+                  f"{r['pixels_per_cpu_second'] / 1e6:10.1f}")
 
         result = {"benchmark": "stats", "command": "python benchmarks/bench_stats.py " + " ".join(sys.argv[1:]),
                   "machine": m, "images": args.images, "size": args.size, "pixels": pixels,
