@@ -86,7 +86,9 @@ def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
 
     Any format Pillow reads is accepted (ImageNet's train set holds a PNG and CMYK JPEGs under
     .JPEG names); CMYK, grayscale, palette and RGBA images are converted to RGB (alpha dropped,
-    as torchvision's loader does). Raises whatever Pillow raises for bytes it cannot decode.
+    as torchvision's loader does). EXIF orientation is not applied, as torchvision's loader and
+    the usual ImageNet preprocessing do not. Raises whatever Pillow raises for bytes it cannot
+    decode.
     """
     with warnings.catch_warnings():
         # EXIF and ICC oddities of web images are harmless for the pixels; keep the log clean.
