@@ -220,7 +220,7 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
 
     cfg = params.train
     common = {"input_size": params.model.input_size, "stats": stats, "device": ctx.device, "seed": seed,
-              "normalization": normalization}
+              "normalization": normalization, "workers": cfg.loader_workers}
     train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
                         drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
     val_view = store.split("val" if "val" in store.splits else store.eval_split)
