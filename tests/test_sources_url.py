@@ -142,6 +142,22 @@ def test_download_stage_from_urls(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_download_stage_keeps_finished_files_when_another_fails(tmp_path):
+    files = make_ilsvrc2012(tmp_path / "mirror")
+    urls = {p.name: p.as_uri() for p in files.values()}
+    urls["ILSVRC2012_img_val.tar"] = (tmp_path / "mirror" / "gone.tar").as_uri()
+    out = tmp_path / "data" / "raw"
+    with pytest.raises(PipelineError, match="gone.tar"):
+        download_raw(DataConfig(source="url", urls=urls, verify_md5=False), TinyConfig(), out, progress=False)
+    kept = tmp_path / "data" / ".raw.downloads"
+    assert (kept / "ILSVRC2012_img_train.tar").read_bytes() == files["train"].read_bytes()
+    assert not out.exists()
+    files["train"].unlink()  # the rerun must not need it again
+    urls["ILSVRC2012_img_val.tar"] = files["val"].as_uri()
+    download_raw(DataConfig(source="url", urls=urls, verify_md5=False), TinyConfig(), out, progress=False)
+    assert len(list(open_raw(out).iter_split("train"))) == 6 and not kept.exists()
+
+
 def test_download_stage_url_names_must_match_the_layout(tmp_path):
     with pytest.raises(PipelineError, match="ILSVRC2012_devkit_t12.tar.gz"):
         download_raw(DataConfig(source="url", urls={"ILSVRC2012_img_train.tar": "file:///x"}), TinyConfig(),

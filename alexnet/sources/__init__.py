@@ -102,11 +102,17 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
             if missing or unknown:
                 raise PipelineError(f"data.urls must map exactly the {layout.name} file names to URLs; "
                                     f"missing: {missing or 'none'}, unexpected: {unknown or 'none'}")
-            # Partial downloads live outside the stage's output, so a retry resumes them.
+            # Downloads (partial and finished) live outside the stage's output until all are done,
+            # so a failure on one file never throws away another, and a rerun resumes.
             partial = out_dir.parent / f".{out_dir.name}.downloads"
             for role, name in layout.files.items():
-                want = layout.md5.get(role) if data.verify_md5 else None  # checked while fetching
-                url_source.fetch(data.urls[name], partial / name, md5=want, progress=progress)
+                want = layout.md5.get(role) if data.verify_md5 else None
+                if (partial / name).is_file():  # finished by an earlier, interrupted run
+                    if want:
+                        verify_md5(partial / name, want)
+                else:
+                    url_source.fetch(data.urls[name], partial / name, md5=want, progress=progress)
+            for name in layout.files.values():
                 (partial / name).replace(tmp / name)
             with contextlib.suppress(OSError):
                 partial.rmdir()  # empty once every file has moved into place
