@@ -52,7 +52,8 @@ def test_val_labels_hand_worked(tmp_path):
 def test_train_streams_nested_tars(tmp_path):
     ds = ILSVRCDataset(ILSVRC2012, make_ilsvrc2012(tmp_path))
     records = list(ds.iter_split("train"))
-    assert [r.source for r in records] == [f"{leaf['wnid']}_{k}.JPEG" for leaf in LEAVES for k in range(leaf["n_train"])]
+    assert [r.source for r in records] == [f"{leaf['wnid']}_{k}.JPEG"
+                                           for leaf in LEAVES for k in range(leaf["n_train"])]
     assert all(_close(_colour(r.data), COLOURS[r.wnid]) for r in records)
     assert ds.count("train") == 6 == len(records)  # sum of the leaves' num_train_images
     with pytest.raises(ValueError, match="unknown split"):

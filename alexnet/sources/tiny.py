@@ -82,7 +82,8 @@ def choose_classes(cfg: TinyConfig) -> list[TinyClass]:
             for c, (wnid, words) in enumerate(picks)]
 
 
-def _polygon(shape: int, cx: float, cy: float, r: float, angle: float, aspect: float) -> list[list[tuple[float, float]]]:
+def _polygon(shape: int, cx: float, cy: float, r: float, angle: float,
+             aspect: float) -> list[list[tuple[float, float]]]:
     """Outline(s) of a shape; the first is filled, later ones are holes."""
     def ring(radii: np.ndarray, n: int, start: float = 0.0) -> list[tuple[float, float]]:
         t = start + np.arange(n) * 2 * np.pi / n
