@@ -122,3 +122,15 @@ def test_iter_tar_files_stops_at_an_unsafe_member():
     assert next(it) == ("ok", b"1")
     with pytest.raises(UnsafeArchiveError, match="mem.tar"):
         next(it)
+
+
+def test_atomic_outputs_get_the_usual_modes(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "g").write_text("y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
