@@ -57,7 +57,7 @@ def write_random_store(root: Path, n: int, size: int, shard_size: int, seed: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=256, help="random 256x256 images (default 256, 50 MB)")
+    ap.add_argument("--images", type=int, default=512, help="random 256x256 images (default 512, 100 MB)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per method; the median is reported")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--shard-size", type=int, default=1024)
