@@ -85,8 +85,8 @@ def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
     """Decode image bytes and return the paper's central crop, uint8 [size, size, 3] RGB.
 
     Any format Pillow reads is accepted (ImageNet's train set holds a PNG and CMYK JPEGs under
-    .JPEG names); CMYK, grayscale, palette and RGBA images are converted to RGB (alpha dropped,
-    as torchvision's loader does). EXIF orientation is not applied, as torchvision's loader and
+    .JPEG names); CMYK, grayscale (8 or 16 bits), palette and RGBA images are converted to RGB
+    (alpha dropped, as torchvision's loader does). EXIF orientation is not applied, as torchvision's loader and
     the usual ImageNet preprocessing do not. Raises whatever Pillow raises for bytes it cannot
     decode.
     """
@@ -107,6 +107,10 @@ def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
             if drafted is not None:
                 box = tuple(float(v) for v in drafted[1])
         img.load()
+        if img.mode == "I" or img.mode.startswith("I;16"):
+            # 16-bit grayscale (PNG/TIFF): Pillow's convert would clip at 255, not rescale.
+            wide = np.asarray(img).astype(np.int64)
+            img = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8))
         if img.mode != "RGB":
             img = img.convert("RGB")
         img = img.resize((new_w, new_h), RESAMPLE, box=box)
@@ -301,7 +305,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
             metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
-    from alexnet.sources import open_raw  # imported here so the store code has no reader dependency
+    from alexnet.sources import open_raw  # here: write_store itself takes any RawDataset-like object
 
     raw_dir = Path(raw_dir)
     manifest = raw_dir / "manifest.json"

@@ -154,6 +154,16 @@ def test_modes_converted_to_rgb(name):
         assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
 
 
+def test_sixteen_bit_grayscale_rescaled_not_clipped():
+    wide = (np.arange(90 * 120).reshape(90, 120) * 6).astype(np.uint16)  # 0 .. 64794
+    data = encode(Image.fromarray(wide), "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    out = P.process_image(data, SIZE, draft=True)
+    expected = reference(encode(Image.fromarray((wide >> 8).astype(np.uint8)), "PNG"), SIZE)
+    np.testing.assert_array_equal(out, expected)
+    assert out.min() < 40 and out.max() > 200  # the full range survives
+
+
 def _corrupt() -> dict[str, bytes]:
     good = encode(photo(90, 70, seed=4), quality=90)
     return {"truncated.JPEG": good[: len(good) // 2], "text.JPEG": b"this is not an image" * 10,
