@@ -210,12 +210,12 @@ def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbou
     fig, axes = plt.subplots(q, k + 1, figsize=(1.45 * (k + 1), 1.7 * q), squeeze=False)
     for i in range(q):
         axes[i, 0].imshow(query_images[i])
-        axes[i, 0].set_title(f"query: {short_name(names[query_labels[i]], 12)}", fontsize=7, fontweight="bold")
+        axes[i, 0].set_title(f"query: {short_name(names[query_labels[i]], 16)}", fontsize=7, fontweight="bold")
         for j in range(k):
             ax = axes[i, j + 1]
             ax.imshow(neighbour_images[i, j])
             same = neighbour_labels[i, j] == query_labels[i]
-            ax.set_title(f"{short_name(names[neighbour_labels[i, j]], 12)}\nd={distances[i, j]:.3g}",
+            ax.set_title(f"{short_name(names[neighbour_labels[i, j]], 16)}\nd={distances[i, j]:.3g}",
                          fontsize=6, color="tab:green" if same else "tab:red")
             for spine in ax.spines.values():
                 spine.set_edgecolor("tab:green" if same else "tab:red")
