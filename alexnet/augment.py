@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import as_strided
 from torch import Tensor
 
 from alexnet.config import AugmentConfig, ConfigError
@@ -48,41 +49,123 @@ def crop_center_flip(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: 
                      flip: Any | None = None, mean: Tensor | np.ndarray | None = None) -> Tensor:
     """((image - mean)[top:top+size, left:left+size]), mirrored left-right where `flip`.
 
-    images_u8: uint8 [N, S, S, 3] (HWC, as stored), on any device; top, left: [N] offsets;
-    flip: [N] bool or None; mean: [S, S, 3] (a mean image, cropped at the same offsets and
-    mirrored with the image), [3] (per channel) or None. Returns float32 [N, 3, size, size]
-    on the images' device.
+    images_u8: uint8 [N, S, S, 3] (HWC, as stored), a numpy array or a tensor on any device;
+    top, left: [N] offsets; flip: [N] bool or None; mean: [S, S, 3] (a mean image, cropped at
+    the same offsets and mirrored with the image), [3] (per channel) or None. Returns float32
+    [N, 3, size, size] (contiguous NCHW) on the images' device (the CPU for numpy input).
     """
-    images = _as_tensor(images_u8, torch.device("cpu")) if not isinstance(images_u8, Tensor) else images_u8
+    return render(images_u8, top, left, size, flip, mean, None)
+
+
+def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip: Any | None,
+           mean: Tensor | np.ndarray | None, shift: Any | None) -> Tensor:
+    """`crop_center_flip` plus a per-image RGB `shift` [N, 3] added to every pixel (lighting).
+
+    Two implementations of the same arithmetic, both tested against a per-image reference:
+    on the CPU, numpy copies whole crop rows out of memory-mapped-like strided views (memcpy
+    speed, a few images at a time so the temporaries stay in cache); on other devices, one
+    torch gather from an unfolded view, then elementwise ops, all on the device.
+    """
+    on_cpu = not isinstance(images_u8, Tensor) or images_u8.device.type == "cpu"
+    images = images_u8 if isinstance(images_u8, Tensor) else torch.from_numpy(np.asarray(images_u8))
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
         raise ValueError(f"images: expected uint8 [N, S, S, 3], got {images.dtype} {tuple(images.shape)}")
     n, height, width, _ = images.shape
-    device = images.device
-    top = _as_tensor(top, device, torch.int64).reshape(-1)
-    left = _as_tensor(left, device, torch.int64).reshape(-1)
+    if height != width:
+        raise ValueError(f"images: expected square [N, S, S, 3], got {tuple(images.shape)}")
+    top = _as_tensor(top, torch.device("cpu") if not isinstance(top, Tensor) else top.device, torch.int64).reshape(-1)
+    left = _as_tensor(left, top.device, torch.int64).reshape(-1)
     if top.numel() != n or left.numel() != n:
         raise ValueError(f"top/left: expected {n} offsets each, got {top.numel()} and {left.numel()}")
+    if not 1 <= size <= height:
+        raise ValueError(f"crop size {size} does not fit {height}x{width} images")
     if n and (top.min() < 0 or left.min() < 0 or top.max() > height - size or left.max() > width - size):
         raise ValueError(f"crop offsets must lie in [0, {height - size}] x [0, {width - size}] for a {size} crop")
-    step = torch.arange(size, device=device)
-    rows = top[:, None] + step  # [N, size]
-    cols = left[:, None] + step
-    if flip is not None:
-        flip = _as_tensor(flip, device, torch.bool).reshape(-1, 1)
-        cols = torch.where(flip, left[:, None] + (size - 1) - step, cols)  # mirrored read = flipped crop
-    # One gather of whole RGB triples: pixel (r, c) of image i is row i*H*W + r*W + c of [N*H*W, 3].
-    pixel = rows[:, :, None] * width + cols[:, None, :]  # [N, size, size]
-    flat = (pixel + (torch.arange(n, device=device) * (height * width))[:, None, None]).reshape(-1)
-    out = images.reshape(-1, 3).index_select(0, flat).reshape(n, size, size, 3).float()
+    flip = None if flip is None else _as_tensor(flip, top.device, torch.bool).reshape(-1)
+    if flip is not None and flip.numel() != n:
+        raise ValueError(f"flip: expected {n} values, got {flip.numel()}")
     if mean is not None:
-        mean = _as_tensor(mean, device, torch.float32)
-        if mean.shape == (3,):
-            out.sub_(mean)
-        elif mean.shape == (height, width, 3):
-            out.sub_(mean.reshape(-1, 3).index_select(0, pixel.reshape(-1)).reshape(n, size, size, 3))
-        else:
+        mean = _as_tensor(mean, top.device, torch.float32)
+        if mean.shape not in ((3,), (height, width, 3)):
             raise ValueError(f"mean: expected [3] or [{height}, {width}, 3], got {tuple(mean.shape)}")
-    return out.permute(0, 3, 1, 2).contiguous()  # NCHW for the convolutions
+    if shift is not None:
+        shift = _as_tensor(shift, top.device, torch.float32).reshape(n, 3)
+    if on_cpu:
+        return _render_numpy(images.numpy(), top, left, size, flip, mean, shift)
+    return _render_torch(images, top, left, size, flip, mean, shift)
+
+
+def _np(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().numpy()
+
+
+CHUNK = 8  # images per step of the CPU path: its [8, 3, 224, 224] float temporaries fit in cache
+
+
+def _render_numpy(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
+                  mean: Tensor | None, shift: Tensor | None) -> Tensor:
+    n, s = images.shape[0], images.shape[1]
+    top_n, left_n, flip_n, mean_n, shift_n = _np(top), _np(left), _np(flip), _np(mean), _np(shift)
+    out = np.empty((n, 3, size, size), np.float32)
+    # Per-plane offsets (channel mean minus lighting) are subtracted in the same pass as the
+    # conversion to float; a mean image is gathered row by row like the pixels.
+    offset = np.zeros((n, 3), np.float32)
+    if mean_n is not None and mean_n.shape == (3,):
+        offset += mean_n
+    if shift_n is not None:
+        offset -= shift_n
+    mean_rows = None
+    if mean_n is not None and mean_n.ndim == 3:
+        planar_mean = np.ascontiguousarray(mean_n.transpose(2, 0, 1))  # [3, S, S]
+        # Row view: mean_rows[p] = the `size` floats starting at flat position p.
+        mean_rows = as_strided(planar_mean.reshape(-1), shape=(planar_mean.size - size + 1, size),
+                               strides=(4, 4), writeable=False)
+    step = np.arange(size)
+    channel = np.arange(3)[None, :, None]
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        k = stop - start
+        planar = np.ascontiguousarray(images[start:stop].transpose(0, 3, 1, 2))  # [k, 3, S, S]
+        rows = as_strided(planar.reshape(-1), shape=(planar.size - size + 1, size), strides=(1, 1), writeable=False)
+        t = top_n[start:stop, None, None] + step  # [k, 1, size]: the image rows of each crop row
+        l = left_n[start:stop, None, None]
+        # flat position of crop row r of plane c of image i in `planar` (and in the mean image)
+        within = (channel * s + t) * s + l  # [k, 3, size]
+        pixel_rows = (np.arange(k)[:, None, None] * (3 * s * s) + within).reshape(-1)
+        o = out[start:stop]
+        crop = rows[pixel_rows].reshape(k, 3, size, size)  # whole rows copied: memcpy speed
+        if mean_rows is not None:
+            np.subtract(crop, mean_rows[within.reshape(-1)].reshape(k, 3, size, size), out=o)
+            if offset[start:stop].any():
+                o -= offset[start:stop, :, None, None]
+        else:
+            np.subtract(crop, offset[start:stop, :, None, None], out=o, dtype=np.float32)
+        if flip_n is not None:
+            mirrored = np.flatnonzero(flip_n[start:stop])
+            if len(mirrored):
+                o[mirrored] = o[mirrored][..., ::-1]
+    return torch.from_numpy(out)
+
+
+def _render_torch(images: Tensor, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
+                  mean: Tensor | None, shift: Tensor | None) -> Tensor:
+    device = images.device
+    top, left = top.to(device, non_blocking=True), left.to(device, non_blocking=True)
+    # [N, P, P, 3, size, size] view of every possible crop; indexing (image, top, left) picks
+    # each image's own crop, already in NCHW order, in one gather.
+    windows = images.unfold(1, size, 1).unfold(2, size, 1)
+    out = windows[torch.arange(images.shape[0], device=device), top, left].float()
+    if mean is not None:
+        mean = mean.to(device, non_blocking=True)
+        if mean.dim() == 3:
+            out.sub_(mean.unfold(0, size, 1).unfold(1, size, 1)[top, left])
+        else:
+            out.sub_(mean.view(1, 3, 1, 1))
+    if shift is not None:
+        out.add_(shift.to(device, non_blocking=True)[:, :, None, None])
+    if flip is not None:
+        out = torch.where(flip.to(device, non_blocking=True).view(-1, 1, 1, 1), out.flip(-1), out)
+    return out.contiguous()
 
 
 def center_offset(image_size: int, size: int) -> int:
@@ -96,17 +179,18 @@ def center_offset(image_size: int, size: int) -> int:
 class InputStats:
     """The stats stage's arrays the input pipeline needs, as float32 tensors on one device."""
 
-    mean_image: Tensor  # [S, S, 3], 0-255
-    channel_mean: Tensor  # [3]
-    eigvals: Tensor  # [3], descending
-    eigvecs: Tensor  # [3, 3], column i belongs to eigvals[i]
+    mean_image: Tensor  # [S, S, 3], 0-255, on the device
+    channel_mean: Tensor  # [3], on the device
+    eigvals: Tensor  # [3], descending; on the CPU, where the [N, 3] lighting shifts are computed
+    eigvecs: Tensor  # [3, 3], column i belongs to eigvals[i]; on the CPU
 
     @classmethod
     def from_stats(cls, stats: Any, device: torch.device | str = "cpu") -> InputStats:
-        """From `alexnet.stats.Stats` (or anything with those numpy fields)."""
-        device = torch.device(device)
-        return cls(*(_as_tensor(getattr(stats, f), device, torch.float32)
-                     for f in ("mean_image", "channel_mean", "eigvals", "eigvecs")))
+        """From `alexnet.stats.Stats` (or anything with those numpy fields or tensors)."""
+        device, cpu = torch.device(device), torch.device("cpu")
+        return cls(_as_tensor(stats.mean_image, device, torch.float32),
+                   _as_tensor(stats.channel_mean, device, torch.float32),
+                   _as_tensor(stats.eigvals, cpu, torch.float32), _as_tensor(stats.eigvecs, cpu, torch.float32))
 
     def mean(self, mode: MeanMode) -> Tensor | None:
         if mode == "image":
@@ -167,28 +251,33 @@ def draw_params(n: int, image_size: int, size: int, augment: AugmentConfig | Non
     return AugmentParams(top, left, flip, alpha)
 
 
-def lighting_shift(alpha: Tensor, eigvals: Tensor, eigvecs: Tensor) -> Tensor:
-    """[N, 3] RGB offsets eigvecs @ (alpha * eigvals), one per image (Section 4.1)."""
-    return (alpha * eigvals) @ eigvecs.T
+def lighting_shift(alpha: Any, eigvals: Any, eigvecs: Any) -> Tensor:
+    """[N, 3] RGB offsets eigvecs @ (alpha * eigvals), one per image (Section 4.1), on the CPU.
+
+    Computed with numpy in float64: a [N, 3] x [3, 3] product is too small to be worth torch's
+    thread pool, and the same numbers come out whichever device the batch then goes to.
+    """
+    a, vals, vecs = (np.asarray(_np(t) if isinstance(t, Tensor) else t, np.float64) for t in (alpha, eigvals, eigvecs))
+    return torch.from_numpy(((a * vals) @ vecs.T).astype(np.float32))
 
 
-def apply_params(images_u8: Tensor, params: AugmentParams, size: int, stats: InputStats | None,
+def apply_params(images_u8: Tensor | np.ndarray, params: AugmentParams, size: int, stats: InputStats | None,
                  mean: MeanMode = "image", normalization: Literal["paper", "torchvision"] = "paper") -> Tensor:
     """float32 [N, 3, size, size] input from uint8 [N, S, S, 3] and one batch's choices.
+
+    The result is on the images' device (the CPU for a numpy array).
 
     normalization "paper": raw 0-255 minus `mean` (Section 2). "torchvision": the torchvision
     variant's (x/255 - mean) / std, lighting still in 0-255 units before the scaling.
     """
-    device = images_u8.device
     lit = bool(params.alpha.any())
     if (lit or (mean != "none" and normalization == "paper")) and stats is None:
         raise ConfigError("stats are needed for mean subtraction and PCA lighting")
     mean_t = stats.mean(mean) if normalization == "paper" and stats is not None else None
-    x = crop_center_flip(images_u8, params.top.to(device), params.left.to(device), size,
-                         params.flip.to(device), mean_t)
-    if lit:
-        shift = lighting_shift(params.alpha.to(device), stats.eigvals, stats.eigvecs)
-        x.add_(shift[:, :, None, None])
+    # The shift is a [N, 3] product, computed on the CPU from the CPU draws: the same numbers
+    # whichever device then adds it.
+    shift = lighting_shift(params.alpha, stats.eigvals, stats.eigvecs) if lit else None
+    x = render(images_u8, params.top, params.left, size, params.flip, mean_t, shift)
     if normalization == "torchvision":
         x = torchvision_normalize(x)
     return x

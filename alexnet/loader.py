@@ -87,12 +87,7 @@ class BatchLoader:
         self.workers = workers or auto
         self.prefetch = prefetch or max(2, self.workers)
         self.labels = torch.tensor(np.asarray(view.labels, dtype=np.int64))
-        self.stats = (stats if isinstance(stats, InputStats) or stats is None
-                      else InputStats.from_stats(stats, self.device))
-        if isinstance(self.stats, InputStats) and self.stats.mean_image.device != self.device:
-            self.stats = InputStats(*(t.to(self.device) for t in
-                                      (self.stats.mean_image, self.stats.channel_mean,
-                                       self.stats.eigvals, self.stats.eigvecs)))
+        self.stats = None if stats is None else InputStats.from_stats(stats, self.device)
         if self.stats is not None:
             self.image_size = int(self.stats.mean_image.shape[0])
         else:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from alexnet.augment import (InputStats, apply_params, batch_generator, center_offset, crop_center_flip,
+from alexnet.augment import (CHUNK, InputStats, _render_torch, render, apply_params, batch_generator, center_offset, crop_center_flip,
                              draw_params, lighting_shift, ten_crop_offsets, torchvision_normalize, train_batch)
 from alexnet.config import AugmentConfig, ConfigError
 
@@ -63,6 +63,28 @@ def test_crop_center_flip_matches_reference(data, mean_kind):
     np.testing.assert_allclose(got.numpy(), reference(images, top, left, C, flip, mean), atol=1e-4, rtol=0)
     # numpy inputs give the same
     np.testing.assert_array_equal(crop_center_flip(images, top, left, C, flip, mean).numpy(), got.numpy())
+
+
+@pytest.mark.parametrize("mean_kind", ["image", "channel", "none"])
+def test_cpu_and_device_paths_agree_across_chunks(mean_kind):
+    """The numpy CPU path (CHUNK images per step) and the torch path used on GPUs, both against
+    the reference, on a batch that spans several chunks, with lighting shifts."""
+    rng = np.random.default_rng(2)
+    n = 2 * CHUNK + 3
+    images = rng.integers(0, 256, size=(n, S, S, 3), dtype=np.uint8)
+    top, left = rng.integers(0, S - C + 1, n), rng.integers(0, S - C + 1, n)
+    flip = rng.integers(0, 2, n).astype(bool)
+    mean = {"image": rng.uniform(0, 255, (S, S, 3)), "channel": rng.uniform(0, 255, 3), "none": None}[mean_kind]
+    alpha, vals, vecs = rng.normal(0, 0.1, (n, 3)), np.array([300.0, 20.0, 3.0]), np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    shift = torch.from_numpy((alpha * vals) @ vecs.T).float()
+    expected = reference(images, top, left, C, flip, mean, alpha, vals, vecs)
+    args = (torch.from_numpy(top), torch.from_numpy(left), C, torch.from_numpy(flip),
+            None if mean is None else torch.from_numpy(mean).float(), shift)
+    cpu = render(images, *args)
+    dev = _render_torch(torch.from_numpy(images), *args)
+    np.testing.assert_allclose(cpu.numpy(), expected, atol=2e-4, rtol=0)
+    np.testing.assert_allclose(dev.numpy(), expected, atol=2e-4, rtol=0)
+    assert cpu.is_contiguous() and dev.is_contiguous() and cpu.shape == dev.shape == (n, 3, C, C)
 
 
 def test_flip_is_the_mirror_of_the_unflipped_patch(data):

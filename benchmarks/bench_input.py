@@ -1,0 +1,213 @@
+"""Benchmark: training input pipeline, prepared store -> augmented batch on the device.
+
+    python benchmarks/bench_input.py                      # about a minute on a 2-core CPU
+    python benchmarks/bench_input.py --images 4096 --repeat 5 --device cuda
+
+Builds, in a temp folder, the same --images 256x256 photo-like images twice: as a prepared store
+(uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
+alexnet.store) and as an ImageFolder of JPEG files (quality 90). Then times full training epochs
+(batch 128, one warm-up epoch, median of --repeat) of:
+  - ours: alexnet.loader.BatchLoader with the paper's augmentation (random 224 crops, flips, PCA
+    lighting, mean-image subtraction), batches float32 on --device, with 1 thread and one per core;
+  - torchvision: ImageFolder + RandomCrop(224) + RandomHorizontalFlip + ToTensor + Normalize +
+    DataLoader (shuffle, pin_memory on CUDA), batches moved to --device, with one worker process
+    per core (--baseline-workers to try others).
+The best of ours is compared with the best baseline. Prints a table with the ratios and writes benchmarks/results/bench_input.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.config import AugmentConfig  # noqa: E402
+from alexnet.loader import BatchLoader  # noqa: E402
+from alexnet.store import PreparedStore  # noqa: E402
+
+SIZE, CROP, BATCH, CLASSES = 256, 224, 128, 10
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_input.json"
+
+
+def make_images(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth colour fields, texture and noise: JPEGs of a photo's size and decode cost."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    for i in range(n):
+        f = rng.uniform(0.005, 0.08, size=(3, 2))
+        ph = rng.uniform(0, 6.3, size=(3, 2))
+        img = 128 + 90 * np.sin(xx[..., None] * f[:, 0] + ph[:, 0]) * np.cos(yy[..., None] * f[:, 1] + ph[:, 1])
+        img += rng.normal(0, 12, size=img.shape)
+        out[i] = np.clip(img, 0, 255)
+    return out
+
+
+def write_prepared(root: Path, images: np.ndarray, labels: np.ndarray, shard_size: int = 1024) -> None:
+    (root / "shards").mkdir(parents=True)
+    rows = []
+    for k, start in enumerate(range(0, len(images), shard_size)):
+        part = images[start:start + shard_size]
+        np.save(root / "shards" / f"train-{k:05d}.npy", part)
+        rows += [("train", k, o, int(labels[start + o]), f"n{labels[start + o]:08d}", f"{start + o}.JPEG")
+                 for o in range(len(part))]
+    pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(root / "index.csv", index=False)
+    pd.DataFrame({"label": range(CLASSES), "wnid": [f"n{c:08d}" for c in range(CLASSES)],
+                  "name": [f"class {c}" for c in range(CLASSES)]}).to_csv(root / "classes.csv", index=False)
+    (root / "meta.json").write_text(json.dumps({"size": SIZE, "source": "bench", "eval_split": "train",
+                                                "splits": {"train": len(images)}, "num_classes": CLASSES}))
+
+
+def write_jpegs(root: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    for i, (img, label) in enumerate(zip(images, labels)):
+        folder = root / f"n{label:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.JPEG", quality=90)
+
+
+def stats_of(images: np.ndarray):
+    """Mean image and RGB PCA, as the stats stage computes them (0-255 units)."""
+    pixels = images.reshape(-1, 3).astype(np.float64)
+    vals, vecs = np.linalg.eigh(np.cov(pixels, rowvar=False))
+    order = np.argsort(vals)[::-1]
+    return type("Stats", (), dict(mean_image=images.mean(axis=0, dtype=np.float64), channel_mean=pixels.mean(0),
+                                  eigvals=vals[order], eigvecs=vecs[:, order]))
+
+
+def time_epochs(run_epoch, repeat: int, device: torch.device) -> list[float]:
+    """Seconds per epoch: one warm-up epoch (page cache, worker start), then `repeat` timed."""
+    times = []
+    for r in range(repeat + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        n = run_epoch(r)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if r:
+            times.append(time.perf_counter() - t0)
+    return times, n
+
+
+def bench_ours(view, stats, device: torch.device, repeat: int, workers: int) -> tuple[list[float], int]:
+    loader = BatchLoader(view, BATCH, input_size=CROP, stats=stats, augment=AugmentConfig(), device=device,
+                         seed=0, shuffle=True, drop_last=True, workers=workers)
+
+    def run(epoch: int) -> int:
+        n = 0
+        for x, y in loader.epoch(epoch):
+            n += len(y)
+        return n
+    return time_epochs(run, repeat, device)
+
+
+def bench_torchvision(folder: Path, device: torch.device, repeat: int, workers: int) -> tuple[list[float], int]:
+    tf = transforms.Compose([transforms.RandomCrop(CROP), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    data = torchvision.datasets.ImageFolder(str(folder), transform=tf)
+    loader = torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                                         generator=torch.Generator().manual_seed(0))
+
+    def run(epoch: int) -> int:
+        n = 0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            n += len(y)
+        return n
+    return time_epochs(run, repeat, device)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=1024)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=0, help="our loader threads (0: try 1 and one per core)")
+    p.add_argument("--baseline-workers", type=int, nargs="*", default=None,
+                   help="DataLoader worker counts to try (default: one per core; 0 is very slow here)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args()
+    if args.images < BATCH:
+        p.error(f"--images must be at least one batch ({BATCH})")
+    device = torch.device(args.device)
+    cores = os.cpu_count() or 1
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
+        tmp = Path(tmp)
+        print(f"building {args.images} images as a prepared store and as JPEG files in {tmp} ...", flush=True)
+        images = make_images(args.images)
+        labels = np.arange(args.images) % CLASSES
+        write_prepared(tmp / "prepared", images, labels)
+        write_jpegs(tmp / "jpeg", images, labels)
+        jpeg_bytes = sum(f.stat().st_size for f in (tmp / "jpeg").rglob("*.JPEG"))
+        stats = stats_of(images)
+        del images
+        view = PreparedStore(tmp / "prepared").split("train")
+
+        for workers in ([args.workers] if args.workers else sorted({1, cores})):
+            times, n = bench_ours(view, stats, device, args.repeat, workers)
+            rows.append({"pipeline": f"ours: prepared store + BatchLoader, full augmentation ({workers} threads)",
+                         "key": f"ours_threads{workers}", "workers": workers, "images": n, "seconds": times})
+        for workers in args.baseline_workers or [cores]:
+            times, n = bench_torchvision(tmp / "jpeg", device, args.repeat, workers)
+            rows.append({"pipeline": f"torchvision: ImageFolder JPEG + transforms + DataLoader ({workers} workers)",
+                         "key": f"torchvision_workers{workers}", "workers": workers, "images": n, "seconds": times})
+
+    for r in rows:
+        r["median_seconds"] = statistics.median(r["seconds"])
+        r["images_per_second"] = r["images"] / r["median_seconds"]
+    best = max((r for r in rows if r["key"].startswith("ours")), key=lambda r: r["images_per_second"])
+    ours = best["images_per_second"]
+    baseline = max((r for r in rows if r["key"].startswith("torchvision")), key=lambda r: r["images_per_second"])
+    for r in rows:
+        r["ratio_vs_baseline"] = r["images_per_second"] / baseline["images_per_second"]
+
+    print(f"\ninput pipeline, {device}, {args.images} images of {SIZE}x{SIZE} -> batches of {BATCH}x3x{CROP}x{CROP}, "
+          f"median of {args.repeat} epochs")
+    print(f"{'pipeline':<84} {'images/s':>10} {'ratio':>7}")
+    for r in rows:
+        print(f"{r['pipeline']:<84} {r['images_per_second']:>10.0f} {r['ratio_vs_baseline']:>6.2f}x")
+    print(f"\nbest of ours / best torchvision baseline: {ours / baseline['images_per_second']:.1f}x (target >= 5x); "
+          f"load average {os.getloadavg()[0]:.1f} on {cores} cores")
+
+    result = {
+        "benchmark": "input_pipeline",
+        "command": "python benchmarks/bench_input.py " + " ".join(sys.argv[1:]),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": cores,
+                    "torch_threads": torch.get_num_threads(), "device": str(device),
+                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__},
+        "images": args.images, "image_size": SIZE, "crop": CROP, "batch_size": BATCH, "repeat": args.repeat,
+        "jpeg_mean_bytes": jpeg_bytes / args.images,
+        "rows": rows,
+        "ours": best["key"],
+        "baseline": baseline["key"],
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "speedup_vs_baseline": ours / baseline["images_per_second"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp_out, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
