@@ -419,3 +419,11 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path: Path, reference: Path, da
     assert "resuming" in done.stderr
     assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "killed")[0])
     assert live_metrics(reference, "run") == live_metrics(tmp_path, "killed")
+
+
+def test_bf16_autocast_and_channels_last_run_on_the_cpu(tmp_path: Path, data: tuple[Path, Path]):
+    final = run_train(tmp_path, data, tiny_params(epochs=1, amp="bf16", channels_last=True), "fast")
+    assert all(np.isfinite(v) for v in final.values())
+    state, info = final_state(tmp_path, "fast")
+    assert all(v.dtype == torch.float32 for v in state.values())  # autocast leaves the weights fp32
+    assert info["params"]["train"]["amp"] == "bf16"
