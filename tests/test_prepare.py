@@ -339,3 +339,33 @@ def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
     with pytest.raises(PipelineError, match="worker process died"):
         P.write_store(make_raw(), tmp_path / "prep", PrepareConfig(size=SIZE, workers=2), "fake", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_flat_with_dataset_size(tmp_path):
+    """Peak memory of the writer does not grow with the number of images (shards stream out)."""
+    import tracemalloc
+
+    image = encode(photo(64, 48, seed=9), quality=90)
+
+    class Many(FakeRaw):
+        def __init__(self, n):
+            super().__init__({"train": []}, CLASSES)
+            self.n = n
+
+        def iter_split(self, split):  # generated on the fly: the reader itself holds nothing
+            for i in range(self.n):
+                yield Rec(f"{i}.JPEG", CLASSES[i % 3].wnid, image)
+
+        def count(self, split):
+            return self.n
+
+    peaks = []
+    for n in (64, 512):
+        tracemalloc.start()
+        P.write_store(Many(n), tmp_path / f"p{n}", PrepareConfig(size=SIZE, shard_size=16, workers=1), "f",
+                      progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert (tmp_path / "p512" / "shards" / "train-00031.npy").is_file()
+    # 8x the images (512 x 3 KB of pixels = 1.5 MB if it were all held) must not raise the peak.
+    assert peaks[1] < peaks[0] + 256 * 1024, peaks
