@@ -211,3 +211,69 @@ def test_run_analysis_is_reproducible(small_run):
     assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
     for name in sorted(p.name for p in out_a.iterdir()):
         assert (out_a / name).read_bytes() == (out_b / name).read_bytes(), name
+
+
+def write_prepared(root, train: np.ndarray, train_labels: np.ndarray, val: np.ndarray, val_labels: np.ndarray,
+                   names: list[str]) -> None:
+    """A prepared store in the layout of docs/architecture.md, one shard per split."""
+    import json
+
+    (root / "shards").mkdir(parents=True)
+    rows = ["split,shard,offset,label,wnid,source"]
+    for split, images, labels in (("train", train, train_labels), ("val", val, val_labels)):
+        np.save(root / "shards" / f"{split}-00000.npy", images)
+        rows += [f"{split},0,{i},{c},n{c:08d},{split}_{i}.JPEG" for i, c in enumerate(labels)]
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    (root / "classes.csv").write_text("label,wnid,name\n" + "".join(
+        f'{i},n{i:08d},"{n}"\n' for i, n in enumerate(names)))
+    (root / "meta.json").write_text(json.dumps({"size": train.shape[1], "source": "tiny", "eval_split": "val",
+                                                "splits": {"train": len(train), "val": len(val)},
+                                                "num_classes": len(names)}))
+
+
+@pytest.mark.slow  # two subprocesses that each import torch: ~15 s of CPU
+def test_analyze_stage_end_to_end(tmp_path):
+    """stages/analyze.py over files as the earlier stages write them: store, stats, model, probs."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from alexnet.config import ModelConfig
+    from alexnet.model import build_model, save_trained
+    from alexnet.stats import compute_stats, save_stats
+    from alexnet.store import PreparedStore
+
+    train_labels, val_labels = np.repeat(np.arange(3), 8), np.repeat(np.arange(3), 4)
+    write_prepared(tmp_path / "prepared", coloured_images(train_labels, 228, 4), train_labels,
+                   coloured_images(val_labels, 228, 5), val_labels, ["tench, Tinca tinca", "goldfish", "hen"])
+    save_stats(compute_stats(PreparedStore(tmp_path / "prepared"), progress=False), tmp_path / "stats")
+    cfg = ModelConfig(width=0.05)
+    torch.manual_seed(0)
+    save_trained(tmp_path / "models" / "seed7" / "model.pt", build_model(cfg, 3), cfg, 3, {})
+    (tmp_path / "eval").mkdir()
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=len(val_labels)).astype(np.float16)
+    np.save(tmp_path / "eval" / "probs-seed7-center.npy", probs)
+    (tmp_path / "params.yaml").write_text(
+        "model: {width: 0.05}\ntrain: {seeds: [7]}\nprepare: {size: 228}\n"
+        "analyze: {queries: 2, neighbours: 3, top5_images: 2, precision_k: [1, 3], code_bits: 8, tsne_points: 10}\n")
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "stages" / "analyze.py"), "--params", str(tmp_path / "params.yaml"),
+           "--prepared", str(tmp_path / "prepared"), "--stats", str(tmp_path / "stats"),
+           "--models", str(tmp_path / "models"), "--eval", str(tmp_path / "eval"),
+           "--out", str(tmp_path / "figures"), "--metrics", str(tmp_path / "metrics" / "analyze.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    m = json.loads((tmp_path / "metrics" / "analyze.json").read_text())
+    assert m["model_seed"] == 7 and m["train_images"] == 24 and m["query_images"] == 12
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
+    # The evaluate stage's probabilities for a different number of images: one clear line, exit 2,
+    # and neither metrics nor figures touched.
+    np.save(tmp_path / "eval" / "probs-seed7-center.npy", probs[:5])
+    (tmp_path / "metrics" / "analyze.json").unlink()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "hold 5 images, the prepared 12; rerun the evaluate stage" in done.stderr
+    assert not (tmp_path / "metrics" / "analyze.json").exists()
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
+
+FIGURES_NAMES = ["fig3_conv1_kernels.png", "fig4_top5.png", "fig4_neighbours.png", "tsne_fc7.png"]
