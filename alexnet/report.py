@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import yaml  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 
@@ -239,6 +240,7 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
                             label=f"seed {seed} {'validation' if split == 'val' else 'train'}")
         ax.set_title(titles[metric], fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         if metric == "lr":
             ax.set_yscale("log")
