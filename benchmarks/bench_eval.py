@@ -147,7 +147,8 @@ def main() -> None:
     table["ours_vs_this"] = ours_ips / table["images_per_s"]
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"ten-crop evaluation, {args.images} images, batch {bs} ({10 * bs} patches), width {args.width} "
-          f"({n_params:,} parameters), {device.type}: {device_name}, torch threads {torch.get_num_threads()}")
+          f"({n_params:,} parameters), {device.type}: {device_name}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table.drop(columns=["runs_s"]).to_string(float_format=lambda v: f"{v:.3f}"))
     overhead = table.loc["bare forward", "images_per_s"] / ours_ips - 1
     print(f"ours reaches {100 * ours_ips / table.loc['bare forward', 'images_per_s']:.1f}% of the bare forward "
@@ -157,7 +158,8 @@ def main() -> None:
     result = {
         "benchmark": "ten-crop evaluation", "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
         "args": vars(args), "parameters": n_params, "device": device.type, "device_name": device_name,
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu_count": os.cpu_count(), "load_average_1_5_15_min": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "torchvision": torchvision.__version__, "python": platform.python_version(),
         "results": {name: {k: v for k, v in row.items() if k != "path"} for name, row in zip(runs, rows)},
         "ours_fraction_of_bare_forward": ours_ips / table.loc["bare forward", "images_per_s"],
