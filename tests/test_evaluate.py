@@ -378,3 +378,22 @@ def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
         ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
                     tmp_path / "m.json", params)
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
+    from alexnet.config import ModelConfig
+    from alexnet.model import build_model
+    from alexnet.store import PreparedStore
+
+    images = np.random.default_rng(3).integers(0, 256, (5, S, S, 3), dtype=np.uint8)
+    _write_store(tmp_path / "prepared", images, np.array([0, 1, 2, 0, 1]), 3)
+    split = PreparedStore(tmp_path / "prepared").split("val")
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(width=0.25), 3).eval()
+    mean = images.mean(axis=0).astype(np.float32)
+    cpu = ev.evaluate_net(net, split, 224, mean, "paper", 2, "cpu")
+    gpu = ev.evaluate_net(net, split, 224, mean, "paper", 2, "cuda")
+    for s in ev.SCHEMES:
+        np.testing.assert_allclose(gpu[s], cpu[s], atol=1e-3)
