@@ -342,7 +342,8 @@ def test_evaluate_stage_with_torchvision_weights(tmp_path, torchvision_case, mon
     params = params_from_dict({"evaluate": {"torchvision_weights": str(path)}, "train": {"seeds": [0, 1]}})
     m = ev.evaluate(tmp_path / "prepared", tmp_path / "nostats", tmp_path / "nomodels", tmp_path / "eval",
                     tmp_path / "m.json", params)
-    assert (m["model"], m["torchvision_weights"], m["nets"], m["members"]) == ("torchvision", str(path), 1, ["torchvision"])
+    assert (m["model"], m["torchvision_weights"]) == ("torchvision", str(path))
+    assert (m["nets"], m["members"]) == (1, ["torchvision"])
     assert m["input_size"] == 224 and m["mean"] == "torchvision"
     assert m["ensemble"] == m["single"]
     center = np.load(tmp_path / "eval" / "probs-torchvision-center.npy")
@@ -357,7 +358,8 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
     _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 10)
     params = params_from_dict({"evaluate": {"torchvision_weights": str(torchvision_case[0])}})
     with pytest.raises(PipelineError, match="1000"):
-        ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json", params)
+        ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json",
+                    params)
 
 
 def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
@@ -397,3 +399,17 @@ def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
     gpu = ev.evaluate_net(net, split, 224, mean, "paper", 2, "cuda")
     for s in ev.SCHEMES:
         np.testing.assert_allclose(gpu[s], cpu[s], atol=1e-3)
+
+
+def test_stage_script_reports_a_missing_store_clearly(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "stages" / "evaluate.py"
+    (tmp_path / "params.yaml").write_text("evaluate:\n  batch_size: 4\n")
+    out = subprocess.run([sys.executable, str(script), "--params", "params.yaml", "--prepared", "nothing",
+                          "--stats", "s", "--models", "m", "--out", "e", "--metrics", "m.json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "prepared store nothing not found" in out.stderr
+    assert "Traceback" not in out.stderr
