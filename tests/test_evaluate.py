@@ -401,6 +401,7 @@ def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
         np.testing.assert_allclose(gpu[s], cpu[s], atol=1e-3)
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: several seconds on a loaded 2-core machine
 def test_stage_script_reports_a_missing_store_clearly(tmp_path):
     import subprocess
     import sys
