@@ -273,7 +273,6 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     eval_labels = np.asarray(evaluation.labels)
 
     metrics: dict[str, float] = {
-        "model_seed": -1,  # filled in by the caller
         "train_images": int(len(train_idx)),
         "query_images": int(n_eval),
         "fc7_dim": int(train_fc7.shape[1]),
@@ -340,7 +339,6 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),
                     class_names=[str(n) for n in store.classes["name"]], mean=mean,
                     probs=probs)
-    metrics = run_analysis(inputs, params.analyze, out_dir)
-    metrics["model_seed"] = seed
+    metrics = {"model_seed": seed, **run_analysis(inputs, params.analyze, out_dir)}
     write_json(metrics_path, metrics)
     return metrics

@@ -231,7 +231,7 @@ def write_prepared(root, train: np.ndarray, train_labels: np.ndarray, val: np.nd
                                                 "num_classes": len(names)}))
 
 
-@pytest.mark.slow  # two subprocesses that each import torch: ~15 s of CPU
+@pytest.mark.slow  # a subprocess that imports torch
 def test_analyze_stage_end_to_end(tmp_path):
     """stages/analyze.py over files as the earlier stages write them: store, stats, model, probs."""
     import json
@@ -239,7 +239,9 @@ def test_analyze_stage_end_to_end(tmp_path):
     import sys
     from pathlib import Path
 
-    from alexnet.config import ModelConfig
+    from alexnet.analysis import analyze
+    from alexnet.cli import PipelineError
+    from alexnet.config import ModelConfig, load_params
     from alexnet.model import build_model, save_trained
     from alexnet.stats import compute_stats, save_stats
     from alexnet.store import PreparedStore
@@ -267,12 +269,13 @@ def test_analyze_stage_end_to_end(tmp_path):
     m = json.loads((tmp_path / "metrics" / "analyze.json").read_text())
     assert m["model_seed"] == 7 and m["train_images"] == 24 and m["query_images"] == 12
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
-    # The evaluate stage's probabilities for a different number of images: one clear line, exit 2,
-    # and neither metrics nor figures touched.
+    # The evaluate stage's probabilities for a different number of images: a clear error, and
+    # neither metrics nor figures touched.
     np.save(tmp_path / "eval" / "probs-seed7-center.npy", probs[:5])
     (tmp_path / "metrics" / "analyze.json").unlink()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2 and "hold 5 images, the prepared 12; rerun the evaluate stage" in done.stderr
+    with pytest.raises(PipelineError, match="hold 5 images, the prepared 12; rerun the evaluate stage"):
+        analyze(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                tmp_path / "figures", tmp_path / "metrics" / "analyze.json", load_params(tmp_path / "params.yaml"))
     assert not (tmp_path / "metrics" / "analyze.json").exists()
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
 
