@@ -348,6 +348,10 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         if store.num_classes != 1000:
             raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
                                 f"{store.num_classes} classes, so its labels cannot line up")
+        if split_name == "test":
+            # only ILSVRC-2010 has a labelled test split, and its 1000 classes are not ILSVRC-2012's
+            raise PipelineError("torchvision's weights predict the ILSVRC-2012 classes; this store is "
+                                "ILSVRC-2010, whose class list differs; evaluate them on ILSVRC-2012 val")
         model = load_torchvision_state_dict(weights, num_classes=1000)
         nets = [("torchvision", model, {})]
         crop, normalization, mean = TORCHVISION_CROP, "torchvision", None

@@ -360,6 +360,10 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
     with pytest.raises(PipelineError, match="1000"):
         ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json",
                     params)
+    _write_store(tmp_path / "p2010", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 1000, split="test")
+    with pytest.raises(PipelineError, match="ILSVRC-2010"):
+        ev.evaluate(tmp_path / "p2010", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json",
+                    params)
 
 
 def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
