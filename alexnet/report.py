@@ -231,7 +231,9 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
             c = colours(i % 10)
             if metric == "lr":
                 if "lr" in df:
-                    ax.step(df.index, df["lr"], where="post", color=c, label=f"seed {seed}")
+                    # steps centred on each epoch: the lr that epoch trained with
+                    ax.plot(df.index, df["lr"], drawstyle="steps-mid", marker="o", markersize=3, color=c,
+                            label=f"seed {seed}")
                 continue
             for split, style in (("train", "-"), ("val", "--")):
                 col = f"{split}/{metric}"
