@@ -62,9 +62,9 @@ def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip:
     """`crop_center_flip` plus a per-image RGB `shift` [N, 3] added to every pixel (lighting).
 
     Two implementations of the same arithmetic, both tested against a per-image reference:
-    on the CPU, numpy copies whole crop rows out of memory-mapped-like strided views (memcpy
-    speed, a few images at a time so the temporaries stay in cache); on other devices, one
-    torch gather from an unfolded view, then elementwise ops, all on the device.
+    on the CPU, numpy copies crop rows out of strided views (a few images at a time, so the
+    temporaries stay in cache); on other devices, one torch gather from an unfolded view, then
+    elementwise ops, all on the device.
     """
     on_cpu = not isinstance(images_u8, Tensor) or images_u8.device.type == "cpu"
     images = images_u8 if isinstance(images_u8, Tensor) else torch.from_numpy(np.asarray(images_u8))
@@ -84,12 +84,13 @@ def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip:
     flip = None if flip is None else _as_tensor(flip, top.device, torch.bool).reshape(-1)
     if flip is not None and flip.numel() != n:
         raise ValueError(f"flip: expected {n} values, got {flip.numel()}")
-    if mean is not None:
-        mean = _as_tensor(mean, top.device, torch.float32)
+    if mean is not None:  # (kept where it is: a mean image on the GPU stays there)
+        mean = _as_tensor(mean, mean.device if isinstance(mean, Tensor) else images.device, torch.float32)
         if mean.shape not in ((3,), (height, width, 3)):
             raise ValueError(f"mean: expected [3] or [{height}, {width}, 3], got {tuple(mean.shape)}")
     if shift is not None:
-        shift = _as_tensor(shift, top.device, torch.float32).reshape(n, 3)
+        shift = _as_tensor(shift, shift.device if isinstance(shift, Tensor) else images.device,
+                           torch.float32).reshape(n, 3)
     if on_cpu:
         return _render_numpy(images.numpy(), top, left, size, flip, mean, shift)
     return _render_torch(images, top, left, size, flip, mean, shift)
@@ -104,11 +105,18 @@ CHUNK = 8  # images per step of the CPU path: its [8, 3, 224, 224] float tempora
 
 def _render_numpy(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
                   mean: Tensor | None, shift: Tensor | None) -> Tensor:
+    """The CPU path: every crop row of every channel is one strided numpy copy.
+
+    `forward[q]` is one channel of `size` consecutive pixels starting at byte q of the HWC
+    batch (stride 3 bytes), `mirrored[q]` the same pixels read right to left; a single fancy
+    index per chunk therefore crops, converts HWC to CHW and flips at once. A mean image is
+    gathered the same way from a planar copy of itself and of its mirror image.
+    """
     n, s = images.shape[0], images.shape[1]
-    top_n, left_n, flip_n, mean_n, shift_n = _np(top), _np(left), _np(flip), _np(mean), _np(shift)
+    top_n, left_n, mean_n, shift_n = _np(top), _np(left), _np(mean), _np(shift)
+    flip_n = np.zeros(n, bool) if flip is None else _np(flip)
     out = np.empty((n, 3, size, size), np.float32)
-    # Per-plane offsets (channel mean minus lighting) are subtracted in the same pass as the
-    # conversion to float; a mean image is gathered row by row like the pixels.
+    # Per-plane constants (channel mean minus lighting) are subtracted in the conversion pass.
     offset = np.zeros((n, 3), np.float32)
     if mean_n is not None and mean_n.shape == (3,):
         offset += mean_n
@@ -116,34 +124,40 @@ def _render_numpy(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip
         offset -= shift_n
     mean_rows = None
     if mean_n is not None and mean_n.ndim == 3:
-        planar_mean = np.ascontiguousarray(mean_n.transpose(2, 0, 1))  # [3, S, S]
-        # Row view: mean_rows[p] = the `size` floats starting at flat position p.
-        mean_rows = as_strided(planar_mean.reshape(-1), shape=(planar_mean.size - size + 1, size),
-                               strides=(4, 4), writeable=False)
+        planar = mean_n.transpose(2, 0, 1)
+        both = np.ascontiguousarray(np.stack([planar, planar[:, :, ::-1]]))  # [2, 3, S, S]: as is, mirrored
+        mean_rows = as_strided(both.reshape(-1), shape=(both.size - size + 1, size), strides=(4, 4), writeable=False)
     step = np.arange(size)
     channel = np.arange(3)[None, :, None]
+    images = np.ascontiguousarray(images)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         k = stop - start
-        planar = np.ascontiguousarray(images[start:stop].transpose(0, 3, 1, 2))  # [k, 3, S, S]
-        rows = as_strided(planar.reshape(-1), shape=(planar.size - size + 1, size), strides=(1, 1), writeable=False)
-        t = top_n[start:stop, None, None] + step  # [k, 1, size]: the image rows of each crop row
+        flat = images[start:stop].reshape(-1)
+        span = flat.size - 3 * (size - 1)
+        forward = as_strided(flat, shape=(span, size), strides=(1, 3), writeable=False)
+        mirrored = as_strided(flat[3 * (size - 1):], shape=(span, size), strides=(1, -3), writeable=False)
+        t = top_n[start:stop, None, None] + step  # [k, 1, size]: image row of each crop row
         l = left_n[start:stop, None, None]
-        # flat position of crop row r of plane c of image i in `planar` (and in the mean image)
-        within = (channel * s + t) * s + l  # [k, 3, size]
-        pixel_rows = (np.arange(k)[:, None, None] * (3 * s * s) + within).reshape(-1)
+        f = flip_n[start:stop]
+        # byte offset of (image i, channel c, crop row r, first pixel) in the chunk
+        first = ((np.arange(k)[:, None, None] * s + t) * s + l) * 3 + channel  # [k, 3, size]
+        crop = np.empty((k, 3, size, size), np.uint8)
+        if f.all() or not f.any():
+            crop.reshape(-1, size)[:] = (mirrored if f.any() else forward)[first.reshape(-1)]
+        else:
+            crop[~f] = forward[first[~f].reshape(-1)].reshape(-1, 3, size, size)
+            crop[f] = mirrored[first[f].reshape(-1)].reshape(-1, 3, size, size)
         o = out[start:stop]
-        crop = rows[pixel_rows].reshape(k, 3, size, size)  # whole rows copied: memcpy speed
         if mean_rows is not None:
+            # row r of channel c, starting at column left (or, mirrored, at S - left - size)
+            col = np.where(f[:, None, None], s - size - l, l)
+            within = ((f[:, None, None] * 3 + channel) * s + t) * s + col
             np.subtract(crop, mean_rows[within.reshape(-1)].reshape(k, 3, size, size), out=o)
             if offset[start:stop].any():
                 o -= offset[start:stop, :, None, None]
         else:
             np.subtract(crop, offset[start:stop, :, None, None], out=o, dtype=np.float32)
-        if flip_n is not None:
-            mirrored = np.flatnonzero(flip_n[start:stop])
-            if len(mirrored):
-                o[mirrored] = o[mirrored][..., ::-1]
     return torch.from_numpy(out)
 
 

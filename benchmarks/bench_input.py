@@ -6,13 +6,16 @@
 Builds, in a temp folder, the same --images 256x256 photo-like images twice: as a prepared store
 (uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
 alexnet.store) and as an ImageFolder of JPEG files (quality 90). Then times full training epochs
-(batch 128, one warm-up epoch, median of --repeat) of:
+(batch 128, one warm-up round, median of --repeat; the pipelines take turns epoch by epoch so
+that they share the same background load) of:
   - ours: alexnet.loader.BatchLoader with the paper's augmentation (random 224 crops, flips, PCA
     lighting, mean-image subtraction), batches float32 on --device, with 1 thread and one per core;
   - torchvision: ImageFolder + RandomCrop(224) + RandomHorizontalFlip + ToTensor + Normalize +
     DataLoader (shuffle, pin_memory on CUDA), batches moved to --device, with one worker process
     per core (--baseline-workers to try others).
-The best of ours is compared with the best baseline. Prints a table with the ratios and writes benchmarks/results/bench_input.json.
+The best of ours is compared with the best baseline. Prints a table with the ratios and writes benchmarks/results/bench_input.json. Beside images/s it
+reports CPU milliseconds per image (this process, its threads and its worker processes), which
+stays meaningful when other jobs share the cores.
 """
 
 from __future__ import annotations
@@ -89,22 +92,46 @@ def stats_of(images: np.ndarray):
                                   eigvals=vals[order], eigvecs=vecs[:, order]))
 
 
-def time_epochs(run_epoch, repeat: int, device: torch.device) -> list[float]:
-    """Seconds per epoch: one warm-up epoch (page cache, worker start), then `repeat` timed."""
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process and its children alive now (DataLoader workers), user + system.
+
+    On a shared, loaded machine wall-clock rates swing with the neighbours; CPU seconds per
+    image measure the work itself. psutil comes with dvc; without it only this process counts.
+    """
+    total = time.process_time()
+    try:
+        import psutil
+    except ImportError:
+        return total
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def time_interleaved(runs: dict, repeat: int, device: torch.device) -> dict[str, dict]:
+    """Wall and CPU seconds per epoch of each pipeline, taking turns epoch by epoch so that all
+    of them see the same background load; the first round (page cache, worker start) is a warm-up."""
+    result = {key: {"seconds": [], "cpu_seconds": []} for key in runs}
     for r in range(repeat + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        n = run_epoch(r)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if r:
-            times.append(time.perf_counter() - t0)
-    return times, n
+        for key, run_epoch in runs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            result[key]["images"] = run_epoch(r)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if r:
+                result[key]["seconds"].append(time.perf_counter() - t0)
+                result[key]["cpu_seconds"].append(cpu_seconds() - c0)
+    return result
 
 
-def bench_ours(view, stats, device: torch.device, repeat: int, workers: int) -> tuple[list[float], int]:
+def ours_pipeline(view, stats, device: torch.device, workers: int):
+    """One epoch of our loader per call; returns the images delivered."""
     loader = BatchLoader(view, BATCH, input_size=CROP, stats=stats, augment=AugmentConfig(), device=device,
                          seed=0, shuffle=True, drop_last=True, workers=workers)
 
@@ -113,10 +140,11 @@ def bench_ours(view, stats, device: torch.device, repeat: int, workers: int) -> 
         for x, y in loader.epoch(epoch):
             n += len(y)
         return n
-    return time_epochs(run, repeat, device)
+    return run
 
 
-def bench_torchvision(folder: Path, device: torch.device, repeat: int, workers: int) -> tuple[list[float], int]:
+def torchvision_pipeline(folder: Path, device: torch.device, workers: int):
+    """One epoch of the typical torchvision input pipeline per call; returns the images delivered."""
     tf = transforms.Compose([transforms.RandomCrop(CROP), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
                              transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     data = torchvision.datasets.ImageFolder(str(folder), transform=tf)
@@ -130,7 +158,7 @@ def bench_torchvision(folder: Path, device: torch.device, repeat: int, workers: 
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             n += len(y)
         return n
-    return time_epochs(run, repeat, device)
+    return run
 
 
 def main() -> None:
@@ -148,7 +176,6 @@ def main() -> None:
     device = torch.device(args.device)
     cores = os.cpu_count() or 1
 
-    rows = []
     with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
         tmp = Path(tmp)
         print(f"building {args.images} images as a prepared store and as JPEG files in {tmp} ...", flush=True)
@@ -161,30 +188,38 @@ def main() -> None:
         del images
         view = PreparedStore(tmp / "prepared").split("train")
 
+        runs, names = {}, {}
         for workers in ([args.workers] if args.workers else sorted({1, cores})):
-            times, n = bench_ours(view, stats, device, args.repeat, workers)
-            rows.append({"pipeline": f"ours: prepared store + BatchLoader, full augmentation ({workers} threads)",
-                         "key": f"ours_threads{workers}", "workers": workers, "images": n, "seconds": times})
+            key = f"ours_threads{workers}"
+            runs[key] = ours_pipeline(view, stats, device, workers)
+            names[key] = (f"ours: prepared store + BatchLoader, full augmentation ({workers} threads)", workers)
         for workers in args.baseline_workers or [cores]:
-            times, n = bench_torchvision(tmp / "jpeg", device, args.repeat, workers)
-            rows.append({"pipeline": f"torchvision: ImageFolder JPEG + transforms + DataLoader ({workers} workers)",
-                         "key": f"torchvision_workers{workers}", "workers": workers, "images": n, "seconds": times})
+            key = f"torchvision_workers{workers}"
+            runs[key] = torchvision_pipeline(tmp / "jpeg", device, workers)
+            names[key] = (f"torchvision: ImageFolder JPEG + transforms + DataLoader ({workers} workers)", workers)
+        timed = time_interleaved(runs, args.repeat, device)
+        rows = [{"pipeline": names[key][0], "key": key, "workers": names[key][1], **timed[key]} for key in runs]
+        del runs  # ends the DataLoader workers before the temp folder goes
 
     for r in rows:
         r["median_seconds"] = statistics.median(r["seconds"])
         r["images_per_second"] = r["images"] / r["median_seconds"]
+        r["cpu_ms_per_image"] = 1000 * statistics.median(r["cpu_seconds"]) / r["images"]
     best = max((r for r in rows if r["key"].startswith("ours")), key=lambda r: r["images_per_second"])
     ours = best["images_per_second"]
     baseline = max((r for r in rows if r["key"].startswith("torchvision")), key=lambda r: r["images_per_second"])
     for r in rows:
         r["ratio_vs_baseline"] = r["images_per_second"] / baseline["images_per_second"]
+        r["cpu_ratio_vs_baseline"] = baseline["cpu_ms_per_image"] / r["cpu_ms_per_image"]
 
     print(f"\ninput pipeline, {device}, {args.images} images of {SIZE}x{SIZE} -> batches of {BATCH}x3x{CROP}x{CROP}, "
           f"median of {args.repeat} epochs")
-    print(f"{'pipeline':<84} {'images/s':>10} {'ratio':>7}")
+    print(f"{'pipeline':<80} {'images/s':>9} {'ratio':>7} {'CPU ms/img':>11} {'ratio':>7}")
     for r in rows:
-        print(f"{r['pipeline']:<84} {r['images_per_second']:>10.0f} {r['ratio_vs_baseline']:>6.2f}x")
-    print(f"\nbest of ours / best torchvision baseline: {ours / baseline['images_per_second']:.1f}x (target >= 5x); "
+        print(f"{r['pipeline']:<80} {r['images_per_second']:>9.0f} {r['ratio_vs_baseline']:>6.2f}x "
+              f"{r['cpu_ms_per_image']:>11.2f} {r['cpu_ratio_vs_baseline']:>6.2f}x")
+    print(f"\nbest of ours / best torchvision baseline: {ours / baseline['images_per_second']:.1f}x images/s "
+          f"(target >= 5x), {baseline['cpu_ms_per_image'] / best['cpu_ms_per_image']:.1f}x less CPU time per image; "
           f"load average {os.getloadavg()[0]:.1f} on {cores} cores")
 
     result = {
@@ -201,6 +236,7 @@ def main() -> None:
         "baseline": baseline["key"],
         "load_average_1min_at_end": os.getloadavg()[0],
         "speedup_vs_baseline": ours / baseline["images_per_second"],
+        "cpu_time_ratio_vs_baseline": baseline["cpu_ms_per_image"] / best["cpu_ms_per_image"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".json.tmp")
