@@ -1,8 +1,9 @@
 """Turning stored uint8 images into network input: crops, flips, PCA lighting, mean subtraction.
 
 Owns the paper's data augmentation (Section 4.1) and the test-time crops' pixel arithmetic, as
-batched tensor ops that run wherever the batch lives (the GPU when there is one); no Python
-loop over images anywhere.
+batched array ops that run wherever the batch lives: torch ops on a GPU, strided numpy copies
+on the CPU (measured several times faster there than torch's gather; benchmarks/bench_input.py).
+No Python work per image: the CPU path steps through a batch a few images at a time.
 
 - `crop_center_flip` is the single place stored pixels become input: ((image - mean)[crop]),
   mirrored where asked. Training, centre-crop and ten-crop evaluation all go through it.
