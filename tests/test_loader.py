@@ -121,6 +121,14 @@ def test_same_seed_same_batches_bitwise(store):
     assert not torch.equal(a[0], c[0])
 
 
+def test_thread_count_and_read_ahead_do_not_change_the_batches(store):
+    ref = list(make(store, 8, workers=1, prefetch=1).epoch(3))
+    for workers, prefetch in ((3, 5), (2, 1)):
+        got = list(make(store, 8, workers=workers, prefetch=prefetch).epoch(3))
+        assert len(got) == len(ref)
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(ref, got))
+
+
 def test_start_batch_resumes_exactly(store):
     full = list(make(store, 8).epoch(5))
     tail = list(make(store, 8).epoch(5, start_batch=4))
