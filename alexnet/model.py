@@ -81,6 +81,9 @@ class LocalResponseNorm(nn.Module):
         self.divide_alpha_by_n = divide_alpha_by_n
 
     def forward(self, x: Tensor) -> Tensor:
+        dtype = x.dtype
+        if dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # under bf16 autocast: sums of squares of 0-255-scale activations need fp32
         half = self.size // 2
         sq = F.pad(x * x, (0, 0, 0, 0, half, half))  # zero channels beyond both edges
         channels = x.shape[1]
@@ -88,7 +91,7 @@ class LocalResponseNorm(nn.Module):
         for offset in range(1, self.size):
             total = total + sq.narrow(1, offset, channels)
         alpha = self.alpha / self.size if self.divide_alpha_by_n else self.alpha
-        return x / (self.k + alpha * total).pow(self.beta)
+        return (x / (self.k + alpha * total).pow(self.beta)).to(dtype)
 
     def extra_repr(self) -> str:
         return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "

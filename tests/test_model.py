@@ -126,6 +126,14 @@ def test_lrn_equals_pytorchs_and_has_the_same_gradient():
     torch.testing.assert_close(d1, d2, rtol=1e-10, atol=1e-14)
 
 
+def test_lrn_in_bfloat16_is_computed_in_float32():
+    x = torch.rand(2, 8, 4, 4) * 200
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+    y = lrn(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y, lrn(x.bfloat16().float()).bfloat16(), rtol=0, atol=0)
+
+
 def test_lrn_sits_after_relu_in_conv1_and_conv2_only(paper_net):
     names = [n for n, _ in paper_net.features.named_children()]
     assert names[:8] == ["conv1", "act1", "norm1", "pool1", "conv2", "act2", "norm2", "pool2"]
