@@ -238,6 +238,8 @@ def test_torchvision_state_dict_loads_and_matches(tmp_path):
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+        big = torch.randn(1, 3, 260, 260, generator=torch.Generator().manual_seed(0))  # 7x7 maps: pooled
+        torch.testing.assert_close(ours(big), reference(big), rtol=0, atol=0)
         fc7 = torch.flatten(reference.avgpool(reference.features(x)), 1)
         fc7 = reference.classifier[:6](fc7)  # dropout is identity in eval mode
         torch.testing.assert_close(ours.fc7_features(x), fc7, rtol=0, atol=0)
