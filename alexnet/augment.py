@@ -59,8 +59,11 @@ def crop_center_flip(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: 
 
 
 def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip: Any | None,
-           mean: Tensor | np.ndarray | None, shift: Any | None) -> Tensor:
+           mean: Tensor | np.ndarray | None, shift: Any | None, out: np.ndarray | None = None) -> Tensor:
     """`crop_center_flip` plus a per-image RGB `shift` [N, 3] added to every pixel (lighting).
+
+    `out`: optionally a float32 [N, 3, size, size] array for the CPU path to write into (the
+    loader recycles them: fresh 77 MB arrays cost page faults and zeroing on every batch).
 
     Two implementations of the same arithmetic, both tested against a per-image reference:
     on the CPU, numpy copies crop rows out of strided views (a few images at a time, so the
@@ -93,7 +96,7 @@ def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip:
         shift = _as_tensor(shift, shift.device if isinstance(shift, Tensor) else images.device,
                            torch.float32).reshape(n, 3)
     if on_cpu:
-        return _render_numpy(images.numpy(), top, left, size, flip, mean, shift)
+        return _render_numpy(images.numpy(), top, left, size, flip, mean, shift, out)
     return _render_torch(images, top, left, size, flip, mean, shift)
 
 
@@ -105,7 +108,7 @@ CHUNK = 8  # images per step of the CPU path: its [8, 3, 224, 224] float tempora
 
 
 def _render_numpy(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
-                  mean: Tensor | None, shift: Tensor | None) -> Tensor:
+                  mean: Tensor | None, shift: Tensor | None, out: np.ndarray | None = None) -> Tensor:
     """The CPU path: every crop row of every channel is one strided numpy copy.
 
     `forward[q]` is one channel of `size` consecutive pixels starting at byte q of the HWC
@@ -116,7 +119,10 @@ def _render_numpy(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip
     n, s = images.shape[0], images.shape[1]
     top_n, left_n, mean_n, shift_n = _np(top), _np(left), _np(mean), _np(shift)
     flip_n = np.zeros(n, bool) if flip is None else _np(flip)
-    out = np.empty((n, 3, size, size), np.float32)
+    if out is None:
+        out = np.empty((n, 3, size, size), np.float32)
+    elif out.shape != (n, 3, size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous float32 {(n, 3, size, size)} array")
     # Per-plane constants (channel mean minus lighting) are subtracted in the conversion pass.
     offset = np.zeros((n, 3), np.float32)
     if mean_n is not None and mean_n.shape == (3,):
@@ -277,7 +283,8 @@ def lighting_shift(alpha: Any, eigvals: Any, eigvecs: Any) -> Tensor:
 
 
 def apply_params(images_u8: Tensor | np.ndarray, params: AugmentParams, size: int, stats: InputStats | None,
-                 mean: MeanMode = "image", normalization: Literal["paper", "torchvision"] = "paper") -> Tensor:
+                 mean: MeanMode = "image", normalization: Literal["paper", "torchvision"] = "paper",
+                 out: np.ndarray | None = None) -> Tensor:
     """float32 [N, 3, size, size] input from uint8 [N, S, S, 3] and one batch's choices.
 
     The result is on the images' device (the CPU for a numpy array).
@@ -292,7 +299,7 @@ def apply_params(images_u8: Tensor | np.ndarray, params: AugmentParams, size: in
     # The shift is a [N, 3] product, computed on the CPU from the CPU draws: the same numbers
     # whichever device then adds it.
     shift = lighting_shift(params.alpha, stats.eigvals, stats.eigvecs) if lit else None
-    x = render(images_u8, params.top, params.left, size, params.flip, mean_t, shift)
+    x = render(images_u8, params.top, params.left, size, params.flip, mean_t, shift, out)
     if normalization == "torchvision":
         x = torchvision_normalize(x)
     return x

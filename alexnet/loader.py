@@ -21,6 +21,8 @@ release the GIL, and nothing has to be pickled between processes.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +43,31 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, 0, epoch]).generate_state(2)
     gen = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
     return torch.randperm(n, generator=gen).numpy()
+
+
+class OutputPool:
+    """Float32 batch arrays recycled once nothing outside the pool refers to them any more.
+
+    A tensor made by `torch.from_numpy(array)` (and every view of it) keeps a reference to the
+    array, so an array whose reference count is back to the pool's own is free: the batch it
+    held has been dropped by the caller. A caller that keeps batches simply gets new arrays.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.arrays: list[np.ndarray] = []
+        self.lock = threading.Lock()
+
+    def get(self, shape: tuple[int, ...]) -> np.ndarray:
+        with self.lock:
+            for array in self.arrays:
+                # references: the list, `array` here, getrefcount's argument
+                if array.shape == shape and sys.getrefcount(array) <= 3:
+                    return array
+            array = np.empty(shape, np.float32)
+            if len(self.arrays) < self.capacity:
+                self.arrays.append(array)
+            return array
 
 
 class BatchLoader:
@@ -98,6 +125,7 @@ class BatchLoader:
                                    or augment is not None and augment.pca_lighting):
             raise ConfigError("stats are required for mean subtraction and PCA lighting")
         self._pin = self.device.type == "cuda"
+        self._pool = OutputPool(self.prefetch + self.workers + 2) if self.device.type == "cpu" else None
 
     def __len__(self) -> int:
         """Batches per epoch (the same on every rank)."""
@@ -126,7 +154,10 @@ class BatchLoader:
     def _to_input(self, images: Tensor, labels: Tensor, params: AugmentParams) -> tuple[Tensor, Tensor]:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
-        x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization)
+        out = None
+        if self._pool is not None and self.normalization == "paper":
+            out = self._pool.get((len(labels), 3, self.input_size, self.input_size))
+        x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization, out)
         return x, labels
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:

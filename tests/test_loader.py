@@ -12,7 +12,7 @@ import torch
 
 from alexnet.augment import InputStats, apply_params, batch_generator, crop_center_flip, draw_params
 from alexnet.config import AugmentConfig, ConfigError
-from alexnet.loader import BatchLoader, epoch_order
+from alexnet.loader import BatchLoader, OutputPool, epoch_order
 from alexnet.store import PreparedStore
 
 S, C, N = 16, 12, 50
@@ -127,6 +127,32 @@ def test_thread_count_and_read_ahead_do_not_change_the_batches(store):
         got = list(make(store, 8, workers=workers, prefetch=prefetch).epoch(3))
         assert len(got) == len(ref)
         assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(ref, got))
+
+
+def test_output_pool_recycles_only_released_arrays():
+    pool = OutputPool(capacity=2)
+    a = pool.get((2, 3, 4, 4))
+    x = torch.from_numpy(a)[1:]  # a view of a tensor of it keeps it busy
+    del a
+    b = pool.get((2, 3, 4, 4))
+    assert not np.shares_memory(b, x.numpy())
+    del x
+    c = pool.get((2, 3, 4, 4))
+    assert c is not b and pool.arrays[0] is c  # the first array came back once x was gone
+    del b, c
+    assert pool.get((1, 3, 4, 4)).shape == (1, 3, 4, 4)  # another shape: a fresh array
+
+
+def test_recycled_batches_are_still_exact(store):
+    kept = [(x.clone(), y.clone()) for x, y in make(store, 2).epoch(4)]  # clones: recycling allowed
+    held = list(make(store, 2).epoch(4))  # batches kept alive: never recycled
+    pointers = set()
+    for (x, y), (hx, hy) in zip(kept, held):
+        assert torch.equal(x, hx) and torch.equal(y, hy)
+    for x, _ in make(store, 2).epoch(4):
+        pointers.add(x.data_ptr())
+    assert len(held) == 25 and len({x.data_ptr() for x, _ in held}) == 25
+    assert len(pointers) < 10  # dropped batches' memory is reused
 
 
 def test_start_batch_resumes_exactly(store):
