@@ -1,7 +1,7 @@
 """Benchmark: training input pipeline, prepared store -> augmented batch on the device.
 
     python benchmarks/bench_input.py                      # about a minute on a 2-core CPU
-    python benchmarks/bench_input.py --images 4096 --repeat 5 --device cuda
+    python benchmarks/bench_input.py --images 4096 --repeat 7 --device cuda
 
 Builds, in a temp folder, the same --images 256x256 photo-like images twice: as a prepared store
 (uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
@@ -13,9 +13,10 @@ that they share the same background load) of:
   - torchvision: ImageFolder + RandomCrop(224) + RandomHorizontalFlip + ToTensor + Normalize +
     DataLoader (shuffle, pin_memory on CUDA), batches moved to --device, with one worker process
     per core (--baseline-workers to try others).
-The best of ours is compared with the best baseline. Prints a table with the ratios and writes benchmarks/results/bench_input.json. Beside images/s it
-reports CPU milliseconds per image (this process, its threads and its worker processes), which
-stays meaningful when other jobs share the cores.
+The best of ours is compared with the best baseline. Prints a table with the ratios and writes
+benchmarks/results/bench_input.json. Beside images/s it reports CPU milliseconds per image (this
+process, its threads and its worker processes), which stays meaningful when other jobs share
+the cores.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def torchvision_pipeline(folder: Path, device: torch.device, workers: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=1024)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=0, help="our loader threads (0: try 1 and one per core)")
     p.add_argument("--baseline-workers", type=int, nargs="*", default=None,
