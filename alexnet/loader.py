@@ -57,12 +57,16 @@ class OutputPool:
         self.capacity = capacity
         self.arrays: list[np.ndarray] = []
         self.lock = threading.Lock()
+        self._unused = [np.empty(0)]  # held by nothing else: calibrates what "free" counts
 
     def get(self, shape: tuple[int, ...]) -> np.ndarray:
         with self.lock:
+            # The count of a free array (the list, the loop variable, getrefcount's argument on
+            # CPython 3.11) is measured, not assumed: newer interpreters borrow some references.
+            for unused in self._unused:
+                free = sys.getrefcount(unused)
             for array in self.arrays:
-                # references: the list, `array` here, getrefcount's argument
-                if array.shape == shape and sys.getrefcount(array) <= 3:
+                if array.shape == shape and sys.getrefcount(array) <= free:
                     return array
             array = np.empty(shape, np.float32)
             if len(self.arrays) < self.capacity:
