@@ -43,7 +43,6 @@ the gradients, so N ranks compute what one process would, up to floating-point s
 from __future__ import annotations
 
 import hashlib
-from importlib.metadata import version
 import math
 import os
 import platform
@@ -51,6 +50,7 @@ import random
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,11 @@ from alexnet import distributed
 from alexnet.cli import PipelineError
 from alexnet.config import Params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, write_json
+from alexnet.loader import BatchLoader
+from alexnet.model import build_model, save_trained
 from alexnet.optim import Schedule, build_optimizer, set_lr
+from alexnet.stats import load_stats
+from alexnet.store import PreparedStore
 
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -216,8 +220,6 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
                   normalization: str) -> tuple[Any, Any]:
     """The training loader (this rank's rows of each global batch) and the validation loader
     (this rank's share of the evaluation split, centre crops, every image exactly once)."""
-    from alexnet.loader import BatchLoader
-
     cfg = params.train
     common = {"input_size": params.model.input_size, "stats": stats, "device": ctx.device, "seed": seed,
               "normalization": normalization, "workers": cfg.loader_workers}
@@ -354,10 +356,6 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
 
     Works as one process or as one rank of a torchrun launch (see alexnet.distributed).
     """
-    from alexnet.model import build_model, save_trained
-    from alexnet.stats import load_stats
-    from alexnet.store import PreparedStore
-
     prepared, stats_dir, out = Path(prepared), Path(stats_dir), Path(out)
     checkpoints, live_dir = Path(checkpoints), Path(live_dir)
     cfg = params.train
