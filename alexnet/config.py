@@ -117,16 +117,27 @@ class ModelConfig:
     overlapping_pool: bool = True  # 3x3 stride 2 (paper) or 2x2 stride 2
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
+    # paper: every layer N(0, init_std); he: fc8 N(0, init_std), every other layer
+    # N(0, sqrt(2 / fan_in)) (see AlexNet.init_weights for why the tiny run needs it).
+    init: Literal["paper", "he"] = "paper"
     init_std: float = 0.01
     init_bias_one: bool = True  # biases 1 in conv2, conv4, conv5, fc6, fc7
+    # The net's input (raw 0-255 pixels minus the mean, as the paper) is multiplied by this
+    # constant before conv1. 1.0 is the paper. With raw pixels (std ~60) conv1's weight gradient
+    # is ~60x larger relative to its weights than with unit-scale input, which makes He-scaled
+    # init diverge at any usable lr; 1/64 makes the input unit-scale.
+    input_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check(0.0 < self.width <= 4.0, "model.width", "a number in (0, 4]", self.width)
         _check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
         _check(self.lrn_size >= 1 and self.lrn_size % 2 == 1, "model.lrn_size", "an odd positive integer", self.lrn_size)
         _check(self.init_std > 0, "model.init_std", "a positive number", self.init_std)
+        _check(self.input_scale > 0, "model.input_scale", "a positive number", self.input_scale)
         if self.arch == "torchvision":
             _check(self.width == 1.0, "model.width", "1.0 with arch torchvision (its layers are fixed)", self.width)
+            _check(self.input_scale == 1.0, "model.input_scale", "1.0 with arch torchvision (it has its own normalisation)",
+                   self.input_scale)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import math
+
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -171,21 +173,37 @@ class AlexNet(nn.Module):
         return self.features.conv1
 
     def init_weights(self, generator: torch.Generator | None = None) -> None:
-        """Section 5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0."""
+        """Section 5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+
+        init "he" keeps N(0, init_std) for fc8 only and draws every other layer from
+        N(0, sqrt(2 / fan_in)) (He et al. 2015). Why: with N(0, 0.01) each hidden layer scales
+        the image-dependent signal by about 0.01 * sqrt(fan_in / 2) (0.3 at full width, 0.15
+        at width 0.25), so the logits barely depend on the image and only the fc layers learn
+        until many thousands of steps have passed. He init wants unit-scale input: use it with
+        model.input_scale ~ 1/64 (raw 0-255 pixels have a std of about 60).
+        """
         ones = {"conv2", "conv4", "conv5", "fc6", "fc7"} if self.cfg.init_bias_one else set()
         for name, module in [*self.features.named_children(), *self.classifier.named_children()]:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.normal_(module.weight, 0.0, self.cfg.init_std, generator=generator)
+                std = self.cfg.init_std
+                if self.cfg.init == "he" and name != "fc8":
+                    std = math.sqrt(2.0 / module.weight[0].numel())
+                nn.init.normal_(module.weight, 0.0, std, generator=generator)
                 nn.init.constant_(module.bias, 1.0 if name in ones else 0.0)
 
+    def _features(self, x: Tensor) -> Tensor:
+        if self.cfg.input_scale != 1.0:
+            x = x * self.cfg.input_scale  # a fixed reparametrisation of conv1, see ModelConfig
+        return self.features(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.features(x)  # [N, 256, 6, 6] for the paper's net
+        x = self._features(x)  # [N, 256, 6, 6] for the paper's net
         return self.classifier(torch.flatten(x, 1))
 
     def fc7_features(self, x: Tensor) -> Tensor:
         """Last hidden layer (fc7 after its activation), without dropout whatever the mode."""
         c = self.classifier
-        x = torch.flatten(self.features(x), 1)
+        x = torch.flatten(self._features(x), 1)
         return c.act7(c.fc7(c.act6(c.fc6(x))))
 
 

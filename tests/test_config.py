@@ -86,3 +86,16 @@ def test_configs_are_frozen():
     p = Params()
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.train.lr = 0.1  # type: ignore[misc]
+
+
+def test_paper_config_differs_from_params_only_on_marked_lines():
+    """configs/ilsvrc2012.yaml is params.yaml with each TINY line set back to the paper's value."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    paper = yaml.safe_load((root / "configs" / "ilsvrc2012.yaml").read_text())
+    tiny = yaml.safe_load((root / "params.yaml").read_text())
+    load_params(root / "configs" / "ilsvrc2012.yaml")  # valid as it stands
+    differ = {f"{s}.{k}" for s in tiny for k in tiny[s] if paper[s][k] != tiny[s][k]}
+    assert differ == {"data.source", "data.root", "model.width", "train.epochs", "analyze.train_subset"}
+    assert paper["model"]["width"] == 1.0 and paper["train"]["epochs"] == 90

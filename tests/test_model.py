@@ -162,6 +162,29 @@ def test_init_statistics_and_biases(paper_net):
     assert abs(net.classifier.fc6.weight.std().item() - 0.02) < 2e-4
 
 
+def test_he_init_scales_every_layer_but_fc8_by_its_fan_in():
+    net = build_model(ModelConfig(width=0.25, init="he", init_std=0.01), 10)
+    layers = {**dict(net.features.named_children()), **dict(net.classifier.named_children())}
+    fan_in = {"conv1": 3 * 11 * 11, "conv2": 12 * 5 * 5, "conv3": 64 * 3 * 3, "conv4": 48 * 3 * 3,
+              "conv5": 48 * 3 * 3, "fc6": 64 * 6 * 6, "fc7": 1024}
+    for name, fan in fan_in.items():
+        w = layers[name].weight.detach().double()
+        expected = (2.0 / fan) ** 0.5
+        assert abs(w.std().item() - expected) < 5 * expected / (2 * w.numel()) ** 0.5, name
+    assert abs(layers["fc8"].weight.std().item() - 0.01) < 1e-3
+
+
+def test_input_scale_multiplies_the_input_before_conv1():
+    cfg = ModelConfig(width=0.25, dropout=0.0)
+    plain = build_model(cfg, 10, generator=torch.Generator().manual_seed(0)).eval()
+    scaled = build_model(dataclasses.replace(cfg, input_scale=0.25), 10, generator=torch.Generator().manual_seed(0)).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 60
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x), plain(x * 0.25))
+        torch.testing.assert_close(scaled.fc7_features(x), plain.fc7_features(x * 0.25))
+        assert not torch.allclose(scaled(x), plain(x))
+
+
 def test_same_generator_same_weights_and_outputs():
     cfg = ModelConfig(width=0.25)
     a = build_model(cfg, 10, generator=torch.Generator().manual_seed(3))
