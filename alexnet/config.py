@@ -12,6 +12,7 @@ overrides a few of them for the embedded tiny dataset, each marked there.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -262,6 +263,16 @@ class Params:
         _check(self.model.input_size <= self.prepare.size, "model.input_size",
                f"a crop no larger than the prepared image (prepare.size = {self.prepare.size})",
                self.model.input_size)
+
+
+def resolve_workers(requested: int) -> int:
+    """A `workers` param: `requested`, or every core this process may run on when it is 0."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

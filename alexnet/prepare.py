@@ -34,7 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from alexnet.cli import PipelineError
-from alexnet.config import PrepareConfig
+from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.fileio import atomic_dir, read_json, write_json
 
 # Bilinear, antialiased when shrinking (Pillow widens the filter's support by the scale factor):
@@ -204,15 +204,6 @@ class _ShardWriter:
         self.fill = 0
 
 
-def default_workers(requested: int) -> int:
-    """`requested`, or every core this process may run on when it is 0."""
-    if requested > 0:
-        return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
 
 def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True) -> dict[str, Any]:
@@ -227,7 +218,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
     if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
         raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
     label_of = {w: i for i, w in enumerate(wnids)}
-    workers = default_workers(cfg.workers)
+    workers = resolve_workers(cfg.workers)
     size = cfg.size
 
     counts: dict[str, int] = {}

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from alexnet.cli import PipelineError
-from alexnet.config import StatsConfig
+from alexnet.config import StatsConfig, resolve_workers
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.store import PreparedStore
 
@@ -33,20 +33,6 @@ TRAIN_SPLIT = "train"
 TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
 FLUSH = 1 << 16  # images summed in uint32 before moving into int64
 PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of x x^T
-
-
-def default_workers(requested: int) -> int:
-    """`requested`, or every core this process may run on when it is 0.
-
-    (Kept here rather than imported from alexnet.prepare so that this stage's code is exactly
-    what dvc.yaml lists as its dependencies.)
-    """
-    if requested > 0:
-        return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -146,7 +132,7 @@ def compute_sums(store: PreparedStore, split: str = TRAIN_SPLIT, workers: int = 
         n = len(view.shard(k))  # opens and checks the shard against index.csv
         tasks += [(str(path), a, min(a + TASK_IMAGES, n), k) for a in range(0, n, TASK_IMAGES)]
     total = Sums(0, np.zeros((size, size, 3), np.int64), np.zeros((3, 3), np.int64))
-    workers = min(default_workers(workers), max(1, len(tasks)))
+    workers = min(resolve_workers(workers), max(1, len(tasks)))
     with tqdm(total=sum(t[2] - t[1] for t in tasks), unit="img", desc=f"stats {split}",
               disable=not progress) as bar:
         pool = ProcessPoolExecutor(workers) if workers > 1 else None

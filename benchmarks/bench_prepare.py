@@ -37,7 +37,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexnet.config import PrepareConfig  # noqa: E402
-from alexnet.prepare import default_workers, resize_geometry, write_store  # noqa: E402
+from alexnet.config import resolve_workers  # noqa: E402
+from alexnet.prepare import resize_geometry, write_store  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.
 SHAPES = [(500, 375), (500, 333), (375, 500), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
@@ -143,7 +144,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": default_workers(0), "python": platform.python_version(),
+    return {"cpu": cpu, "cores": resolve_workers(0), "python": platform.python_version(),
             "pillow": PIL.__version__, "numpy": np.__version__, "load_avg_1min": os.getloadavg()[0]}
 
 
@@ -174,7 +175,7 @@ def main() -> None:
             "pillow->png (1 core)": (lambda: pillow_baseline(files, tmp / "pp", "png", args.size), 1),
             "ours, no draft (1 worker)": (ours(1, False), 1),
         }
-        cores = default_workers(0)
+        cores = resolve_workers(0)
         for w in sorted({1, *range(2, cores + 1, max(1, cores // 4)), cores}):
             methods[f"ours ({w} worker{'s' * (w > 1)})"] = (ours(w, True), w)
 

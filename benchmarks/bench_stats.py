@@ -29,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alexnet.stats import compute_stats, default_workers  # noqa: E402
+from alexnet.config import resolve_workers  # noqa: E402
+from alexnet.stats import compute_stats  # noqa: E402
 from alexnet.store import PreparedStore, shard_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,7 +85,7 @@ def main() -> None:
 
         bound()  # warm the page cache
         methods = {"numpy sum (bound)": (bound, 1), "naive numpy float64": (naive, 1)}
-        cores = default_workers(0)
+        cores = resolve_workers(0)
         for w in sorted({1, *range(2, cores + 1, max(1, cores // 4)), cores}):
             methods[f"ours ({w} worker{'s' * (w > 1)})"] = (
                 lambda w=w: compute_stats(store, "train", workers=w, progress=False), w)

@@ -301,9 +301,12 @@ def test_stage_entry_point(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "prep" / "meta.json").read_text())["source"] == "tiny"
 
 
-def test_default_workers():
-    assert P.default_workers(3) == 3
-    assert P.default_workers(0) >= 1
+def test_resolve_workers():
+    import os
+
+    from alexnet.config import resolve_workers
+    assert resolve_workers(3) == 3
+    assert resolve_workers(0) == len(os.sched_getaffinity(0))
 
 
 def test_chunks():
