@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alexnet.config import PrepareConfig  # noqa: E402
 from alexnet.config import resolve_workers  # noqa: E402
 from alexnet.prepare import resize_geometry, write_store  # noqa: E402
+from alexnet.report import hardware  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.
 SHAPES = [(500, 375), (500, 333), (375, 500), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
@@ -136,15 +137,7 @@ def timed(fn, repeat: int) -> tuple[list[float], list[float]]:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": resolve_workers(0), "python": platform.python_version(),
+    return {"cpu": hardware()["cpu"], "cores": resolve_workers(0), "python": platform.python_version(),
             "pillow": PIL.__version__, "numpy": np.__version__, "load_avg_1min": os.getloadavg()[0]}
 
 
