@@ -202,16 +202,26 @@ class InputStats:
 
     mean_image: Tensor  # [S, S, 3], 0-255, on the device
     channel_mean: Tensor  # [3], on the device
-    eigvals: Tensor  # [3], descending; on the CPU, where the [N, 3] lighting shifts are computed
+    # [3] what alpha_i multiplies along component i: sqrt(eigval) or eigval, per
+    # augment.pca_magnitude; on the CPU, where the [N, 3] lighting shifts are computed
+    eigvals: Tensor
     eigvecs: Tensor  # [3, 3], column i belongs to eigvals[i]; on the CPU
 
     @classmethod
-    def from_stats(cls, stats: Any, device: torch.device | str = "cpu") -> InputStats:
-        """From `alexnet.stats.Stats` (or anything with those numpy fields or tensors)."""
+    def from_stats(cls, stats: Any, device: torch.device | str = "cpu",
+                   pca_magnitude: Literal["sqrt_eigval", "eigval"] = "eigval") -> InputStats:
+        """From `alexnet.stats.Stats` (or anything with those numpy fields or tensors).
+
+        pca_magnitude "sqrt_eigval" turns the eigenvalues into the components' standard
+        deviations (see AugmentConfig.pca_magnitude); "eigval" keeps them as they are.
+        """
         device, cpu = torch.device(device), torch.device("cpu")
+        vals = _as_tensor(stats.eigvals, cpu, torch.float32)
+        if pca_magnitude == "sqrt_eigval":
+            vals = vals.clamp(min=0).sqrt()
         return cls(_as_tensor(stats.mean_image, device, torch.float32),
                    _as_tensor(stats.channel_mean, device, torch.float32),
-                   _as_tensor(stats.eigvals, cpu, torch.float32), _as_tensor(stats.eigvecs, cpu, torch.float32))
+                   vals, _as_tensor(stats.eigvecs, cpu, torch.float32))
 
     def mean(self, mode: MeanMode) -> Tensor | None:
         if mode == "image":

@@ -149,6 +149,14 @@ class AugmentConfig:
     flip: bool = True
     pca_lighting: bool = True
     pca_std: float = 0.1  # alpha_i ~ N(0, pca_std)
+    # What multiplies alpha_i along principal component i. The paper writes alpha_i * lambda_i,
+    # which only makes sense on some pixel scale: with 0-255 pixels lambda_1 is ~4000 (a
+    # variance), so alpha_1 * lambda_1 shifts every pixel by hundreds of levels and wipes the
+    # image out. sqrt_eigval (default) uses the component's standard deviation sqrt(lambda_i),
+    # in pixel units on any scale (~7 levels on ImageNet-like data), as fb.resnet.torch's
+    # ImageNet constants (0.2175 = sqrt(lambda_1) on a 0-1 scale) and most reimplementations do.
+    # eigval is the formula taken literally in 0-255 units, kept for the ablation.
+    pca_magnitude: Literal["sqrt_eigval", "eigval"] = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
     def __post_init__(self) -> None:

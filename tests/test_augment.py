@@ -137,6 +137,19 @@ def test_draw_params_ranges_and_switches():
     assert ev.top.eq(16).all() and ev.left.eq(16).all() and not ev.flip.any() and not ev.alpha.any()
 
 
+def test_pca_magnitude_sqrt_eigval_uses_the_components_standard_deviations(data):
+    _, stats = data
+    literal = InputStats.from_stats(stats, pca_magnitude="eigval")
+    sqrt = InputStats.from_stats(stats, pca_magnitude="sqrt_eigval")
+    np.testing.assert_allclose(literal.eigvals.numpy(), stats.eigvals, rtol=1e-6)
+    np.testing.assert_allclose(sqrt.eigvals.numpy(), np.sqrt(stats.eigvals), rtol=1e-6)
+    assert AugmentConfig().pca_magnitude == "sqrt_eigval"
+    # With 0-255 pixels the shift has the pixels' scale: alpha = 1 along pc1 moves a pixel by
+    # sqrt(lambda_1) levels, not by the variance lambda_1.
+    shift = lighting_shift(torch.tensor([[1.0, 0.0, 0.0]]), sqrt.eigvals, sqrt.eigvecs)
+    assert abs(shift.norm().item() - np.sqrt(stats.eigvals[0])) < 1e-3 * np.sqrt(stats.eigvals[0])
+
+
 def test_lighting_shift_by_hand():
     alpha = torch.tensor([[0.1, 0.2, 0.3]])
     shift = lighting_shift(alpha, torch.tensor([1.0, 2.0, 3.0]), torch.eye(3))

@@ -97,5 +97,9 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     tiny = yaml.safe_load((root / "params.yaml").read_text())
     load_params(root / "configs" / "ilsvrc2012.yaml")  # valid as it stands
     differ = {f"{s}.{k}" for s in tiny for k in tiny[s] if paper[s][k] != tiny[s][k]}
-    assert differ == {"data.source", "data.root", "model.width", "train.epochs", "analyze.train_subset"}
+    assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
+                      "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset"}
+    assert all(paper["model"][k] == v for k, v in
+               {"init": "paper", "init_std": 0.01, "init_bias_one": True, "input_scale": 1.0}.items())
+    assert paper["train"]["batch_size"] == 128
     assert paper["model"]["width"] == 1.0 and paper["train"]["epochs"] == 90

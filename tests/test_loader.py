@@ -103,7 +103,7 @@ def test_training_batches_equal_the_augmentation_of_their_rows(store):
     view, images, labels, stats = store
     loader = make(store, 8, seed=11)
     order = epoch_order(N, 11, 2, True)
-    st = InputStats.from_stats(stats)
+    st = InputStats.from_stats(stats, pca_magnitude="sqrt_eigval")  # AugmentConfig's default
     batches = list(loader.epoch(2))
     assert len(batches) == 6
     for b, (x, y) in enumerate(batches):
