@@ -36,32 +36,19 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alexnet.config import PrepareConfig  # noqa: E402
-from alexnet.config import resolve_workers  # noqa: E402
+from alexnet.config import PrepareConfig, resolve_workers  # noqa: E402
 from alexnet.prepare import resize_geometry, write_store  # noqa: E402
 from alexnet.report import hardware  # noqa: E402
+from alexnet.sources.base import ClassInfo, RawRecord  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.
 SHAPES = [(500, 375), (500, 333), (375, 500), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
 
 
-@dataclass(frozen=True)
-class Cls:
-    wnid: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Rec:
-    source: str
-    wnid: str
-    data: bytes
-
-
 class FolderDataset:
     """A minimal RawDataset over the generated files: one class, one split, bytes read lazily."""
 
-    classes = [Cls("n00000001", "generated")]
+    classes = [ClassInfo("n00000001", "generated")]
     splits = ["train"]
     eval_split = "train"
 
@@ -70,7 +57,7 @@ class FolderDataset:
 
     def iter_split(self, split):
         for p in self.files:
-            yield Rec(p.name, "n00000001", p.read_bytes())
+            yield RawRecord(p.name, "n00000001", p.read_bytes())
 
     def count(self, split):
         return len(self.files)

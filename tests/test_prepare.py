@@ -20,27 +20,15 @@ from PIL import Image
 from alexnet import prepare as P
 from alexnet.cli import PipelineError
 from alexnet.config import PrepareConfig
+from alexnet.sources.base import ClassInfo, RawRecord
 
 SIZE = 32
-
-
-@dataclass(frozen=True)
-class Cls:
-    wnid: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Rec:
-    source: str
-    wnid: str
-    data: bytes
 
 
 class FakeRaw:
     """A RawDataset stand-in: records held in memory, in the order given."""
 
-    def __init__(self, records: dict[str, list[Rec]], classes: list[Cls], eval_split: str = "val"):
+    def __init__(self, records: dict[str, list[RawRecord]], classes: list[ClassInfo], eval_split: str = "val"):
         self.records, self.classes, self.eval_split = records, classes, eval_split
         self.splits = list(records)
 
@@ -51,7 +39,7 @@ class FakeRaw:
         return len(self.records[split])
 
 
-CLASSES = [Cls("n01440764", "tench, Tinca tinca"), Cls("n01443537", "goldfish"), Cls("n02102040", "springer")]
+CLASSES = [ClassInfo("n01440764", "tench, Tinca tinca"), ClassInfo("n01443537", "goldfish"), ClassInfo("n02102040", "springer")]
 
 
 def photo(w: int, h: int, seed: int) -> Image.Image:
@@ -177,18 +165,18 @@ def test_corrupt_raises(name):
 
 
 def make_raw(n_train: int = 7, n_val: int = 4, corrupt: bool = True) -> FakeRaw:
-    recs: dict[str, list[Rec]] = {"train": [], "val": []}
+    recs: dict[str, list[RawRecord]] = {"train": [], "val": []}
     modes = list(_modes().values())
     for split, n in (("train", n_train), ("val", n_val)):
         for i in range(n):
             c = CLASSES[(i * 7 + len(split)) % len(CLASSES)]
             w, h = 40 + 13 * (i % 9), 90 - 5 * (i % 10)
             data = encode(photo(w, h, seed=i + 100 * len(split)), quality=90) if i % 3 else modes[i % len(modes)]
-            recs[split].append(Rec(f"{split}_{i:04d}.JPEG", c.wnid, data))
+            recs[split].append(RawRecord(f"{split}_{i:04d}.JPEG", c.wnid, data))
     if corrupt:
         bad = _corrupt()
-        recs["train"].insert(2, Rec("truncated.JPEG", CLASSES[1].wnid, bad["truncated.JPEG"]))
-        recs["val"].append(Rec("text.JPEG", CLASSES[2].wnid, bad["text.JPEG"]))
+        recs["train"].insert(2, RawRecord("truncated.JPEG", CLASSES[1].wnid, bad["truncated.JPEG"]))
+        recs["val"].append(RawRecord("text.JPEG", CLASSES[2].wnid, bad["text.JPEG"]))
     return FakeRaw(recs, CLASSES)
 
 
@@ -246,7 +234,7 @@ def test_deterministic_across_runs_and_workers(tmp_path):
 
 def test_unknown_wnid_fails_and_leaves_nothing(tmp_path):
     raw = make_raw(corrupt=False)
-    raw.records["val"].append(Rec("x.JPEG", "n99999999", raw.records["val"][0].data))
+    raw.records["val"].append(RawRecord("x.JPEG", "n99999999", raw.records["val"][0].data))
     with pytest.raises(PipelineError, match="n99999999"):
         P.write_store(raw, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1), "fake", progress=False)
     assert list(tmp_path.iterdir()) == []  # no half-written store, no temp folder
@@ -357,7 +345,7 @@ def test_memory_flat_with_dataset_size(tmp_path):
 
         def iter_split(self, split):  # generated on the fly: the reader itself holds nothing
             for i in range(self.n):
-                yield Rec(f"{i}.JPEG", CLASSES[i % 3].wnid, image)
+                yield RawRecord(f"{i}.JPEG", CLASSES[i % 3].wnid, image)
 
         def count(self, split):
             return self.n
