@@ -10,7 +10,6 @@ import csv
 import io
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
