@@ -27,7 +27,7 @@ import numpy as np
 import scipy.io
 
 from alexnet.cli import PipelineError
-from alexnet.fileio import check_member
+from alexnet.fileio import check_member, iter_tar_files
 from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import short_name
 
@@ -144,14 +144,10 @@ def _devkit_member(name: str, wanted: str) -> bool:
 def read_devkit(path: Path, layout: Layout) -> Devkit:
     """Stream the devkit archive for meta.mat and the validation ground truth."""
     found: dict[str, bytes] = {}
-    with tarfile.open(path, mode="r|*") as tf:
-        for member in tf:
-            check_member(member, path)
-            for want in (layout.devkit_meta, layout.devkit_val_truth):
-                if member.isfile() and _devkit_member(member.name, want):
-                    f = tf.extractfile(member)
-                    assert f is not None
-                    found[want] = f.read()
+    for name, data in iter_tar_files(path):
+        for want in (layout.devkit_meta, layout.devkit_val_truth):
+            if _devkit_member(name, want):
+                found[want] = data
     for want in (layout.devkit_meta, layout.devkit_val_truth):
         if want not in found:
             raise PipelineError(f"{path}: the devkit has no {want} (is this the {layout.name} devkit?)")
@@ -181,14 +177,10 @@ def _payload(data: bytes) -> bytes:
 def read_patches(path: Path) -> dict[tuple[str, str], bytes]:
     """ILSVRC-2010's patch_images.tar: {(split, file name): replacement bytes}."""
     patches: dict[tuple[str, str], bytes] = {}
-    with tarfile.open(path, mode="r|*") as tf:
-        for member in tf:
-            check_member(member, path)
-            parts = PurePosixPath(member.name).parts
-            if member.isfile() and len(parts) >= 2 and parts[-2] in ("train", "val", "test"):
-                f = tf.extractfile(member)
-                assert f is not None
-                patches[(parts[-2], parts[-1])] = f.read()
+    for name, data in iter_tar_files(path):
+        parts = PurePosixPath(name).parts
+        if len(parts) >= 2 and parts[-2] in ("train", "val", "test"):
+            patches[(parts[-2], parts[-1])] = data
     return patches
 
 
@@ -207,38 +199,27 @@ def iter_train_tar(path: Path, known: set[str],
                                     "one <wnid>.tar per class of the devkit")
             fobj = outer.extractfile(member)
             assert fobj is not None
-            label = f"{path}/{member.name}"
-            with tarfile.open(fileobj=fobj, mode="r|*") as inner:
-                for im in inner:
-                    check_member(im, label)
-                    if im.isfile():
-                        f = inner.extractfile(im)
-                        assert f is not None
-                        base = PurePosixPath(im.name).name
-                        data = patches[base] if patches and base in patches else f.read()
-                        yield RawRecord(base, wnid, _payload(data))
+            for name, data in iter_tar_files(fobj, archive=f"{path}/{member.name}"):
+                base = PurePosixPath(name).name
+                if patches and base in patches:
+                    data = patches[base]
+                yield RawRecord(base, wnid, _payload(data))
 
 
 def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
                       truth_label: str, patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a flat tar of <prefix>_%08d.JPEG images; image i's class is ground truth line i."""
-    with tarfile.open(path, mode="r|*") as tf:
-        for member in tf:
-            check_member(member, path)
-            if member.isdir():
-                continue
-            base = PurePosixPath(member.name).name
-            m = pattern.match(base)
-            if not m:
-                raise PipelineError(f"{path}: unexpected member {member.name!r} (expected names like "
-                                    f"{pattern.pattern})")
-            index = int(m.group(1))
-            if not 1 <= index <= len(truth):
-                raise PipelineError(f"{path}: {base} is image {index}, but {truth_label} has {len(truth)} lines")
-            f = tf.extractfile(member)
-            assert f is not None
-            data = patches[base] if patches and base in patches else f.read()
-            yield RawRecord(base, wnid_of_id[truth[index - 1]], _payload(data))
+    for name, data in iter_tar_files(path):
+        base = PurePosixPath(name).name
+        m = pattern.match(base)
+        if not m:
+            raise PipelineError(f"{path}: unexpected member {name!r} (expected names like {pattern.pattern})")
+        index = int(m.group(1))
+        if not 1 <= index <= len(truth):
+            raise PipelineError(f"{path}: {base} is image {index}, but {truth_label} has {len(truth)} lines")
+        if patches and base in patches:
+            data = patches[base]
+        yield RawRecord(base, wnid_of_id[truth[index - 1]], _payload(data))
 
 
 class ILSVRCDataset(RawDataset):
