@@ -81,6 +81,14 @@ class SplitView:
             self._maps[k] = mm
         return mm
 
+    def shard_length(self, k: int) -> int:
+        """Images in shard k."""
+        return len(self.shard(k))
+
+    def shard_rows(self, k: int, start: int, stop: int) -> np.ndarray:
+        """Images [start, stop) of shard k, uint8 [n, S, S, 3], without copying (for whole-split scans)."""
+        return self.shard(k)[start:stop]
+
     def _check(self, indices: Any) -> np.ndarray:
         idx = np.asarray(indices)
         if idx.ndim != 1:

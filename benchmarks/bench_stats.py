@@ -1,7 +1,7 @@
 """Benchmark: the stats stage's pixels/s against the memory-bandwidth bound of a plain numpy sum.
 
     python benchmarks/bench_stats.py                  # well under a minute on a 2-core CPU
-    python benchmarks/bench_stats.py --images 2048 --repeat 5
+    python benchmarks/bench_stats.py --images 8192 --repeat 5
 
 Writes a prepared store of random 256x256 RGB images to a temp folder (page-cached), then times,
 on the same uint8 data, the median of --repeat runs of:
@@ -58,7 +58,8 @@ def write_random_store(root: Path, n: int, size: int, shard_size: int, seed: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=512, help="random 256x256 images (default 512, 100 MB)")
+    ap.add_argument("--images", type=int, default=2048,
+                    help="random 256x256 images (default 2048, 400 MB: enough for worker start-up not to dominate)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per method; the median is reported")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--shard-size", type=int, default=1024)

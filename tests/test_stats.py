@@ -30,9 +30,22 @@ def test_accumulate_exact_against_one_shot_float64():
 
 
 def test_accumulate_flushes_partial_sums(monkeypatch):
-    monkeypatch.setattr(st, "FLUSH", 2)  # exercise the uint32 -> int64 hand-over every 2 images
+    monkeypatch.setattr(st, "FLUSH", 2)  # exercise the uint16 -> int64 hand-over every 2 images
+    monkeypatch.setattr(st, "BLOCK", 7)  # and the per-block uint32 product sums, with a ragged last block
     x = np.random.default_rng(1).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(st.accumulate(x).image_sum, x.astype(np.int64).sum(axis=0))
+    s = st.accumulate(x)
+    np.testing.assert_array_equal(s.image_sum, x.astype(np.int64).sum(axis=0))
+    np.testing.assert_array_equal(s.outer, (pixels(x).T @ pixels(x)).astype(np.int64))
+
+
+def test_accumulate_narrow_sums_at_their_limits():
+    # 300 all-255 images of 300x300: the uint16 per-pixel sums reach 257 * 255 = 65535 before each
+    # hand-over, and each image's 90,000 pixels span two product blocks, the first summing to
+    # 65536 * 65025 = 4,261,478,400, just under 2^32. One more image or pixel per block overflows.
+    x = np.full((300, 300, 300, 3), 255, np.uint8)
+    s = st.accumulate(x)
+    assert (s.image_sum == 300 * 255).all()
+    assert (s.outer == 300 * 300 * 300 * 255 * 255).all()
 
 
 def test_accumulate_worst_case_values_exact():
