@@ -294,8 +294,10 @@ def save_trained(path: str | Path, model: nn.Module, cfg: ModelConfig, num_class
         "state_dict": state,
         "info": info,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: given a path, torch.save names the archive inside after the (random)
+    # temporary file name, and equal nets would not give equal bytes (nor equal DVC hashes).
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -84,7 +84,8 @@ class Runs:
     evaluate: dict = field(default_factory=dict)
     analyze: dict = field(default_factory=dict)
     prepare: dict = field(default_factory=dict)
-    infos: dict[int, dict] = field(default_factory=dict)  # seed -> models/seed<N>/info.json
+    # seed -> models/seed<N>/info.json updated with metrics/train-seed<N>.json (time, git revision)
+    infos: dict[int, dict] = field(default_factory=dict)
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
 
 
@@ -148,7 +149,7 @@ def load_runs(src: Sources, seeds: list[int]) -> Runs:
     runs = Runs(evaluate=_read_json(src.metrics / "evaluate.json"), analyze=_read_json(src.metrics / "analyze.json"),
                 prepare=_read_json(src.metrics / "prepare.json"))
     for seed in seeds:
-        info = _read_json(src.models / f"seed{seed}" / "info.json")
+        info = _read_json(src.models / f"seed{seed}" / "info.json") | _read_json(src.metrics / f"train-seed{seed}.json")
         if info:
             runs.infos[seed] = info
         live = src.live / f"train-seed{seed}"
@@ -354,8 +355,8 @@ def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path)
                            "images/s", "train time (s)", "device"], rows,
                           [False, True, True, True, True, True, True, True, False]))
     lines.append(f"{len(runs.curves)} training run(s), one per seed, each one curve. Validation here is the "
-                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv "
-                 "and models/seed<N>/info.json.\n")
+                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv, "
+                 "models/seed<N>/info.json and metrics/train-seed<N>.json.\n")
     return "\n".join(lines)
 
 

@@ -2,8 +2,11 @@
 
 Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run writes:
     models/seed<N>/model.pt, info.json   the trained net (alexnet.model.save_trained) and how
-                                        it was made: resolved params, versions, device, git
-                                        revision, epochs, final metrics, seconds
+                                        it was made: resolved params, versions, device, epochs,
+                                        final metrics. Nothing that varies between reruns, so
+                                        a rerun writes identical files and DVC's hash is stable
+                                        (the stages downstream need not rerun)
+    metrics/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
     dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent)
 
@@ -366,7 +369,7 @@ def _replay(live: Any, history: list[dict[str, float]]) -> None:
 
 
 def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,
-          checkpoints: str | Path, live_dir: str | Path) -> dict[str, Any]:
+          checkpoints: str | Path, live_dir: str | Path, run_record: str | Path | None = None) -> dict[str, Any]:
     """Train one net (stage train@<seed>); returns the final epoch's metrics.
 
     Works as one process or as one rank of a torchrun launch (see alexnet.distributed).
@@ -469,13 +472,17 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
                            "train": to_dict(params.train)},
                 "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
-                "device": _device_name(ctx), "world_size": ctx.world_size, "git_revision": _git_revision(),
-                "epochs": len(history), "final_metrics": final,
-                "seconds": seconds, "data_fingerprint": identity["data"],
+                "device": _device_name(ctx), "world_size": ctx.world_size,
+                "epochs": len(history), "data_fingerprint": identity["data"],
+                "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
             }
             with atomic_dir(out) as tmp:
                 save_trained(tmp / "model.pt", model, params.model, store.num_classes, info)
                 write_json(tmp / "info.json", info)
+            if run_record is not None:
+                write_json(run_record, {"seed": seed, "epochs": len(history), "seconds": seconds,
+                                        "images_per_second": history[-1]["images_per_second"],
+                                        "device": info["device"], "git_revision": _git_revision()})
         distributed.barrier(ctx)
         return final
     finally:

@@ -2,7 +2,8 @@
 
 Usage (as dvc.yaml runs it, for seed 0):
     python stages/train.py --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
-        --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0
+        --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0 \
+        --run-record metrics/train-seed0.json
 
 Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
     torchrun --standalone --nproc_per_node 8 stages/train.py <the same arguments>
@@ -22,7 +23,7 @@ from alexnet.train import train  # noqa: E402
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live)
+    train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live, args.run_record)
 
 
 if __name__ == "__main__":
@@ -33,4 +34,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", required=True, help="folder for model.pt and info.json (models/seed<N>)")
     parser.add_argument("--checkpoints", required=True, help="folder for last.pt (checkpoints/seed<N>)")
     parser.add_argument("--live", required=True, help="DVCLive folder (dvclive/train-seed<N>)")
+    parser.add_argument("--run-record", help="JSON with the run's time, speed and git revision "
+                        "(metrics/train-seed<N>.json)")
     run_stage(main, parser)

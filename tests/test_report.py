@@ -73,9 +73,10 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
         torch.manual_seed(seed)
         cfg = ModelConfig(width=0.05)
         save_trained(out / "model.pt", build_model(cfg, 10), cfg, 10, {})
-        (out / "info.json").write_text(json.dumps({"seed": seed, "epochs": 3, "seconds": 61.5, "device": "cpu (x86_64)",
-                                                   "git_revision": "abc123", "num_classes": 10,
-                                                   "versions": {"torch": "2.x"}}))
+        (out / "info.json").write_text(json.dumps({"seed": seed, "epochs": 3, "device": "cpu (x86_64)",
+                                                   "num_classes": 10, "versions": {"torch": "2.x"}}))
+        (metrics / f"train-seed{seed}.json").write_text(json.dumps({"seed": seed, "epochs": 3, "seconds": 61.5,
+                                                                    "git_revision": "abc123"}))
     lock = root / "dvc.lock"
     lock.write_text("schema: '2.0'\nstages:\n  download:\n    cmd: python stages/download.py\n    outs:\n"
                     "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
