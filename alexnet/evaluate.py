@@ -66,10 +66,20 @@ def topk_error(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Ten
         raise ValueError(f"labels must lie in [0, {scores.shape[1]}); got {labels.min()}..{labels.max()}")
     if not np.isfinite(scores).all():
         raise PipelineError("the scores contain NaN or infinity: the net diverged or the inputs are broken")
-    true = scores[np.arange(len(labels)), labels]
-    # rank of the true class among the others, ties counted as beating it
-    rank = (scores >= true[:, None]).sum(axis=1) - 1
-    return float(100.0 * np.mean(rank >= k))
+    return float(100.0 * np.mean(true_class_rank(scores, labels) >= k))
+
+
+def true_class_rank(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Per image, how many other classes score >= the true one (ties count against the net).
+
+    The image is top-k correct when this is < k. Numpy or torch (on any device, no sync): the
+    one definition behind both the evaluation and the training curves.
+    """
+    if isinstance(scores, torch.Tensor):
+        true = scores.gather(1, labels[:, None])
+    else:
+        true = np.take_along_axis(scores, labels[:, None], axis=1)
+    return (scores >= true).sum(1) - 1
 
 
 def error_rates(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:

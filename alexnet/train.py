@@ -81,6 +81,7 @@ from tqdm import tqdm
 from alexnet import distributed
 from alexnet.cli import PipelineError
 from alexnet.config import Params, to_dict
+from alexnet.evaluate import true_class_rank
 from alexnet.fileio import atomic_dir, atomic_path, write_json
 from alexnet.loader import BatchLoader
 from alexnet.model import build_model, save_trained
@@ -250,9 +251,9 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
 
 
 def _topk_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    k = min(5, logits.shape[1])
-    hit = logits.topk(k, dim=1).indices == labels[:, None]
-    return hit[:, 0].sum(), hit.any(dim=1).sum()
+    """Top-1 and top-5 hits, by the evaluation's rule (ties count against the net)."""
+    rank = true_class_rank(logits, labels)
+    return (rank < 1).sum(), (rank < 5).sum()
 
 
 def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:

@@ -108,6 +108,21 @@ def test_paper_sgd_first_step_and_float32():
         PaperSGD([w], lr=-1.0)
 
 
+def test_training_curves_count_hits_by_the_evaluation_rule():
+    from alexnet.evaluate import topk_error
+    from alexnet.train import _topk_correct
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 4, (400, 12), generator=g).float()  # four levels: ties everywhere
+    labels = torch.randint(0, 12, (400,), generator=g)
+    c1, c5 = _topk_correct(logits, labels)
+    assert 100 * (1 - c1.item() / 400) == pytest.approx(topk_error(logits, labels, 1))
+    assert 100 * (1 - c5.item() / 400) == pytest.approx(topk_error(logits, labels, 5))
+    # torch.topk breaks the same ties in the net's favour about as often as not: a real difference.
+    hit1 = (logits.topk(1, dim=1).indices[:, 0] == labels).sum().item()
+    assert hit1 > c1.item()
+
+
 def test_build_optimizer_follows_update_rule():
     p = [torch.nn.Parameter(torch.zeros(2))]
     assert isinstance(build_optimizer(p, TrainConfig(update_rule="paper")), PaperSGD)
