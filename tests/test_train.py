@@ -449,3 +449,34 @@ def test_bf16_autocast_and_channels_last_run_on_the_cpu(tmp_path: Path, data: tu
     state, info = final_state(tmp_path, "fast")
     assert all(v.dtype == torch.float32 for v in state.values())  # autocast leaves the weights fp32
     assert info["params"]["train"]["amp"] == "bf16"
+
+
+def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tensor]:
+    """Weights after one epoch of the paper's loop on `device` (no DVCLive: not on GPU images)."""
+    from alexnet import distributed
+    from alexnet.model import build_model
+    from alexnet.optim import build_optimizer
+    from alexnet.stats import load_stats
+    from alexnet.store import PreparedStore
+    from alexnet.train import _make_loaders, configure_determinism, seed_everything, stream_seed, train_one_epoch
+
+    params = tiny_params(device=device)
+    configure_determinism(True)
+    ctx = distributed.setup(device)
+    store = PreparedStore(data[0])
+    seed_everything(stream_seed(0, 0, 1))
+    model = build_model(params.model, store.num_classes).to(ctx.device)
+    loader, _ = _make_loaders(store, load_stats(data[1]), params, ctx, 0, model.input_normalization)
+    train_one_epoch(model, loader, build_optimizer(model.parameters(), params.train), 1, params, ctx, "none")
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_is_deterministic_and_close_to_the_cpu(data: tuple[Path, Path]):
+    """train.deterministic on a GPU: two runs bit-identical; the CPU run agrees to float tolerance."""
+    a, b = _one_epoch_on("cuda", data), _one_epoch_on("cuda", data)
+    assert_same_weights(a, b)
+    cpu = _one_epoch_on("cpu", data)
+    for k in cpu:
+        torch.testing.assert_close(a[k], cpu[k], rtol=1e-3, atol=1e-4, msg=k)
