@@ -81,11 +81,20 @@ class PrepareConfig:
     shard_size: int = 1024  # images per shard file
     workers: int = 0  # 0 = all cores
     draft: bool = True  # let Pillow decode JPEGs already downscaled in the DCT domain
+    # npy: raw uint8 shards read through memory maps (196 kB per 256x256 image); jpeg: each image
+    # stored as a 4:4:4 JPEG of jpeg_quality (~38 kB, 41.6 dB PSNR at 95 on photos), decoded by
+    # the loader, on the GPU with CUDA (alexnet/prepare.py has the measurements).
+    format: Literal["npy", "jpeg"] = "npy"
+    jpeg_quality: int = 95
 
     def __post_init__(self) -> None:
         _check(self.size >= 32, "prepare.size", "an integer >= 32", self.size)
         _check(self.shard_size >= 1, "prepare.shard_size", "a positive integer", self.shard_size)
         _check(self.workers >= 0, "prepare.workers", "an integer >= 0 (0 = all cores)", self.workers)
+        # Checked here too (not only when read from YAML): benchmarks and tests build it directly.
+        _check(self.format in ("npy", "jpeg"), "prepare.format", "'npy' or 'jpeg'", self.format)
+        _check(isinstance(self.jpeg_quality, int) and not isinstance(self.jpeg_quality, bool)
+               and 1 <= self.jpeg_quality <= 100, "prepare.jpeg_quality", "an integer in [1, 100]", self.jpeg_quality)
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,28 @@ def test_defaults_are_the_papers():
     ({"tiny": {"classes": 101}}, "tiny.classes", "[2, 100]"),
     ({"tiny": {"min_side": 500}}, "tiny.min_side", "max_side"),
     ({"augment": {"pca_std": -1}}, "augment.pca_std", ">= 0"),
+    ({"prepare": {"format": "png"}}, "prepare.format", "'npy', 'jpeg'"),
+    ({"prepare": {"jpeg_quality": 0}}, "prepare.jpeg_quality", "[1, 100]"),
+    ({"prepare": {"jpeg_quality": 101}}, "prepare.jpeg_quality", "[1, 100]"),
+    ({"prepare": {"jpeg_quality": 90.0}}, "prepare.jpeg_quality", "an integer"),
 ])
 def test_bad_values_name_the_key(raw, key, expected):
     with pytest.raises(ConfigError) as err:
         params_from_dict(raw)
     msg = str(err.value)
     assert key in msg and expected in msg, msg
+
+
+def test_prepare_format_checked_when_built_directly():
+    """Benchmarks and tests build PrepareConfig without params.yaml: its own checks still apply."""
+    from alexnet.config import PrepareConfig
+
+    assert (PrepareConfig().format, PrepareConfig().jpeg_quality) == ("npy", 95)
+    with pytest.raises(ConfigError, match="prepare.format: expected 'npy' or 'jpeg', got 'JPEG'"):
+        PrepareConfig(format="JPEG")
+    for bad in (0, 101, True, 95.0):
+        with pytest.raises(ConfigError, match="prepare.jpeg_quality"):
+            PrepareConfig(format="jpeg", jpeg_quality=bad)
 
 
 def test_ints_widen_to_floats_but_not_the_reverse():
@@ -97,8 +113,12 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     tiny = yaml.safe_load((root / "params.yaml").read_text())
     load_params(root / "configs" / "ilsvrc2012.yaml")  # valid as it stands
     differ = {f"{s}.{k}" for s in tiny for k in tiny[s] if paper[s][k] != tiny[s][k]}
+    # prepare.format is a storage choice, not a paper value: JPEG shards (~48 GB for ILSVRC-2012's
+    # train set) fit a GPU machine's page cache, raw uint8 ones (252 GB) do not.
     assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
-                      "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset"}
+                      "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset",
+                      "prepare.format"}
+    assert (paper["prepare"]["format"], tiny["prepare"]["format"]) == ("jpeg", "npy")
     assert all(paper["model"][k] == v for k, v in
                {"init": "paper", "init_std": 0.01, "init_bias_one": True, "input_scale": 1.0}.items())
     assert paper["train"]["batch_size"] == 128

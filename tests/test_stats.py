@@ -112,6 +112,20 @@ def test_identical_for_one_and_two_workers(tmp_path, monkeypatch):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
+def test_jpeg_store_stats_equal_those_of_its_decoded_images(tmp_path, monkeypatch):
+    """The whole-split scan decodes a jpeg store's shard ranges: the same exact sums as an npy store."""
+    truth = make_store(tmp_path / "jpeg", n_train=31, shard_size=8, seed=7, fmt="jpeg")  # truth: decoded
+    make_store(tmp_path / "npy", n_train=31, shard_size=8, seed=7)
+    for k in range(4):
+        np.save(tmp_path / "npy" / "shards" / f"train-{k:05d}.npy", truth["train"][0][8 * k:8 * (k + 1)])
+    monkeypatch.setattr(st, "TASK_IMAGES", 3)  # ranges inside shards and up to their ends
+    expected = st.compute_stats(PreparedStore(tmp_path / "npy"), workers=1, progress=False)
+    for workers in (1, 2):
+        got = st.compute_stats(PreparedStore(tmp_path / "jpeg"), workers=workers, progress=False)
+        for name in ("mean_image", "channel_mean", "channel_std", "cov", "eigvals", "eigvecs", "count"):
+            assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+
+
 def test_stage_outputs_and_load(tmp_path):
     make_store(tmp_path / "prep", n_train=9)
     out = tmp_path / "stats"
