@@ -14,8 +14,16 @@ batch's augmentation from (seed, epoch, batch index) alone, so
 Background threads read (memory-mapped shards, the store's job) and, for a CUDA device, pin
 the next batches while the device computes; uint8 is copied with `non_blocking=True` and
 augmented on the GPU. On the CPU the thread also augments, so reading and augmentation overlap
-the training step. Threads, not processes: the work is numpy copies and torch ops, which
-release the GIL, and nothing has to be pickled between processes.
+the training step. Threads, not processes: the work is numpy copies, JPEG decoding and torch
+ops, which release the GIL, and nothing has to be pickled between processes.
+
+A jpeg store is decoded where `decode` says: "cpu", by the reader threads (`view.images`), or
+"device", where the threads only gather the bytes (`view.encoded`) and the caller's thread
+decodes each batch on the device in one call (`view.decode`: nvJPEG on CUDA) before augmenting
+it; "auto" picks device for CUDA, cpu otherwise. Both give the same uint8 images to the same
+augmentation, except that nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or
+two, so GPU-decoded training is not bit-identical to CPU-decoded training (not tested here:
+the tests run on a CPU, where "device" decoding is libjpeg-turbo too).
 """
 
 from __future__ import annotations
@@ -84,14 +92,16 @@ class BatchLoader:
     crop, no flip, no lighting, `mean` subtracted). mean: the mean mode when augment is None
     (training uses augment.mean). normalization: "paper" (raw 0-255 minus the mean) or
     "torchvision" (the torchvision variant's input). workers: reader threads (0: 1 on the CPU,
-    up to 4 for a GPU); prefetch: batches in flight ahead of the caller (0: max(2, workers)).
+    up to 4 for a GPU, every core for a GPU fed with JPEGs decoded on the CPU); prefetch:
+    batches in flight ahead of the caller (0: max(2, workers)). decode: where a jpeg store is
+    decoded, "auto", "cpu" or "device" (see the module docstring).
     """
 
     def __init__(self, view: Any, batch_size: int, *, input_size: int, stats: Any,
                  augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
                  normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
-                 workers: int = 0) -> None:
+                 workers: int = 0, decode: Literal["auto", "cpu", "device"] = "auto") -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -110,11 +120,21 @@ class BatchLoader:
         self.device = torch.device(device)
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
+        jpeg = getattr(view, "format", "npy") == "jpeg"
+        if decode not in ("auto", "cpu", "device"):
+            raise ConfigError(f"decode: expected 'auto', 'cpu' or 'device', got {decode!r}")
+        if decode == "device" and not (jpeg and hasattr(view, "encoded")):
+            raise ConfigError(f"decode 'device' needs a jpeg store; {view!r} holds decoded images")
+        if decode == "auto":
+            decode = "device" if jpeg and self.device.type == "cuda" and hasattr(view, "encoded") else "cpu"
+        self.decode = decode
         # Reading and augmenting one batch is single-threaded numpy/torch work: a few threads
         # keep a GPU fed; on the CPU they share the cores with training, so one is enough.
+        # Decoding JPEGs for a GPU costs ~0.4 ms per image: that takes every core.
         if workers < 0 or prefetch < 0:
             raise ConfigError(f"workers and prefetch must be >= 0, got {workers} and {prefetch}")
-        auto = 1 if torch.device(device).type == "cpu" else min(4, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        auto = 1 if self.device.type == "cpu" else cores if jpeg and decode == "cpu" else min(4, cores)
         self.workers = workers or auto
         self.prefetch = prefetch or max(2, self.workers)
         self.labels = torch.tensor(np.asarray(view.labels, dtype=np.int64))
@@ -142,22 +162,33 @@ class BatchLoader:
         return draw_params(rows, self.image_size, self.input_size, self.augment,
                            batch_generator(self.seed, epoch, batch))
 
-    def _read(self, order: np.ndarray, epoch: int, batch: int) -> tuple[Tensor, Tensor, AugmentParams]:
-        """uint8 images, labels and augmentation choices of this rank's slice of one batch."""
+    def _read(self, order: np.ndarray, epoch: int, batch: int
+              ) -> tuple[Tensor | list[Tensor], Tensor, AugmentParams, np.ndarray]:
+        """uint8 images (or, to decode on the device, their JPEG bytes), labels, augmentation
+        choices and store indices of this rank's slice of one batch."""
         rows = order[batch * self.batch_size:(batch + 1) * self.batch_size]
         params = self._global_params(epoch, batch, len(rows))
         per_rank = len(rows) // self.world_size
         start = self.rank * per_rank
         idx = rows[start:start + per_rank] if self.world_size > 1 else rows
         params = params.slice(start, start + per_rank) if self.world_size > 1 else params
-        images = torch.from_numpy(np.ascontiguousarray(self.view.images(idx)))
         labels = self.labels[torch.from_numpy(np.asarray(idx, dtype=np.int64))]
+        if self.decode == "device":
+            images: Tensor | list[Tensor] = self.view.encoded(idx)
+        else:
+            images = torch.from_numpy(np.ascontiguousarray(self.view.images(idx)))
+            if self._pin:
+                images = images.pin_memory()
         if self._pin:
-            images, labels = images.pin_memory(), labels.pin_memory()
-        return images, labels, params
+            labels = labels.pin_memory()
+        return images, labels, params, idx
 
-    def _to_input(self, images: Tensor, labels: Tensor, params: AugmentParams) -> tuple[Tensor, Tensor]:
-        images = images.to(self.device, non_blocking=True)
+    def _to_input(self, images: Tensor | list[Tensor], labels: Tensor, params: AugmentParams,
+                  idx: np.ndarray) -> tuple[Tensor, Tensor]:
+        if self.decode == "device":
+            images = self.view.decode(idx, images, self.device)
+        else:
+            images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         out = None
         if self._pool is not None and self.normalization == "paper":
@@ -175,13 +206,14 @@ class BatchLoader:
         if not 0 <= start_batch <= total:
             raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
-        on_cpu = self.device.type == "cpu"
+        in_thread = self.device.type == "cpu" and self.decode == "cpu"  # augmented by the reader threads
 
         def work(batch: int) -> Any:
             item = self._read(order, epoch, batch)
             # On the CPU the augmentation overlaps compute only if it runs here too; on a GPU it
-            # is queued on the device by the caller's thread, behind the previous step.
-            return self._to_input(*item) if on_cpu else item
+            # (and device decoding) is queued on the device by the caller's thread, behind the
+            # previous step.
+            return self._to_input(*item) if in_thread else item
 
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")
         pending: deque[Future] = deque()
@@ -190,10 +222,10 @@ class BatchLoader:
                 pending.append(pool.submit(work, batch))
                 if len(pending) > self.prefetch:
                     item = pending.popleft().result()
-                    yield item if on_cpu else self._to_input(*item)
+                    yield item if in_thread else self._to_input(*item)
             while pending:
                 item = pending.popleft().result()
-                yield item if on_cpu else self._to_input(*item)
+                yield item if in_thread else self._to_input(*item)
         finally:  # also when the caller stops early: drop what is queued, wait for what runs
             for f in pending:
                 f.cancel()

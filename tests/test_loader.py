@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_store import jpeg, pil_decode, write_jpeg_shard
 
 from alexnet.augment import InputStats, apply_params, batch_generator, crop_center_flip, draw_params
 from alexnet.config import AugmentConfig, ConfigError
@@ -18,12 +19,15 @@ from alexnet.store import PreparedStore
 S, C, N = 16, 12, 50
 
 
-def write_store(root, images: np.ndarray, labels: np.ndarray, shard_size: int = 16) -> None:
+def write_store(root, images: np.ndarray, labels: np.ndarray, shard_size: int = 16, fmt: str = "npy") -> None:
     """A prepared store per docs/architecture.md, written by hand (independent of prepare.py)."""
     (root / "shards").mkdir(parents=True)
     rows = []
     for k, start in enumerate(range(0, len(images), shard_size)):
-        np.save(root / "shards" / f"train-{k:05d}.npy", images[start:start + shard_size])
+        if fmt == "jpeg":
+            write_jpeg_shard(root, "train", k, [jpeg(x) for x in images[start:start + shard_size]])
+        else:
+            np.save(root / "shards" / f"train-{k:05d}.npy", images[start:start + shard_size])
         rows += [("train", k, o, int(labels[start + o]), f"n{labels[start + o]:08d}", f"img{start + o}.JPEG")
                  for o in range(len(images[start:start + shard_size]))]
     pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(root / "index.csv", index=False)
@@ -31,7 +35,8 @@ def write_store(root, images: np.ndarray, labels: np.ndarray, shard_size: int = 
     pd.DataFrame({"label": range(len(classes)), "wnid": [f"n{c:08d}" for c in classes], "name": "x"}).to_csv(
         root / "classes.csv", index=False)
     (root / "meta.json").write_text(json.dumps({"size": S, "source": "test", "eval_split": "train",
-                                                "splits": {"train": len(images)}, "num_classes": len(classes)}))
+                                                "splits": {"train": len(images)}, "num_classes": len(classes),
+                                                "format": fmt}))
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +227,80 @@ def test_reader_errors_reach_the_consumer_and_threads_end(store):
     next(it)
     it.close()
     assert threading.active_count() == before
+
+
+@pytest.fixture(scope="module")
+def jpeg_stores(store, tmp_path_factory):
+    """The same images as a jpeg store and as an npy store of what the JPEGs decode to."""
+    _, images, labels, stats = store
+    decoded = np.stack([pil_decode(jpeg(x)) for x in images])
+    assert not np.array_equal(decoded, images)  # lossy: the npy store below differs from `store`
+    roots = {fmt: tmp_path_factory.mktemp(fmt) for fmt in ("npy", "jpeg")}
+    write_store(roots["npy"], decoded, labels)
+    write_store(roots["jpeg"], images, labels, fmt="jpeg")
+    return {fmt: PreparedStore(root).split("train") for fmt, root in roots.items()}, stats
+
+
+@pytest.mark.parametrize("decode", ["auto", "cpu", "device"])
+@pytest.mark.parametrize("training", [True, False])
+def test_jpeg_store_gives_the_batches_of_its_decoded_images(jpeg_stores, decode, training):
+    """Decoded in the reader threads or by the caller ("device", here the CPU), training and
+    evaluation batches from a jpeg store equal those from an npy store of the decoded images."""
+    views, stats = jpeg_stores
+    common = dict(input_size=C, stats=stats, device="cpu", seed=5, workers=2)
+    common |= (dict(augment=AugmentConfig(), shuffle=True, drop_last=True) if training else
+               dict(augment=None, mean="image", shuffle=False, drop_last=False))
+    ref = list(BatchLoader(views["npy"], 8, **common).epoch(1))
+    loader = BatchLoader(views["jpeg"], 8, decode=decode, **common)
+    assert loader.decode == ("device" if decode == "device" else "cpu")  # auto: cpu on a CPU device
+    got = list(loader.epoch(1))
+    assert len(got) == len(ref) == (6 if training else 7)
+    for (x, y), (xr, yr) in zip(got, ref):
+        assert torch.equal(x, xr) and torch.equal(y, yr)
+
+
+def test_device_decoding_gathers_bytes_in_threads_and_decodes_in_the_caller(jpeg_stores, monkeypatch):
+    views, stats = jpeg_stores
+    view = views["jpeg"]
+    decoders = set()
+    real_decode = view.decode
+
+    def decode(idx, encoded, device):
+        decoders.add(threading.current_thread().name)
+        assert all(isinstance(e, torch.Tensor) and e.dim() == 1 for e in encoded)
+        return real_decode(idx, encoded, device)
+
+    def images(idx):
+        raise AssertionError("the reader threads decoded")
+
+    monkeypatch.setattr(view, "decode", decode)
+    monkeypatch.setattr(view, "images", images)
+    loader = BatchLoader(view, 8, input_size=C, stats=stats, augment=AugmentConfig(), device="cpu", seed=0,
+                         shuffle=True, drop_last=True, decode="device", workers=2)
+    assert len(list(loader.epoch(0))) == 6
+    assert decoders == {threading.current_thread().name}
+
+
+def test_decode_choice_is_checked(store, jpeg_stores):
+    with pytest.raises(ConfigError, match="decode: expected 'auto', 'cpu' or 'device', got 'gpu'"):
+        make(store, 8, decode="gpu")
+    with pytest.raises(ConfigError, match="needs a jpeg store"):
+        make(store, 8, decode="device")
+    assert make(store, 8).decode == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_decodes_jpeg_on_the_device(jpeg_stores):
+    """nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or two: close, not equal."""
+    views, stats = jpeg_stores
+    common = dict(input_size=C, stats=stats, seed=5, augment=AugmentConfig(), shuffle=True, drop_last=True)
+    cpu = list(BatchLoader(views["npy"], 8, device="cpu", **common).epoch(0))
+    loader = BatchLoader(views["jpeg"], 8, device="cuda", **common)
+    assert loader.decode == "device"
+    for (x, y), (xg, yg) in zip(cpu, loader.epoch(0)):
+        assert xg.device.type == "cuda" and torch.equal(yg.cpu(), y)
+        assert (xg.cpu() - x).abs().max() <= 4
 
 
 @pytest.mark.gpu
