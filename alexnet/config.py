@@ -82,8 +82,8 @@ class PrepareConfig:
     workers: int = 0  # 0 = all cores
     draft: bool = True  # let Pillow decode JPEGs already downscaled in the DCT domain
     # npy: raw uint8 shards read through memory maps (196 kB per 256x256 image); jpeg: each image
-    # stored as a 4:4:4 JPEG of jpeg_quality (~38 kB, 41.6 dB PSNR at 95 on photos), decoded by
-    # the loader, on the GPU with CUDA (alexnet/prepare.py has the measurements).
+    # stored as a 4:4:4 JPEG of jpeg_quality (~36 kB, 41.9 dB PSNR at 95 on photos), decoded by
+    # the loader, on the GPU with CUDA (benchmarks/bench_jpeg.py measures the choice).
     format: Literal["npy", "jpeg"] = "npy"
     jpeg_quality: int = 95
 

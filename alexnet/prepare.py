@@ -12,7 +12,7 @@ or 1/8 inside the inverse DCT, never below the target size; a proper antialiased
 brings it to the exact size. Images are processed by a pool of worker processes over chunks of
 raw bytes streamed from the reader, in order, with a bounded number of chunks in flight, and the
 shards are written out as they fill, so memory stays flat however large the dataset. With format
-jpeg the workers also encode each crop, so only the ~38 kB JPEG travels back, not 196 kB of pixels.
+jpeg the workers also encode each crop, so only the ~36 kB JPEG travels back, not 196 kB of pixels.
 """
 
 from __future__ import annotations
@@ -50,13 +50,15 @@ CHUNK = 16
 CHUNKS_PER_WORKER = 4
 
 # Format jpeg: Pillow's encoder (libjpeg-turbo), no chroma subsampling, no Huffman optimisation.
-# Measured on 60 256x256 crops of three photos (2-core CPU, torchvision.io.decode_jpeg, 1 thread):
-#   4:4:4 q90 26.1 kB 38.2 dB 3,300 img/s | q95 37.8 kB 41.6 dB 2,700 img/s | q98 55.8 kB 46.3 dB
-#   4:2:0 q90 20.2 kB 35.4 dB 4,400 img/s | q95 29.0 kB 37.3 dB 3,600 img/s
+# Measured by benchmarks/bench_jpeg.py on 60 256x256 crops of three photos (decode: torchvision's
+# decode_jpeg on one core of the 2-core CI machine; PSNR against the uint8 image):
+#   4:4:4 q90 24.9 kB 38.5 dB 3,350 img/s | q95 36.0 kB 41.9 dB 2,750 img/s | q98 53.1 kB 46.6 dB
+#   4:2:0 q90 19.3 kB 35.8 dB 4,400 img/s | q95 27.8 kB 37.7 dB 3,600 img/s
 # 4:2:0 halves the chroma resolution, which caps it near 38 dB on photos (28 dB on colour noise)
-# at any quality, and the PCA colour augmentation is about colour; at equal bytes 4:4:4 q90 beats
-# 4:2:0 q95. optimize=True saves 4% of the bytes for a 2.7x slower encode. Pillow encodes 4:2:0
-# bytes identical to torchvision.io.encode_jpeg's at 1.5x its speed, and only Pillow offers 4:4:4.
+# at any quality, and the PCA colour augmentation is about colour; at fewer bytes 4:4:4 q90 beats
+# 4:2:0 q95. Quality 95 (error 2 levels RMS) still decodes at ~44,000 img/s on 16 cores, 3x the
+# 15,000 img/s training target. optimize=True saves 4% of the bytes for a 2.7x slower encode.
+# Pillow's 4:2:0 bytes equal torchvision.io.encode_jpeg's, at 1.2x its speed; only Pillow does 4:4:4.
 JPEG_SUBSAMPLING = 0  # Pillow's code for 4:4:4
 
 _ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # reprs like <_io.BytesIO object at 0x7f..>

@@ -4,7 +4,7 @@
 # a script takes it by running that script directly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for b in prepare stats input train eval; do
+for b in prepare jpeg stats input train eval; do
   echo "=== benchmarks/bench_$b.py"
   python "benchmarks/bench_$b.py"
 done

@@ -113,7 +113,7 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     tiny = yaml.safe_load((root / "params.yaml").read_text())
     load_params(root / "configs" / "ilsvrc2012.yaml")  # valid as it stands
     differ = {f"{s}.{k}" for s in tiny for k in tiny[s] if paper[s][k] != tiny[s][k]}
-    # prepare.format is a storage choice, not a paper value: JPEG shards (~48 GB for ILSVRC-2012's
+    # prepare.format is a storage choice, not a paper value: JPEG shards (~46 GB for ILSVRC-2012's
     # train set) fit a GPU machine's page cache, raw uint8 ones (252 GB) do not.
     assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
                       "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset",

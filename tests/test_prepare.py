@@ -273,7 +273,7 @@ def test_jpeg_store_layout_and_round_trip(tmp_path):
 def test_jpeg_store_is_close_to_the_npy_store(tmp_path):
     """38 dB PSNR is an RMS error of 3.2 levels, under the ~7 levels by which the paper's PCA colour
     augmentation shifts a whole ImageNet image (AugmentConfig), so storage noise stays below the
-    augmentation's own. Quality 95 measured 41.6 dB on photos (alexnet/prepare.py), 40.5 dB on
+    augmentation's own. Quality 95 measured 41.9 dB on photos (benchmarks/bench_jpeg.py), 40.5 dB on
     these small noisy images; quality 50 falls below 34 dB here, so the threshold can fail."""
     from alexnet.store import PreparedStore
 
