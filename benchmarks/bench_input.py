@@ -3,17 +3,24 @@
     python benchmarks/bench_input.py                      # about a minute on a 2-core CPU
     python benchmarks/bench_input.py --images 4096 --repeat 7 --device cuda
 
-Builds, in a temp folder, the same --images 256x256 photo-like images twice: as a prepared store
-(uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
-alexnet.store) and as an ImageFolder of JPEG files (quality 90). Then times full training epochs
-(batch 128, one warm-up round, median of --repeat; the pipelines take turns epoch by epoch so
-that they share the same background load) of:
+Builds, in a temp folder, the same --images 256x256 photo-like images three times: as a prepared
+store (uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
+alexnet.store), as a prepared store of format jpeg (4:4:4 JPEGs of quality --jpeg-quality, encoded
+as prepare encodes them) and as an ImageFolder of JPEG files (quality 90). Then times full
+training epochs (batch 128, one warm-up round, median of --repeat; the pipelines take turns epoch
+by epoch so that they share the same background load) of:
   - ours: alexnet.loader.BatchLoader with the paper's augmentation (random 224 crops, flips, PCA
     lighting, mean-image subtraction), batches float32 on --device, with 1 thread and one per core;
+  - ours on the jpeg store: decoded by the reader threads (decode="cpu", 1 thread and one per
+    core), and decoded batch by batch by the caller on --device (decode="device": nvJPEG on CUDA,
+    libjpeg-turbo on a CPU, where only the byte gathering overlaps);
+  - decode only: torchvision.io.decode_jpeg over the jpeg store's bytes on one thread, the cost
+    per image that N cores divide;
   - torchvision: ImageFolder + RandomCrop(224) + RandomHorizontalFlip + ToTensor + Normalize +
     DataLoader (shuffle, pin_memory on CUDA), batches moved to --device, with one worker process
     per core (--baseline-workers to try others).
-The best of ours is compared with the best baseline. Prints a table with the ratios and writes
+The best of ours on the npy store is compared with the best baseline (the jpeg rows and the
+store's bytes per image are listed beside it). Prints a table with the ratios and writes
 benchmarks/results/bench_input.json. Beside images/s it reports CPU milliseconds per image (this
 process, its threads and its worker processes), which stays meaningful when other jobs share
 the cores.
@@ -37,11 +44,13 @@ import torch
 import torchvision
 from PIL import Image
 from torchvision import transforms
+from torchvision.io import decode_jpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexnet.config import AugmentConfig  # noqa: E402
 from alexnet.loader import BatchLoader  # noqa: E402
+from alexnet.prepare import encode_jpeg  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
 
 SIZE, CROP, BATCH, CLASSES = 256, 224, 128, 10
@@ -62,19 +71,31 @@ def make_images(n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_prepared(root: Path, images: np.ndarray, labels: np.ndarray, shard_size: int = 1024) -> None:
+def write_prepared(root: Path, images: np.ndarray, labels: np.ndarray, shard_size: int = 1024,
+                   fmt: str = "npy", quality: int = 95) -> None:
     (root / "shards").mkdir(parents=True)
     rows = []
     for k, start in enumerate(range(0, len(images), shard_size)):
         part = images[start:start + shard_size]
-        np.save(root / "shards" / f"train-{k:05d}.npy", part)
+        if fmt == "jpeg":
+            encoded = [encode_jpeg(image, quality) for image in part]
+            np.save(root / "shards" / f"train-{k:05d}.jpeg.npy", np.frombuffer(b"".join(encoded), np.uint8))
+            np.save(root / "shards" / f"train-{k:05d}.offsets.npy", np.cumsum([0] + [len(e) for e in encoded]))
+        else:
+            np.save(root / "shards" / f"train-{k:05d}.npy", part)
         rows += [("train", k, o, int(labels[start + o]), f"n{labels[start + o]:08d}", f"{start + o}.JPEG")
                  for o in range(len(part))]
     pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(root / "index.csv", index=False)
     pd.DataFrame({"label": range(CLASSES), "wnid": [f"n{c:08d}" for c in range(CLASSES)],
                   "name": [f"class {c}" for c in range(CLASSES)]}).to_csv(root / "classes.csv", index=False)
     (root / "meta.json").write_text(json.dumps({"size": SIZE, "source": "bench", "eval_split": "train",
-                                                "splits": {"train": len(images)}, "num_classes": CLASSES}))
+                                                "splits": {"train": len(images)}, "num_classes": CLASSES,
+                                                "format": fmt}))
+
+
+def stored_bytes_per_image(folder: Path, n: int) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix != ".csv"
+               and f.name != "meta.json") / n
 
 
 def write_jpegs(root: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -131,16 +152,27 @@ def time_interleaved(runs: dict, repeat: int, device: torch.device) -> dict[str,
     return result
 
 
-def ours_pipeline(view, stats, device: torch.device, workers: int):
+def ours_pipeline(view, stats, device: torch.device, workers: int, decode: str = "auto"):
     """One epoch of our loader per call; returns the images delivered."""
     loader = BatchLoader(view, BATCH, input_size=CROP, stats=stats, augment=AugmentConfig(), device=device,
-                         seed=0, shuffle=True, drop_last=True, workers=workers)
+                         seed=0, shuffle=True, drop_last=True, workers=workers, decode=decode)
 
     def run(epoch: int) -> int:
         n = 0
         for x, y in loader.epoch(epoch):
             n += len(y)
         return n
+    return run
+
+
+def decode_only(view):
+    """torchvision.io.decode_jpeg over every image of a jpeg store, on this one thread."""
+    encoded = view.encoded(np.arange(len(view)))
+
+    def run(epoch: int) -> int:
+        for jpeg in encoded:
+            decode_jpeg(jpeg)
+        return len(encoded)
     return run
 
 
@@ -170,6 +202,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="our loader threads (0: try 1 and one per core)")
     p.add_argument("--baseline-workers", type=int, nargs="*", default=None,
                    help="DataLoader worker counts to try (default: one per core; 0 is very slow here)")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="quality of the jpeg store (prepare.jpeg_quality)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     if args.images < BATCH:
@@ -179,27 +212,45 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
         tmp = Path(tmp)
-        print(f"building {args.images} images as a prepared store and as JPEG files in {tmp} ...", flush=True)
+        print(f"building {args.images} images as prepared stores (npy, jpeg) and as JPEG files in {tmp} ...",
+              flush=True)
         images = make_images(args.images)
         labels = np.arange(args.images) % CLASSES
         write_prepared(tmp / "prepared", images, labels)
+        write_prepared(tmp / "prepared_jpeg", images, labels, fmt="jpeg", quality=args.jpeg_quality)
         write_jpegs(tmp / "jpeg", images, labels)
         jpeg_bytes = sum(f.stat().st_size for f in (tmp / "jpeg").rglob("*.JPEG"))
+        stored = {"npy": stored_bytes_per_image(tmp / "prepared", args.images),
+                  "jpeg": stored_bytes_per_image(tmp / "prepared_jpeg", args.images), "files": jpeg_bytes / args.images}
         stats = stats_of(images)
         del images
         view = PreparedStore(tmp / "prepared").split("train")
+        jpeg_view = PreparedStore(tmp / "prepared_jpeg").split("train")
 
         runs, names = {}, {}
-        for workers in ([args.workers] if args.workers else sorted({1, cores})):
+        thread_counts = [args.workers] if args.workers else sorted({1, cores})
+        for workers in thread_counts:
             key = f"ours_threads{workers}"
             runs[key] = ours_pipeline(view, stats, device, workers)
-            names[key] = (f"ours: prepared store + BatchLoader, full augmentation ({workers} threads)", workers)
+            names[key] = (f"ours: prepared store + BatchLoader, full augmentation ({workers} threads)", workers, "npy")
+        for workers in thread_counts:
+            key = f"jpeg_cpu_threads{workers}"
+            runs[key] = ours_pipeline(jpeg_view, stats, device, workers, decode="cpu")
+            names[key] = (f"ours, jpeg store, decoded by the reader threads ({workers} threads)", workers, "jpeg")
+        key = f"jpeg_device_threads{thread_counts[-1]}"
+        runs[key] = ours_pipeline(jpeg_view, stats, device, thread_counts[-1], decode="device")
+        names[key] = (f"ours, jpeg store, decoded by the caller on {device} ({thread_counts[-1]} threads gather)",
+                      thread_counts[-1], "jpeg")
+        runs["decode_only"] = decode_only(jpeg_view)
+        names["decode_only"] = ("decode only: torchvision decode_jpeg of the jpeg store (1 thread)", 1, "jpeg")
         for workers in args.baseline_workers or [cores]:
             key = f"torchvision_workers{workers}"
             runs[key] = torchvision_pipeline(tmp / "jpeg", device, workers)
-            names[key] = (f"torchvision: ImageFolder JPEG + transforms + DataLoader ({workers} workers)", workers)
+            names[key] = (f"torchvision: ImageFolder JPEG + transforms + DataLoader ({workers} workers)", workers,
+                          "files")
         timed = time_interleaved(runs, args.repeat, device)
-        rows = [{"pipeline": names[key][0], "key": key, "workers": names[key][1], **timed[key]} for key in runs]
+        rows = [{"pipeline": names[key][0], "key": key, "workers": names[key][1],
+                 "bytes_per_image": stored[names[key][2]], **timed[key]} for key in runs]
         del runs  # ends the DataLoader workers before the temp folder goes
 
     for r in rows:
@@ -208,6 +259,7 @@ def main() -> None:
         r["cpu_ms_per_image"] = 1000 * statistics.median(r["cpu_seconds"]) / r["images"]
     best = max((r for r in rows if r["key"].startswith("ours")), key=lambda r: r["images_per_second"])
     ours = best["images_per_second"]
+    best_jpeg = max((r for r in rows if r["key"].startswith("jpeg")), key=lambda r: r["images_per_second"])
     baseline = max((r for r in rows if r["key"].startswith("torchvision")), key=lambda r: r["images_per_second"])
     for r in rows:
         r["ratio_vs_baseline"] = r["images_per_second"] / baseline["images_per_second"]
@@ -215,13 +267,15 @@ def main() -> None:
 
     print(f"\ninput pipeline, {device}, {args.images} images of {SIZE}x{SIZE} -> batches of {BATCH}x3x{CROP}x{CROP}, "
           f"median of {args.repeat} epochs")
-    print(f"{'pipeline':<80} {'images/s':>9} {'ratio':>7} {'CPU ms/img':>11} {'ratio':>7}")
+    print(f"{'pipeline':<80} {'images/s':>9} {'ratio':>7} {'CPU ms/img':>11} {'ratio':>7} {'kB/img':>7}")
     for r in rows:
         print(f"{r['pipeline']:<80} {r['images_per_second']:>9.0f} {r['ratio_vs_baseline']:>6.2f}x "
-              f"{r['cpu_ms_per_image']:>11.2f} {r['cpu_ratio_vs_baseline']:>6.2f}x")
+              f"{r['cpu_ms_per_image']:>11.2f} {r['cpu_ratio_vs_baseline']:>6.2f}x {r['bytes_per_image'] / 1000:>7.1f}")
     print(f"\nbest of ours / best torchvision baseline: {ours / baseline['images_per_second']:.1f}x images/s "
           f"(target >= 5x), {baseline['cpu_ms_per_image'] / best['cpu_ms_per_image']:.1f}x less CPU time per image; "
           f"load average {os.getloadavg()[0]:.1f} on {cores} cores")
+    print(f"jpeg store (quality {args.jpeg_quality}, 4:4:4): best {best_jpeg['images_per_second'] / ours:.2f}x the npy "
+          f"store's images/s at {stored['npy'] / stored['jpeg']:.1f}x fewer bytes per image")
 
     result = {
         "benchmark": "input_pipeline",
@@ -232,12 +286,16 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__},
         "images": args.images, "image_size": SIZE, "crop": CROP, "batch_size": BATCH, "repeat": args.repeat,
         "jpeg_mean_bytes": jpeg_bytes / args.images,
+        "jpeg_quality": args.jpeg_quality,
+        "store_bytes_per_image": {"npy": stored["npy"], "jpeg": stored["jpeg"]},
         "rows": rows,
         "ours": best["key"],
         "baseline": baseline["key"],
         "load_average_1min_at_end": os.getloadavg()[0],
         "speedup_vs_baseline": ours / baseline["images_per_second"],
         "cpu_time_ratio_vs_baseline": baseline["cpu_ms_per_image"] / best["cpu_ms_per_image"],
+        "jpeg_best": best_jpeg["key"],
+        "jpeg_speedup_vs_baseline": best_jpeg["images_per_second"] / baseline["images_per_second"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".json.tmp")

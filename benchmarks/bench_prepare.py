@@ -9,8 +9,10 @@ in a temp folder, then times, on the same files, the median of --repeat runs of:
     resize the shorter side to 256 (bilinear, antialiased), centre crop, save one file per image;
   - ours (1 worker), without and with JPEG draft mode: alexnet.prepare.write_store, i.e. decode,
     resize, crop, and write the shards, index and metadata of the prepared store;
+  - ours, format jpeg (1 worker): the same, each crop also encoded (4:4:4, quality 95);
   - ours with 1 .. all cores (scaling).
-Prints a table with the ratios and writes benchmarks/results/bench_prepare.json. Images per
+Prints a table with the ratios and the bytes stored per image, and writes
+benchmarks/results/bench_prepare.json. Images per
 CPU-second (this process and its workers) are listed too: on a machine shared with other jobs
 the wall-clock scaling says little, the CPU cost per image still holds.
 """
@@ -145,25 +147,29 @@ def main() -> None:
         for p in files:  # warm the page cache so every method reads from memory
             p.read_bytes()
 
-        def ours(workers: int, draft: bool):
-            cfg = PrepareConfig(size=args.size, shard_size=1024, workers=workers, draft=draft)
+        def ours(workers: int, draft: bool, fmt: str = "npy"):
+            cfg = PrepareConfig(size=args.size, shard_size=1024, workers=workers, draft=draft, format=fmt)
             return lambda: write_store(raw, tmp / "store", cfg, source="bench", progress=False)
 
+        # name: (run, workers, the folder whose files it writes)
         methods: dict[str, tuple] = {
-            "pillow->jpeg (1 core)": (lambda: pillow_baseline(files, tmp / "pj", "jpeg", args.size), 1),
-            "pillow->png (1 core)": (lambda: pillow_baseline(files, tmp / "pp", "png", args.size), 1),
-            "ours, no draft (1 worker)": (ours(1, False), 1),
+            "pillow->jpeg (1 core)": (lambda: pillow_baseline(files, tmp / "pj", "jpeg", args.size), 1, tmp / "pj"),
+            "pillow->png (1 core)": (lambda: pillow_baseline(files, tmp / "pp", "png", args.size), 1, tmp / "pp"),
+            "ours, no draft (1 worker)": (ours(1, False), 1, tmp / "store" / "shards"),
+            "ours, format jpeg (1 worker)": (ours(1, True, "jpeg"), 1, tmp / "store" / "shards"),
         }
         cores = resolve_workers(0)
         for w in sorted({1, *range(2, cores + 1, max(1, cores // 4)), cores}):
-            methods[f"ours ({w} worker{'s' * (w > 1)})"] = (ours(w, True), w)
+            methods[f"ours ({w} worker{'s' * (w > 1)})"] = (ours(w, True), w, tmp / "store" / "shards")
 
         rows = {}
-        for name, (fn, workers) in methods.items():
+        for name, (fn, workers, written) in methods.items():
             times, cpus = timed(fn, args.repeat)
             med, cpu = statistics.median(times), statistics.median(cpus)
+            stored = sum(p.stat().st_size for p in written.iterdir()) / len(files)
             rows[name] = {"workers": workers, "seconds": times, "cpu_seconds": cpus, "median_s": med,
-                          "images_per_second": len(files) / med, "images_per_cpu_second": len(files) / cpu}
+                          "images_per_second": len(files) / med, "images_per_cpu_second": len(files) / cpu,
+                          "bytes_per_image": stored}
             print(f"  {name:<28} {len(files) / med:8.1f} img/s", file=sys.stderr)
 
         base = rows["pillow->jpeg (1 core)"]["images_per_second"]
@@ -178,10 +184,11 @@ def main() -> None:
         print(f"\nprepare: {len(files)} JPEGs, mean {mpix:.2f} MP, {mbytes * 1000:.0f} kB, -> {args.size}x{args.size}; "
               f"median of {args.repeat}; {m['cpu']}, {m['cores']} cores, load {m['load_avg_1min']:.1f}")
         print(f"{'method':<28} {'img/s':>8} {'vs pillow->jpeg':>16} {'vs pillow->png':>15} {'vs ours x1':>11}"
-              f" {'img/cpu-s':>10}")
+              f" {'img/cpu-s':>10} {'kB/img':>7}")
         for name, r in rows.items():
             print(f"{name:<28} {r['images_per_second']:8.1f} {r['vs_pillow_jpeg']:15.2f}x "
-                  f"{r['vs_pillow_png']:14.2f}x {r['vs_ours_1_worker']:10.2f}x {r['images_per_cpu_second']:10.1f}")
+                  f"{r['vs_pillow_png']:14.2f}x {r['vs_ours_1_worker']:10.2f}x {r['images_per_cpu_second']:10.1f}"
+                  f" {r['bytes_per_image'] / 1000:7.1f}")
 
         result = {"benchmark": "prepare", "command": "python benchmarks/bench_prepare.py " + " ".join(sys.argv[1:]),
                   "machine": m, "images": len(files), "mean_megapixels": mpix, "mean_jpeg_kb": mbytes * 1000,
