@@ -51,13 +51,14 @@ CHUNKS_PER_WORKER = 4
 
 # Format jpeg: Pillow's encoder (libjpeg-turbo), no chroma subsampling, no Huffman optimisation.
 # Measured by benchmarks/bench_jpeg.py on 60 256x256 crops of three photos (decode: torchvision's
-# decode_jpeg on one core of the 2-core CI machine; PSNR against the uint8 image):
+# decode_jpeg on one core of a 2-core AMD EPYC; PSNR against the uint8 image):
 #   4:4:4 q90 24.9 kB 38.5 dB 3,350 img/s | q95 36.0 kB 41.9 dB 2,750 img/s | q98 53.1 kB 46.6 dB
 #   4:2:0 q90 19.3 kB 35.8 dB 4,400 img/s | q95 27.8 kB 37.7 dB 3,600 img/s
 # 4:2:0 halves the chroma resolution, which caps it near 38 dB on photos (28 dB on colour noise)
 # at any quality, and the PCA colour augmentation is about colour; at fewer bytes 4:4:4 q90 beats
-# 4:2:0 q95. Quality 95 (error 2 levels RMS) still decodes at ~44,000 img/s on 16 cores, 3x the
-# 15,000 img/s training target. optimize=True saves 4% of the bytes for a 2.7x slower encode.
+# 4:2:0 q95. Quality 95 (error 2 levels RMS) still decodes 2,750 img/s per core, ~44,000 img/s
+# projected on 16 cores: 3x the 15,000 img/s training target. optimize=True saves 4% of the bytes
+# for a 2.7x slower encode.
 # Pillow's 4:2:0 bytes equal torchvision.io.encode_jpeg's, at 1.2x its speed; only Pillow does 4:4:4.
 JPEG_SUBSAMPLING = 0  # Pillow's code for 4:4:4
 
