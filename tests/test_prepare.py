@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from alexnet import prepare as P
 from alexnet.cli import PipelineError
@@ -253,6 +253,7 @@ def test_jpeg_store_layout_and_round_trip(tmp_path):
     assert sorted(p.name for p in (root / "shards").iterdir()) == sorted(
         f"{s}-{k:05d}.{kind}.npy" for s, n in (("train", 3), ("val", 2)) for k in range(n) for kind in ("jpeg", "offsets"))
     store = PreparedStore(root)
+    quality95 = Image.open(io.BytesIO(encode(photo(16, 16, seed=0), quality=95))).quantization
     for row in read_csv(root / "index.csv"):
         stem = f"{row['split']}-{int(row['shard']):05d}"
         data, offsets = np.load(root / "shards" / f"{stem}.jpeg.npy"), np.load(root / "shards" / f"{stem}.offsets.npy")
@@ -266,6 +267,8 @@ def test_jpeg_store_layout_and_round_trip(tmp_path):
         i = view.sources.index(row["source"])
         decoded = np.asarray(Image.open(io.BytesIO(stored)))
         assert decoded.shape == (SIZE, SIZE, 3)
+        assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(stored))) == 0  # 4:4:4, no chroma subsampling
+        assert Image.open(io.BytesIO(stored)).quantization == quality95  # prepare.jpeg_quality's default
         np.testing.assert_array_equal(view.images([i])[0], decoded)  # the store decodes as Pillow does
     assert m["format"] == "jpeg" and 0 < m["bytes_per_image"] < SIZE * SIZE * 3 / 2
 
