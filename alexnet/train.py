@@ -225,14 +225,24 @@ class _Shard:
 
     def __init__(self, view: Any, rank: int, world_size: int):
         self.view = view
+        self.format = view.format  # a jpeg store's batches are decoded on the GPU too
         self.indices = np.array_split(np.arange(len(view), dtype=np.int64), world_size)[rank]
         self.labels = np.asarray(view.labels)[self.indices]
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def _in_view(self, indices: Any) -> np.ndarray:
+        return self.indices[np.asarray(indices, dtype=np.int64)]
+
     def images(self, indices: Any) -> np.ndarray:
-        return self.view.images(self.indices[np.asarray(indices, dtype=np.int64)])
+        return self.view.images(self._in_view(indices))
+
+    def encoded(self, indices: Any) -> list[torch.Tensor]:
+        return self.view.encoded(self._in_view(indices))
+
+    def decode(self, indices: Any, encoded: list[torch.Tensor], device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.view.decode(self._in_view(indices), encoded, device)
 
 
 def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
