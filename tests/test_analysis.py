@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from stage_helpers import run_stage
 
 from alexnet import retrieval
 from alexnet.analysis import kernel_grid
@@ -235,8 +236,6 @@ def write_prepared(root, train: np.ndarray, train_labels: np.ndarray, val: np.nd
 def test_analyze_stage_end_to_end(tmp_path):
     """stages/analyze.py over files as the earlier stages write them: store, stats, model, probs."""
     import json
-    import subprocess
-    import sys
     from pathlib import Path
 
     from alexnet.analysis import analyze
@@ -259,12 +258,9 @@ def test_analyze_stage_end_to_end(tmp_path):
     (tmp_path / "params.yaml").write_text(
         "model: {width: 0.05}\ntrain: {seeds: [7]}\nprepare: {size: 228}\n"
         "analyze: {queries: 2, neighbours: 3, top5_images: 2, precision_k: [1, 3], code_bits: 8, tsne_points: 10}\n")
-    root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, str(root / "stages" / "analyze.py"), "--params", str(tmp_path / "params.yaml"),
-           "--prepared", str(tmp_path / "prepared"), "--stats", str(tmp_path / "stats"),
-           "--models", str(tmp_path / "models"), "--eval", str(tmp_path / "eval"),
-           "--out", str(tmp_path / "figures"), "--metrics", str(tmp_path / "metrics" / "analyze.json")]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    done = run_stage("analyze", "--params", "params.yaml", "--prepared", "prepared", "--stats", "stats",
+                     "--models", "models", "--eval", "eval", "--out", "figures", "--metrics", "metrics/analyze.json",
+                     cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     m = json.loads((tmp_path / "metrics" / "analyze.json").read_text())
     assert m["model_seed"] == 7 and m["train_images"] == 24 and m["query_images"] == 12

@@ -19,7 +19,8 @@ import torch
 
 from alexnet.model import build_model
 from alexnet.train import stream_seed
-from test_train import REPO, final_state, make_data, run_train, stage_cmd, tiny_params, write_params
+from stage_helpers import REPO
+from test_train import final_state, make_data, run_train, stage_cmd, tiny_params, write_params
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
+from stage_helpers import assert_clear_error, run_stage
 from torchvision.transforms import v2
 
 from alexnet import evaluate as ev
@@ -407,14 +408,7 @@ def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
 
 @pytest.mark.slow  # a fresh interpreter importing torch: several seconds on a loaded 2-core machine
 def test_stage_script_reports_a_missing_store_clearly(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "stages" / "evaluate.py"
     (tmp_path / "params.yaml").write_text("evaluate:\n  batch_size: 4\n")
-    out = subprocess.run([sys.executable, str(script), "--params", "params.yaml", "--prepared", "nothing",
-                          "--stats", "s", "--models", "m", "--out", "e", "--metrics", "m.json"],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 2 and "prepared store nothing not found" in out.stderr
-    assert "Traceback" not in out.stderr
+    out = run_stage("evaluate", "--params", "params.yaml", "--prepared", "nothing", "--stats", "s", "--models", "m",
+                    "--out", "e", "--metrics", "m.json", cwd=tmp_path)
+    assert_clear_error(out, "prepared store nothing not found")

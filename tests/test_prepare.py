@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
+from stage_helpers import assert_clear_error, run_stage
 
 from alexnet import prepare as P
 from alexnet.cli import PipelineError
@@ -366,16 +367,10 @@ def test_chunks():
 
 def test_stage_script_reports_a_clear_error(tmp_path):
     """The stage as dvc.yaml runs it: a missing input is one line on stderr and exit status 2."""
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
     (tmp_path / "params.yaml").write_text("prepare:\n  size: 256\n")
-    r = subprocess.run([sys.executable, str(root / "stages" / "prepare.py"), "--params", str(tmp_path / "params.yaml"),
-                        "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "prep"),
-                        "--metrics", str(tmp_path / "m.json")], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith("error: ") and "manifest.json not found" in r.stderr and "Traceback" not in r.stderr
+    r = run_stage("prepare", "--params", "params.yaml", "--raw", "raw", "--out", "prep", "--metrics", "m.json",
+                  cwd=tmp_path)
+    assert_clear_error(r, "manifest.json not found")
     assert not (tmp_path / "prep").exists() and not (tmp_path / "m.json").exists()
 
 

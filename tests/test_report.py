@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from stage_helpers import run_stage
 
 from alexnet import paper
 from alexnet.analysis import FIGURES
@@ -203,18 +204,13 @@ def test_md_table_and_html_render_align_numbers(tmp_path):
 
 @pytest.mark.slow  # a subprocess that imports torch
 def test_report_stage_command_line(tmp_path):
-    import subprocess
-    import sys
-
     src = make_run(tmp_path)
     (tmp_path / "params.yaml").write_text("train: {seeds: [0, 1]}\nmodel: {width: 0.05}\n")
     out = tmp_path / "reports"
-    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "stages" / "report.py"),
-           "--params", str(tmp_path / "params.yaml"), "--metrics", str(src.metrics), "--tables", str(src.tables),
-           "--figures", str(src.figures), "--live", str(src.live), "--models", str(src.models),
-           "--lock", str(tmp_path / "no.lock"), "--curves", str(out / "training_curves.png"),
-           "--out", str(out / "report.html"), "--markdown", str(out / "report.md")]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    done = run_stage("report", "--params", "params.yaml", "--metrics", src.metrics, "--tables", src.tables,
+                     "--figures", src.figures, "--live", src.live, "--models", src.models, "--lock", "no.lock",
+                     "--curves", out / "training_curves.png", "--out", out / "report.html",
+                     "--markdown", out / "report.md", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
     assert TINY_BANNER in md and "data/raw md5 (dvc.lock) | not in dvc.lock" in md

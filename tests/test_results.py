@@ -4,19 +4,16 @@ the data they were measured on, "not run" rows, and the three renderings."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from stage_helpers import run_stage
 
 from alexnet import paper
 from alexnet import results as rs
 from alexnet.cli import PipelineError
 from alexnet.config import params_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _evaluation(split="val", dataset="ilsvrc2012", nets=2, images=50000, **extra):
@@ -163,9 +160,6 @@ def test_stage_script_runs(tmp_path):
     ev_path = tmp_path / "evaluate.json"
     ev_path.write_text(json.dumps(_evaluation()))
     (tmp_path / "params.yaml").write_text("train:\n  seeds: [0, 1]\n")
-    out = subprocess.run([sys.executable, str(ROOT / "stages" / "results.py"),
-                          "--params", str(tmp_path / "params.yaml"), "--evaluation", str(ev_path),
-                          "--out", str(tmp_path / "tables")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--out", "tables", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "40.7" in out.stdout and (tmp_path / "tables" / "table2.tex").is_file()

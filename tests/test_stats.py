@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from stage_helpers import assert_clear_error, run_stage
 from test_store import make_store
 
 from alexnet import stats as st
@@ -160,15 +161,8 @@ def test_errors(tmp_path):
 
 def test_stage_script_reports_a_clear_error(tmp_path):
     """The stage as dvc.yaml runs it: a missing store is one line on stderr and exit status 2."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     (tmp_path / "params.yaml").write_text("stats:\n  workers: 1\n")
-    r = subprocess.run([sys.executable, str(root / "stages" / "stats.py"), "--params", str(tmp_path / "params.yaml"),
-                        "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "stats"),
-                        "--metrics", str(tmp_path / "m.json")], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith("error: ") and "prepare stage" in r.stderr and "Traceback" not in r.stderr
+    r = run_stage("stats", "--params", "params.yaml", "--prepared", "prep", "--out", "stats", "--metrics", "m.json",
+                  cwd=tmp_path)
+    assert_clear_error(r, "prepare stage")
     assert not (tmp_path / "stats").exists()

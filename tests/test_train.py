@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from stage_helpers import assert_clear_error, run_stage, stage_command
 
 from alexnet.cli import PipelineError
 from alexnet.config import Params, TrainConfig, params_from_dict, to_dict
 from alexnet.optim import PaperSGD, Schedule, build_optimizer, set_lr
 
-REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------- the optimizer
 
@@ -417,17 +416,14 @@ def test_guard_names_epoch_step_and_last_good_checkpoint(tmp_path: Path, referen
 @pytest.mark.slow
 def test_guard_in_the_stage_exits_with_one_line(tmp_path: Path, data: tuple[Path, Path]):
     params = write_params(tmp_path / "params.yaml", tiny_params(epochs=1, max_loss=0.01))
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), *stage_cmd(tmp_path, data, params, "s")],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "error: training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    assert_clear_error(run_stage("train", *stage_cmd(tmp_path, data, params, "s"), cwd=tmp_path), "training diverged")
 
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_is_bit_identical(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
     """The stage killed (SIGKILL) once its first checkpoint exists, then rerun, as `dvc repro` would."""
     params = write_params(tmp_path / "params.yaml", tiny_params())
-    cmd = [sys.executable, str(REPO / "stages" / "train.py"), *stage_cmd(tmp_path, data, params, "killed")]
+    cmd = stage_command("train", *stage_cmd(tmp_path, data, params, "killed"))
     ckpt = tmp_path / "killed" / "ckpt" / "last.pt"
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -436,7 +432,7 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path: Path, reference: Path, da
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert torch.load(ckpt, weights_only=True)["epoch"] < 3 and not (tmp_path / "killed" / "model").exists()
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    done = run_stage("train", *stage_cmd(tmp_path, data, params, "killed"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "killed")[0])
