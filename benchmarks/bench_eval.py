@@ -22,13 +22,11 @@ writes benchmarks/results/bench_eval.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,45 +36,16 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import ModelConfig  # noqa: E402
 from alexnet.evaluate import evaluate_net, ten_crop_input  # noqa: E402
 from alexnet.model import build_model, count_parameters  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
+from common import machine, timed, write_result, write_store  # noqa: E402
 
 SIZE, CROP, CLASSES = 256, 224, 1000
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_eval.json"
-
-
-def write_store(root: Path, images: np.ndarray) -> None:
-    """A prepared store holding `images` as its evaluation split ('val'), one shard."""
-    (root / "shards").mkdir(parents=True)
-    np.save(root / "shards" / "val-00000.npy", images)
-    labels = np.arange(len(images)) % CLASSES
-    pd.DataFrame({"split": "val", "shard": 0, "offset": np.arange(len(images)), "label": labels,
-                  "wnid": [f"n{c:08d}" for c in labels], "source": [f"{i}.JPEG" for i in range(len(images))]}
-                 ).to_csv(root / "index.csv", index=False)
-    pd.DataFrame({"label": range(CLASSES), "wnid": [f"n{c:08d}" for c in range(CLASSES)],
-                  "name": [f"class {c}" for c in range(CLASSES)]}).to_csv(root / "classes.csv", index=False)
-    (root / "meta.json").write_text(json.dumps({"size": SIZE, "source": "bench", "eval_split": "val",
-                                                "splits": {"val": len(images)}, "num_classes": CLASSES}))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def main() -> None:
@@ -99,7 +68,9 @@ def main() -> None:
     bs = args.batch_size
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_store(Path(tmp) / "prepared", images)
+        # the evaluation split ('val'), in one shard
+        write_store(Path(tmp) / "prepared", images, np.arange(len(images)) % CLASSES, shard_size=max(len(images), 1),
+                    split="val", num_classes=CLASSES)
         split = PreparedStore(Path(tmp) / "prepared").split("val")
 
         def ours() -> None:
@@ -133,9 +104,9 @@ def main() -> None:
         # warm-up: one batch of each (allocators, cuDNN/oneDNN kernel choice)
         with torch.inference_mode():
             model(patches[0])
-        runs = {"ours (evaluate_net)": timed(ours, device, args.repeat),
-                "bare forward": timed(bare, device, args.repeat),
-                "torchvision TenCrop": timed(tv, device, args.repeat)}
+        runs = {"ours (evaluate_net)": timed(ours, args.repeat, device)[0],
+                "bare forward": timed(bare, args.repeat, device)[0],
+                "torchvision TenCrop": timed(tv, args.repeat, device)[0]}
 
     rows = []
     for name, times in runs.items():
@@ -156,7 +127,8 @@ def main() -> None:
           "the torchvision TenCrop path")
 
     result = {
-        "benchmark": "ten-crop evaluation", "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
+        "benchmark": "ten-crop evaluation", "machine": machine(device),
+        "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
         "args": vars(args), "parameters": n_params, "device": device.type, "device_name": device_name,
         "cpu_count": os.cpu_count(), "load_average_1_5_15_min": os.getloadavg(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -165,9 +137,7 @@ def main() -> None:
         "ours_fraction_of_bare_forward": ours_ips / table.loc["bare forward", "images_per_s"],
         "ours_vs_torchvision": ours_ips / table.loc["torchvision TenCrop", "images_per_s"],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

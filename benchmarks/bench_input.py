@@ -29,29 +29,25 @@ the cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torchvision
 from PIL import Image
 from torchvision import transforms
 from torchvision.io import decode_jpeg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import AugmentConfig  # noqa: E402
 from alexnet.loader import BatchLoader  # noqa: E402
-from alexnet.prepare import encode_jpeg  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
+from common import machine, timed_once, write_result, write_store  # noqa: E402
 
 SIZE, CROP, BATCH, CLASSES = 256, 224, 128, 10
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_input.json"
@@ -69,28 +65,6 @@ def make_images(n: int, seed: int = 0) -> np.ndarray:
         img += rng.normal(0, 12, size=img.shape)
         out[i] = np.clip(img, 0, 255)
     return out
-
-
-def write_prepared(root: Path, images: np.ndarray, labels: np.ndarray, shard_size: int = 1024,
-                   fmt: str = "npy", quality: int = 95) -> None:
-    (root / "shards").mkdir(parents=True)
-    rows = []
-    for k, start in enumerate(range(0, len(images), shard_size)):
-        part = images[start:start + shard_size]
-        if fmt == "jpeg":
-            encoded = [encode_jpeg(image, quality) for image in part]
-            np.save(root / "shards" / f"train-{k:05d}.jpeg.npy", np.frombuffer(b"".join(encoded), np.uint8))
-            np.save(root / "shards" / f"train-{k:05d}.offsets.npy", np.cumsum([0] + [len(e) for e in encoded]))
-        else:
-            np.save(root / "shards" / f"train-{k:05d}.npy", part)
-        rows += [("train", k, o, int(labels[start + o]), f"n{labels[start + o]:08d}", f"{start + o}.JPEG")
-                 for o in range(len(part))]
-    pd.DataFrame(rows, columns=["split", "shard", "offset", "label", "wnid", "source"]).to_csv(root / "index.csv", index=False)
-    pd.DataFrame({"label": range(CLASSES), "wnid": [f"n{c:08d}" for c in range(CLASSES)],
-                  "name": [f"class {c}" for c in range(CLASSES)]}).to_csv(root / "classes.csv", index=False)
-    (root / "meta.json").write_text(json.dumps({"size": SIZE, "source": "bench", "eval_split": "train",
-                                                "splits": {"train": len(images)}, "num_classes": CLASSES,
-                                                "format": fmt}))
 
 
 def stored_bytes_per_image(folder: Path, n: int) -> float:
@@ -114,41 +88,16 @@ def stats_of(images: np.ndarray):
                                   eigvals=vals[order], eigvecs=vecs[:, order]))
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its children alive now (DataLoader workers), user + system.
-
-    On a shared, loaded machine wall-clock rates swing with the neighbours; CPU seconds per
-    image measure the work itself. psutil comes with dvc; without it only this process counts.
-    """
-    total = time.process_time()
-    try:
-        import psutil
-    except ImportError:
-        return total
-    for child in psutil.Process().children(recursive=True):
-        try:
-            t = child.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
-
-
 def time_interleaved(runs: dict, repeat: int, device: torch.device) -> dict[str, dict]:
     """Wall and CPU seconds per epoch of each pipeline, taking turns epoch by epoch so that all
     of them see the same background load; the first round (page cache, worker start) is a warm-up."""
     result = {key: {"seconds": [], "cpu_seconds": []} for key in runs}
     for r in range(repeat + 1):
         for key, run_epoch in runs.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            result[key]["images"] = run_epoch(r)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            result[key]["images"], wall, cpu = timed_once(lambda: run_epoch(r), device)
             if r:
-                result[key]["seconds"].append(time.perf_counter() - t0)
-                result[key]["cpu_seconds"].append(cpu_seconds() - c0)
+                result[key]["seconds"].append(wall)
+                result[key]["cpu_seconds"].append(cpu)
     return result
 
 
@@ -216,8 +165,9 @@ def main() -> None:
               flush=True)
         images = make_images(args.images)
         labels = np.arange(args.images) % CLASSES
-        write_prepared(tmp / "prepared", images, labels)
-        write_prepared(tmp / "prepared_jpeg", images, labels, fmt="jpeg", quality=args.jpeg_quality)
+        write_store(tmp / "prepared", images, labels, num_classes=CLASSES)
+        write_store(tmp / "prepared_jpeg", images, labels, num_classes=CLASSES, fmt="jpeg",
+                    jpeg_quality=args.jpeg_quality)
         write_jpegs(tmp / "jpeg", images, labels)
         jpeg_bytes = sum(f.stat().st_size for f in (tmp / "jpeg").rglob("*.JPEG"))
         stored = {"npy": stored_bytes_per_image(tmp / "prepared", args.images),
@@ -280,9 +230,7 @@ def main() -> None:
     result = {
         "benchmark": "input_pipeline",
         "command": "python benchmarks/bench_input.py " + " ".join(sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": cores,
-                    "torch_threads": torch.get_num_threads(), "device": str(device),
-                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "machine": machine(device),
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__},
         "images": args.images, "image_size": SIZE, "crop": CROP, "batch_size": BATCH, "repeat": args.repeat,
         "jpeg_mean_bytes": jpeg_bytes / args.images,
@@ -297,11 +245,7 @@ def main() -> None:
         "jpeg_best": best_jpeg["key"],
         "jpeg_speedup_vs_baseline": best_jpeg["images_per_second"] / baseline["images_per_second"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

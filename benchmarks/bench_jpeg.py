@@ -21,28 +21,23 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import PIL
 import torch
-import torchvision
 from matplotlib import cbook
 from PIL import Image
 from sklearn.datasets import load_sample_images
 from torchvision.io import decode_jpeg, encode_jpeg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.prepare import JPEG_SUBSAMPLING, RESAMPLE, encode_jpeg as prepare_encode  # noqa: E402
-from alexnet.report import hardware  # noqa: E402
 from bench_input import make_images  # noqa: E402
+from common import machine, timed, write_result  # noqa: E402
 
 SIZE = 256
 SETTINGS = [(0, q) for q in (85, 90, 95, 98)] + [(2, q) for q in (90, 95)]  # (Pillow subsampling, quality)
@@ -79,12 +74,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def median_rate(fn, n: int, repeat: int) -> float:
     """Images per second of fn() over n images, median of `repeat` passes after one warm-up."""
     fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times)
+    return n / statistics.median(timed(fn, repeat)[0])
 
 
 def measure(images: np.ndarray, subsampling: int, quality: int, repeat: int) -> dict:
@@ -131,8 +121,9 @@ def main() -> None:
     }
     same_bytes = all(bytes(t.numpy()) == encode(x, 95, 2) for t, x in zip(encode_jpeg(chw, quality=95), photos))
 
+    m = machine()
     print(f"\njpeg store encoding, 256x256, torchvision decode_jpeg and Pillow encode on 1 thread, median of "
-          f"{args.repeat}; {hardware()['cpu']}")
+          f"{args.repeat}; {m['cpu']}")
     print(f"{'images':<10} {'chroma':<6} {'q':>3} {'kB/img':>7} {'PSNR dB':>8} {'worst':>6} {'decode/s':>9} {'encode/s':>9}")
     for r in rows:
         print(f"{r['images']:<10} {r['subsampling']:<6} {r['quality']:>3} {r['bytes_per_image'] / 1000:>7.1f} "
@@ -142,15 +133,10 @@ def main() -> None:
           f"{encoders['torchvision_420_q95']:.0f}/s, same bytes: {same_bytes}")
 
     result = {"benchmark": "jpeg_encoding", "command": "python benchmarks/bench_jpeg.py " + " ".join(sys.argv[1:]),
-              "machine": {"cpu": hardware()["cpu"], "cores": os.cpu_count(), "pillow": PIL.__version__,
-                          "torch": torch.__version__, "torchvision": torchvision.__version__},
+              "machine": m,
               "size": SIZE, "repeat": args.repeat, "rows": rows, "encoders_images_per_second": encoders,
               "pillow_and_torchvision_420_bytes_equal": same_bytes}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

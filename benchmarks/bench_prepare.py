@@ -20,27 +20,21 @@ the wall-clock scaling says little, the CPU cost per image still holds.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import PIL
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import PrepareConfig, resolve_workers  # noqa: E402
 from alexnet.prepare import resize_geometry, write_store  # noqa: E402
-from alexnet.report import hardware  # noqa: E402
 from alexnet.sources.base import ClassInfo, RawRecord  # noqa: E402
+from common import machine, timed, write_result  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.
 SHAPES = [(500, 375), (500, 333), (375, 500), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
@@ -107,28 +101,6 @@ def pillow_baseline(files: list[Path], out: Path, fmt: str, size: int = 256) -> 
                 im.save(out / (p.stem + ".png"), "PNG")
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children (the pool's workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def timed(fn, repeat: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds of each run. CPU time is the figure that survives a busy machine."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(cpu_seconds() - c0)
-    return walls, cpus
-
-
-def machine() -> dict:
-    return {"cpu": hardware()["cpu"], "cores": resolve_workers(0), "python": platform.python_version(),
-            "pillow": PIL.__version__, "numpy": np.__version__, "load_avg_1min": os.getloadavg()[0]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=84, help="JPEGs to generate (default 84)")
@@ -193,10 +165,7 @@ def main() -> None:
         result = {"benchmark": "prepare", "command": "python benchmarks/bench_prepare.py " + " ".join(sys.argv[1:]),
                   "machine": m, "images": len(files), "mean_megapixels": mpix, "mean_jpeg_kb": mbytes * 1000,
                   "shapes": SHAPES, "size": args.size, "repeat": args.repeat, "methods": rows}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
+        write_result(args.out, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

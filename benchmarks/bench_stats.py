@@ -17,8 +17,6 @@ Prints a table with the ratios and writes benchmarks/results/bench_stats.json.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import shutil
 import statistics
 import sys
@@ -27,33 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import resolve_workers  # noqa: E402
 from alexnet.stats import compute_stats  # noqa: E402
-from alexnet.store import PreparedStore, shard_path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prepare import machine, timed  # noqa: E402
-
-
-def write_random_store(root: Path, n: int, size: int, shard_size: int, seed: int) -> None:
-    """A valid prepared store (docs/architecture.md layout) of n random images, one class."""
-    rng = np.random.default_rng(seed)
-    (root / "shards").mkdir(parents=True)
-    for k, start in enumerate(range(0, n, shard_size)):
-        m = min(shard_size, n - start)
-        np.save(shard_path(root, "train", k), rng.integers(0, 256, (m, size, size, 3), dtype=np.uint8))
-    with open(root / "index.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["split", "shard", "offset", "label", "wnid", "source"])
-        w.writerows(["train", i // shard_size, i % shard_size, 0, "n00000001", f"{i}.JPEG"] for i in range(n))
-    with open(root / "classes.csv", "w", newline="") as f:
-        f.write("label,wnid,name\n0,n00000001,random\n")
-    (root / "meta.json").write_text(json.dumps({"size": size, "source": "bench", "eval_split": "train",
-                                                "splits": {"train": n}, "num_classes": 1}))
-
-
+from alexnet.store import PreparedStore  # noqa: E402
+from common import machine, timed, write_result, write_store  # noqa: E402
 
 
 def main() -> None:
@@ -69,8 +46,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_stats."))
     try:
-        write_random_store(tmp, args.images, args.size, args.shard_size, args.seed)
-        store = PreparedStore(tmp)
+        rng = np.random.default_rng(args.seed)  # one class of random images
+        write_store(tmp / "store", rng.integers(0, 256, (args.images, args.size, args.size, 3), dtype=np.uint8),
+                    shard_size=args.shard_size)
+        store = PreparedStore(tmp / "store")
         view = store.split("train")
         shards = [view.shard(k) for k in range(view.num_shards)]
         pixels = args.images * args.size * args.size
@@ -118,10 +97,7 @@ def main() -> None:
         result = {"benchmark": "stats", "command": "python benchmarks/bench_stats.py " + " ".join(sys.argv[1:]),
                   "machine": m, "images": args.images, "size": args.size, "pixels": pixels,
                   "repeat": args.repeat, "methods": rows}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
+        write_result(args.out, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -19,45 +19,37 @@ writes benchmarks/results/bench_train.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet import distributed  # noqa: E402
 from alexnet.config import params_from_dict  # noqa: E402
 from alexnet.model import build_model  # noqa: E402
 from alexnet.optim import build_optimizer  # noqa: E402
 from alexnet.stats import Stats  # noqa: E402
+from alexnet.store import PreparedStore  # noqa: E402
 from alexnet.train import _make_loaders, configure_determinism, train_one_epoch  # noqa: E402
+from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
 
-def write_store(root: Path, n: int, classes: int, seed: int) -> None:
-    """n random 256x256 training images (and a token val split) as a prepared store."""
+def write_random_store(root: Path, n: int, classes: int, seed: int) -> None:
+    """n random 256x256 training images (and a token val split) as a prepared store, in one shard each."""
     rng = np.random.default_rng(seed)
-    (root / "shards").mkdir(parents=True)
-    rows = []
-    for split, count in (("train", n), ("val", 1)):
-        np.save(root / "shards" / f"{split}-00000.npy", rng.integers(0, 256, (count, 256, 256, 3), dtype=np.uint8))
-        labels = rng.integers(0, classes, count)
-        rows += [f"{split},0,{i},{labels[i]},n{labels[i]:08d},{i}.JPEG" for i in range(count)]
-    (root / "index.csv").write_text("split,shard,offset,label,wnid,source\n" + "\n".join(rows) + "\n")
-    (root / "classes.csv").write_text("label,wnid,name\n" + "".join(f"{c},n{c:08d},c{c}\n" for c in range(classes)))
-    (root / "meta.json").write_text(json.dumps({"size": 256, "source": "bench", "eval_split": "val",
-                                                "splits": {"train": n, "val": 1}, "num_classes": classes}))
+    counts = {"train": n, "val": 1}
+    images = {split: rng.integers(0, 256, (count, 256, 256, 3), dtype=np.uint8) for split, count in counts.items()}
+    labels = {split: rng.integers(0, classes, count) for split, count in counts.items()}
+    write_store(root, images, labels, shard_size=max(n, 1), num_classes=classes, eval_split="val")
 
 
 def random_stats(seed: int) -> Stats:
@@ -66,16 +58,6 @@ def random_stats(seed: int) -> Stats:
     return Stats(mean_image=rng.uniform(100, 150, (256, 256, 3)), channel_mean=np.full(3, 120.0),
                  channel_std=np.full(3, 60.0), cov=q @ np.diag([5000.0, 300.0, 50.0]) @ q.T,
                  eigvals=np.array([5000.0, 300.0, 50.0]), eigvecs=q, count=np.int64(256 * 256))
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -104,9 +86,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "prepared"
-        write_store(store_dir, n, args.classes, 0)
-        from alexnet.store import PreparedStore
-
+        write_random_store(store_dir, n, args.classes, 0)
         store = PreparedStore(store_dir)
         torch.manual_seed(0)
         model = build_model(params.model, args.classes).to(device)
@@ -129,19 +109,16 @@ def main() -> None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            sync(device)
 
         def loop() -> None:
             train_one_epoch(net, loader, optimizer, 1, params, ctx, "none")
-            sync(device)
 
         bare(), loop()  # warm-up: allocator, oneDNN primitives, compilation, page cache
         runs: dict[str, list[tuple[float, float]]] = {"bare": [], "loop": []}
         for _ in range(args.repeat):
             for name, fn in (("bare", bare), ("loop", loop)):
-                c0, t0 = cpu_seconds(), time.perf_counter()
-                fn()
-                runs[name].append((time.perf_counter() - t0, cpu_seconds() - c0))
+                _, wall, cpu = timed_once(fn, device)  # the device synchronised before and after
+                runs[name].append((wall, cpu))
 
     rows = {}
     for name, r in runs.items():
@@ -151,16 +128,9 @@ def main() -> None:
                       "runs_wall_s": [w for w, _ in r]}
     overhead_wall = 1 - rows["loop"]["images_per_s"] / rows["bare"]["images_per_s"]
     overhead_cpu = 1 - rows["loop"]["images_per_cpu_s"] / rows["bare"]["images_per_cpu_s"]
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and device.type == "cpu":
-                device_name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    dev_name = device_name(device)
 
-    print(f"training step, {device} ({device_name}), width {args.width}, batch {args.batch_size}, "
+    print(f"training step, {device} ({dev_name}), width {args.width}, batch {args.batch_size}, "
           f"{args.steps} steps x {args.repeat} runs (median), amp {args.amp}, channels_last {args.channels_last}, "
           f"compile {args.compile}, torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
     print(f"{'':<6}{'img/s':>10}{'img/CPU-s':>12}{'wall s':>9}")
@@ -170,15 +140,13 @@ def main() -> None:
           "target < 10%")
 
     result = {
-        "benchmark": "train", "device": str(device), "device_name": device_name,
+        "benchmark": "train", "machine": machine(device), "device": str(device), "device_name": dev_name,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg_1min": os.getloadavg()[0],
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "images_per_run": n, "bare": rows["bare"], "loop": rows["loop"],
         "overhead_wall": overhead_wall, "overhead_cpu": overhead_cpu,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
