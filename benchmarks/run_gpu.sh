@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one script, sized for a lent GPU's short time (about 6 minutes on an H100/H200):
+# The GPU checks in one script, sized for a lent GPU's short time (about 3 minutes on an H200):
 # the CUDA-only tests (deterministic training, device augmentation and JPEG decoding, evaluation),
 # then the input pipeline's ceiling, the training loop end to end against the bare step (paper
 # net, batch 128; fp32, and bf16 + channels_last), and ten-crop evaluation, all on the GPU.
