@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The GPU checks in one script, sized for a lent GPU's short time (about 3 minutes on an H200):
+# The GPU checks in one script, sized for a lent GPU's short time (about 5 minutes on an H200):
 # the CUDA-only tests (deterministic training, device augmentation and JPEG decoding, evaluation),
 # then the input pipeline's ceiling, the training loop end to end against the bare step (paper
-# net, batch 128; fp32, and bf16 + channels_last), and ten-crop evaluation, all on the GPU.
+# net, batch 128; fp32, and bf16 + channels_last), ten-crop evaluation, and the step's time
+# under each speed switch (bench_gpu_step.py), all on the GPU.
 #
 # Usage: bash benchmarks/run_gpu.sh [results folder]   (default benchmarks/results/gpu)
 # Needs torch, torchvision, numpy, pandas, scipy, PyYAML, Pillow, tqdm and pytest (a stock PyTorch
@@ -29,5 +30,6 @@ step python3 benchmarks/bench_input.py --device cuda --images 2048 --repeat 3 --
 step python3 benchmarks/bench_train.py --device cuda --width 1 --batch-size 128 --steps 30 --out "$out/bench_train_fp32.json"
 step python3 -m pytest -q -p no:cacheprovider -m gpu tests
 step python3 benchmarks/bench_eval.py --device cuda --images 512 --batch-size 128 --out "$out/bench_eval.json"
+step python3 benchmarks/bench_gpu_step.py --out "$out/bench_gpu_step.json"  # where the step's time goes
 echo "exit status $status; results in $out" | tee -a "$log"
 exit $status
