@@ -46,18 +46,17 @@ from alexnet.config import AugmentConfig, ConfigError
 
 
 @contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def _one_torch_thread(restore: int) -> Iterator[None]:
     """Run this thread's torch ops on one core: a reader thread augmenting on the CPU beside a
     training step that already uses every core. (torch's thread count is per calling thread;
     left at the default, each op here started a team of its own and the CPU training loop's
-    overhead over the bare step rose from 7% to 19%.) The previous count is restored, which
-    is also what threads started later inherit."""
-    previous = torch.get_num_threads()
+    overhead over the bare step rose from 7% to 19%.) Afterwards the count is set to `restore`,
+    the caller's: torch also hands the last count set to threads started later."""
     torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(restore)
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
@@ -223,6 +222,7 @@ class BatchLoader:
             raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
         in_thread = self.device.type == "cpu" and self.decode == "cpu"  # augmented by the reader threads
+        caller_threads = torch.get_num_threads()
 
         def work(batch: int) -> Any:
             item = self._read(order, epoch, batch)
@@ -231,7 +231,7 @@ class BatchLoader:
             # previous step.
             if not in_thread:
                 return item
-            with _one_torch_thread():
+            with _one_torch_thread(caller_threads):
                 return self._to_input(*item)
 
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")

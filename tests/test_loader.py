@@ -326,3 +326,21 @@ def test_cuda_batches_equal_cpu_batches(store):
     for (x, y), (xg, yg) in zip(cpu, gpu):
         assert xg.device.type == "cuda" and torch.equal(yg.cpu(), y)
         torch.testing.assert_close(xg.cpu(), x, rtol=1e-5, atol=1e-4)
+
+
+def test_cpu_reader_threads_leave_the_callers_torch_thread_count(store):
+    """Reader threads augment on one torch thread each, then hand back the caller's count, also
+    to threads started later (torch gives new threads the last count set anywhere)."""
+    import threading
+
+    view, _, _, stats = store
+    before = torch.get_num_threads()
+    loader = BatchLoader(view, 8, input_size=C, stats=stats, augment=AugmentConfig(), device="cpu", seed=0,
+                         shuffle=True, drop_last=True, workers=2)
+    for _ in loader.epoch(0):
+        assert torch.get_num_threads() == before
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [before]
