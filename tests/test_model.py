@@ -126,6 +126,30 @@ def test_lrn_equals_pytorchs_and_has_the_same_gradient():
     torch.testing.assert_close(d1, d2, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 9])
+@pytest.mark.parametrize("divide", [True, False])
+def test_lrn_written_out_gradient_is_the_true_one(channels, divide):
+    """gradcheck (finite differences, float64), also with fewer channels than the window."""
+    lrn = LocalResponseNorm(5, 1e-3, 0.75, 2.0, divide_alpha_by_n=divide)
+    x = (torch.rand(2, channels, 4, 3, dtype=torch.float64) * 60).requires_grad_()
+    assert torch.autograd.gradcheck(lrn, (x,))
+
+
+def test_lrn_channels_last_gives_the_same_values_and_gradients():
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+    x = torch.rand(3, 11, 6, 7, dtype=torch.float64) * 200
+    g = torch.rand_like(x)
+    out = []
+    for layout in (x, x.to(memory_format=torch.channels_last)):
+        xi = layout.clone().requires_grad_()
+        y = lrn(xi)
+        out.append((y.detach(), torch.autograd.grad(y, xi, g)[0]))
+    # Not bit for bit: vectorised and scalar loop tails round pow and division differently.
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-14, atol=0)
+    torch.testing.assert_close(out[1][1], out[0][1], rtol=1e-12, atol=1e-15)
+    assert out[1][0].is_contiguous(memory_format=torch.channels_last)  # the layout is kept
+
+
 def test_lrn_in_bfloat16_is_computed_in_float32():
     x = torch.rand(2, 8, 4, 4) * 200
     lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0)
