@@ -15,12 +15,14 @@ states (torch CPU and CUDA, numpy, python), the epoch and the data-order positio
 the next epoch; the loader's order and augmentation draws are functions of (seed, epoch, batch)
 alone) and the metrics of every epoch so far. On start:
   - no checkpoint: start fresh;
-  - a checkpoint whose recorded params, seed and data fingerprint equal this run's: resume
-    after its epoch; the result is bit-identical to a run that was never interrupted;
+  - a checkpoint whose recorded params, seed, data fingerprint and training code (the source of
+    every module in TRAINING_CODE) equal this run's: resume after its epoch; the result is
+    bit-identical to a run that was never interrupted;
   - a checkpoint from *other* params (e.g. `dvc exp run -S train.lr=0.02` over a workspace whose
-    persisted checkpoint came from lr 0.01), or one that already ran more epochs than asked:
-    start fresh, saying which params differ (an error here would make every experiment need a
-    manual `rm`); the old file is replaced after the first epoch;
+    persisted checkpoint came from lr 0.01) or other code (DVC reruns the stage when its code
+    changes; resuming would hand back weights the old code made), or one that already ran more
+    epochs than asked: start fresh, saying what differs (an error here would make every
+    experiment need a manual `rm`); the old file is replaced after the first epoch;
   - a file that cannot be read with `weights_only=True`, is not our format, or whose weights do
     not fit the model the params describe: a PipelineError naming the file; nothing is
     overwritten until the user deletes or moves it.
@@ -96,6 +98,11 @@ GUARD_EVERY_CUDA = 20
 # Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
 # with other values of these is still resumed.
 EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss")
+# The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
+# deps of train) but for argument parsing, error printing and atomic writes. A test keeps the
+# two lists in step.
+TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "model.py", "optim.py",
+                 "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "val/loss", "val/top1_error",
                "val/top5_error", "lr", "images_per_second")
 
@@ -157,7 +164,13 @@ def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, 
     """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
     train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
     return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
-            "seed": seed, "data": data_fingerprint}
+            "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
+
+
+def code_fingerprint() -> dict[str, str]:
+    """SHA-256 of each TRAINING_CODE module's source, by file name."""
+    package = Path(__file__).resolve().parent
+    return {name: hashlib.sha256((package / name).read_bytes()).hexdigest() for name in TRAINING_CODE}
 
 
 def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
@@ -207,7 +220,8 @@ def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str,
     ckpt = load_checkpoint(path)
     differ = _diff(ckpt.get("identity"), identity)
     if differ:
-        print(f"{path} was made with other params ({'; '.join(differ)}); starting from scratch",
+        what = "code" if all(d.startswith("code.") for d in differ) else "params"
+        print(f"{path} was made with other {what} ({'; '.join(differ)}); starting from scratch",
               file=sys.stderr)
         return None
     if int(ckpt["epoch"]) > epochs:

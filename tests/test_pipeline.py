@@ -82,3 +82,12 @@ def test_the_closure_follows_imports_inside_functions():
     # prepare imports alexnet.sources only inside prepare(); train reaches augment via loader.
     assert "alexnet/sources/tiny.py" in code_closure(ROOT / "stages" / "prepare.py")
     assert {"alexnet/loader.py", "alexnet/augment.py"} <= code_closure(ROOT / "stages" / "train.py")
+
+
+def test_checkpoints_fingerprint_the_code_train_depends_on():
+    """A finished checkpoint is resumed only by the code that made it (alexnet.train.TRAINING_CODE):
+    the modules dvc.yaml's train depends on, but for argument parsing and atomic writes."""
+    from alexnet.train import TRAINING_CODE
+
+    closure = code_closure(ROOT / "stages" / "train.py") - EXEMPT - {"alexnet/fileio.py"}
+    assert {f"alexnet/{name}" for name in TRAINING_CODE} == closure

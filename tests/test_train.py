@@ -374,6 +374,19 @@ def test_other_params_start_fresh(tmp_path: Path, reference: Path, data: tuple[P
     assert ckpt["epoch"] == 1 and ckpt["identity"]["train"]["lr"] == 0.02 and ckpt["history"][0]["lr"] == 0.02
 
 
+def test_a_checkpoint_from_other_training_code_starts_fresh(tmp_path: Path, reference: Path,
+                                                           data: tuple[Path, Path], capsys):
+    """DVC reruns train when model.py changes: the old code's finished checkpoint must not be
+    handed back as the new code's model."""
+    path = _copy_checkpoint(reference, tmp_path, "code")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["identity"]["code"]["model.py"] = "0" * 64
+    torch.save(ckpt, path)
+    run_train(tmp_path, data, tiny_params(epochs=1), "code")
+    assert "other code (code.model.py: '000" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
 def test_bad_checkpoints_are_clear_errors(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
     path = _copy_checkpoint(reference, tmp_path, "bad")
     good = torch.load(path, weights_only=True)
