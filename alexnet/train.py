@@ -220,7 +220,7 @@ def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str,
     ckpt = load_checkpoint(path)
     differ = _diff(ckpt.get("identity"), identity)
     if differ:
-        what = "code" if all(d.startswith("code.") for d in differ) else "params"
+        what = "code" if all(d.startswith("code") for d in differ) else "params"
         print(f"{path} was made with other {what} ({'; '.join(differ)}); starting from scratch",
               file=sys.stderr)
         return None
