@@ -263,6 +263,13 @@ class _JpegShardWriter:
         self.parts = []
 
 
+def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWriter | _JpegShardWriter:
+    """The writer of `split`'s shards in `cfg.format`: `.add(image)` (uint8 [S, S, 3] for npy,
+    `encode_jpeg` bytes for jpeg) returns its (shard, offset); `.flush()` writes the last shard."""
+    if cfg.format == "jpeg":
+        return _JpegShardWriter(shard_dir, split, cfg.shard_size)
+    return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.size)
+
 
 def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True) -> dict[str, Any]:
@@ -299,8 +306,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
                 quarantine = csv.writer(fq, lineterminator="\n")
                 quarantine.writerow(["split", "source", "wnid", "reason"])
                 for split in dataset.splits:
-                    writer = (_JpegShardWriter(shard_dir, split, cfg.shard_size) if cfg.format == "jpeg"
-                              else _ShardWriter(shard_dir, split, cfg.shard_size, size))
+                    writer = shard_writer(shard_dir, split, cfg)
                     n_bad = 0
                     tasks = ((chunk, ([r.data for r in chunk], cfg))
                              for chunk in _chunks(dataset.iter_split(split), CHUNK))

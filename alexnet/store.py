@@ -195,7 +195,7 @@ class SplitView:
     def _encoded(self, shards: np.ndarray, offsets: np.ndarray) -> list[Tensor]:
         out = []
         for k, off in zip(shards.tolist(), offsets.tolist()):
-            data, bounds = self._jpegs.get(k) or self.jpeg_shard(k)
+            data, bounds = self.jpeg_shard(k)
             out.append(torch.from_numpy(data[bounds[off]:bounds[off + 1]]))
         return out
 

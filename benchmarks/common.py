@@ -31,10 +31,9 @@ import PIL
 import torch
 import torchvision
 
-from alexnet.config import resolve_workers
-from alexnet.prepare import encode_jpeg
+from alexnet.config import PrepareConfig, resolve_workers
+from alexnet.prepare import encode_jpeg, shard_writer
 from alexnet.report import hardware
-from alexnet.store import offsets_path, shard_path
 
 try:  # psutil comes with dvc; a bare PyTorch image (benchmarks/run_gpu.sh) may lack it
     import psutil
@@ -151,8 +150,7 @@ def write_store(root: str | Path, images: np.ndarray | Mapping[str, np.ndarray],
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (size, size, 3):
             raise ValueError(f"split {name}: images must be uint8 [n, S, S, 3] with one S for all splits, "
                              f"got {x.dtype} {list(x.shape)}")
-    if fmt not in ("npy", "jpeg"):
-        raise ValueError(f"fmt must be npy or jpeg, got {fmt!r}")
+    cfg = PrepareConfig(size=int(size), shard_size=shard_size, format=fmt, jpeg_quality=jpeg_quality)
     if num_classes is None:
         num_classes = 1 + max((int(np.max(y)) for y in labels.values() if len(y)), default=0)
     if eval_split is None:
@@ -166,16 +164,11 @@ def write_store(root: str | Path, images: np.ndarray | Mapping[str, np.ndarray],
             y = np.asarray(labels[name])
             if len(y) != len(x):
                 raise ValueError(f"split {name}: {len(x)} images, {len(y)} labels")
-            for k, start in enumerate(range(0, len(x), shard_size)):
-                part = x[start:start + shard_size]
-                if fmt == "jpeg":
-                    encoded = [encode_jpeg(image, jpeg_quality) for image in part]
-                    np.save(shard_path(root, name, k, "jpeg"), np.frombuffer(b"".join(encoded), np.uint8))
-                    np.save(offsets_path(root, name, k), np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64))
-                else:
-                    np.save(shard_path(root, name, k), part)
-                index.writerows((name, k, o, int(y[start + o]), f"n{int(y[start + o]):08d}", f"{start + o}.JPEG")
-                                for o in range(len(part)))
+            writer = shard_writer(root / "shards", name, cfg)  # prepare's own shard files
+            for i, (image, label) in enumerate(zip(x, y.tolist())):
+                k, o = writer.add(encode_jpeg(image, jpeg_quality) if fmt == "jpeg" else image)
+                index.writerow((name, k, o, label, f"n{label:08d}", f"{i}.JPEG"))
+            writer.flush()
     with open(root / "classes.csv", "w", newline="") as f:
         classes = csv.writer(f)
         classes.writerow(["label", "wnid", "name"])
