@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 
 from alexnet.config import ConfigError, Params, load_params
-from alexnet.fileio import ChecksumError, UnsafeArchiveError
+from alexnet.fileio import ArchiveError, ChecksumError, DiskFullError, UnsafeArchiveError
 
 
 class PipelineError(RuntimeError):
@@ -28,6 +29,13 @@ def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argpar
     try:
         params = load_params(args.params)
         main(args, params)
-    except (ConfigError, ChecksumError, UnsafeArchiveError, PipelineError, FileNotFoundError) as e:
+    except (ConfigError, ChecksumError, UnsafeArchiveError, ArchiveError, PipelineError, FileNotFoundError,
+            DiskFullError) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A write outside alexnet.fileio's helpers: still one line, naming what it could.
+        print(f"error: no space left on the device ({e.filename or e}); free some space and rerun", file=sys.stderr)
         sys.exit(2)

@@ -12,7 +12,9 @@ overrides a few of them for the embedded tiny dataset, each marked there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,6 +33,49 @@ def _check(ok: bool, key: str, expected: str, value: Any) -> None:
         raise ConfigError(f"{key}: expected {expected}, got {value!r}")
 
 
+MAX_SEED = 2**63 - 1  # numpy's SeedSequence and torch.manual_seed both take any integer in [0, 2**63)
+
+
+def _check_seed(value: int, key: str) -> None:
+    _check(0 <= value <= MAX_SEED, key, "an integer in [0, 2**63)", value)
+
+
+@dataclass(frozen=True)
+class SubsetConfig:
+    """Which part of the official files to take (data.subset), and whether a short copy is accepted.
+
+    The default takes everything and requires every image the devkit lists. A subset (what
+    Imagenette is for ImageNet) is drawn deterministically from the files' own listing: `wnids`,
+    or `classes` classes chosen with `seed`; then `train_per_class` / `eval_per_class` images of
+    each (0 = all), chosen with `seed`. The same readers stream it; prepare records it.
+    """
+
+    classes: int = 0  # 0 = all classes (or exactly `wnids`)
+    wnids: list[str] = field(default_factory=list)  # these WordNet ids, e.g. [n01440764, n02102040]
+    train_per_class: int = 0  # 0 = all
+    eval_per_class: int = 0  # evaluation split (val; ILSVRC-2010: test); 0 = all
+    seed: int = 0
+    # Accept files holding fewer images than the devkit lists (a deliberately partial copy): the
+    # images present are used and the shortfall is recorded (meta.json, the report).
+    allow_partial: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("classes", "train_per_class", "eval_per_class"):
+            value = getattr(self, key)
+            _check(value >= 0, f"data.subset.{key}", "an integer >= 0 (0 = all)", value)
+        _check_seed(self.seed, "data.subset.seed")
+        for i, w in enumerate(self.wnids):
+            _check(bool(re.match(r"^n\d{8}$", w)), f"data.subset.wnids[{i}]", "a WordNet id like n01440764", w)
+        _check(len(set(self.wnids)) == len(self.wnids), "data.subset.wnids", "distinct WordNet ids", self.wnids)
+        _check(not (self.wnids and self.classes), "data.subset.classes",
+               "0 when data.subset.wnids lists the classes (set one of the two)", self.classes)
+
+    @property
+    def active(self) -> bool:
+        """True if anything less than the whole dataset is asked for."""
+        return bool(self.classes or self.wnids or self.train_per_class or self.eval_per_class)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the raw dataset comes from (stage `download`)."""
@@ -43,6 +88,7 @@ class DataConfig:
     verify_md5: bool = True  # false only for re-packed copies whose MD5s differ from the published
     urls: dict[str, str] = field(default_factory=dict)  # file name -> http(s)/file URL
     url_layout: Literal["ilsvrc2012", "ilsvrc2010"] = "ilsvrc2012"
+    subset: SubsetConfig = field(default_factory=SubsetConfig)
 
     def __post_init__(self) -> None:
         if self.source in ("ilsvrc2012", "ilsvrc2010", "imagefolder"):
@@ -71,13 +117,18 @@ class TinyConfig:
         _check(self.val_per_class >= 1, "tiny.val_per_class", "a positive integer", self.val_per_class)
         _check(32 <= self.min_side <= self.max_side, "tiny.min_side",
                f"32 <= min_side <= max_side ({self.max_side})", self.min_side)
+        _check(self.max_side <= 4096, "tiny.max_side", "an integer <= 4096", self.max_side)
+        _check_seed(self.seed, "tiny.seed")
+
+
+MAX_SHARD_BYTES = 4 << 30  # one shard's pixels are buffered in memory while it fills
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """Resize to the shorter side `size`, centre-crop size x size (paper, Section 2)."""
+    """Resize to the shorter side `image_side`, centre-crop image_side x image_side (paper, Section 2)."""
 
-    size: int = 256
+    image_side: int = 256  # not `size`: DVC's run cache drops params of that name (DVC #10296)
     shard_size: int = 1024  # images per shard file
     workers: int = 0  # 0 = all cores
     draft: bool = True  # let Pillow decode JPEGs already downscaled in the DCT domain
@@ -86,10 +137,24 @@ class PrepareConfig:
     # the loader, on the GPU with CUDA (benchmarks/bench_jpeg.py measures the choice).
     format: Literal["npy", "jpeg"] = "npy"
     jpeg_quality: int = 95
+    # Images whose header declares more pixels, or a longer side more than this many times the
+    # shorter, are quarantined before they are decoded (a 1x16000 PNG would otherwise be resized
+    # to 256 x 4,096,000 first: 3 GB). ImageNet's largest training image is ~4,300 x 3,000 and its
+    # most elongated ~1:12.
+    max_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
+    max_aspect: float = 32.0
 
     def __post_init__(self) -> None:
-        _check(self.size >= 32, "prepare.size", "an integer >= 32", self.size)
+        _check(32 <= self.image_side <= 4096, "prepare.image_side", "an integer in [32, 4096]", self.image_side)
         _check(self.shard_size >= 1, "prepare.shard_size", "a positive integer", self.shard_size)
+        shard_bytes = self.shard_size * self.image_side * self.image_side * 3
+        _check(shard_bytes <= MAX_SHARD_BYTES, "prepare.shard_size",
+               f"at most {MAX_SHARD_BYTES // (self.image_side * self.image_side * 3)} images of "
+               f"{self.image_side}x{self.image_side} (a shard is held in memory: {MAX_SHARD_BYTES >> 30} GiB at most)",
+               self.shard_size)
+        _check(self.max_pixels >= self.image_side * self.image_side, "prepare.max_pixels",
+               f"an integer >= image_side**2 ({self.image_side * self.image_side})", self.max_pixels)
+        _check(self.max_aspect >= 1.0, "prepare.max_aspect", "a number >= 1", self.max_aspect)
         _check(self.workers >= 0, "prepare.workers", "an integer >= 0 (0 = all cores)", self.workers)
         # Checked here too (not only when read from YAML): benchmarks and tests build it directly.
         _check(self.format in ("npy", "jpeg"), "prepare.format", "'npy' or 'jpeg'", self.format)
@@ -201,6 +266,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "train.seeds",
                "a non-empty list of distinct integers", self.seeds)
+        for i, seed in enumerate(self.seeds):
+            _check_seed(seed, f"train.seeds[{i}]")
         _check(self.epochs >= 1, "train.epochs", "a positive integer", self.epochs)
         _check(self.batch_size >= 1, "train.batch_size", "a positive integer", self.batch_size)
         _check(self.lr > 0, "train.lr", "a positive number", self.lr)
@@ -252,6 +319,7 @@ class AnalyzeConfig:
         _check(8 <= self.code_bits <= 4096, "analyze.code_bits", "an integer in [8, 4096]", self.code_bits)
         _check(self.tsne_points >= 10, "analyze.tsne_points", "an integer >= 10", self.tsne_points)
         _check(self.tsne_perplexity > 0, "analyze.tsne_perplexity", "a positive number", self.tsne_perplexity)
+        _check_seed(self.seed, "analyze.seed")
 
 
 @dataclass(frozen=True)
@@ -277,8 +345,8 @@ class Params:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
-        _check(self.model.input_size <= self.prepare.size, "model.input_size",
-               f"a crop no larger than the prepared image (prepare.size = {self.prepare.size})",
+        _check(self.model.input_size <= self.prepare.image_side, "model.input_size",
+               f"a crop no larger than the prepared image (prepare.image_side = {self.prepare.image_side})",
                self.model.input_size)
 
 
@@ -317,7 +385,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         _check(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
     elif tp is float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        # inf and NaN pass every `>` check (NaN fails them all silently): refuse them once, here.
+        _check(math.isfinite(number), key, "a finite number (not inf or NaN)", value)
+        return number
     elif tp is str:
         _check(isinstance(value, str), key, "a string", value)
     else:
@@ -350,6 +424,29 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, read the way DVC reads params.yaml (YAML 1.2, ruamel): `1e-2` is a
+    float (PyYAML's YAML 1.1 resolver wants a dot, `1.0e-2`, and gives the string '1e-2'), and a
+    key given twice in one mapping is an error, not a silent last-one-wins."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self.name}: duplicate key {key!r} (lines {seen[key] + 1} and "
+                                  f"{key_node.start_mark.line + 1}); dvc refuses this file too")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+_ParamsLoader.add_constructor("tag:yaml.org,2002:map", _ParamsLoader.construct_mapping)
+
+
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params mapping into `Params`."""
     return _build(Params, raw, "")
@@ -361,10 +458,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ConfigError(f"params file {path} not found")
     with path.open() as f:
+        loader = _ParamsLoader(f)
+        loader.name = str(path)
         try:
-            raw = yaml.safe_load(f)
+            raw = loader.get_single_data()
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
+            raise ConfigError(f"{path} is not valid YAML: {str(e).replace(chr(10), ' ')}") from e
+        finally:
+            loader.dispose()
+    if raw is None:  # dvc refuses an empty params file; a stage run by hand does too
+        raise ConfigError(f"{path} is empty: expected the sections of params.yaml (data, prepare, train, ...)")
     return params_from_dict(raw)
 
 

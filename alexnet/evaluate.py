@@ -354,7 +354,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
             raise PipelineError(f"evaluate.torchvision_weights: {weights} not found")
         if image_size != TORCHVISION_RESIZE:
             raise PipelineError(f"torchvision's reference evaluation resizes to {TORCHVISION_RESIZE}; "
-                                f"the store holds {image_size}x{image_size} images (set prepare.size: 256)")
+                                f"the store holds {image_size}x{image_size} images (set prepare.image_side: 256)")
         if store.num_classes != 1000:
             raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
                                 f"{store.num_classes} classes, so its labels cannot line up")

@@ -1,18 +1,26 @@
 """Files: atomic writes, checksums, and tar members that are safe to read.
 
 Every output of the pipeline is written through `atomic_path` (temp file in the same folder +
-rename), so an interrupted stage never leaves a half-written file that looks complete.
+rename), so an interrupted stage never leaves a half-written file that looks complete. The
+temporary names carry their writer's pid (`.<name>.pid<PID>.<random>.tmp`), so the next writer
+of the same path removes those a killed process left behind (`kill -9` runs no cleanup), and
+only those: a live writer's, or anything else's, are left alone. A full disk (ENOSPC) is one
+line naming the file (`DiskFullError`). Tar members are read through `iter_tar_files`, which
+turns a damaged archive into one line naming the archive and the member (`ArchiveError`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,63 @@ class ChecksumError(ValueError):
     """A file's checksum differs from the expected one."""
 
 
+class ArchiveError(ValueError):
+    """An archive is damaged (cut short, not a tar, bad compression); the message names it and the member."""
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing an output; the message names the file."""
+
+
+# What tarfile and the decompressors raise for a damaged archive.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of `path` (`.<name>.pid<PID>.*.tmp`) whose writer is dead; return them."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.pid(\d+)\..*\.tmp$")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        m = pattern.match(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.pid{os.getpid()}."
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | Path) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT inside the block into a one-line DiskFullError naming `path`."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, DiskFullError) or e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(e.errno, f"no space left on the device while writing {path} "
+                                     f"({e.filename or path}); free some space and rerun") from e
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -39,13 +104,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with disk_full_as_error(path):
+            yield tmp
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -56,10 +123,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
-        yield tmp
+        with disk_full_as_error(path):
+            yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -124,21 +193,62 @@ def check_member(member: tarfile.TarInfo, archive: str | Path) -> None:
         raise UnsafeArchiveError(f"{archive}: member {name!r} is a device, fifo or other special file")
 
 
+def open_tar(fileobj_or_path: Any, label: Any, mode: str = "r|*") -> tarfile.TarFile:
+    """tarfile.open, with a damaged or non-tar file as one ArchiveError naming `label`."""
+    try:
+        if isinstance(fileobj_or_path, (str, Path)):
+            return tarfile.open(fileobj_or_path, mode=mode)
+        return tarfile.open(fileobj=fileobj_or_path, mode=mode)
+    except ARCHIVE_ERRORS as e:
+        if isinstance(e, OSError) and not isinstance(e, (tarfile.TarError, EOFError)) and e.errno is not None:
+            raise  # a real I/O error (permission, missing file): let it say so itself
+        raise ArchiveError(f"{label}: not a readable tar archive ({_short(e)})") from e
+
+
+def _short(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}".replace("\n", " ")
+
+
+@contextlib.contextmanager
+def archive_errors(label: Any, where: list[str]) -> Iterator[None]:
+    """Turn a damaged-archive error in the block into an ArchiveError naming `label` and where
+    in it the reader was (`where[0]`, e.g. "member 'a.JPEG'"; kept up to date by the caller)."""
+    try:
+        yield
+    except ArchiveError:
+        raise
+    except ARCHIVE_ERRORS as e:
+        if isinstance(e, OSError) and not isinstance(e, (tarfile.TarError, EOFError)) and e.errno is not None:
+            raise
+        raise ArchiveError(f"{label}: damaged or cut short {where[0]} ({_short(e)})") from e
+
+
 def iter_tar_files(fileobj_or_path: Any, archive: str | Path | None = None) -> Iterator[tuple[str, bytes]]:
     """Stream (member name, bytes) for every regular file of a tar, checking each member first.
 
     Reads sequentially (mode 'r|*'), so a 140 GB tar or a tar nested inside another is never
-    extracted to disk or seeked.
+    extracted to disk or seeked. A damaged archive (cut short, random bytes, bad compression)
+    raises ArchiveError naming the archive and the member.
     """
     label = archive or getattr(fileobj_or_path, "name", fileobj_or_path)
-    if isinstance(fileobj_or_path, (str, Path)):
-        tf = tarfile.open(fileobj_or_path, mode="r|*")
-    else:
-        tf = tarfile.open(fileobj=fileobj_or_path, mode="r|*")
+    tf = open_tar(fileobj_or_path, label)
+    where = ["at its first member"]
     with tf:
-        for member in tf:
-            check_member(member, label)
-            if member.isfile():
-                f = tf.extractfile(member)
-                assert f is not None
-                yield member.name, f.read()
+        it = iter(tf)
+        while True:
+            with archive_errors(label, where):
+                member = next(it, None)
+                if member is None:
+                    break
+                where[0] = f"at member {member.name!r}"
+                check_member(member, label)
+                data = None
+                if member.isfile():
+                    f = tf.extractfile(member)
+                    assert f is not None
+                    data = f.read()
+                    if len(data) != member.size:
+                        raise EOFError(f"{len(data)} of {member.size} bytes")
+                where[0] = f"after member {member.name!r}"
+            if data is not None:
+                yield member.name, data

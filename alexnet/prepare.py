@@ -159,13 +159,13 @@ def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray 
     reasons: list[str | None] = []
     for data in datas:
         try:
-            good.append(process_image(data, cfg.size, cfg.draft))
+            good.append(process_image(data, cfg.image_side, cfg.draft))
             reasons.append(None)
         except Exception as e:  # noqa: BLE001 -- any decode failure is a quarantine, never a crash
             reasons.append(_reason(e))
     if cfg.format == "jpeg":
         return [encode_jpeg(image, cfg.jpeg_quality) for image in good], reasons
-    stacked = np.stack(good) if good else np.empty((0, cfg.size, cfg.size, 3), np.uint8)
+    stacked = np.stack(good) if good else np.empty((0, cfg.image_side, cfg.image_side, 3), np.uint8)
     return stacked, reasons
 
 
@@ -268,7 +268,7 @@ def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWrite
     `encode_jpeg` bytes for jpeg) returns its (shard, offset); `.flush()` writes the last shard."""
     if cfg.format == "jpeg":
         return _JpegShardWriter(shard_dir, split, cfg.shard_size)
-    return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.size)
+    return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.image_side)
 
 
 def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
@@ -286,7 +286,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
         raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
     label_of = {w: i for i, w in enumerate(wnids)}
     workers = resolve_workers(cfg.workers)
-    size = cfg.size
+    size = cfg.image_side
 
     counts: dict[str, int] = {}
     quarantined: dict[str, int] = {}

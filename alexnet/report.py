@@ -277,7 +277,7 @@ def section_setup(params: Params, runs: Runs) -> str:
         ["evaluation images", f"{fmt(ev.get('images'))} ({ev.get('split', '-')} split)",
          f"{paper.DATASETS['ilsvrc2012']['val']:,} (val) / {paper.DATASETS['ilsvrc2010']['test']:,} (2010 test)"],
         ["quarantined (undecodable) images", fmt(runs.prepare.get("quarantined_total")), "-"],
-        ["preprocessing", f"shorter side to {params.prepare.size}, centre {params.prepare.size}x{params.prepare.size}; "
+        ["preprocessing", f"shorter side to {params.prepare.image_side}, centre {params.prepare.image_side}x{params.prepare.image_side}; "
                           f"mean subtracted: {params.augment.mean}",
          f"shorter side to {paper.PREPARED_SIZE}, centre crop; mean image subtracted"],
         ["nets trained (train.seeds)", f"{len(params.train.seeds)} (seeds {', '.join(map(str, params.train.seeds))})",

@@ -121,7 +121,7 @@ def main() -> None:
             p.read_bytes()
 
         def ours(workers: int, draft: bool, fmt: str = "npy"):
-            cfg = PrepareConfig(size=args.size, shard_size=1024, workers=workers, draft=draft, format=fmt)
+            cfg = PrepareConfig(image_side=args.size, shard_size=1024, workers=workers, draft=draft, format=fmt)
             return lambda: write_store(raw, tmp / "store", cfg, source="bench", progress=False)
 
         # name: (run, workers, the folder whose files it writes)

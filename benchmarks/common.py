@@ -150,7 +150,7 @@ def write_store(root: str | Path, images: np.ndarray | Mapping[str, np.ndarray],
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (size, size, 3):
             raise ValueError(f"split {name}: images must be uint8 [n, S, S, 3] with one S for all splits, "
                              f"got {x.dtype} {list(x.shape)}")
-    cfg = PrepareConfig(size=int(size), shard_size=shard_size, format=fmt, jpeg_quality=jpeg_quality)
+    cfg = PrepareConfig(image_side=int(size), shard_size=shard_size, format=fmt, jpeg_quality=jpeg_quality)
     if num_classes is None:
         num_classes = 1 + max((int(np.max(y)) for y in labels.values() if len(y)), default=0)
     if eval_split is None:

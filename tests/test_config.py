@@ -30,7 +30,7 @@ def test_defaults_are_the_papers():
     assert p == Params()
     assert (p.train.lr, p.train.momentum, p.train.weight_decay, p.train.batch_size) == (0.01, 0.9, 0.0005, 128)
     assert (p.model.lrn_size, p.model.lrn_alpha, p.model.lrn_beta, p.model.lrn_k) == (5, 1e-4, 0.75, 2.0)
-    assert (p.prepare.size, p.model.input_size, p.model.dropout, p.augment.pca_std) == (256, 224, 0.5, 0.1)
+    assert (p.prepare.image_side, p.model.input_size, p.model.dropout, p.augment.pca_std) == (256, 224, 0.5, 0.1)
     assert p.data.source == "tiny"
 
 
@@ -52,7 +52,7 @@ def test_defaults_are_the_papers():
     ({"data": {"source": "url", "urls": {"a.tar": "ftp://x/a.tar"}}}, "data.urls.a.tar", "http"),
     ({"data": {"source": "url"}}, "data.urls", "a mapping"),
     ({"data": {"verify_md5": "yes"}}, "data.verify_md5", "true or false"),
-    ({"model": {"input_size": 227}, "prepare": {"size": 200}}, "model.input_size", "no larger than"),
+    ({"model": {"input_size": 227}, "prepare": {"image_side": 200}}, "model.input_size", "no larger than"),
     ({"model": {"groups": True}}, "model.groups", "one of 1, 2"),
     ({"model": {"lrn_size": 4}}, "model.lrn_size", "odd"),
     ({"model": {"arch": "torchvision", "width": 0.5}}, "model.width", "1.0"),
@@ -95,7 +95,8 @@ def test_load_params_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
     (tmp_path / "empty.yaml").write_text("")
-    assert load_params(tmp_path / "empty.yaml") == Params()
+    with pytest.raises(ConfigError, match="empty.yaml is empty"):  # as dvc refuses it
+        load_params(tmp_path / "empty.yaml")
 
 
 def test_configs_are_frozen():

@@ -187,7 +187,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_store_layout_index_and_quarantine(tmp_path):
     raw = make_raw()
-    cfg = PrepareConfig(size=SIZE, shard_size=3, workers=1)
+    cfg = PrepareConfig(image_side=SIZE, shard_size=3, workers=1)
     m = P.write_store(raw, tmp_path / "prep", cfg, source="fake", progress=False)
     root = tmp_path / "prep"
     meta = json.loads((root / "meta.json").read_text())
@@ -227,7 +227,7 @@ def test_deterministic_across_runs_and_workers(tmp_path, fmt, last_shard):
     raw = make_raw(n_train=40, n_val=9)  # 40 > 2 workers x 4 chunks x CHUNK: the bounded window slides
     outs = []
     for i, workers in enumerate([1, 2, 2]):
-        cfg = PrepareConfig(size=SIZE, shard_size=16, workers=workers, format=fmt)
+        cfg = PrepareConfig(image_side=SIZE, shard_size=16, workers=workers, format=fmt)
         P.write_store(raw, tmp_path / f"p{i}", cfg, source="fake", progress=False)
         outs.append(_tree_bytes(tmp_path / f"p{i}"))
     assert outs[0] == outs[1] == outs[2]
@@ -243,8 +243,8 @@ def test_jpeg_store_layout_and_round_trip(tmp_path):
     from alexnet.store import PreparedStore
 
     raw = make_raw()
-    P.write_store(raw, tmp_path / "npy", PrepareConfig(size=SIZE, shard_size=3, workers=1), "fake", progress=False)
-    m = P.write_store(raw, tmp_path / "jpeg", PrepareConfig(size=SIZE, shard_size=3, workers=1, format="jpeg"),
+    P.write_store(raw, tmp_path / "npy", PrepareConfig(image_side=SIZE, shard_size=3, workers=1), "fake", progress=False)
+    m = P.write_store(raw, tmp_path / "jpeg", PrepareConfig(image_side=SIZE, shard_size=3, workers=1, format="jpeg"),
                       "fake", progress=False)
     root = tmp_path / "jpeg"
     npy_meta = json.loads((tmp_path / "npy" / "meta.json").read_text())
@@ -282,12 +282,12 @@ def test_jpeg_store_is_close_to_the_npy_store(tmp_path):
     from alexnet.store import PreparedStore
 
     raw = make_raw(n_train=40, n_val=9, corrupt=False)
-    P.write_store(raw, tmp_path / "npy", PrepareConfig(size=SIZE, workers=1), "fake", progress=False)
+    P.write_store(raw, tmp_path / "npy", PrepareConfig(image_side=SIZE, workers=1), "fake", progress=False)
     truth = PreparedStore(tmp_path / "npy").split("train")
     reference = truth.images(np.arange(len(truth)))
     sizes, fidelity = {}, {}
     for quality in (95, 50):
-        cfg = PrepareConfig(size=SIZE, workers=1, format="jpeg", jpeg_quality=quality)
+        cfg = PrepareConfig(image_side=SIZE, workers=1, format="jpeg", jpeg_quality=quality)
         sizes[quality] = P.write_store(raw, tmp_path / f"q{quality}", cfg, "fake", progress=False)["bytes_per_image"]
         view = PreparedStore(tmp_path / f"q{quality}").split("train")
         fidelity[quality] = psnr(view.images(np.arange(len(view))), reference)
@@ -299,12 +299,12 @@ def test_unknown_wnid_fails_and_leaves_nothing(tmp_path):
     raw = make_raw(corrupt=False)
     raw.records["val"].append(RawRecord("x.JPEG", "n99999999", raw.records["val"][0].data))
     with pytest.raises(PipelineError, match="n99999999"):
-        P.write_store(raw, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1), "fake", progress=False)
+        P.write_store(raw, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1), "fake", progress=False)
     assert list(tmp_path.iterdir()) == []  # no half-written store, no temp folder
 
 
 def test_failure_keeps_previous_store(tmp_path):
-    cfg = PrepareConfig(size=SIZE, workers=1)
+    cfg = PrepareConfig(image_side=SIZE, workers=1)
     P.write_store(make_raw(), tmp_path / "prep", cfg, "fake", progress=False)
     before = _tree_bytes(tmp_path / "prep")
     raw = make_raw()
@@ -342,11 +342,11 @@ def test_stage_entry_point(tmp_path, monkeypatch):
 
     raw_dir = tmp_path / "raw"
     with pytest.raises(PipelineError, match="manifest.json"):
-        P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1), progress=False)
+        P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1), progress=False)
     raw_dir.mkdir()
     (raw_dir / "manifest.json").write_text(json.dumps({"source": "tiny"}))
     monkeypatch.setattr(alexnet.sources, "open_raw", lambda d: make_raw())
-    m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(size=SIZE, workers=1),
+    m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1),
                   metrics_path=tmp_path / "metrics" / "prepare.json", progress=False)
     assert json.loads((tmp_path / "metrics" / "prepare.json").read_text())["images"] == m["images"]
     assert json.loads((tmp_path / "prep" / "meta.json").read_text())["source"] == "tiny"
@@ -367,7 +367,7 @@ def test_chunks():
 
 def test_stage_script_reports_a_clear_error(tmp_path):
     """The stage as dvc.yaml runs it: a missing input is one line on stderr and exit status 2."""
-    (tmp_path / "params.yaml").write_text("prepare:\n  size: 256\n")
+    (tmp_path / "params.yaml").write_text("prepare:\n  image_side: 256\n")
     r = run_stage("prepare", "--params", "params.yaml", "--raw", "raw", "--out", "prep", "--metrics", "m.json",
                   cwd=tmp_path)
     assert_clear_error(r, "manifest.json not found")
@@ -385,7 +385,7 @@ def _die(args):
 def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "_process_chunk", _die)
     with pytest.raises(PipelineError, match="worker process died"):
-        P.write_store(make_raw(), tmp_path / "prep", PrepareConfig(size=SIZE, workers=2), "fake", progress=False)
+        P.write_store(make_raw(), tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=2), "fake", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -410,7 +410,7 @@ def test_memory_flat_with_dataset_size(tmp_path):
     peaks = []
     for n in (64, 512):
         tracemalloc.start()
-        P.write_store(Many(n), tmp_path / f"p{n}", PrepareConfig(size=SIZE, shard_size=16, workers=1), "f",
+        P.write_store(Many(n), tmp_path / f"p{n}", PrepareConfig(image_side=SIZE, shard_size=16, workers=1), "f",
                       progress=False)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()

@@ -199,7 +199,7 @@ def test_round_trip_through_prepare(tmp_path):
     from alexnet.prepare import process_image, write_store
 
     raw = make_raw(n_train=9, n_val=3, corrupt=True)
-    write_store(raw, tmp_path / "p", PrepareConfig(size=32, shard_size=4, workers=1), "fake", progress=False)
+    write_store(raw, tmp_path / "p", PrepareConfig(image_side=32, shard_size=4, workers=1), "fake", progress=False)
     store = PreparedStore(tmp_path / "p")
     wnids = [c.wnid for c in PCLASSES]
     for split in raw.splits:

@@ -205,7 +205,7 @@ def make_data(tmp: Path) -> tuple[Path, Path]:
 
 def tiny_params(**train: object) -> Params:
     """A 1/16-width net, 8-image batches, 3 epochs; the paper's optimizer and augmentation."""
-    raw = {"prepare": {"size": SIZE}, "model": {"width": 0.0625},
+    raw = {"prepare": {"image_side": SIZE}, "model": {"width": 0.0625},
            "train": {"epochs": 3, "batch_size": 8, "device": "cpu", "plateau_patience": 1, **train}}
     return params_from_dict(raw)
 
