@@ -9,12 +9,26 @@ every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architectur
     ilsvrc2010   the 2010 release in data.root (the paper's Table 1 is on its test set)
     imagefolder  data.root/train/<class>/, data.root/val/<class>/
     url          the official files of data.url_layout fetched from data.urls into data/raw/
+
+A user's own files (ilsvrc*, imagefolder) stay where they are, so DVC cannot see them change.
+`identify(data)` states what identifies them without reading them (path, bytes, mtime_ns; for an
+image folder, a digest of its whole listing): stage `inputs` writes it to data/inputs.json on
+every `dvc repro` (always_changed, milliseconds), byte-identical while nothing changed, and
+stage download depends on that file, so replacing a file reruns download and what follows,
+and nothing else. manifest.json keeps the same record ("stat") beside the MD5s, and `open_raw`
+refuses files that no longer match it.
+
+Before any decoding, download also checks every split's listing against the devkit and takes
+the subset `data.subset` asks for (alexnet.sources.subset); the record goes into manifest.json.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 from alexnet.cli import PipelineError
 from alexnet.config import DataConfig, TinyConfig
@@ -22,8 +36,9 @@ from alexnet.fileio import atomic_dir, read_json, verify_md5, write_json
 from alexnet.sources.base import ClassInfo, RawDataset, RawRecord
 from alexnet.sources.ilsvrc import LAYOUTS, ILSVRCDataset
 from alexnet.sources.imagefolder import ImageFolderDataset
+from alexnet.sources.subset import apply_selection, select
 
-__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "MANIFEST"]
+__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "identify", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 
@@ -33,8 +48,74 @@ def _resolve(raw_dir: Path, path: str) -> Path:
     return p if p.is_absolute() else raw_dir / p
 
 
-def open_raw(raw_dir: str | Path) -> RawDataset:
-    """Open the raw dataset that stage `download` described in `raw_dir`/manifest.json."""
+def file_stat(path: Path) -> dict[str, Any] | None:
+    """What identifies a file without reading it: its path, bytes and mtime_ns (None if missing)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def tree_stat(root: Path) -> dict[str, Any]:
+    """An image folder's identity: file count, bytes and a digest of every (path, bytes, mtime_ns)
+    under root/train and root/val (dangling links included as such), in sorted order."""
+    h = hashlib.sha256()
+    files = total = 0
+    for split in ("train", "val"):
+        for dirpath, dirnames, filenames in os.walk(root / split):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                try:
+                    st = p.stat()
+                    entry = f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                    files, total = files + 1, total + st.st_size
+                except FileNotFoundError:
+                    entry = f"{p.relative_to(root)}\0dangling\n"
+                h.update(entry.encode("utf-8", "surrogateescape"))
+    return {"path": str(root), "files": files, "bytes": total, "listing_sha256": h.hexdigest()}
+
+
+def _user_root(data: DataConfig) -> Path:
+    return Path(data.root).expanduser().resolve()
+
+
+def identify(data: DataConfig) -> dict[str, Any]:
+    """What identifies the user's own files of `data` (stage inputs' data/inputs.json). The tiny
+    and url sources keep their files in data/raw/, which DVC hashes itself: nothing to add."""
+    out: dict[str, Any] = {"source": data.source}
+    if data.source in LAYOUTS:
+        layout, root = LAYOUTS[data.source], _user_root(data)
+        names = {**layout.files, **layout.optional}
+        out["files"] = {role: file_stat(root / name) for role, name in names.items()}
+    elif data.source == "imagefolder":
+        out["files"] = {"root": tree_stat(_user_root(data))}
+    return out
+
+
+def _stat_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
+    if layout == "imagefolder":
+        return {"root": tree_stat(files["root"])}
+    return {role: file_stat(path) for role, path in files.items()}
+
+
+def check_unchanged(manifest: dict[str, Any], files: dict[str, Path], label: Path) -> None:
+    """Refuse user files that differ from what download recorded (replaced after it ran)."""
+    recorded = manifest.get("stat")
+    if not recorded:
+        return
+    now = _stat_of(files, manifest.get("layout", ""))
+    for role, before in recorded.items():
+        if now.get(role) != before:
+            what = before.get("path") if before else role
+            raise PipelineError(f"{what} changed since the download stage recorded it in {label} "
+                                "(replaced or touched): run `dvc repro` so that download checks it again")
+
+
+def open_raw(raw_dir: str | Path, check_files: bool = True) -> RawDataset:
+    """Open the raw dataset that stage `download` described in `raw_dir`/manifest.json: the
+    selected images only (manifest "selection"), refusing user files changed since download."""
     raw_dir = Path(raw_dir)
     manifest_path = raw_dir / MANIFEST
     if not manifest_path.is_file():
@@ -42,11 +123,15 @@ def open_raw(raw_dir: str | Path) -> RawDataset:
     manifest = read_json(manifest_path)
     layout = manifest.get("layout")
     files = {role: _resolve(raw_dir, p) for role, p in manifest.get("files", {}).items()}
+    if check_files:
+        check_unchanged(manifest, files, manifest_path)
     if layout in LAYOUTS:
-        return ILSVRCDataset(LAYOUTS[layout], files)
-    if layout == "imagefolder":
-        return ImageFolderDataset(files["root"])
-    raise PipelineError(f"{manifest_path}: unknown layout {layout!r}")
+        ds: RawDataset = ILSVRCDataset(LAYOUTS[layout], files)
+    elif layout == "imagefolder":
+        ds = ImageFolderDataset(files["root"])
+    else:
+        raise PipelineError(f"{manifest_path}: unknown layout {layout!r}")
+    return apply_selection(ds, manifest.get("selection"))
 
 
 def _verify(files: dict[str, Path], expected: dict[str, str | None], check: bool) -> tuple[dict, bool]:
@@ -66,9 +151,25 @@ def _verify(files: dict[str, Path], expected: dict[str, str | None], check: bool
     return md5, verified
 
 
+def _finish(ds: Any, data: DataConfig, manifest: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Check the listing against the devkit, take the subset; add what the manifest records."""
+    selection = select(ds, data.subset)
+    if selection is not None:
+        manifest["selection"] = selection
+    skipped = getattr(ds, "skipped", None)
+    if skipped is not None:  # image folders: what was left out, and why
+        manifest["skipped"] = skipped
+        if any(skipped.values()) and progress:
+            print("download: skipped in " + str(data.root) + ": "
+                  + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items() if v))
+    return manifest
+
+
 def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Stage `download`: produce `out_dir` (atomically) with a verified dataset and manifest.json."""
     out_dir = Path(out_dir)
+    if data.source == "url":
+        return _download_urls(data, out_dir, progress)
     with atomic_dir(out_dir) as tmp:
         extra: dict = {}
         if data.source == "tiny":
@@ -83,55 +184,76 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
             extra = {"quirks": info["quirks"]}
         elif data.source in LAYOUTS:
             layout = LAYOUTS[data.source]
-            root = Path(data.root).expanduser().resolve()
+            root = _user_root(data)
             if not root.is_dir():
                 raise PipelineError(f"data.root {root} is not a folder (data.source {data.source} expects the "
                                     f"official files there: {', '.join(layout.files.values())})")
             paths = {role: root / name for role, name in layout.files.items()}
-            md5, verified = _verify(paths, layout.md5, data.verify_md5)
             for role, name in layout.optional.items():  # used when present, never required
                 if (root / name).is_file():
-                    paths[role], md5[role] = root / name, None
+                    paths[role] = root / name
+            stat = _stat_of(paths, layout.name)  # before reading: a file replaced meanwhile then differs
+            md5, verified = _verify({r: p for r, p in paths.items() if r in layout.files}, layout.md5,
+                                    data.verify_md5)
+            md5.update({role: None for role in paths if role not in layout.files})
             files = {role: str(p) for role, p in paths.items()}  # verified in place, not copied
-        elif data.source == "url":
-            from alexnet.sources import url as url_source
-
-            layout = LAYOUTS[data.url_layout]
-            missing = [name for name in layout.files.values() if name not in data.urls]
-            unknown = [name for name in data.urls if name not in layout.files.values()]
-            if missing or unknown:
-                raise PipelineError(f"data.urls must map exactly the {layout.name} file names to URLs; "
-                                    f"missing: {missing or 'none'}, unexpected: {unknown or 'none'}")
-            # Downloads (partial and finished) live outside the stage's output until all are done,
-            # so a failure on one file never throws away another, and a rerun resumes.
-            partial = out_dir.parent / f".{out_dir.name}.downloads"
-            for role, name in layout.files.items():
-                want = layout.md5.get(role) if data.verify_md5 else None
-                if (partial / name).is_file():  # finished by an earlier, interrupted run
-                    if want:
-                        verify_md5(partial / name, want)
-                else:
-                    url_source.fetch(data.urls[name], partial / name, md5=want, progress=progress)
-            for name in layout.files.values():
-                (partial / name).replace(tmp / name)
-            with contextlib.suppress(OSError):
-                partial.rmdir()  # empty once every file has moved into place
-            paths = {role: tmp / name for role, name in layout.files.items()}
-            md5 = {role: (layout.md5.get(role) if data.verify_md5 else None) for role in layout.files}
-            verified = data.verify_md5 and all(md5.values())
-            files = dict(layout.files)
+            extra = {"stat": stat}
         elif data.source == "imagefolder":
-            root = Path(data.root).expanduser().resolve()
-            ImageFolderDataset(root)  # fails now, naming the problem, if the tree is wrong
+            root = _user_root(data)
+            stat = {"root": tree_stat(root)}
+            ds = ImageFolderDataset(root)  # fails now, naming the problem, if the tree is wrong
             manifest = {"source": "imagefolder", "layout": "imagefolder", "files": {"root": str(root)},
-                        "md5": {"root": None}, "verified": False}
-            write_json(tmp / MANIFEST, manifest)
+                        "md5": {"root": None}, "verified": False, "stat": stat}
+            write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
             return manifest
         else:  # config.py's Literal already refuses this; kept for a clear message
             raise PipelineError(f"unknown data.source {data.source!r}")
-        # Parse the devkit now, so a broken one fails this stage rather than the next.
-        ILSVRCDataset(layout, paths)
+        # Parse the devkit and list every tar now, so a broken or incomplete file fails this
+        # stage (in seconds) rather than the next (after hours of decoding).
+        ds = ILSVRCDataset(layout, paths)
         manifest = {"source": data.source, "layout": layout.name, "files": files, "md5": md5,
                     "verified": bool(verified), **extra}
-        write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
+    return manifest
+
+
+def _download_urls(data: DataConfig, out_dir: Path, progress: bool) -> dict:
+    """Source url: fetch each file (resumable) into a folder outside the stage's output, check
+    them all there (MD5, devkit, listing), and only then move them into the output. A failure at
+    any step keeps every finished download for the next run."""
+    from alexnet.sources import url as url_source
+
+    layout = LAYOUTS[data.url_layout]
+    missing = [name for name in layout.files.values() if name not in data.urls]
+    unknown = [name for name in data.urls if name not in layout.files.values()]
+    if missing or unknown:
+        raise PipelineError(f"data.urls must map exactly the {layout.name} file names to URLs; "
+                            f"missing: {missing or 'none'}, unexpected: {unknown or 'none'}")
+    partial = out_dir.parent / f".{out_dir.name}.downloads"
+    for role, name in layout.files.items():
+        want = layout.md5.get(role) if data.verify_md5 else None
+        if (partial / name).is_file():  # finished by an earlier, interrupted run
+            if want:
+                verify_md5(partial / name, want)
+        else:
+            url_source.fetch(data.urls[name], partial / name, md5=want, progress=progress)
+    paths = {role: partial / name for role, name in layout.files.items()}
+    ds = ILSVRCDataset(layout, paths)  # the devkit and the listing, checked where the files are
+    md5 = {role: (layout.md5.get(role) if data.verify_md5 else None) for role in layout.files}
+    manifest = {"source": "url", "layout": layout.name, "files": dict(layout.files), "md5": md5,
+                "verified": bool(data.verify_md5 and all(md5.values()))}
+    manifest = _finish(ds, data, manifest, progress)
+    with atomic_dir(out_dir) as tmp:
+        moved: list[str] = []
+        try:
+            for name in layout.files.values():
+                (partial / name).replace(tmp / name)
+                moved.append(name)
+            write_json(tmp / MANIFEST, manifest)
+        except BaseException:
+            for name in moved:  # back where the next run looks, before the folder is removed
+                (tmp / name).replace(partial / name)
+            raise
+    with contextlib.suppress(OSError):
+        partial.rmdir()  # empty once every file has moved into place
     return manifest

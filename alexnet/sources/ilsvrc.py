@@ -27,7 +27,7 @@ import numpy as np
 import scipy.io
 
 from alexnet.cli import PipelineError
-from alexnet.fileio import check_member, iter_tar_files
+from alexnet.fileio import ArchiveError, archive_errors, check_member, iter_tar_files, open_tar
 from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import short_name
 
@@ -184,19 +184,96 @@ def read_patches(path: Path) -> dict[tuple[str, str], bytes]:
     return patches
 
 
+def _class_of_member(path: Path, member: tarfile.TarInfo, known: set[str]) -> str:
+    inner_name = PurePosixPath(member.name).name
+    wnid = inner_name.removesuffix(".tar")
+    if not inner_name.endswith(".tar") or wnid not in known:
+        raise PipelineError(f"{path}: unexpected member {member.name!r}; the training tar must hold "
+                            "one <wnid>.tar per class of the devkit")
+    return wnid
+
+
+def _members(tf: tarfile.TarFile, label: str, length: int) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar opened for random access, headers only (data skipped by seeking).
+
+    tarfile stops without a word at a header cut short, so each member's data is checked to lie
+    inside the file (`length` bytes): a tar cut inside a member is an ArchiveError; one cut at a
+    member boundary just lists fewer members, which the count checks catch."""
+    where = ["at its first member"]
+    it = iter(tf)
+    while True:
+        with archive_errors(label, where):
+            member = next(it, None)
+            if member is None:
+                return
+            where[0] = f"at member {member.name!r}"
+            check_member(member, label)
+            if member.isfile() and member.offset_data + member.size > length:
+                raise EOFError(f"its data ends at byte {member.offset_data + member.size} of {length}")
+            where[0] = f"after member {member.name!r}"
+        yield member
+
+
+def list_train_tar(path: Path, known: set[str]) -> list[tuple[str, str]]:
+    """(image name, wnid) of every image of a tar of per-class tars, from the headers only (cheap:
+    the data is seeked over, so 147 GB are listed in seconds to minutes)."""
+    out: list[tuple[str, str]] = []
+    seen_class: set[str] = set()
+    with open_tar(path, path, mode="r:*") as outer:
+        for member in _members(outer, str(path), path.stat().st_size):
+            if member.isdir():
+                continue
+            wnid = _class_of_member(path, member, known)
+            if wnid in seen_class:
+                raise PipelineError(f"{path}: class tar {member.name!r} appears twice")
+            seen_class.add(wnid)
+            label = f"{path}/{member.name}"
+            fobj = outer.extractfile(member)
+            assert fobj is not None
+            with open_tar(fobj, label, mode="r:") as inner:
+                out += [(PurePosixPath(m.name).name, wnid) for m in _members(inner, label, member.size) if m.isfile()]
+    return out
+
+
+def list_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
+                      truth_label: str) -> list[tuple[str, str]]:
+    """(image name, wnid) of every image of a flat numbered tar (val, test), headers only."""
+    out = []
+    with open_tar(path, path, mode="r:*") as tf:
+        for member in _members(tf, str(path), path.stat().st_size):
+            if member.isfile():
+                base = PurePosixPath(member.name).name
+                out.append((base, wnid_of_id[truth[_image_number(path, member.name, pattern, truth, truth_label) - 1]]))
+    return out
+
+
+def _image_number(path: Path, name: str, pattern: re.Pattern[str], truth: list[int], truth_label: str) -> int:
+    base = PurePosixPath(name).name
+    m = pattern.match(base)
+    if not m:
+        raise PipelineError(f"{path}: unexpected member {name!r} (expected names like {pattern.pattern})")
+    index = int(m.group(1))
+    if not 1 <= index <= len(truth):
+        raise PipelineError(f"{path}: {base} is image {index}, but {truth_label} has {len(truth)} lines")
+    return index
+
+
 def iter_train_tar(path: Path, known: set[str],
                    patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a tar of per-class tars (<wnid>.tar holding <wnid>_<n>.JPEG), outer and inner in order."""
-    with tarfile.open(path, mode="r|*") as outer:
-        for member in outer:
-            check_member(member, path)
+    where = ["at its first member"]
+    with open_tar(path, path) as outer:
+        it = iter(outer)
+        while True:
+            with archive_errors(path, where):
+                member = next(it, None)
+                if member is None:
+                    return
+                where[0] = f"at member {member.name!r}"
+                check_member(member, path)
             if member.isdir():
                 continue
-            inner_name = PurePosixPath(member.name).name
-            wnid = inner_name.removesuffix(".tar")
-            if not inner_name.endswith(".tar") or wnid not in known:
-                raise PipelineError(f"{path}: unexpected member {member.name!r}; the training tar must hold "
-                                    "one <wnid>.tar per class of the devkit")
+            wnid = _class_of_member(path, member, known)
             fobj = outer.extractfile(member)
             assert fobj is not None
             for name, data in iter_tar_files(fobj, archive=f"{path}/{member.name}"):
@@ -204,6 +281,7 @@ def iter_train_tar(path: Path, known: set[str],
                 if patches and base in patches:
                     data = patches[base]
                 yield RawRecord(base, wnid, _payload(data))
+            where[0] = f"after member {member.name!r}"
 
 
 def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
@@ -211,12 +289,7 @@ def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wn
     """Stream a flat tar of <prefix>_%08d.JPEG images; image i's class is ground truth line i."""
     for name, data in iter_tar_files(path):
         base = PurePosixPath(name).name
-        m = pattern.match(base)
-        if not m:
-            raise PipelineError(f"{path}: unexpected member {name!r} (expected names like {pattern.pattern})")
-        index = int(m.group(1))
-        if not 1 <= index <= len(truth):
-            raise PipelineError(f"{path}: {base} is image {index}, but {truth_label} has {len(truth)} lines")
+        index = _image_number(path, name, pattern, truth, truth_label)
         if patches and base in patches:
             data = patches[base]
         yield RawRecord(base, wnid_of_id[truth[index - 1]], _payload(data))
@@ -262,6 +335,41 @@ class ILSVRCDataset(RawDataset):
         return iter_numbered_tar(self.files["test"], self._pattern("test"), self._test_truth,
                                  self.devkit.wnid_of_id, str(self.files["test_ground_truth"]),
                                  self._split_patches("test"))
+
+    def split_file(self, split: str) -> str:
+        """The file `split` is read from (for messages)."""
+        self._check_split(split)
+        return str(self.files[split])
+
+    def listing(self, split: str) -> list[tuple[str, str]]:
+        """(image name, wnid) of every image of `split`, in stream order, from the tar headers only."""
+        self._check_split(split)
+        if split == "train":
+            return list_train_tar(self.files["train"], set(self.devkit.words))
+        if split == "val":
+            return list_numbered_tar(self.files["val"], self._pattern("val"), self.devkit.val_truth,
+                                     self.devkit.wnid_of_id, self.layout.devkit_val_truth)
+        assert self._test_truth is not None
+        return list_numbered_tar(self.files["test"], self._pattern("test"), self._test_truth,
+                                 self.devkit.wnid_of_id, str(self.files["test_ground_truth"]))
+
+    def expected(self, split: str) -> tuple[dict[str, int], str] | None:
+        """Images per wnid that the devkit says `split` holds, and where it says so; None where it
+        says nothing (a meta.mat without num_train_images)."""
+        self._check_split(split)
+        if split == "train":
+            counts = self.devkit.num_train_images
+            if not any(counts.values()):
+                return None
+            return dict(counts), f"{self.files['devkit']}:{self.layout.devkit_meta} num_train_images"
+        truth = self.devkit.val_truth if split == "val" else self._test_truth
+        label = (f"{self.files['devkit']}:{self.layout.devkit_val_truth}" if split == "val"
+                 else str(self.files["test_ground_truth"]))
+        assert truth is not None
+        counts = {w: 0 for w in self.devkit.words}
+        for sid in truth:
+            counts[self.devkit.wnid_of_id[sid]] += 1
+        return counts, f"{label} (one image per line)"
 
     def _split_patches(self, split: str) -> dict[str, bytes]:
         return {name: data for (s, name), data in self._patches.items() if s == split}

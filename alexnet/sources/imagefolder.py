@@ -3,7 +3,9 @@
 Owns reading image-folder datasets users already have (Imagenette, ImageNet subsets, their
 own extracted ImageNet). Class = folder name; labels are positions among the sorted train
 folders (ImageFolder's convention). Folders named like WordNet ids are kept as wnids, with the
-devkit's name where the embedded table knows it. Files are read in sorted order.
+devkit's name where the embedded table knows it. Files are read in sorted order. What is
+skipped is counted (`skipped`: dangling links, unknown extensions, hidden files, sub-folders) and
+the download stage reports it.
 """
 
 from __future__ import annotations
@@ -49,22 +51,58 @@ class ImageFolderDataset(RawDataset):
         return all(WNID_RE.match(c.wnid) for c in self.classes)
 
     @cached_property
-    def _files(self) -> dict[str, list[tuple[str, Path]]]:
+    def _scan(self) -> tuple[dict[str, list[tuple[str, Path]]], dict[str, int]]:
         out: dict[str, list[tuple[str, Path]]] = {}
+        skipped = {"dangling_links": 0, "unknown_extension": 0, "hidden": 0, "not_a_file": 0}
         for split in self.splits:
             files = []
             for c in self.classes:
                 d = self.root / split / c.wnid
-                if d.is_dir():
-                    files += [(c.wnid, p) for p in sorted(d.iterdir())
-                              if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMG_EXTENSIONS]
+                if not d.is_dir():
+                    continue
+                for p in sorted(d.iterdir()):
+                    if p.name.startswith("."):
+                        skipped["hidden"] += 1
+                    elif p.is_symlink() and not p.exists():
+                        skipped["dangling_links"] += 1
+                    elif not p.is_file():
+                        skipped["not_a_file"] += 1
+                    elif p.suffix.lower() not in IMG_EXTENSIONS:
+                        skipped["unknown_extension"] += 1
+                    else:
+                        files.append((c.wnid, p))
             out[split] = files
-        return out
+        return out, skipped
+
+    @property
+    def _files(self) -> dict[str, list[tuple[str, Path]]]:
+        return self._scan[0]
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Entries of the class folders that are not read, by reason (torchvision's rules)."""
+        return dict(self._scan[1])
+
+    def split_file(self, split: str) -> str:
+        self._check_split(split)
+        return str(self.root / split)
+
+    def listing(self, split: str) -> list[tuple[str, str]]:
+        """(file name, class) of every image of `split` (a name is unique within its class folder)."""
+        self._check_split(split)
+        return [(path.name, wnid) for wnid, path in self._files[split]]
+
+    def expected(self, split: str) -> None:
+        return None  # no devkit: the tree is what there is
 
     def iter_split(self, split: str) -> Iterator[RawRecord]:
         self._check_split(split)
         for wnid, path in self._files[split]:
-            yield RawRecord(path.name, wnid, path.read_bytes())
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise PipelineError(f"{path}: cannot be read ({e.strerror or e})") from e
+            yield RawRecord(path.name, wnid, data)
 
     def count(self, split: str) -> int | None:
         self._check_split(split)
