@@ -13,16 +13,27 @@ brings it to the exact size. Images are processed by a pool of worker processes 
 raw bytes streamed from the reader, in order, with a bounded number of chunks in flight, and the
 shards are written out as they fill, so memory stays flat however large the dataset. With format
 jpeg the workers also encode each crop, so only the ~36 kB JPEG travels back, not 196 kB of pixels.
+
+Bounded memory whatever the input: an image's size is read from its header before anything is
+decoded, and one with more than `prepare.max_pixels` pixels or an aspect ratio beyond
+`prepare.max_aspect` is quarantined with that reason (a 1x16000 PNG, 150 bytes, would otherwise be
+resized to 256 x 4,096,000 before the crop: 3 GB). The workers die with the stage (a parent killed
+with SIGKILL runs no cleanup): each sets PR_SET_PDEATHSIG on Linux and watches its parent's pid.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
+import ctypes
+import ctypes.util
 import io
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -96,7 +107,22 @@ def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, 
     return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
 
 
-def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
+class ImageBoundsError(ValueError):
+    """An image beyond prepare.max_pixels or prepare.max_aspect, refused from its header alone."""
+
+
+def check_bounds(width: int, height: int, max_pixels: int | None, max_aspect: float | None) -> None:
+    """Raise ImageBoundsError if a width x height image is beyond the stated bounds."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageBoundsError(f"{width}x{height} is {width * height} pixels, more than prepare.max_pixels "
+                               f"({max_pixels})")
+    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+        raise ImageBoundsError(f"{width}x{height} has an aspect ratio of {max(width, height) / min(width, height):.1f}, "
+                               f"beyond prepare.max_aspect ({max_aspect:g})")
+
+
+def process_image(data: bytes, size: int, draft: bool = True, max_pixels: int | None = None,
+                  max_aspect: float | None = None) -> np.ndarray:
     """Decode image bytes and return the paper's central crop, uint8 [size, size, 3] RGB.
 
     Any format Pillow reads is accepted (ImageNet's train set holds a PNG and CMYK JPEGs under
@@ -108,10 +134,11 @@ def process_image(data: bytes, size: int, draft: bool = True) -> np.ndarray:
     with warnings.catch_warnings():
         # EXIF and ICC oddities of web images are harmless for the pixels; keep the log clean.
         warnings.simplefilter("ignore")
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))  # reads the header only
         width, height = img.size
         if width < 1 or height < 1:
             raise ValueError(f"empty image {width}x{height}")
+        check_bounds(width, height, max_pixels, max_aspect)  # before any pixel is decoded
         new_w, new_h, left, top = resize_geometry(width, height, size)
         # Decode downscaled in the DCT domain by the largest of 1/2, 1/4, 1/8 that keeps the image
         # at least new_w x new_h; a no-op for non-JPEGs. `box` is where the whole original image
@@ -159,7 +186,7 @@ def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray 
     reasons: list[str | None] = []
     for data in datas:
         try:
-            good.append(process_image(data, cfg.image_side, cfg.draft))
+            good.append(process_image(data, cfg.image_side, cfg.draft, cfg.max_pixels, cfg.max_aspect))
             reasons.append(None)
         except Exception as e:  # noqa: BLE001 -- any decode failure is a quarantine, never a crash
             reasons.append(_reason(e))
@@ -167,6 +194,35 @@ def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray 
         return [encode_jpeg(image, cfg.jpeg_quality) for image in good], reasons
     stacked = np.stack(good) if good else np.empty((0, cfg.image_side, cfg.image_side, 3), np.uint8)
     return stacked, reasons
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when the stage that started it is gone, even by SIGKILL
+    (which runs no cleanup, so the pool cannot shut its workers down)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watcher below still does it
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:  # other platforms, and a pool whose workers a forkserver started
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process (see `_die_with_parent`)."""
+    return ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
 def _chunks(records: Iterable[RawRecordLike], n: int) -> Iterator[list[RawRecordLike]]:
@@ -272,11 +328,13 @@ def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWrite
 
 
 def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
 
     Returns the metrics: images per split, quarantined per split and in total, images/s, the
-    format and the mean bytes per image of the shard files.
+    format and the mean bytes per image of the shard files. `subset` (alexnet.sources.subset's
+    summary of what download selected, None for the whole dataset) is recorded in meta.json and
+    the metrics. Each split must stream as many records as `dataset.count` says (when it says).
     """
     classes = list(dataset.classes)
     wnids = [c.wnid for c in classes]
@@ -297,7 +355,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
         shard_dir.mkdir()
         # A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a
         # crash inside a decoder) raises BrokenProcessPool here instead of hanging the stage.
-        pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        pool = make_pool(workers) if workers > 1 else None
         try:
             with open(tmp / "index.csv", "w", newline="") as fi, \
                     open(tmp / "quarantine.csv", "w", newline="") as fq:
@@ -331,6 +389,11 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
                             bar.update(len(chunk))
                             seen += len(chunk)
                     writer.flush()
+                    expected = dataset.count(split)
+                    if expected is not None and writer.total + n_bad != expected:
+                        raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
+                                            f"{expected} were listed when the download stage checked them; were "
+                                            "they changed since? rerun `dvc repro`")
                     counts[split] = writer.total
                     quarantined[split] = n_bad
         except BrokenProcessPool as e:
@@ -346,6 +409,8 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
                 w.writerow([i, c.wnid, c.name])
         meta = {"size": size, "source": source, "eval_split": dataset.eval_split, "splits": counts,
                 "num_classes": len(classes), "format": cfg.format}
+        if subset is not None:  # absent: the whole dataset, checked complete against its devkit
+            meta["subset"] = subset
         # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         stored = sum(p.stat().st_size for p in shard_dir.iterdir())
@@ -360,6 +425,7 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
         "workers": workers,
         "format": cfg.format,
         "bytes_per_image": round(stored / sum(counts.values()), 1) if sum(counts.values()) else 0.0,
+        **({"subset": subset} if subset is not None else {}),
     }
 
 
@@ -367,13 +433,16 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
             metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
     from alexnet.sources import open_raw  # here: write_store itself takes any RawDataset-like object
+    from alexnet.sources.subset import summary
 
     raw_dir = Path(raw_dir)
     manifest = raw_dir / "manifest.json"
     if not manifest.is_file():
         raise PipelineError(f"{manifest} not found: run the download stage first")
-    source = str(read_json(manifest).get("source", "unknown"))
-    metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress)
+    recorded = read_json(manifest)
+    source = str(recorded.get("source", "unknown"))
+    metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress,
+                          subset=summary(recorded.get("selection")))
     if metrics_path is not None:
         write_json(metrics_path, metrics)
     return metrics

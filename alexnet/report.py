@@ -264,6 +264,28 @@ def _image(path: Path, md_dir: Path, alt: str) -> str:
     return f"![{alt}]({Path(os.path.relpath(path, md_dir)).as_posix()})\n"
 
 
+def describe_subset(sub: dict[str, Any] | None) -> str:
+    """One line: the whole dataset, or which part of it (meta.json / metrics/prepare.json "subset",
+    written by alexnet.sources.subset.summary)."""
+    if not sub:
+        return "the whole dataset, every image the devkit lists"
+    parts = [f"{sub['num_classes']} classes"] + [f"{n:,} {s}" for s, n in sub["images"].items()]
+    p = sub["params"]
+    how = []
+    if p.get("wnids"):
+        how.append("classes listed in data.subset.wnids")
+    elif p.get("classes"):
+        how.append(f"classes chosen with seed {p.get('seed')}")
+    for key in ("train_per_class", "eval_per_class"):
+        if p.get(key):
+            how.append(f"{key} {p[key]}")
+    text = "subset: " + ", ".join(parts) + (f" ({'; '.join(how)})" if how else "")
+    if not sub["complete"]:
+        missing = sum(v["images_missing"] for v in sub["shortfall"].values())
+        text += f"; a partial copy: {missing:,} images the devkit lists are missing (data.subset.allow_partial)"
+    return text
+
+
 def section_setup(params: Params, runs: Runs) -> str:
     source = params.data.source
     images = runs.prepare.get("images", {})
@@ -277,6 +299,8 @@ def section_setup(params: Params, runs: Runs) -> str:
         ["evaluation images", f"{fmt(ev.get('images'))} ({ev.get('split', '-')} split)",
          f"{paper.DATASETS['ilsvrc2012']['val']:,} (val) / {paper.DATASETS['ilsvrc2010']['test']:,} (2010 test)"],
         ["quarantined (undecodable) images", fmt(runs.prepare.get("quarantined_total")), "-"],
+        # data.subset: which part of the official files was taken, and whether the copy was complete
+        ["images taken (data.subset)", describe_subset(runs.prepare.get("subset")), "the whole dataset"],
         ["preprocessing", f"shorter side to {params.prepare.image_side}, centre {params.prepare.image_side}x{params.prepare.image_side}; "
                           f"mean subtracted: {params.augment.mean}",
          f"shorter side to {paper.PREPARED_SIZE}, centre crop; mean image subtracted"],

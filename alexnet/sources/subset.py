@@ -145,27 +145,6 @@ def summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
             "complete": record["complete"], "shortfall": record["shortfall"]}
 
 
-def describe(sub: dict[str, Any] | None) -> str:
-    """One line for the report: the whole dataset, or which part of it."""
-    if not sub:
-        return "the whole dataset, every image the devkit lists"
-    parts = [f"{sub['num_classes']} classes"] + [f"{n:,} {s}" for s, n in sub["images"].items()]
-    p = sub["params"]
-    how = []
-    if p.get("wnids"):
-        how.append("classes listed in data.subset.wnids")
-    elif p.get("classes"):
-        how.append(f"classes chosen with seed {p.get('seed')}")
-    for key in ("train_per_class", "eval_per_class"):
-        if p.get(key):
-            how.append(f"{key} {p[key]}")
-    text = "subset: " + ", ".join(parts) + (f" ({'; '.join(how)})" if how else "")
-    if not sub["complete"]:
-        missing = sum(v["images_missing"] for v in sub["shortfall"].values())
-        text += f"; a partial copy: {missing:,} images the devkit lists are missing (data.subset.allow_partial)"
-    return text
-
-
 class SelectedDataset(RawDataset):
     """`base` restricted to a selection record: its classes, and per split its names (or all)."""
 
