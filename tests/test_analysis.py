@@ -256,7 +256,7 @@ def test_analyze_stage_end_to_end(tmp_path):
     probs = np.random.default_rng(0).dirichlet(np.ones(3), size=len(val_labels)).astype(np.float16)
     np.save(tmp_path / "eval" / "probs-seed7-center.npy", probs)
     (tmp_path / "params.yaml").write_text(
-        "model: {width: 0.05}\ntrain: {seeds: [7]}\nprepare: {size: 228}\n"
+        "model: {width: 0.05}\ntrain: {seeds: [7]}\nprepare: {image_side: 228}\n"
         "analyze: {queries: 2, neighbours: 3, top5_images: 2, precision_k: [1, 3], code_bits: 8, tsne_points: 10}\n")
     done = run_stage("analyze", "--params", "params.yaml", "--prepared", "prepared", "--stats", "stats",
                      "--models", "models", "--eval", "eval", "--out", "figures", "--metrics", "metrics/analyze.json",
