@@ -124,6 +124,11 @@ class ModelConfig:
     # PyTorch and Caffe (and cuda-convnet, the paper's code) divide alpha by n; the paper's
     # equation does not. True follows the frameworks.
     lrn_divide_alpha_by_n: bool = True
+    # column (the paper, Section 3.2): in the two-group net each column's maps are normalised
+    # among themselves, the window stopping at the column boundary (cuda-convnet2's 2-GPU config:
+    # rnorm1a/rnorm1b over 48 maps each); all: one window over all maps of the layer (Caffe's
+    # bvlc_alexnet). With groups 1 there is one column and the two are the same.
+    lrn_span: Literal["column", "all"] = "column"
     overlapping_pool: bool = True  # 3x3 stride 2 (paper) or 2x2 stride 2
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
