@@ -189,11 +189,22 @@ class TrainConfig:
     weight_decay: float = 0.0005
     # paper: v <- m v - wd lr w - lr g (lr inside v); pytorch: torch.optim.SGD (lr outside v)
     update_rule: Literal["paper", "pytorch"] = "paper"
+    # Biases: the paper's text gives them the same lr and decay as weights (1.0, 1.0); the
+    # authors' cuda-convnet2 configs and Caffe's bvlc_alexnet use 2x the lr and no decay (2.0, 0.0).
+    bias_lr_mult: float = 1.0
+    bias_decay_mult: float = 1.0
+    # plateau (the paper): lr / 10 when validation top-1 error stops improving, max_lr_drops
+    # times, then stop when it stops improving once more (plateau_stop) or at `epochs`.
+    # step (Caffe's bvlc_alexnet: lr / 10 every 100,000 iterations = 20 epochs at batch 256).
     schedule: Literal["plateau", "step"] = "plateau"
     lr_factor: float = 0.1
-    plateau_patience: int = 2  # epochs without improvement of validation top-1 error before a drop
-    plateau_threshold: float = 0.001  # absolute improvement of the error that counts
-    max_lr_drops: int = 3
+    # Ours, not the paper's (which decided by eye): epochs without improvement of the validation
+    # top-1 error before it counts as stopped improving, and the improvement (percentage points)
+    # that counts.
+    plateau_patience: int = 2
+    plateau_threshold: float = 0.001
+    max_lr_drops: int = 3  # the paper: "reduced three times prior to termination"
+    plateau_stop: bool = True  # stop at the plateau after the last drop (false: run to `epochs`)
     step_epochs: list[int] = field(default_factory=lambda: [30, 60, 80])
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
@@ -202,6 +213,9 @@ class TrainConfig:
     compile: bool = False
     loader_workers: int = 0  # 0 = chosen from the machine
     max_loss: float = 100.0  # a loss above this (or NaN) stops the run
+    # Learning-start diagnostic: after this many steps, a training loss still within 5% of
+    # ln(classes) (chance) is reported once, with the usual causes. 0 = off. Never changes the run.
+    chance_warn_steps: int = 10000
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "train.seeds",
@@ -219,6 +233,10 @@ class TrainConfig:
                "train.step_epochs", "an increasing list of positive epochs", self.step_epochs)
         _check(self.loader_workers >= 0, "train.loader_workers", "an integer >= 0", self.loader_workers)
         _check(self.max_loss > 0, "train.max_loss", "a positive number", self.max_loss)
+        _check(self.bias_lr_mult > 0, "train.bias_lr_mult", "a positive number", self.bias_lr_mult)
+        _check(self.bias_decay_mult >= 0, "train.bias_decay_mult", "a number >= 0", self.bias_decay_mult)
+        _check(self.chance_warn_steps >= 0, "train.chance_warn_steps", "an integer >= 0 (0 = off)",
+               self.chance_warn_steps)
 
 
 @dataclass(frozen=True)
