@@ -163,14 +163,14 @@ class AugmentConfig:
     flip: bool = True
     pca_lighting: bool = True
     pca_std: float = 0.1  # alpha_i ~ N(0, pca_std)
-    # What multiplies alpha_i along principal component i. The paper writes alpha_i * lambda_i,
-    # which only makes sense on some pixel scale: with 0-255 pixels lambda_1 is ~4000 (a
-    # variance), so alpha_1 * lambda_1 shifts every pixel by hundreds of levels and wipes the
-    # image out. sqrt_eigval (default) uses the component's standard deviation sqrt(lambda_i),
-    # in pixel units on any scale (~7 levels on ImageNet-like data), as fb.resnet.torch's
-    # ImageNet constants (0.2175 = sqrt(lambda_1) on a 0-1 scale) and most reimplementations do.
-    # eigval is the formula taken literally in 0-255 units, kept for the ablation.
-    pca_magnitude: Literal["sqrt_eigval", "eigval"] = "sqrt_eigval"
+    # What multiplies alpha_i along principal component i: the paper writes lambda_i (an
+    # eigenvalue, i.e. a variance) without saying on which pixel scale. eigval_01: lambda_i of
+    # pixels on [0, 1], the formula taken literally as fb.resnet.torch, MXNet/GluonCV and
+    # tensorpack do (~3.2 levels RMS per channel on ImageNet). sqrt_eigval (default):
+    # sqrt(lambda_i), the component's standard deviation, as the authors' own cuda-convnet2 does
+    # (~7.2 levels). eigval_255: lambda_i of 0-255 pixels literally (~820 levels: the image is
+    # wiped out). alexnet/augment.py and docs/fidelity.md give the derivations.
+    pca_magnitude: Literal["eigval_01", "sqrt_eigval", "eigval_255"] = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
     def __post_init__(self) -> None:

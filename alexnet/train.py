@@ -50,8 +50,8 @@ the full-width net's gain) or 0.03 with zero biases and lr 0.001 fit a fixed bat
 0.07 in 40 steps) yet still stayed at chance on the held-out split within the ~84-372 steps of
 a 12-epoch tiny run; lr 0.01 with bias 1 oscillates (loss 2.4 -> 6.4 -> 1.0). The paper's
 ImageNet run has 450,000 steps to leave this regime.
-Those probes also had PCA lighting at alpha * eigval on 0-255 pixels (shifts of ~430 levels,
-see AugmentConfig.pca_magnitude), which alone kept every configuration at chance. With lighting
+Those probes also had PCA lighting at alpha * eigval on 0-255 pixels (augment.pca_magnitude eigval_255,
+shifts of hundreds of levels), which alone kept every configuration at chance. With lighting
 at alpha * sqrt(eigval), model.init he, input_scale 1/64, biases 0 and batch 32 the tiny run
 reaches ~32% top-1 error in 8 epochs (params.yaml, TINY lines).
 
