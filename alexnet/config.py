@@ -394,3 +394,34 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def to_dict(params: Any) -> dict:
     """Plain-dict form of a config (for recording the resolved params beside results)."""
     return dataclasses.asdict(params)
+
+
+# Params that decide how fast or where the same arithmetic runs, or what is only reported: a run
+# that changes them still follows the paper. Everything else in these sections is the recipe.
+NOT_RECIPE = {
+    "prepare": ("shard_size", "workers", "format", "jpeg_quality", "draft"),
+    "train": ("seeds", "device", "deterministic", "channels_last", "compile", "loader_workers", "max_loss",
+              "chance_warn_steps"),
+}
+RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
+PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")
+
+
+def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:
+    """(key, this run's value, the paper's) for every recipe param that differs from the paper.
+
+    The dataclass defaults are the paper's settings (so the comparison is with `Params()`), but
+    for the dataset, whose default is the tiny one: any source but the ILSVRC files deviates.
+    `train.seeds` is left out (the number of nets is the table row, not the recipe), and so are
+    the params of NOT_RECIPE.
+    """
+    out: list[tuple[str, Any, Any]] = []
+    if params.data.source not in PAPER_SOURCES:
+        out.append(("data.source", params.data.source, "ilsvrc2012 / ilsvrc2010"))
+    paper = Params()
+    for section in RECIPE_SECTIONS:
+        ours, theirs = to_dict(getattr(params, section)), to_dict(getattr(paper, section))
+        for key, value in ours.items():
+            if key not in NOT_RECIPE.get(section, ()) and value != theirs[key]:
+                out.append((f"{section}.{key}", value, theirs[key]))
+    return out
