@@ -444,3 +444,22 @@ def test_load_trained_rejects_other_architectures_and_corrupt_files(tmp_path):
         load_trained(tmp_path / "bare.pt")
     with pytest.raises(PipelineError, match="not found"):
         load_trained(tmp_path / "missing.pt")
+
+
+def test_dropout_is_the_papers_on_fc6_and_fc7_outputs():
+    """Section 4.2: the outputs of fc6 and fc7 are zeroed with p = 0.5 in training; the paper
+    multiplies them by 0.5 at test time, inverted dropout doubles the kept ones in training
+    instead: the same net up to a constant factor on fc7/fc8's inputs, which their weights absorb."""
+    net = build_model(ModelConfig(width=0.25), 10, generator=torch.Generator().manual_seed(0))
+    names = [n for n, _ in net.classifier.named_children()]
+    assert names == ["fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]  # after fc6/fc7, not before them
+    drop = net.classifier.drop6
+    x = torch.rand(4, 1000, generator=torch.Generator().manual_seed(1)) + 0.5
+    drop.train()
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], 2 * x[kept])  # kept units doubled
+    assert abs(kept.float().mean().item() - 0.5) < 0.05  # about half dropped
+    drop.eval()
+    assert torch.equal(drop(x), x)  # identity at test time (the paper: x 0.5, i.e. y / 2 in expectation)
