@@ -8,7 +8,12 @@ Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run 
                                         (the stages downstream need not rerun)
     metrics/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
-    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent)
+    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent), and
+                                        train/loss_below_chance = ln(classes) - training loss
+
+The run ends at `train.epochs` or earlier, when the plateau schedule says so (the paper's
+"reduced three times prior to termination", alexnet.optim.Schedule); the checkpoint records it,
+so a resumed or extended run does not train past that point.
 
 Resume. A checkpoint holds the model, the optimizer (velocities), the schedule, every rank's RNG
 states (torch CPU and CUDA, numpy, python), the epoch and the data-order position (batch 0 of
