@@ -21,8 +21,9 @@ LRN convention (Section 3.3): b_i = a_i / (k + alpha' * sum_{j=i-n/2}^{i+n/2} a_
 running over the channels that exist (zero beyond the edges). In the two-group net the channels
 that exist are those of the map's own column (`cfg.lrn_span: column`, the paper's GPUs each
 normalising their own half); `lrn_span: all` runs one window over all maps, as Caffe's
-bvlc_alexnet does. The one-group net has one column, so both spans are the same. The paper's equation has
-alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch use alpha' = alpha / n.
+bvlc_alexnet does. The one-group net has one column, so both spans are the same.
+The paper's equation has alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch
+use alpha' = alpha / n.
 `cfg.lrn_divide_alpha_by_n` picks one; the default (True) follows the frameworks, so the
 published alpha = 1e-4 means what it meant in the code that produced the paper's numbers.
 
