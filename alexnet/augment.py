@@ -14,10 +14,20 @@ No Python work per image: the CPU path steps through a batch a few images at a t
   exactly what an uninterrupted single process would have drawn, and each rank slices its rows.
 - `apply_params` / `train_batch` apply them.
 
-PCA lighting (Section 4.1): to every pixel of an image add [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T,
-p_i, l_i the eigenvectors and eigenvalues of the training set's RGB covariance in 0-255 units
-(from the stats stage), a_i drawn once per image per presentation. Nothing is clipped: the paper
-feeds the centred values straight in. The mean subtracted is the stats stage's 256x256x3 mean
+PCA lighting (Section 4.1): to every pixel of an image add [p1 p2 p3][a1 m1, a2 m2, a3 m3]^T,
+p_i the eigenvectors of the training set's RGB covariance (from the stats stage, 0-255 units),
+a_i ~ N(0, pca_std) drawn once per image per presentation, and m_i what the paper writes as
+lambda_i, on a pixel scale the paper does not give (`augment.pca_magnitude`, `MAGNITUDES`):
+  eigval_01    m_i = lambda_i of pixels on [0, 1], the shift then in [0, 1] units: the formula
+               taken literally as fb.resnet.torch (Lighting, eigval 0.2175, 0.0188, 0.0045),
+               MXNet/GluonCV and tensorpack (the same constants times 255, on 0-255 pixels) do.
+               In 0-255 units m_i = lambda_i / 255. ~3.2 levels RMS per channel on ImageNet.
+  sqrt_eigval  m_i = sqrt(lambda_i), the component's standard deviation, the same on any scale:
+               the authors' cuda-convnet2 (color_pca stdevs 121.8, 37.1, 19.7 on 0-255, noise
+               0.1). ~7.2 levels RMS per channel.
+  eigval_255   m_i = lambda_i of 0-255 pixels (variances of ~14,000): the formula taken
+               literally on 0-255, ~820 levels RMS; no implementation we know of uses it.
+Nothing is clipped: the paper feeds the centred values straight in. The mean subtracted is the stats stage's 256x256x3 mean
 image cropped at the image's own offsets (the paper subtracts per-pixel means), the per-channel
 mean, or nothing (`augment.mean`).
 """
@@ -34,6 +44,13 @@ from torch import Tensor
 from alexnet.config import AugmentConfig, ConfigError
 
 MeanMode = Literal["image", "channel", "none"]
+PcaMagnitude = Literal["eigval_01", "sqrt_eigval", "eigval_255"]
+# Who uses which lighting magnitude (see the module docstring and docs/fidelity.md).
+MAGNITUDES = {
+    "eigval_01": "alpha_i * lambda_i on [0, 1] pixels: fb.resnet.torch; MXNet/GluonCV, tensorpack (x255 on 0-255)",
+    "sqrt_eigval": "alpha_i * sqrt(lambda_i), the component's stdev: the authors' cuda-convnet2",
+    "eigval_255": "alpha_i * lambda_i on 0-255 pixels: the formula literally on 0-255",
+}
 
 # torchvision's ImageNet normalisation, used by its published AlexNet weights.
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
@@ -180,23 +197,22 @@ class InputStats:
 
     mean_image: Tensor  # [S, S, 3], 0-255, on the device
     channel_mean: Tensor  # [3], on the device
-    # [3] what alpha_i multiplies along component i: sqrt(eigval) or eigval, per
-    # augment.pca_magnitude; on the CPU, where the [N, 3] lighting shifts are computed
+    # [3] what alpha_i multiplies along component i, in 0-255 levels (lighting_magnitudes, per
+    # augment.pca_magnitude); on the CPU, where the [N, 3] lighting shifts are computed
     eigvals: Tensor
     eigvecs: Tensor  # [3, 3], column i belongs to eigvals[i]; on the CPU
 
     @classmethod
     def from_stats(cls, stats: Any, device: torch.device | str = "cpu",
-                   pca_magnitude: Literal["sqrt_eigval", "eigval"] = "eigval") -> InputStats:
+                   pca_magnitude: PcaMagnitude = "eigval_255") -> InputStats:
         """From `alexnet.stats.Stats` (or anything with those numpy fields or tensors).
 
-        pca_magnitude "sqrt_eigval" turns the eigenvalues into the components' standard
-        deviations (see AugmentConfig.pca_magnitude); "eigval" keeps them as they are.
+        `eigvals` becomes the lighting's multipliers for `pca_magnitude` (`lighting_magnitudes`);
+        the default, "eigval_255", keeps the stats' 0-255 eigenvalues as they are.
         """
         device, cpu = torch.device(device), torch.device("cpu")
-        vals = _as_tensor(stats.eigvals, cpu, torch.float32)
-        if pca_magnitude == "sqrt_eigval":
-            vals = vals.clamp(min=0).sqrt()
+        vals = torch.from_numpy(lighting_magnitudes(_np(stats.eigvals) if isinstance(stats.eigvals, Tensor)
+                                                    else stats.eigvals, pca_magnitude)).float()
         return cls(_as_tensor(stats.mean_image, device, torch.float32),
                    _as_tensor(stats.channel_mean, device, torch.float32),
                    vals, _as_tensor(stats.eigvecs, cpu, torch.float32))
@@ -258,6 +274,33 @@ def draw_params(n: int, image_size: int, size: int, augment: AugmentConfig | Non
     else:
         alpha = alpha * augment.pca_std
     return AugmentParams(top, left, flip, alpha)
+
+
+def lighting_magnitudes(eigvals_255: Any, mode: PcaMagnitude) -> np.ndarray:
+    """float64 [3]: what alpha_i multiplies along component i, in 0-255 levels.
+
+    `eigvals_255`: the covariance's eigenvalues of 0-255 pixels (the stats stage's). eigval_01:
+    on [0, 1] pixels lambda is lambda_255 / 255^2 and the shift is 255 times smaller, so
+    lambda_255 / 255 levels; sqrt_eigval: sqrt(lambda_255), the same on any scale; eigval_255:
+    lambda_255 itself.
+    """
+    vals = np.clip(np.asarray(eigvals_255, np.float64), 0, None)  # tiny negative round-off
+    if mode == "eigval_01":
+        return vals / 255.0
+    if mode == "sqrt_eigval":
+        return np.sqrt(vals)
+    if mode == "eigval_255":
+        return vals
+    raise ConfigError(f"augment.pca_magnitude: expected one of {', '.join(map(repr, MAGNITUDES))}, got {mode!r}")
+
+
+def lighting_rms(eigvals_255: Any, mode: PcaMagnitude, pca_std: float = 0.1) -> float:
+    """RMS per channel of the lighting shift, in 0-255 levels: pca_std * sqrt(sum m_i^2 / 3).
+
+    The eigenvectors are orthonormal, so |shift|^2 = sum_i (a_i m_i)^2 whatever they are.
+    """
+    m = lighting_magnitudes(eigvals_255, mode)
+    return float(pca_std * np.sqrt((m ** 2).sum() / 3))
 
 
 def lighting_shift(alpha: Any, eigvals: Any, eigvecs: Any) -> Tensor:

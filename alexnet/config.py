@@ -189,6 +189,11 @@ class ModelConfig:
     # PyTorch and Caffe (and cuda-convnet, the paper's code) divide alpha by n; the paper's
     # equation does not. True follows the frameworks.
     lrn_divide_alpha_by_n: bool = True
+    # column (the paper, Section 3.2): in the two-group net each column's maps are normalised
+    # among themselves, the window stopping at the column boundary (cuda-convnet2's 2-GPU config:
+    # rnorm1a/rnorm1b over 48 maps each); all: one window over all maps of the layer (Caffe's
+    # bvlc_alexnet). With groups 1 there is one column and the two are the same.
+    lrn_span: Literal["column", "all"] = "column"
     overlapping_pool: bool = True  # 3x3 stride 2 (paper) or 2x2 stride 2
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
@@ -223,14 +228,14 @@ class AugmentConfig:
     flip: bool = True
     pca_lighting: bool = True
     pca_std: float = 0.1  # alpha_i ~ N(0, pca_std)
-    # What multiplies alpha_i along principal component i. The paper writes alpha_i * lambda_i,
-    # which only makes sense on some pixel scale: with 0-255 pixels lambda_1 is ~4000 (a
-    # variance), so alpha_1 * lambda_1 shifts every pixel by hundreds of levels and wipes the
-    # image out. sqrt_eigval (default) uses the component's standard deviation sqrt(lambda_i),
-    # in pixel units on any scale (~7 levels on ImageNet-like data), as fb.resnet.torch's
-    # ImageNet constants (0.2175 = sqrt(lambda_1) on a 0-1 scale) and most reimplementations do.
-    # eigval is the formula taken literally in 0-255 units, kept for the ablation.
-    pca_magnitude: Literal["sqrt_eigval", "eigval"] = "sqrt_eigval"
+    # What multiplies alpha_i along principal component i: the paper writes lambda_i (an
+    # eigenvalue, i.e. a variance) without saying on which pixel scale. eigval_01: lambda_i of
+    # pixels on [0, 1], the formula taken literally as fb.resnet.torch, MXNet/GluonCV and
+    # tensorpack do (~3.2 levels RMS per channel on ImageNet). sqrt_eigval (default):
+    # sqrt(lambda_i), the component's standard deviation, as the authors' own cuda-convnet2 does
+    # (~7.2 levels). eigval_255: lambda_i of 0-255 pixels literally (~820 levels: the image is
+    # wiped out). alexnet/augment.py and docs/fidelity.md give the derivations.
+    pca_magnitude: Literal["eigval_01", "sqrt_eigval", "eigval_255"] = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
     def __post_init__(self) -> None:
@@ -249,11 +254,22 @@ class TrainConfig:
     weight_decay: float = 0.0005
     # paper: v <- m v - wd lr w - lr g (lr inside v); pytorch: torch.optim.SGD (lr outside v)
     update_rule: Literal["paper", "pytorch"] = "paper"
+    # Biases: the paper's text gives them the same lr and decay as weights (1.0, 1.0); the
+    # authors' cuda-convnet2 configs and Caffe's bvlc_alexnet use 2x the lr and no decay (2.0, 0.0).
+    bias_lr_mult: float = 1.0
+    bias_decay_mult: float = 1.0
+    # plateau (the paper): lr / 10 when validation top-1 error stops improving, max_lr_drops
+    # times, then stop when it stops improving once more (plateau_stop) or at `epochs`.
+    # step (Caffe's bvlc_alexnet: lr / 10 every 100,000 iterations = 20 epochs at batch 256).
     schedule: Literal["plateau", "step"] = "plateau"
     lr_factor: float = 0.1
-    plateau_patience: int = 2  # epochs without improvement of validation top-1 error before a drop
-    plateau_threshold: float = 0.001  # absolute improvement of the error that counts
-    max_lr_drops: int = 3
+    # Ours, not the paper's (which decided by eye): epochs without improvement of the validation
+    # top-1 error before it counts as stopped improving, and the improvement (percentage points)
+    # that counts.
+    plateau_patience: int = 2
+    plateau_threshold: float = 0.001
+    max_lr_drops: int = 3  # the paper: "reduced three times prior to termination"
+    plateau_stop: bool = True  # stop at the plateau after the last drop (false: run to `epochs`)
     step_epochs: list[int] = field(default_factory=lambda: [30, 60, 80])
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
@@ -262,6 +278,9 @@ class TrainConfig:
     compile: bool = False
     loader_workers: int = 0  # 0 = chosen from the machine
     max_loss: float = 100.0  # a loss above this (or NaN) stops the run
+    # Learning-start diagnostic: after this many steps, a training loss still within 5% of
+    # ln(classes) (chance) is reported once, with the usual causes. 0 = off. Never changes the run.
+    chance_warn_steps: int = 10000
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "train.seeds",
@@ -281,6 +300,10 @@ class TrainConfig:
                "train.step_epochs", "an increasing list of positive epochs", self.step_epochs)
         _check(self.loader_workers >= 0, "train.loader_workers", "an integer >= 0", self.loader_workers)
         _check(self.max_loss > 0, "train.max_loss", "a positive number", self.max_loss)
+        _check(self.bias_lr_mult > 0, "train.bias_lr_mult", "a positive number", self.bias_lr_mult)
+        _check(self.bias_decay_mult >= 0, "train.bias_decay_mult", "a number >= 0", self.bias_decay_mult)
+        _check(self.chance_warn_steps >= 0, "train.chance_warn_steps", "an integer >= 0 (0 = off)",
+               self.chance_warn_steps)
 
 
 @dataclass(frozen=True)
@@ -474,3 +497,34 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def to_dict(params: Any) -> dict:
     """Plain-dict form of a config (for recording the resolved params beside results)."""
     return dataclasses.asdict(params)
+
+
+# Params that decide how fast or where the same arithmetic runs, or what is only reported: a run
+# that changes them still follows the paper. Everything else in these sections is the recipe.
+NOT_RECIPE = {
+    "prepare": ("shard_size", "workers", "format", "jpeg_quality", "draft"),
+    "train": ("seeds", "device", "deterministic", "channels_last", "compile", "loader_workers", "max_loss",
+              "chance_warn_steps"),
+}
+RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
+PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")
+
+
+def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:
+    """(key, this run's value, the paper's) for every recipe param that differs from the paper.
+
+    The dataclass defaults are the paper's settings (so the comparison is with `Params()`), but
+    for the dataset, whose default is the tiny one: any source but the ILSVRC files deviates.
+    `train.seeds` is left out (the number of nets is the table row, not the recipe), and so are
+    the params of NOT_RECIPE.
+    """
+    out: list[tuple[str, Any, Any]] = []
+    if params.data.source not in PAPER_SOURCES:
+        out.append(("data.source", params.data.source, "ilsvrc2012 / ilsvrc2010"))
+    paper = Params()
+    for section in RECIPE_SECTIONS:
+        ours, theirs = to_dict(getattr(params, section)), to_dict(getattr(paper, section))
+        for key, value in ours.items():
+            if key not in NOT_RECIPE.get(section, ()) and value != theirs[key]:
+                out.append((f"{section}.{key}", value, theirs[key]))
+    return out

@@ -153,7 +153,7 @@ class BatchLoader:
         self.workers = workers or auto
         self.prefetch = prefetch or max(2, self.workers)
         self.labels = torch.tensor(np.asarray(view.labels, dtype=np.int64))
-        magnitude = augment.pca_magnitude if augment is not None else "eigval"  # unused without lighting
+        magnitude = augment.pca_magnitude if augment is not None else "eigval_255"  # unused without lighting
         self.stats = None if stats is None else InputStats.from_stats(stats, self.device, magnitude)
         if self.stats is not None:
             self.image_size = int(self.stats.mean_image.shape[0])

@@ -18,8 +18,12 @@ With 1000 classes this is exactly 60,965,224 parameters. A 224 input pads conv1 
 input (Caffe's crop) is unpadded; both give the paper's 55x55 conv1 maps.
 
 LRN convention (Section 3.3): b_i = a_i / (k + alpha' * sum_{j=i-n/2}^{i+n/2} a_j^2)^beta, the sum
-running over the channels that exist (zero beyond the edges). The paper's equation has
-alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch use alpha' = alpha / n.
+running over the channels that exist (zero beyond the edges). In the two-group net the channels
+that exist are those of the map's own column (`cfg.lrn_span: column`, the paper's GPUs each
+normalising their own half); `lrn_span: all` runs one window over all maps, as Caffe's
+bvlc_alexnet does. The one-group net has one column, so both spans are the same.
+The paper's equation has alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch
+use alpha' = alpha / n.
 `cfg.lrn_divide_alpha_by_n` picks one; the default (True) follows the frameworks, so the
 published alpha = 1e-4 means what it meant in the code that produced the paper's numbers.
 
@@ -66,13 +70,19 @@ PAPER_CONV6 = 256
 PAPER_FC = 4096
 
 
-def _channel_window_sum(t: Tensor, size: int) -> Tensor:
-    """Sum of `t` over the `size` channels centred on each channel, zeros beyond the edges."""
+def _channel_window_sum(t: Tensor, size: int, groups: int = 1) -> Tensor:
+    """Sum of `t` over the `size` channels centred on each channel, zeros beyond the edges.
+
+    With `groups` > 1 the channels are split into that many equal consecutive blocks and each
+    block's windows stop at its own edges (the paper's columns: a map is normalised only by maps
+    of its own GPU). The blocks are a view (unflatten), so any memory format is kept.
+    """
     total = t.clone()
-    channels = t.shape[1]
+    channels = t.shape[1] // groups
+    src, dst = t.unflatten(1, (groups, channels)), total.unflatten(1, (groups, channels))
     for offset in range(1, min(size // 2, channels - 1) + 1):
-        total[:, offset:] += t[:, :channels - offset]
-        total[:, :channels - offset] += t[:, offset:]
+        dst[:, :, offset:] += src[:, :, :channels - offset]
+        dst[:, :, :channels - offset] += src[:, :, offset:]
     return total
 
 
@@ -87,20 +97,22 @@ class _LRNFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
-        d = _channel_window_sum(x * x, size).mul_(alpha).add_(k)
+    def forward(ctx: Any, x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> Tensor:
+        d = _channel_window_sum(x * x, size, groups).mul_(alpha).add_(k)
         d_pow = d.pow(beta)
         y = x / d_pow
         ctx.save_for_backward(x, y, d, d_pow)
-        ctx.size, ctx.two_alpha_beta = size, 2 * alpha * beta
+        ctx.size, ctx.two_alpha_beta, ctx.groups = size, 2 * alpha * beta, groups
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         x, y, d, d_pow = ctx.saved_tensors
-        window = _channel_window_sum(g * y / d, ctx.size)
-        return torch.addcmul(g / d_pow, x, window, value=-ctx.two_alpha_beta), None, None, None, None
+        # The windows are symmetric within a group (j in window(i) iff i in window(j)), so the
+        # same grouped window sum gathers every j whose normaliser x_i entered.
+        window = _channel_window_sum(g * y / d, ctx.size, ctx.groups)
+        return torch.addcmul(g / d_pow, x, window, value=-ctx.two_alpha_beta), None, None, None, None, None
 
 
 class LocalResponseNorm(nn.Module):
@@ -114,23 +126,28 @@ class LocalResponseNorm(nn.Module):
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-                 divide_alpha_by_n: bool = True) -> None:
+                 divide_alpha_by_n: bool = True, groups: int = 1) -> None:
         super().__init__()
         if size < 1 or size % 2 == 0:
             raise ConfigError(f"model.lrn_size: expected an odd positive integer, got {size!r}")
+        if groups < 1:
+            raise ConfigError(f"LRN groups: expected a positive integer, got {groups!r}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.divide_alpha_by_n = divide_alpha_by_n
+        self.groups = groups  # 2: each column's maps normalised among themselves (the paper)
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = x.dtype
         if dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # under bf16 autocast: sums of squares of 0-255-scale activations need fp32
+        if x.shape[1] % self.groups:
+            raise ValueError(f"LRN over {self.groups} groups needs a channel count divisible by it, got {x.shape[1]}")
         alpha = self.alpha / self.size if self.divide_alpha_by_n else self.alpha
-        return _LRNFunction.apply(x, self.size, alpha, self.beta, self.k).to(dtype)
+        return _LRNFunction.apply(x, self.size, alpha, self.beta, self.k, self.groups).to(dtype)
 
     def extra_repr(self) -> str:
         return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
-                f"divide_alpha_by_n={self.divide_alpha_by_n}")
+                f"divide_alpha_by_n={self.divide_alpha_by_n}, groups={self.groups}")
 
 
 def _even(channels: float) -> int:
@@ -168,8 +185,11 @@ class AlexNet(nn.Module):
         def lrn() -> nn.Module:
             if not cfg.lrn:
                 return nn.Identity()
+            # Section 3.2: each GPU holds half of conv1's and conv2's maps and normalises them on
+            # its own (cuda-convnet's 2-GPU config has rnorm1a/rnorm1b over 48 maps each), so a
+            # window stops at the column boundary; lrn_span "all" is Caffe's one span over all.
             return LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k,
-                                     cfg.lrn_divide_alpha_by_n)
+                                     cfg.lrn_divide_alpha_by_n, groups=g if cfg.lrn_span == "column" else 1)
 
         pad1 = 2 if cfg.input_size == 224 else 0  # 224+2*2 and 227 both give 55x55 (Section 3.5)
         layers: list[tuple[str, nn.Module]] = [

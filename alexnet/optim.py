@@ -2,13 +2,18 @@
 
 Owns:
     PaperSGD       SGD with the paper's update rule, lr inside the velocity
-    build_optimizer  `train.update_rule` -> PaperSGD ("paper") or torch.optim.SGD ("pytorch")
-    Schedule       the paper's "divide by 10 when validation error stops improving" (plateau)
-                   and a fixed step schedule, with a state_dict for checkpoints
+    build_optimizer  `train.update_rule` -> PaperSGD ("paper") or torch.optim.SGD ("pytorch"),
+                   with the weights and the biases in two param groups
+    Schedule       the paper's "divide by 10 when validation error stops improving", three
+                   times, then stop (plateau), and a fixed step schedule (Caffe's), with a
+                   state_dict for checkpoints
 
-Weight decay applies to every parameter, biases included, as the paper's update is written for
-"w" without exception (Section 5). cuda-convnet's layer files could exempt biases; the paper
-does not say so, and this project follows the paper's text.
+Biases. The paper's update (Section 5) is written for every "w", with one learning rate "for all
+layers", so by default (`train.bias_lr_mult: 1.0`, `train.bias_decay_mult: 1.0`) biases get the
+same lr and weight decay as weights. The authors' cuda-convnet2 layer files (epsB = 2 x epsW, no
+wc on biases) and Caffe's bvlc_alexnet (lr_mult 2, decay_mult 0) give biases twice the lr and no
+decay: `bias_lr_mult: 2.0, bias_decay_mult: 0.0`. A parameter is a bias when its name ends in
+"bias" (every learned layer of the net has one weight and one bias).
 """
 
 from __future__ import annotations
@@ -62,26 +67,58 @@ class PaperSGD(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by `train.update_rule`, with the paper's lr, momentum and decay."""
+def param_groups(model: torch.nn.Module | Iterable[Any], cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The weights and the biases as two param groups, each with its lr and decay multipliers.
+
+    `lr_mult` and `decay_mult` stay in each group (Caffe's names), so `set_lr` can scale the base
+    rate and a checkpoint records them. A bare iterable of tensors (no names) is one weight group.
+    """
+    if isinstance(model, torch.nn.Module):
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        weights = [p for n, p in named if not n.endswith("bias")]
+        biases = [p for n, p in named if n.endswith("bias")]
+    else:
+        weights, biases = list(model), []
+    groups = [{"params": weights, "lr_mult": 1.0, "decay_mult": 1.0, "name": "weights"}]
+    if biases:
+        groups.append({"params": biases, "lr_mult": cfg.bias_lr_mult, "decay_mult": cfg.bias_decay_mult,
+                       "name": "biases"})
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_mult"]
+        g["weight_decay"] = cfg.weight_decay * g["decay_mult"]
+    return groups
+
+
+def build_optimizer(model: torch.nn.Module | Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by `train.update_rule`, with the paper's lr, momentum and decay.
+
+    `model`: a module (weights and biases get their own groups, see `param_groups`) or an
+    iterable of tensors (one group).
+    """
+    groups = param_groups(model, cfg)
     if cfg.update_rule == "paper":
-        return PaperSGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     # dampening 0 and plain (not Nesterov) momentum: the closest PyTorch has to the paper.
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the base rate: each group runs at lr times its `lr_mult` (1 without one)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 class Schedule:
     """The learning rate for each epoch (epochs count from 1).
 
-    plateau (the paper): after each epoch's validation, if the top-1 error (percent) has not
-    fallen below the best so far by more than `plateau_threshold` (percentage points) for
-    `plateau_patience` epochs in a row, divide lr by 1/lr_factor; at most `max_lr_drops` times
-    (the paper reduced it three times before stopping). The best error is kept across drops.
+    plateau (the paper, Section 5: "divide the learning rate by 10 when the validation error
+    rate stopped improving with the current learning rate ... reduced three times prior to
+    termination"): after each epoch's validation, if the top-1 error (percent) has not fallen
+    below the best so far by more than `plateau_threshold` (percentage points) for
+    `plateau_patience` epochs in a row, the error has stopped improving: the first
+    `max_lr_drops` times, divide lr by 1/lr_factor; the next time, stop training
+    (`plateau_stop`; without it the run goes on at the last rate to train.epochs). The best error
+    is kept across drops. Patience and threshold are ours: the paper decided by eye.
     step: lr_factor once after each epoch listed in `step_epochs` (e.g. epochs 31-60 run at
     lr/10 for [30, 60, 80]).
 
@@ -97,9 +134,11 @@ class Schedule:
         self.threshold = cfg.plateau_threshold
         self.max_drops = cfg.max_lr_drops
         self.step_epochs = list(cfg.step_epochs)
+        self.stop_on_plateau = cfg.plateau_stop
         self.best = math.inf
         self.bad_epochs = 0
         self.drops = 0
+        self.stopped = False  # plateau: the error stopped improving after the last drop
 
     def lr(self, epoch: int) -> float:
         """The rate to train epoch `epoch` (1-based) with."""
@@ -115,14 +154,19 @@ class Schedule:
             self.bad_epochs = 0
             return False
         self.bad_epochs += 1
-        if self.bad_epochs >= self.patience and self.drops < self.max_drops:
+        if self.bad_epochs < self.patience:
+            return False
+        if self.drops < self.max_drops:
             self.drops += 1
             self.bad_epochs = 0
             return True
+        if self.stop_on_plateau:
+            self.stopped = True
         return False
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops}
+        return {"kind": self.kind, "best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops,
+                "stopped": self.stopped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != self.kind:
@@ -130,3 +174,4 @@ class Schedule:
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])
         self.drops = int(state["drops"])
+        self.stopped = bool(state.get("stopped", False))

@@ -318,7 +318,21 @@ def section_setup(params: Params, runs: Runs) -> str:
     ]
     lines.append(md_table(["", "this run", "paper"], rows, [False, False, False]))
     lines.append("Source: params.yaml, metrics/prepare.json, metrics/evaluate.json.\n")
+    lines.append(section_deviations(params))
     return "\n".join(lines)
+
+
+def section_deviations(params: Params) -> str:
+    """Every recipe param of this run that is not the paper's (alexnet.config.paper_deviations)."""
+    from alexnet.config import paper_deviations
+
+    devs = paper_deviations(params)
+    head = ("**Deviations from the paper** (params that differ from alexnet/config.py's defaults, which are "
+            "the paper's; docs/fidelity.md says what each one means):")
+    if not devs:
+        return head + " none.\n"
+    rows = [[f"`{key}`", f"`{ours}`", f"`{theirs}`"] for key, ours, theirs in devs]
+    return head + "\n\n" + md_table(["param", "this run", "paper"], rows, [False, False, False])
 
 
 def section_architecture(params: Params, model: Any) -> str:

@@ -8,7 +8,12 @@ Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run 
                                         (the stages downstream need not rerun)
     metrics/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
-    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent)
+    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent), and
+                                        train/loss_below_chance = ln(classes) - training loss
+
+The run ends at `train.epochs` or earlier, when the plateau schedule says so (the paper's
+"reduced three times prior to termination", alexnet.optim.Schedule); the checkpoint records it,
+so a resumed or extended run does not train past that point.
 
 Resume. A checkpoint holds the model, the optimizer (velocities), the schedule, every rank's RNG
 states (torch CPU and CUDA, numpy, python), the epoch and the data-order position (batch 0 of
@@ -50,8 +55,8 @@ the full-width net's gain) or 0.03 with zero biases and lr 0.001 fit a fixed bat
 0.07 in 40 steps) yet still stayed at chance on the held-out split within the ~84-372 steps of
 a 12-epoch tiny run; lr 0.01 with bias 1 oscillates (loss 2.4 -> 6.4 -> 1.0). The paper's
 ImageNet run has 450,000 steps to leave this regime.
-Those probes also had PCA lighting at alpha * eigval on 0-255 pixels (shifts of ~430 levels,
-see AugmentConfig.pca_magnitude), which alone kept every configuration at chance. With lighting
+Those probes also had PCA lighting at alpha * eigval on 0-255 pixels (augment.pca_magnitude eigval_255,
+shifts of hundreds of levels), which alone kept every configuration at chance. With lighting
 at alpha * sqrt(eigval), model.init he, input_scale 1/64, biases 0 and batch 32 the tiny run
 reaches ~32% top-1 error in 8 epochs (params.yaml, TINY lines).
 
@@ -97,14 +102,18 @@ CHECKPOINT_NAME = "last.pt"
 GUARD_EVERY_CUDA = 20
 # Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
 # with other values of these is still resumed.
-EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss")
+EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss", "chance_warn_steps")
 # The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
 # deps of train) but for argument parsing, error printing and atomic writes. A test keeps the
 # two lists in step.
 TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "model.py", "optim.py",
                  "stats.py", "store.py", "train.py")
-METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "val/loss", "val/top1_error",
-               "val/top5_error", "lr", "images_per_second")
+METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
+               "val/top1_error", "val/top5_error", "lr", "images_per_second")
+# "Left chance": the mean training loss of the last CHANCE_WINDOW steps is below
+# (1 - CHANCE_MARGIN) * ln(classes), the loss of a uniform prediction.
+CHANCE_MARGIN = 0.05
+CHANCE_WINDOW = 50
 
 
 class TrainingDiverged(PipelineError):
@@ -231,6 +240,51 @@ def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str,
     return ckpt
 
 
+# --------------------------------------------------------------------------- the learning-start diagnostic
+
+
+class ChanceMonitor:
+    """Says once, clearly, when the training loss has not left chance after `warn_steps` steps.
+
+    The commonest failure of an AlexNet reproduction is a loss that sits at ln(classes) for days
+    (a net predicting the same distribution for every image). This watches the per-step losses
+    the loop already reads back and, at the first check at or after `warn_steps` steps, warns if
+    their recent mean is still within CHANCE_MARGIN of ln(classes). It only reports: the recipe
+    is never changed.
+    """
+
+    def __init__(self, num_classes: int, warn_steps: int, steps_per_epoch: int):
+        self.chance = math.log(num_classes)
+        self.warn_steps = warn_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.recent: list[float] = []
+        self.checked = False  # at most one verdict (and so one warning) per run
+        self.warning: str | None = None
+
+    def left_chance(self, loss: float) -> bool:
+        return loss < (1 - CHANCE_MARGIN) * self.chance
+
+    def observe(self, epoch: int, step: int, losses: list[float]) -> str | None:
+        """Record the losses up to 0-based `step` of `epoch`; the warning text, the one time it fires."""
+        self.recent = (self.recent + losses)[-CHANCE_WINDOW:]
+        done = (epoch - 1) * self.steps_per_epoch + step + 1
+        if self.checked or self.warn_steps <= 0 or done < self.warn_steps or not self.recent:
+            return None
+        self.checked = True
+        mean = sum(self.recent) / len(self.recent)
+        if self.left_chance(mean):
+            return None
+        self.warning = (
+            f"WARNING: the net has not started learning: after {done} steps (train.chance_warn_steps = "
+            f"{self.warn_steps}) the training loss is {mean:.3f}, within {CHANCE_MARGIN:.0%} of chance, "
+            f"ln({round(math.exp(self.chance))}) = {self.chance:.3f}. Usual causes: the paper's init (weights "
+            "N(0, 0.01), biases 1) leaves the logits almost independent of the image for many thousands of "
+            "steps (model.init, model.init_std, model.init_bias_one); PCA lighting on the wrong pixel scale "
+            "(augment.pca_magnitude: eigval_255 shifts pixels by hundreds of levels); a learning rate too "
+            "high or too low for the batch (train.lr, train.batch_size). Training goes on unchanged.")
+        return self.warning
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -310,8 +364,11 @@ def evaluate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Con
 
 
 def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int, params: Params,
-                    ctx: distributed.Context, last_good: str) -> dict[str, float]:
-    """One pass over the training split; returns the epoch's mean loss and training errors (%)."""
+                    ctx: distributed.Context, last_good: str, monitor: ChanceMonitor | None = None) -> dict[str, float]:
+    """One pass over the training split; returns the epoch's mean loss and training errors (%).
+
+    `monitor`: the learning-start diagnostic, fed the losses the loss guard reads back anyway.
+    """
     cfg = params.train
     model.train()
     sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
@@ -330,7 +387,13 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
                 raise TrainingDiverged(
                     f"training diverged: loss {value} {why} at epoch {epoch}, step {step + 1} of {len(loader)}; "
                     f"stopped. Last good checkpoint: {last_good}. Lower train.lr or check the data, then rerun.")
-        bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{optimizer.param_groups[0]['lr']:g}", refresh=False)
+        postfix = {"loss": f"{values[-1]:.4f}", "lr": f"{optimizer.param_groups[0]['lr']:g}"}
+        if monitor is not None:
+            postfix["below_chance"] = f"{monitor.chance - values[-1]:.3f}"
+            warning = monitor.observe(epoch, pending[-1][0], values)
+            if warning and ctx.is_main:
+                tqdm.write(warning, file=sys.stderr)
+        bar.set_postfix(postfix, refresh=False)
         pending.clear()
 
     with bar:
@@ -415,7 +478,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                                 f"global batch of train.batch_size = {cfg.batch_size}")
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(model.parameters(), cfg)
+        optimizer = build_optimizer(model, cfg)  # weights and biases in their own groups
         schedule = Schedule(cfg)
         identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
         ckpt_path = checkpoints / CHECKPOINT_NAME
@@ -464,16 +527,20 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
             _replay(live, history)
 
         last_good = str(ckpt_path) + f" (epoch {start_epoch})" if start_epoch else "none (no epoch finished)"
+        monitor = ChanceMonitor(store.num_classes, cfg.chance_warn_steps, len(train_loader))
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            if schedule.stopped:  # a resumed run whose schedule had already ended it
+                break
             lr = schedule.lr(epoch)
             set_lr(optimizer, lr)
             began = time.perf_counter()
-            train_metrics = train_one_epoch(net, train_loader, optimizer, epoch, params, ctx, last_good)
+            train_metrics = train_one_epoch(net, train_loader, optimizer, epoch, params, ctx, last_good, monitor)
             train_seconds = time.perf_counter() - began
             val_metrics = evaluate(model, val_loader, params, ctx)
             schedule.observe(epoch, val_metrics["top1_error"])
             seconds += time.perf_counter() - began
             record = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()},
+                      "train/loss_below_chance": monitor.chance - train_metrics["loss"],
                       **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": lr,
                       "images_per_second": len(train_loader) * cfg.batch_size / train_seconds}
             history.append(record)
@@ -484,10 +551,15 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rngs,
                     "history": history, "seconds": seconds, "world_size": ctx.world_size})
                 _replay(live, [record])
-                print(f"epoch {epoch}/{cfg.epochs}: loss {record['train/loss']:.4f}, "
-                      f"train top-1 {record['train/top1_error']:.2f}%, val top-1 {record['val/top1_error']:.2f}% "
-                      f"top-5 {record['val/top5_error']:.2f}%, lr {lr:g}, {record['images_per_second']:.0f} img/s",
-                      file=sys.stderr)
+                print(f"epoch {epoch}/{cfg.epochs}: loss {record['train/loss']:.4f} "
+                      f"({record['train/loss_below_chance']:.3f} below chance ln({store.num_classes}) = "
+                      f"{monitor.chance:.3f}), train top-1 {record['train/top1_error']:.2f}%, val top-1 "
+                      f"{record['val/top1_error']:.2f}% top-5 {record['val/top5_error']:.2f}%, lr {lr:g}, "
+                      f"{record['images_per_second']:.0f} img/s", file=sys.stderr)
+                if schedule.stopped:
+                    print(f"validation error stopped improving after {schedule.drops} lr drops: training ends "
+                          f"after epoch {epoch} of at most {cfg.epochs} (train.schedule plateau, "
+                          "train.plateau_stop)", file=sys.stderr)
             last_good = f"{ckpt_path} (epoch {epoch})"
 
         final = {k: history[-1][k] for k in METRIC_KEYS}
@@ -499,6 +571,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
                 "device": _device_name(ctx), "world_size": ctx.world_size,
                 "epochs": len(history), "data_fingerprint": identity["data"],
+                "stopped_by_schedule": schedule.stopped,
                 "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
             }
             with atomic_dir(out) as tmp:

@@ -8,7 +8,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from alexnet.augment import (InputStats, _render_torch, render, apply_params, batch_generator, center_offset, crop_center_flip,
-                             draw_params, lighting_shift, ten_crop_offsets, torchvision_normalize, train_batch)
+                             draw_params, lighting_rms, lighting_shift, ten_crop_offsets, torchvision_normalize, train_batch)
 from alexnet.config import AugmentConfig, ConfigError
 
 S, C = 12, 8  # tiny stored images and crops keep the reference loops fast
@@ -139,7 +139,7 @@ def test_draw_params_ranges_and_switches():
 
 def test_pca_magnitude_sqrt_eigval_uses_the_components_standard_deviations(data):
     _, stats = data
-    literal = InputStats.from_stats(stats, pca_magnitude="eigval")
+    literal = InputStats.from_stats(stats, pca_magnitude="eigval_255")
     sqrt = InputStats.from_stats(stats, pca_magnitude="sqrt_eigval")
     np.testing.assert_allclose(literal.eigvals.numpy(), stats.eigvals, rtol=1e-6)
     np.testing.assert_allclose(sqrt.eigvals.numpy(), np.sqrt(stats.eigvals), rtol=1e-6)
@@ -148,6 +148,75 @@ def test_pca_magnitude_sqrt_eigval_uses_the_components_standard_deviations(data)
     # sqrt(lambda_1) levels, not by the variance lambda_1.
     shift = lighting_shift(torch.tensor([[1.0, 0.0, 0.0]]), sqrt.eigvals, sqrt.eigvecs)
     assert abs(shift.norm().item() - np.sqrt(stats.eigvals[0])) < 1e-3 * np.sqrt(stats.eigvals[0])
+
+
+FB_EIGVAL_01 = np.array([0.2175, 0.0188, 0.0045])  # fb.resnet.torch datasets/imagenet.lua, pixels on [0, 1]
+FB_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+
+
+def _lit_numpy(images, p, mean_image, eigvals_255, eigvecs, mode):
+    """Each convention computed on its own pixel scale, independently of alexnet.augment:
+    eigval_01 runs the whole thing on [0, 1] pixels (fb.resnet.torch's scale) and converts the
+    result to 0-255 at the end; the others add their shift to the centred 0-255 crop."""
+    out = []
+    for i in range(len(images)):
+        t, l, a = p.top[i].item(), p.left[i].item(), p.alpha[i].double().numpy()
+        if mode == "eigval_01":
+            img, mean, lam = images[i] / 255.0, mean_image / 255.0, eigvals_255 / 255.0 ** 2
+            scale = 255.0
+        else:
+            img, mean, scale = images[i].astype(np.float64), mean_image, 1.0
+            lam = np.sqrt(eigvals_255) if mode == "sqrt_eigval" else eigvals_255
+        crop = (img - mean)[t:t + C, l:l + C]
+        if p.flip[i]:
+            crop = crop[:, ::-1]
+        rgb = eigvecs @ (a * lam)  # [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T
+        out.append(((crop + rgb) * scale).transpose(2, 0, 1))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("mode", ["eigval_01", "sqrt_eigval", "eigval_255"])
+def test_every_lighting_mode_matches_an_independent_numpy_computation(data, mode):
+    images, stats = data
+    aug = AugmentConfig(pca_magnitude=mode)
+    got = train_batch(torch.from_numpy(images), size=C, augment=aug,
+                      stats=InputStats.from_stats(stats, pca_magnitude=mode), generator=torch.Generator().manual_seed(3))
+    p = draw_params(6, S, C, aug, torch.Generator().manual_seed(3))
+    expected = _lit_numpy(images, p, stats.mean_image, stats.eigvals, stats.eigvecs, mode)
+    np.testing.assert_allclose(got.numpy(), expected, atol=2e-3 if mode == "eigval_255" else 2e-4, rtol=1e-6)
+    unlit = train_batch(torch.from_numpy(images), size=C, augment=AugmentConfig(pca_lighting=False),
+                        stats=InputStats.from_stats(stats), generator=torch.Generator().manual_seed(3))
+    assert (got - unlit).abs().amax() > 0.05  # the lighting really is applied
+
+
+def test_lighting_modes_on_imagenet_statistics_shift_pixels_as_documented():
+    """fb.resnet.torch's ImageNet eigenvalues (on [0, 1]) in 0-255 units, a_i ~ N(0, 0.1): the RMS
+    per channel of the shift, by Monte Carlo in numpy, against the numbers README, config and
+    docs/fidelity.md state (3.2, 7.2 and 820 levels)."""
+    eig255 = FB_EIGVAL_01 * 255.0 ** 2
+    a = np.random.default_rng(0).normal(0.0, 0.1, size=(400_000, 3))
+    per_mode = {"eigval_01": eig255 / 255.0, "sqrt_eigval": np.sqrt(eig255), "eigval_255": eig255}
+    stated = {"eigval_01": 3.2, "sqrt_eigval": 7.2, "eigval_255": 820.0}
+    for mode, m in per_mode.items():
+        shift = (a * m) @ FB_EIGVEC.T
+        rms = np.sqrt((shift ** 2).mean())
+        assert abs(rms - stated[mode]) < 0.02 * stated[mode], (mode, rms)
+        assert abs(lighting_rms(eig255, mode, 0.1) - rms) < 0.01 * rms, mode
+    # fb.resnet.torch's first component moves pixels by 0.1 * 0.2175 * 255 = 5.5 levels (1 sigma),
+    # about half the 11.9 of the standard-deviation form: the two are not the same convention.
+    assert abs(0.1 * FB_EIGVAL_01[0] * 255 - 5.55) < 0.01 and abs(0.1 * np.sqrt(eig255[0]) - 11.89) < 0.01
+    # cuda-convnet2's own stdevs (make-data/input_meta color_pca) squared on [0, 1] are close to
+    # fb.resnet.torch's eigval: theirs are variances, cuda-convnet2's standard deviations.
+    np.testing.assert_allclose((np.array([121.78, 37.09, 19.72]) / 255) ** 2, FB_EIGVAL_01, rtol=0.35)
+
+
+def test_unknown_lighting_mode_is_a_config_error(data):
+    from alexnet.config import params_from_dict
+
+    with pytest.raises(ConfigError, match="augment.pca_magnitude"):
+        params_from_dict({"augment": {"pca_magnitude": "eigval"}})
+    with pytest.raises(ConfigError, match="augment.pca_magnitude"):
+        InputStats.from_stats(data[1], pca_magnitude="eigval")
 
 
 def test_lighting_shift_by_hand():

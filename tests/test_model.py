@@ -114,6 +114,110 @@ def test_lrn_matches_the_papers_formula(divide):
     np.testing.assert_allclose(got[:, 0], a[:, 0] / (2.0 + (1e-4 / 5 if divide else 1e-4) * s0) ** 0.75, rtol=1e-12)
 
 
+def _lrn_columns_numpy(a: np.ndarray, n: int, alpha: float, beta: float, k: float, groups: int) -> np.ndarray:
+    """Per-column LRN, independently: split the channels into `groups` blocks, normalise each alone."""
+    return np.concatenate([_lrn_paper_numpy(block, n, alpha, beta, k) for block in np.split(a, groups, axis=1)], axis=1)
+
+
+@pytest.mark.parametrize("channels", [6, 10, 12])
+def test_lrn_per_column_matches_an_independent_computation(channels):
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 300, size=(2, channels, 3, 2))
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0, divide_alpha_by_n=True, groups=2)
+    got = lrn(torch.from_numpy(a)).numpy()
+    np.testing.assert_allclose(got, _lrn_columns_numpy(a, 5, 2e-5, 0.75, 2.0, 2), rtol=1e-12)
+    # The last map of column 1 sees only its own column: channels h-2, h-1 (and itself), by hand.
+    h = channels // 2
+    s = (a[:, h - 3:h] ** 2).sum(axis=1)
+    np.testing.assert_allclose(got[:, h - 1], a[:, h - 1] / (2.0 + 2e-5 * s) ** 0.75, rtol=1e-12)
+    # One span over all maps (Caffe) differs at the boundary and nowhere else.
+    single = LocalResponseNorm(5, 1e-4, 0.75, 2.0, divide_alpha_by_n=True, groups=1)(torch.from_numpy(a)).numpy()
+    boundary = [h - 2, h - 1, h, h + 1]
+    assert np.abs(got[:, boundary] - single[:, boundary]).min() > 0
+    inner = [c for c in range(channels) if c not in boundary]
+    np.testing.assert_array_equal(got[:, inner], single[:, inner])
+
+
+@pytest.mark.parametrize("divide", [True, False])
+def test_lrn_per_column_gradient_is_the_true_one(divide):
+    """gradcheck of the written-out backward with two columns, and equality with autograd of the formula."""
+    lrn = LocalResponseNorm(5, 1e-3, 0.75, 2.0, divide_alpha_by_n=divide, groups=2)
+    x = (torch.rand(2, 8, 3, 3, dtype=torch.float64) * 60).requires_grad_()
+    assert torch.autograd.gradcheck(lrn, (x,))
+    alpha = 1e-3 / 5 if divide else 1e-3
+
+    def formula(t):  # autograd through the formula, each column on its own
+        outs = []
+        for block in t.split(4, dim=1):
+            sq = block * block
+            d = torch.stack([sq[:, max(0, i - 2):i + 3].sum(1) for i in range(4)], dim=1)
+            outs.append(block / (2.0 + alpha * d) ** 0.75)
+        return torch.cat(outs, dim=1)
+
+    g = torch.rand(2, 8, 3, 3, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(lrn(x), x, g)
+    (ref,) = torch.autograd.grad(formula(x), x, g)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-14)
+
+
+def test_lrn_per_column_keeps_channels_last():
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0, groups=2)
+    x = torch.rand(2, 12, 5, 4, dtype=torch.float64) * 200
+    y = lrn(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(y, lrn(x), rtol=1e-14, atol=0)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def _column_one_activations(features: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Column 1's half of every layer's output from conv1 to pool2 (conv3's input), and conv3's output."""
+    out = {}
+    with torch.no_grad():
+        for name, module in features.named_children():
+            x = module(x)
+            if name == "conv3":
+                out[name] = x.clone()
+                break
+            out[name] = x[:, :x.shape[1] // 2].clone()
+    return out
+
+
+@pytest.mark.parametrize("span", ["column", "all"])
+def test_a_change_in_column_two_leaves_column_one_bit_identical_up_to_conv3(span):
+    """The reader's probe: perturb only column 2's kernels before conv3 (conv1's second 48 kernels and
+    conv2's second group), and column 1's activations must not move by a single bit until conv3,
+    where the columns meet. With Caffe's single LRN span (span "all") they do move: the probe can fail."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(lrn_span=span)
+    net = AlexNet(cfg, 1000)
+    net.init_weights(torch.Generator().manual_seed(0))
+    features = net.features
+    assert features.norm1.groups == (2 if span == "column" else 1)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 60
+    before = _column_one_activations(features, x)
+    with torch.no_grad():
+        features.conv1.weight[48:] *= 10.0  # column 2's conv1 kernels, much larger maps
+        features.conv1.bias[48:] += 1.0
+        features.conv2.weight[128:] += torch.randn(128, 48, 5, 5, generator=torch.Generator().manual_seed(2)) * 0.05
+    after = _column_one_activations(features, x)
+    moved = {name: (after[name] - before[name]).abs().max().item() for name in before}
+    assert moved["conv3"] > 0  # conv3 sees both columns
+    if span == "column":
+        assert all(moved[name] == 0 for name in moved if name != "conv3"), moved
+    else:
+        assert moved["conv1"] == moved["act1"] == 0  # the convolution itself keeps them apart ...
+        assert moved["norm1"] > 0 and moved["conv2"] > 0  # ... the single-span LRN does not
+
+
+def test_lrn_span_per_net():
+    with torch.device("meta"):
+        two = build_model(ModelConfig(width=0.25), 10)
+        one = build_model(ModelConfig(width=0.25, groups=1), 10)
+        caffe = build_model(ModelConfig(width=0.25, lrn_span="all"), 10)
+    assert (two.features.norm1.groups, two.features.norm2.groups) == (2, 2)
+    assert (one.features.norm1.groups, one.features.norm2.groups) == (1, 1)  # one column, one span
+    assert (caffe.features.norm1.groups, caffe.features.norm2.groups) == (1, 1)
+
+
 def test_lrn_equals_pytorchs_and_has_the_same_gradient():
     x = (torch.rand(2, 9, 5, 5, dtype=torch.float64) * 200).requires_grad_()
     ours = LocalResponseNorm(5, 1e-4, 0.75, 2.0, divide_alpha_by_n=True)
@@ -340,3 +444,22 @@ def test_load_trained_rejects_other_architectures_and_corrupt_files(tmp_path):
         load_trained(tmp_path / "bare.pt")
     with pytest.raises(PipelineError, match="not found"):
         load_trained(tmp_path / "missing.pt")
+
+
+def test_dropout_is_the_papers_on_fc6_and_fc7_outputs():
+    """Section 4.2: the outputs of fc6 and fc7 are zeroed with p = 0.5 in training; the paper
+    multiplies them by 0.5 at test time, inverted dropout doubles the kept ones in training
+    instead: the same net up to a constant factor on fc7/fc8's inputs, which their weights absorb."""
+    net = build_model(ModelConfig(width=0.25), 10, generator=torch.Generator().manual_seed(0))
+    names = [n for n, _ in net.classifier.named_children()]
+    assert names == ["fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]  # after fc6/fc7, not before them
+    drop = net.classifier.drop6
+    x = torch.rand(4, 1000, generator=torch.Generator().manual_seed(1)) + 0.5
+    drop.train()
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], 2 * x[kept])  # kept units doubled
+    assert abs(kept.float().mean().item() - 0.5) < 0.05  # about half dropped
+    drop.eval()
+    assert torch.equal(drop(x), x)  # identity at test time (the paper: x 0.5, i.e. y / 2 in expectation)

@@ -156,6 +156,25 @@ def test_numbers_and_their_sources(tiny_report):
     assert f"**{ours:,}**" in md and f"{paper.PARAMETERS:,}" in md
 
 
+def test_setup_lists_every_deviation_from_the_paper(tiny_report):
+    from alexnet.config import load_params, paper_deviations
+
+    md, _, _ = tiny_report
+    setup = md[md.index(f"## {SECTIONS[0]}"):md.index(f"## {SECTIONS[1]}")]
+    assert "Deviations from the paper" in setup
+    # This report's params: tiny data and width 0.05; nothing else deviates (seeds are the row, not the recipe).
+    assert "| `data.source` | `tiny` | `ilsvrc2012 / ilsvrc2010` |" in setup
+    assert "| `model.width` | `0.05` | `1.0` |" in setup
+    assert setup[setup.index("Deviations from the paper"):].count("\n| `") == 2
+    # The repository's tiny params.yaml: exactly its TINY lines (and the dataset) deviate, by hand.
+    root = Path(__file__).resolve().parents[1]
+    keys = {k for k, _, _ in paper_deviations(load_params(root / "params.yaml"))}
+    assert keys == {"data.source", "model.width", "model.init", "model.init_bias_one", "model.input_scale",
+                    "train.epochs", "train.batch_size"}
+    # The paper config deviates nowhere.
+    assert paper_deviations(load_params(root / "configs" / "ilsvrc2012.yaml")) == []
+
+
 def test_provenance(tiny_report):
     md, _, _ = tiny_report
     assert "`0123456789abcdef0123456789abcdef.dir`" in md  # data/raw from dvc.lock

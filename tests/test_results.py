@@ -96,6 +96,11 @@ def test_tiny_dataset_is_marked_not_comparable(tmp_path):
     prov = rs.provenance(ev, "tiny", 10)
     t = rs.table2(ev, prov).set_index("model")
     assert t.loc["1 CNN"].provenance.startswith("tiny dataset, not comparable")
+    # A tiny-dataset number is a pipeline check, never "reproduced", in every filled-in row.
+    filled = t[t.status != "not run"]
+    assert len(filled) == 2 and (filled.status == "pipeline check (tiny dataset, not comparable)").all()
+    ev10 = _evaluation(dataset="ilsvrc2012")  # ILSVRC layout but only 10 classes: not comparable either
+    assert "reproduced" not in set(rs.table2(ev10, rs.provenance(ev10, "ilsvrc2012", 10)).status)
     assert "10 classes" in t.loc["1 CNN"].provenance
     md = rs.to_markdown(rs.table2(ev, prov), rs.TABLE2_TITLE, rs.notes(prov))
     assert "tiny dataset, not comparable" in md
@@ -107,6 +112,7 @@ def test_torchvision_weights_provenance():
     prov = rs.provenance(ev, "ilsvrc2012", 1000)
     row = rs.table2(ev, prov).set_index("model").loc["1 CNN"]
     assert "torchvision AlexNet weights /data/alexnet.pth" in row.provenance and "epochs unknown" in row.provenance
+    assert row.status == "measured (not the paper's net)"
 
 
 def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):

@@ -131,6 +131,74 @@ def test_build_optimizer_follows_update_rule():
     assert (g["lr"], g["momentum"], g["weight_decay"], g["nesterov"], g["dampening"]) == (0.02, 0.9, 0.0005, False, 0)
 
 
+def _bias_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(12, 4))
+
+
+def test_bias_conventions_are_param_groups():
+    from alexnet.model import build_model
+    from alexnet.config import ModelConfig
+
+    with torch.device("meta"):
+        net = build_model(ModelConfig(width=0.25), 10)
+    names = dict(net.named_parameters())
+    paper = build_optimizer(net, TrainConfig())
+    assert [g["name"] for g in paper.param_groups] == ["weights", "biases"]
+    w, b = paper.param_groups
+    assert {id(p) for p in b["params"]} == {id(p) for n, p in names.items() if n.endswith(".bias")}
+    assert len(b["params"]) == 8 and len(w["params"]) == 8  # conv1-5, fc6-8: one weight and one bias each
+    assert all(p.dim() == 1 for p in b["params"]) and all(p.dim() > 1 for p in w["params"])
+    # The paper's text: one lr for all layers, the decay on every w.
+    assert (w["lr"], w["weight_decay"], b["lr"], b["weight_decay"]) == (0.01, 0.0005, 0.01, 0.0005)
+    assert TrainConfig().bias_lr_mult == 1.0 and TrainConfig().bias_decay_mult == 1.0
+    # The authors' code and Caffe: biases at twice the rate, no decay; kept through lr drops.
+    for rule in ("paper", "pytorch"):
+        caffe = build_optimizer(net, TrainConfig(update_rule=rule, bias_lr_mult=2.0, bias_decay_mult=0.0))
+        w, b = caffe.param_groups
+        assert (w["lr"], w["weight_decay"], b["lr"], b["weight_decay"]) == (0.01, 0.0005, 0.02, 0.0)
+        set_lr(caffe, 0.001)
+        assert (w["lr"], b["lr"]) == (0.001, 0.002)
+
+
+@pytest.mark.parametrize("rule", ["paper", "pytorch"])
+@pytest.mark.parametrize("mults", [(1.0, 1.0), (2.0, 0.0)])
+def test_bias_conventions_update_steps_match_numpy(rule, mults):
+    """Two SGD steps of a small net, weights and biases checked against numpy's update."""
+    net = _bias_net()
+    cfg = TrainConfig(update_rule=rule, lr=0.1, momentum=0.9, weight_decay=0.05,
+                      bias_lr_mult=mults[0], bias_decay_mult=mults[1])
+    opt = build_optimizer(net, cfg)
+    x = torch.randn(5, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 3, 0])
+    params = {n: p.detach().double().numpy().copy() for n, p in net.named_parameters()}
+    state = {n: np.zeros_like(v) for n, v in params.items()}
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        grads = {n: p.grad.double().numpy() for n, p in net.named_parameters()}
+        opt.step()
+        for n in params:
+            bias = n.endswith("bias")
+            lr = cfg.lr * (mults[0] if bias else 1.0)
+            wd = cfg.weight_decay * (mults[1] if bias else 1.0)
+            if rule == "paper":  # v <- m v - wd lr w - lr g; w <- w + v
+                state[n] = 0.9 * state[n] - wd * lr * params[n] - lr * grads[n]
+                params[n] = params[n] + state[n]
+            else:  # b <- m b + g + wd w; w <- w - lr b
+                state[n] = 0.9 * state[n] + grads[n] + wd * params[n]
+                params[n] = params[n] - lr * state[n]
+        for n, p in net.named_parameters():
+            np.testing.assert_allclose(p.detach().double().numpy(), params[n], rtol=1e-5, atol=1e-7, err_msg=n)
+    if mults == (2.0, 0.0):  # the bias really moved twice as far as at mult 1 would: not a no-op switch
+        plain = _bias_net()
+        opt1 = build_optimizer(plain, replace(cfg, bias_lr_mult=1.0, bias_decay_mult=1.0))
+        opt1.zero_grad()
+        torch.nn.functional.cross_entropy(plain(x), y).backward()
+        opt1.step()
+        assert not torch.allclose(plain[3].bias, net[3].bias)
+
+
 # ----------------------------------------------------------------------------- the schedule
 
 
@@ -146,6 +214,40 @@ def test_plateau_schedule_hand_worked():
     assert drops == [False, False, False, True, False, False, True, False, False, False, False, False, False]
     assert lrs == [0.01] * 4 + [0.001] * 3 + [0.0001] * 6
     assert s.lr(100) == 0.0001  # 0.01 / 10**2, no float drift from repeated multiplication
+
+
+def test_plateau_schedule_three_drops_then_stop_on_a_simulated_curve():
+    """The paper: lr / 10 each time the validation error stops improving, three times, then stop.
+
+    Defaults: patience 2 epochs, threshold 0.001 points. The curve improves, flattens, and so on;
+    each drop and the stop are worked out by hand below."""
+    s = Schedule(TrainConfig())
+    curve = [70.0, 60.0, 55.0, 55.0, 55.0,   # 4, 5: no better than 55 -> drop after epoch 5
+             50.0, 48.0, 48.0005, 49.0,      # 48.0005 is not 0.001 better; 49 worse -> drop after 9
+             45.0, 45.0, 44.0, 44.0, 44.0,   # 11 flat (1 bad), 12 better, 13-14 flat -> drop after 14
+             42.0, 41.0, 41.0, 42.0,         # 17, 18 not better than 41 -> stop after epoch 18
+             30.0, 30.0]                     # never trained
+    lrs, drops, stopped_at = [], [], None
+    for epoch, err in enumerate(curve, start=1):
+        lrs.append(s.lr(epoch))
+        if s.observe(epoch, err):
+            drops.append(epoch)
+        if s.stopped:
+            stopped_at = epoch
+            break
+    assert drops == [5, 9, 14] and stopped_at == 18
+    assert lrs == [0.01] * 5 + [0.001] * 4 + [0.0001] * 5 + [1e-5] * 4
+    assert s.state_dict()["stopped"] is True and s.drops == 3
+    # Without plateau_stop the run goes on at 1e-5 (to train.epochs), never stopping.
+    s = Schedule(TrainConfig(plateau_stop=False))
+    for epoch, err in enumerate(curve, start=1):
+        s.observe(epoch, err)
+    assert not s.stopped and s.lr(len(curve) + 1) == 1e-5
+    # The step schedule never stops early.
+    s = Schedule(TrainConfig(schedule="step"))
+    for epoch in range(1, 91):
+        s.observe(epoch, 50.0)
+    assert not s.stopped
 
 
 def test_plateau_schedule_state_round_trip():
@@ -357,6 +459,66 @@ def test_resume_extends_a_run_bit_identically(tmp_path: Path, reference: Path, d
     assert "resuming" in capsys.readouterr().err
     assert_same_weights(final_state(reference, "run")[0], final_state(tmp_path, "resumed")[0])
     assert live_metrics(reference, "run") == live_metrics(tmp_path, "resumed")
+
+
+def test_the_schedule_ends_training_early_and_a_resume_respects_it(tmp_path: Path, data: tuple[Path, Path], capsys):
+    """No lr drops allowed and an improvement threshold no error can meet: epoch 1 sets the best,
+    epoch 2 has stopped improving, so the plateau schedule ends the run after epoch 2 of 4. An
+    interrupted run (1 epoch, then resumed) ends at the same epoch with the same weights; asking
+    for more epochs afterwards trains nothing more."""
+    params = tiny_params(epochs=4, max_lr_drops=0, plateau_threshold=100.0)
+    run_train(tmp_path, data, params, "whole")
+    assert "training ends after epoch 2 of at most 4" in capsys.readouterr().err
+    state, info = final_state(tmp_path, "whole")
+    assert info["epochs"] == 2 and info["stopped_by_schedule"] is True
+    ckpt = torch.load(tmp_path / "whole" / "ckpt" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["schedule"]["stopped"] is True
+    steps = pd.read_csv(tmp_path / "whole" / "live" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")["step"]
+    assert list(steps) == [1, 2]
+    run_train(tmp_path, data, replace(params, train=replace(params.train, epochs=1)), "split")
+    run_train(tmp_path, data, params, "split")
+    assert_same_weights(state, final_state(tmp_path, "split")[0])
+    assert live_metrics(tmp_path, "whole") == live_metrics(tmp_path, "split")
+    run_train(tmp_path, data, replace(params, train=replace(params.train, epochs=6)), "split")
+    assert final_state(tmp_path, "split")[1]["epochs"] == 2
+    assert_same_weights(state, final_state(tmp_path, "split")[0])
+
+
+def test_learning_start_diagnostic_logs_the_gap_and_warns_once(tmp_path: Path, data: tuple[Path, Path], capsys):
+    """loss_below_chance = ln(classes) - training loss, per epoch in DVCLive; the paper's init on
+    the 4-class store is still at chance after 2 steps, so the warning comes, once, naming causes."""
+    import math
+
+    run_train(tmp_path, data, tiny_params(epochs=2, chance_warn_steps=2), "chance")
+    err = capsys.readouterr().err
+    assert err.count("has not started learning") == 1
+    assert "model.init_std" in err and "augment.pca_magnitude" in err and "train.lr" in err
+    assert "below chance ln(4) = 1.386" in err
+    plots = tmp_path / "chance" / "live" / "plots" / "metrics" / "train"
+    gap = pd.read_csv(plots / "loss_below_chance.tsv", sep="\t")
+    loss = pd.read_csv(plots / "loss.tsv", sep="\t")
+    np.testing.assert_allclose(gap["loss_below_chance"], math.log(4) - loss["loss"], rtol=1e-9, atol=1e-12)
+    # The diagnostic never changes the run: the same weights as without it.
+    run_train(tmp_path, data, tiny_params(epochs=2, chance_warn_steps=0), "quiet")
+    assert "has not started learning" not in capsys.readouterr().err
+    assert_same_weights(final_state(tmp_path, "chance")[0], final_state(tmp_path, "quiet")[0])
+
+
+def test_chance_monitor_by_hand():
+    import math
+
+    from alexnet.train import ChanceMonitor
+
+    m = ChanceMonitor(num_classes=10, warn_steps=5, steps_per_epoch=3)
+    at_chance = [math.log(10)] * 3
+    assert m.observe(1, 2, at_chance) is None  # 3 steps done: too early to judge
+    warning = m.observe(2, 2, at_chance)  # 6 steps done: still at chance
+    assert warning and "after 6 steps" in warning and "ln(10) = 2.303" in warning
+    assert m.observe(3, 2, at_chance) is None  # once only
+    m = ChanceMonitor(num_classes=10, warn_steps=3, steps_per_epoch=3)
+    assert m.observe(1, 2, [2.3, 2.0, 1.9]) is None  # mean 2.07 < 0.95 ln 10 = 2.19: learning
+    assert m.observe(2, 2, [2.3] * 3) is None  # one verdict, taken at step 3
+    assert ChanceMonitor(10, 0, 3).observe(9, 2, at_chance) is None  # 0 = off
 
 
 def test_finished_checkpoint_only_writes_the_model(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
