@@ -127,6 +127,9 @@ class ModelConfig:
     overlapping_pool: bool = True  # 3x3 stride 2 (paper) or 2x2 stride 2
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
+    # Section 7's depth claim: 3, 4 or 5 removes that middle conv layer (0 = none); the next layer
+    # takes the removed layer's input, and fc6's input size follows the last conv layer left.
+    remove_conv: Literal[0, 3, 4, 5] = 0
     # paper: every layer N(0, init_std); he: fc8 N(0, init_std), every other layer
     # N(0, sqrt(2 / fan_in)) (see AlexNet.init_weights for why the tiny run needs it).
     init: Literal["paper", "he"] = "paper"
@@ -148,6 +151,8 @@ class ModelConfig:
             _check(self.width == 1.0, "model.width", "1.0 with arch torchvision (its layers are fixed)", self.width)
             _check(self.input_scale == 1.0, "model.input_scale", "1.0 with arch torchvision (it has its own normalisation)",
                    self.input_scale)
+            _check(self.remove_conv == 0, "model.remove_conv", "0 with arch torchvision (its layers are fixed)",
+                   self.remove_conv)
 
 
 @dataclass(frozen=True)
