@@ -87,15 +87,30 @@ def yaml_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def run_overrides(arm: Arm, seed: int) -> dict[str, Any]:
-    """Every param a run of `arm` with `seed` sets (the seed list included)."""
-    return {**arm.overrides, "train.seeds": [seed]}
+def run_overrides(arm: Arm, seed: int, common: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every param a run of `arm` with `seed` sets: `common` (--set, for every arm alike), the
+    arm's own overrides and the seed list."""
+    return {**(common or {}), **arm.overrides, "train.seeds": [seed]}
 
 
-def queue_command(arm: Arm, seed: int, target: str | None = "evaluate") -> list[str]:
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` options (values parsed as YAML, as `dvc exp run -S` does)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise PipelineError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=2")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def queue_command(arm: Arm, seed: int, target: str | None = "evaluate",
+                  common: dict[str, Any] | None = None) -> list[str]:
     """The `dvc exp run --queue` command line for one (arm, seed)."""
     cmd = ["dvc", "exp", "run", "--queue", "--name", exp_name(arm.name, seed)]
-    for key, value in run_overrides(arm, seed).items():
+    for key, value in run_overrides(arm, seed, common).items():
         cmd += ["-S", f"{key}={yaml_value(value)}"]
     if target:
         cmd.append(target)
@@ -152,7 +167,8 @@ class Plan:
     skipped: list[tuple[Arm, int, str]] = field(default_factory=list)  # (arm, seed, why)
 
 
-def plan_runs(arms: list[Arm], seeds: list[int], experiments: list[Experiment]) -> Plan:
+def plan_runs(arms: list[Arm], seeds: list[int], experiments: list[Experiment],
+              common: dict[str, Any] | None = None) -> Plan:
     """What to queue: every (arm, seed) but those already run or queued with the same params.
 
     `experiments` are those of the current commit. A failed one is queued again; one with the
@@ -166,7 +182,7 @@ def plan_runs(arms: list[Arm], seeds: list[int], experiments: list[Experiment]) 
     for arm in arms:
         for seed in seeds:
             found = [e for e in by_name.get(exp_name(arm.name, seed), []) if e.state != "failed"]
-            same = [e for e in found if matches(e, run_overrides(arm, seed))]
+            same = [e for e in found if matches(e, run_overrides(arm, seed, common))]
             if same:
                 plan.skipped.append((arm, seed, f"already {'ran' if same[0].state == 'success' else same[0].state} "
                                                 f"({same[0].rev[:7]})"))
@@ -189,13 +205,16 @@ def baseline_train_seconds(metrics_dir: str | Path = "metrics") -> tuple[float, 
     return sum(secs) / len(secs), records[0]
 
 
-def cost_line(runs: int, jobs: int, metrics_dir: str | Path = "metrics") -> str:
-    """What `run` prints before it starts: runs queued and their cost from the baseline's record."""
+def cost_line(runs: int, jobs: int, metrics_dir: str | Path = "metrics", epochs: int | None = None) -> str:
+    """What `run` prints before it starts: runs queued and their cost from the baseline's record
+    (scaled to `epochs` per net when the runs train a different number of epochs)."""
     found = baseline_train_seconds(metrics_dir)
     if found is None:
         return (f"Queueing {runs} run(s) (one net each). No baseline run record ({metrics_dir}/train-seed<N>.json) "
                 "to estimate their cost from: run `dvc repro` first to know.")
     secs, rec = found
+    if epochs and isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 and epochs != rec["epochs"]:
+        secs *= epochs / rec["epochs"]
     total = runs * secs
     wall = math.ceil(runs / max(1, jobs)) * secs
     return (f"Queueing {runs} run(s) (one net each). The baseline trained one net in {secs:.0f} s "
@@ -244,15 +263,16 @@ def queue_busy(status_text: str) -> int:
 
 
 def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str | None,
-        metrics_dir: str | Path = "metrics", poll: float = 10.0) -> Plan:
+        metrics_dir: str | Path = "metrics", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
     """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for the queue."""
     experiments = [] if dry_run else parse_exp_show(exp_show())
-    plan = plan_runs(arms, seeds, experiments)
+    plan = plan_runs(arms, seeds, experiments, common)
     for arm, seed, why in plan.skipped:
         print(f"skip {exp_name(arm.name, seed)}: {why}")
-    print(cost_line(len(plan.queue), jobs, metrics_dir))
+    epochs = (common or {}).get("train.epochs")
+    print(cost_line(len(plan.queue), jobs, metrics_dir, epochs if isinstance(epochs, int) else None))
     for arm, seed in plan.queue:
-        cmd = queue_command(arm, seed, target)
+        cmd = queue_command(arm, seed, target, common)
         print("$ " + " ".join(cmd))
         if not dry_run:
             dvc(*cmd[1:])
@@ -350,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", type=int, default=1, help="queue workers running at once (default 1)")
     r.add_argument("--target", default="evaluate", help="stage each run goes up to (default evaluate; '' = all)")
     r.add_argument("--metrics", default="metrics", help="folder with the baseline's train-seed<N>.json")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a param set alike for every arm, baseline included (e.g. train.epochs=2 for a quick check)")
     r.add_argument("--dry-run", action="store_true", help="print the commands and the cost, queue nothing")
     c = sub.add_parser("collect", help="gather the arms' metrics from `dvc exp show --json` into a file")
     c.add_argument("--out", default="ablations/results.json")
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             if "baseline" not in args.arms:
                 print("note: the baseline arm is not among --arms; collect needs it for each seed")
             run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
-                args.metrics)
+                args.metrics, common=parse_set(args.set))
         else:
             results = collect(exp_show(*(["--all-commits"] if args.all_commits else [])))
             write_json(args.out, results)
