@@ -213,14 +213,16 @@ def cost_line(runs: int, jobs: int, metrics_dir: str | Path = "metrics", epochs:
         return (f"Queueing {runs} run(s) (one net each). No baseline run record ({metrics_dir}/train-seed<N>.json) "
                 "to estimate their cost from: run `dvc repro` first to know.")
     secs, rec = found
+    base = (f"The baseline trained one net in {secs:.0f} s ({rec.get('epochs', '?')} epochs on "
+            f"{rec.get('device', '?')}; {metrics_dir}/train-seed<N>.json)")
     if epochs and isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 and epochs != rec["epochs"]:
         secs *= epochs / rec["epochs"]
+        base += f"; at {epochs} epoch(s) a run that is {secs:.0f} s"
     total = runs * secs
     wall = math.ceil(runs / max(1, jobs)) * secs
-    return (f"Queueing {runs} run(s) (one net each). The baseline trained one net in {secs:.0f} s "
-            f"({rec.get('epochs', '?')} epochs on {rec.get('device', '?')}; {metrics_dir}/train-seed<N>.json), so about "
-            f"{_duration(total)} of training in all, {_duration(wall)} wall time with {jobs} worker(s) if the machine "
-            "has the cores (or GPUs) for them, plus evaluation and DVC's set-up per run.")
+    return (f"Queueing {runs} run(s) (one net each). {base}, so about {_duration(total)} of training in all, "
+            f"{_duration(wall)} wall time with {jobs} worker(s) if the machine has the cores (or GPUs) for them, "
+            "plus evaluation and DVC's set-up per run.")
 
 
 def _duration(seconds: float) -> str:
