@@ -284,7 +284,7 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
     dvc("queue", "start", "-j", str(jobs))
     start = time.monotonic()
     while (busy := queue_busy(dvc("queue", "status"))) > 0:
-        print(f"  {busy} run(s) queued or running after {time.monotonic() - start:.0f} s")
+        print(f"  {busy} run(s) queued or running after {time.monotonic() - start:.0f} s", flush=True)
         time.sleep(poll)
     print(dvc("queue", "status"))
     done = {e.name: e for e in parse_exp_show(exp_show())}

@@ -119,7 +119,7 @@ def cifar_rows(cifar: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"claim": f"ReLU reaches {paper.FIGURE1_TARGET_ERROR:g}% CIFAR-10 training error about "
                   f"{paper.FIGURE1_SPEEDUP:g}x faster than tanh (epochs ratio tanh / ReLU; Figure 1)",
-         "section": "3.1", "arm": "cifar: relu vs tanh", "paper_top1": paper.FIGURE1_SPEEDUP, "paper_top5": None,
+         "section": "3.1", "arm": RATIO_ARM, "paper_top1": paper.FIGURE1_SPEEDUP, "paper_top5": None,
          "ours_top1_mean": ratio, "ours_top1_std": None, "ours_top5_mean": None, "ours_top5_std": None,
          "n": 1 if cifar else 0, "seeds": "", "dataset": dataset or "", "epochs": epochs,
          "verdict": judge(ratio, ratio is not None and ratio > 1),
@@ -140,9 +140,14 @@ def claims_table(results: dict[str, Any], cifar: dict[str, Any]) -> pd.DataFrame
     return pd.DataFrame(ablation_rows(results) + cifar_rows(cifar), columns=COLUMNS)
 
 
-def _num(v: Any, signed: bool = True) -> str:
+RATIO_ARM = "cifar: relu vs tanh"
+
+
+def _num(v: Any, signed: bool = True, ratio: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if ratio:
+        return f"{v:.2f}x"
     return f"{v:+.2f}" if signed else f"{v:.2f}"
 
 
@@ -151,8 +156,7 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
     def ours(row: pd.Series, k: str) -> str:
         if row["n"] == 0 or pd.isna(row[f"ours_{k}_mean"]):
             return "not run" if row["n"] == 0 else "-"
-        cifar = row["arm"].startswith("cifar")
-        text = _num(row[f"ours_{k}_mean"], signed=not cifar)
+        text = _num(row[f"ours_{k}_mean"], ratio=row["arm"] == RATIO_ARM)
         if not pd.isna(row[f"ours_{k}_std"]):
             text += f" ± {row[f'ours_{k}_std']:.2f}"
         return text
@@ -160,8 +164,8 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "Claim (section)": [f"{c} ({s})" for c, s in zip(df["claim"], df["section"])],
         "Arm": df["arm"],
-        "Paper top-1": [_num(v, signed=not a.startswith("cifar")) for v, a in zip(df["paper_top1"], df["arm"])],
-        "Ours top-1": [ours(r, "top1") for _, r in df.iterrows()],
+        "Paper (top-1)": [_num(v, ratio=a == RATIO_ARM) for v, a in zip(df["paper_top1"], df["arm"])],
+        "Ours (top-1)": [ours(r, "top1") for _, r in df.iterrows()],
         "Paper top-5": [_num(v) for v in df["paper_top5"]],
         "Ours top-5": [ours(r, "top5") for _, r in df.iterrows()],
         "n": df["n"].astype(int).astype(str),
@@ -179,8 +183,9 @@ def notes() -> list[str]:
         "seed, in percentage points (single net, ten crops, metrics/evaluate.json of each DVC experiment); "
         "mean ± sample standard deviation over the n seeds; positive = the choice lowers the error, the "
         "paper's sign. The paper's column is the error reduction it attributes to the choice.",
-        "CIFAR-10 rows (stage cifar, metrics/cifar.json): Figure 1 as tanh's epochs over ReLU's to reach "
-        f"{paper.FIGURE1_TARGET_ERROR:g}% training error; LRN as test error without - with LRN. One run each.",
+        "CIFAR-10 rows (stage cifar, metrics/cifar.json), in the top-1 columns: Figure 1 as tanh's epochs over "
+        f"ReLU's to reach {paper.FIGURE1_TARGET_ERROR:g}% training error (x); LRN as test error without - with LRN "
+        "(points). One run each.",
         "Verdict: 'pipeline check (dataset)' for runs not on ILSVRC (never evidence either way); 'too few "
         "runs (n=1)' without a spread; 'within noise' when |mean| < 2 x std / sqrt(n); otherwise "
         "'consistent' (the paper's sign) or 'not consistent'; 'not run' without results.",
