@@ -35,6 +35,7 @@ Deterministic: seeded init and batch order, torch.use_deterministic_algorithms(T
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,9 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
           run_record: str | Path) -> dict[str, Any]:
     """Stage `cifar`: the lr sweeps, Figure 1, the LRN comparison; returns the metrics."""
     start = time.perf_counter()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # reproducible cuBLAS GEMMs on a GPU
     torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
     data, manifest = open_cifar(raw_dir)
     dataset = "tiny" if manifest["source"] == "tiny" else "cifar10"
     sweeps: dict[str, list[Run]] = {}
