@@ -254,6 +254,11 @@ def exp_show(*extra: str) -> list[dict]:
         raise PipelineError(f"`dvc exp show --json` printed no JSON ({e})") from e
 
 
+def git_head() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def queue_busy(status_text: str) -> int:
     """How many tasks `dvc queue status` lists as Queued or Running."""
     busy = 0
@@ -268,6 +273,7 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
         metrics_dir: str | Path = "metrics", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
     """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for the queue."""
     experiments = [] if dry_run else parse_exp_show(exp_show())
+    head = "" if dry_run else git_head()
     plan = plan_runs(arms, seeds, experiments, common)
     for arm, seed, why in plan.skipped:
         print(f"skip {exp_name(arm.name, seed)}: {why}")
@@ -287,7 +293,8 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
         print(f"  {busy} run(s) queued or running after {time.monotonic() - start:.0f} s", flush=True)
         time.sleep(poll)
     print(dvc("queue", "status"))
-    done = {e.name: e for e in parse_exp_show(exp_show())}
+    # the experiments of the commit they were queued on, even if HEAD has moved since
+    done = {e.name: e for e in parse_exp_show(exp_show(*(["--rev", head] if head else [])))}
     failed = [exp_name(a.name, s) for a, s in plan.queue if (done.get(exp_name(a.name, s)) is None
                                                              or done[exp_name(a.name, s)].state == "failed")]
     if failed:
