@@ -8,10 +8,11 @@ and, for the LRN claim, "a four-layer CNN" (Section 3.3), without the layers. We
 four-layer CIFAR-10 net of the authors' own code, cuda-convnet's `layers-18pct.cfg`: three
 5x5 conv layers of 32, 32 and 64 kernels (padding 2), each followed by the activation and a 3x3
 stride-2 pooling (max after conv1, average after conv2 and conv3), then one fully connected
-layer of 10 outputs and the softmax: four layers with weights. `cifar.width` scales the kernel
-counts. The LRN variant adds the paper's cross-channel LRN (Section 3.3, `alexnet.model`'s
-LocalResponseNorm, cifar.lrn_*) after the first two pooling layers, where layers-18pct
-normalises. Input: 0-255 pixels minus the training set's per-channel mean, times
+layer of 10 outputs and the softmax: four layers with weights (Caffe's cifar10_full copies it).
+`cifar.width` scales the kernel counts. The LRN variant adds the paper's cross-channel LRN
+(Section 3.3, `alexnet.model`'s LocalResponseNorm, cifar.lrn_*) after the first two pooling
+layers, where layers-18pct normalises (it uses a within-map `rnorm` there; the claim is about
+the paper's cross-map normalisation, so that is what is switched). Input: 0-255 pixels minus the training set's per-channel mean, times
 cifar.input_scale; PyTorch's default init, the same draw (cifar.seed) for every net.
 
 Figure 1. "No regularization of any kind was employed" and "the learning rates for each network
