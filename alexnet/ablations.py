@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="gather the arms' metrics from `dvc exp show --json` into a file")
     c.add_argument("--out", default="ablations/results.json")
     c.add_argument("--all-commits", action="store_true", help="look at experiments of every commit, not only HEAD's")
+    c.add_argument("--rev", default=None, help="look at the experiments of this commit instead of HEAD's")
     args = p.parse_args(argv)
     try:
         if args.command == "list":
@@ -397,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
                 args.metrics, common=parse_set(args.set))
         else:
-            results = collect(exp_show(*(["--all-commits"] if args.all_commits else [])))
+            extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
+            results = collect(exp_show(*extra))
             write_json(args.out, results)
             print(f"{len(results['runs'])} run(s) written to {args.out}")
     except PipelineError as e:
