@@ -197,6 +197,9 @@ class ModelConfig:
     overlapping_pool: bool = True  # 3x3 stride 2 (paper) or 2x2 stride 2
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
+    # Section 7's depth claim: 3, 4 or 5 removes that middle conv layer (0 = none); the next layer
+    # takes the removed layer's input, and fc6's input size follows the last conv layer left.
+    remove_conv: Literal[0, 3, 4, 5] = 0
     # paper: every layer N(0, init_std); he: fc8 N(0, init_std), every other layer
     # N(0, sqrt(2 / fan_in)) (see AlexNet.init_weights for why the tiny run needs it).
     init: Literal["paper", "he"] = "paper"
@@ -218,6 +221,8 @@ class ModelConfig:
             _check(self.width == 1.0, "model.width", "1.0 with arch torchvision (its layers are fixed)", self.width)
             _check(self.input_scale == 1.0, "model.input_scale", "1.0 with arch torchvision (it has its own normalisation)",
                    self.input_scale)
+            _check(self.remove_conv == 0, "model.remove_conv", "0 with arch torchvision (its layers are fixed)",
+                   self.remove_conv)
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,54 @@ class AnalyzeConfig:
 
 
 @dataclass(frozen=True)
+class CifarConfig:
+    """CIFAR-10 checks of the paper's Figure 1 (ReLU vs tanh) and LRN claim (Section 3.3).
+
+    The net is cuda-convnet's four-layer CIFAR-10 net (layers-18pct: conv 32-32-64 5x5 and one fc
+    layer; see alexnet/cifar.py), trained with no regularisation of any kind, as in Figure 1.
+    """
+
+    # tiny: a generated set in the official cifar-10-python.tar.gz format; file: the official
+    # archive at `archive` (MD5 c58f30108f718f92721af3b95e74349a), verified in place, never copied.
+    source: Literal["tiny", "file"] = "tiny"
+    archive: str = ""
+    verify_md5: bool = True  # false only for a deliberately re-packed archive
+    tiny_train_per_class: int = 50  # the generated set: images per class in data_batch_1..5
+    tiny_test_per_class: int = 20  # ... and in test_batch
+    tiny_seed: int = 0
+    width: float = 1.0  # channel multiplier of the 32-32-64 conv layers; 1.0 is cuda-convnet's net
+    epochs: int = 40  # each net of the sweep trains this long (Figure 1's axis ends at 35)
+    batch_size: int = 128
+    lr_grid: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.1])  # tried per activation
+    momentum: float = 0.9
+    target_error: float = 25.0  # Figure 1: epochs to reach 25% training error
+    input_scale: float = 0.015625  # centred 0-255 pixels times this (unit scale for the default init)
+    lrn_size: int = 5  # the paper's LRN (Section 3.3), after conv1 and conv2 in the LRN comparison
+    lrn_alpha: float = 1e-4
+    lrn_beta: float = 0.75
+    lrn_k: float = 2.0
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.source == "file":
+            _check(bool(self.archive), "cifar.archive", "the path of cifar-10-python.tar.gz when cifar.source is file",
+                   self.archive)
+        _check(self.tiny_train_per_class >= 1, "cifar.tiny_train_per_class", "a positive integer",
+               self.tiny_train_per_class)
+        _check(self.tiny_test_per_class >= 1, "cifar.tiny_test_per_class", "a positive integer", self.tiny_test_per_class)
+        _check(0.0 < self.width <= 4.0, "cifar.width", "a number in (0, 4]", self.width)
+        _check(self.epochs >= 1, "cifar.epochs", "a positive integer", self.epochs)
+        _check(self.batch_size >= 1, "cifar.batch_size", "a positive integer", self.batch_size)
+        _check(len(self.lr_grid) >= 1 and all(lr > 0 for lr in self.lr_grid), "cifar.lr_grid",
+               "a non-empty list of positive learning rates", self.lr_grid)
+        _check(0 <= self.momentum < 1, "cifar.momentum", "a number in [0, 1)", self.momentum)
+        _check(0 < self.target_error < 100, "cifar.target_error", "a percentage in (0, 100)", self.target_error)
+        _check(self.input_scale > 0, "cifar.input_scale", "a positive number", self.input_scale)
+        _check(self.lrn_size >= 1 and self.lrn_size % 2 == 1, "cifar.lrn_size", "an odd positive integer", self.lrn_size)
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """The paper-style HTML and Markdown report."""
 
@@ -366,6 +419,7 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    cifar: CifarConfig = field(default_factory=CifarConfig)
 
     def __post_init__(self) -> None:
         _check(self.model.input_size <= self.prepare.image_side, "model.input_size",

@@ -30,6 +30,8 @@ published alpha = 1e-4 means what it meant in the code that produced the paper's
 Switches (ModelConfig): `lrn`; `overlapping_pool` (3x3 stride 2, else 2x2 stride 2; fc6's input
 size follows the resulting map); `activation` relu/tanh; `dropout`; `conv6`; `width` (every
 conv and fc width scaled, conv widths rounded to even numbers so the two groups stay equal);
+`remove_conv` (3, 4 or 5: that middle conv layer left out, the next one taking its input; fc6's
+input size follows the last conv layer left, e.g. 384x6x6 without conv5);
 `groups`: 2 is the paper's two-GPU net, 1 is the paper's one-GPU comparison net. The paper
 (Section 3.2, footnote) halves the kernels of every conv layer *except the last* and keeps the
 fully connected layers, so that both nets have about as many parameters; groups 1 is therefore
@@ -198,16 +200,20 @@ class AlexNet(nn.Module):
             # conv2, conv4, conv5: each GPU's kernels see only that GPU's half of the maps below.
             ("conv2", nn.Conv2d(conv[0], conv[1], 5, padding=2, groups=g)), ("act2", act()),
             ("norm2", lrn()), ("pool2", nn.MaxPool2d(pool_k, 2)),
-            ("conv3", nn.Conv2d(conv[1], conv[2], 3, padding=1)), ("act3", act()),
-            ("conv4", nn.Conv2d(conv[2], conv[3], 3, padding=1, groups=g)), ("act4", act()),
-            ("conv5", nn.Conv2d(conv[3], conv[4], 3, padding=1, groups=g)), ("act5", act()),
-            ("pool5", nn.MaxPool2d(pool_k, 2)),
         ]
-        out_channels = conv[4]
+        # conv3..conv5; model.remove_conv drops one (Section 7's depth claim): the next layer then
+        # takes the removed layer's input, keeping its own grouping, and names stay conv<N>.
+        below = conv[1]
+        for n, (c, groups) in zip((3, 4, 5), ((conv[2], 1), (conv[3], g), (conv[4], g))):
+            if n != cfg.remove_conv:
+                layers += [(f"conv{n}", nn.Conv2d(below, c, 3, padding=1, groups=groups)), (f"act{n}", act())]
+                below = c
+        layers.append(("pool5", nn.MaxPool2d(pool_k, 2)))
+        out_channels = below
         if cfg.conv6:
             # Table 2's starred nets add "an extra sixth convolutional layer over the last
             # pooling layer"; the paper gives no shape, so it repeats conv5's (3x3, two groups).
-            layers += [("conv6", nn.Conv2d(conv[4], conv6, 3, padding=1, groups=g)), ("act6", act())]
+            layers += [("conv6", nn.Conv2d(out_channels, conv6, 3, padding=1, groups=g)), ("act6", act())]
             out_channels = conv6
         self.features = nn.Sequential(OrderedDict(layers))
 

@@ -112,6 +112,16 @@ ABLATIONS: tuple[Ablation, ...] = (
              2.0, None),
 )
 
+# The CIFAR-10 claims, as numbers (Figure 1 and Section 3.3).
+FIGURE1_TARGET_ERROR = 25.0  # % training error
+FIGURE1_SPEEDUP = 6.0  # tanh needs about six times as many epochs as ReLU to reach it
+CIFAR_LRN_TEST_ERROR = {"without": 13.0, "with": 11.0}  # four-layer CNN, test error (%)
+
+# What removing each switch should do to ILSVRC top-1/top-5 error, by ABLATIONS name: the sign
+# the paper implies where it gives no number (dropout: "overfits substantially").
+ABLATION_DIRECTION = {"model.lrn": 1, "model.overlapping_pool": 1, "model.groups": 1,
+                      "augment.pca_lighting": 1, "model.dropout": 1, "depth": 1}
+
 # Section 3 and Figure 2: the architecture's arithmetic.
 PARAMETERS = 60_965_224  # the two-group net, with biases ("60 million parameters")
 NEURONS_PER_LAYER = (253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000)

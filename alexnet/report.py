@@ -75,6 +75,8 @@ class Sources:
     live: Path  # dvclive/ (train-seed<N>/)
     models: Path  # models/ (seed<N>/info.json, model.pt)
     lock: Path  # dvc.lock
+    claims: Path | None = None  # reports/claims (stage claims)
+    cifar: Path | None = None  # reports/cifar (stage cifar: Figure 1)
 
 
 @dataclass
@@ -428,8 +430,17 @@ def section_results(runs: Runs, tables: Path) -> str:
     return "\n".join(lines)
 
 
-def section_ablations(tables: Path) -> str:
+def section_claims(src: Sources, md_dir: Path) -> str | None:
+    """The claims table (stage claims) and Figure 1 (stage cifar), or None when not produced."""
+    from alexnet.claims import report_section
+
+    return report_section(src.claims, src.cifar, md_dir)
+
+
+def section_ablations(tables: Path, claims: str | None = None) -> str:
     lines = [f"## {SECTIONS[4]}", ""]
+    if claims:
+        return "\n".join(lines + [claims])
     found = sorted(tables.glob("ablation*.md"))
     if found:
         lines += [_demote(p.read_text()) for p in found]
@@ -547,7 +558,7 @@ def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curve
     parts.append(section_architecture(params, model))
     parts.append(section_training(params, runs, curves_png, md_dir))
     parts.append(section_results(runs, src.tables))
-    parts.append(section_ablations(src.tables))
+    parts.append(section_ablations(src.tables, section_claims(src, md_dir)))
     parts.append(section_qualitative(params, runs, src.figures, md_dir))
     parts.append(section_provenance(params, runs, src))
     return "\n".join(parts)

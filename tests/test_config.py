@@ -118,7 +118,8 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     # train set) fit a GPU machine's page cache, raw uint8 ones (252 GB) do not.
     assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
                       "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset",
-                      "prepare.format", "train.seeds", "train.chance_warn_steps"}
+                      "prepare.format", "train.seeds", "train.chance_warn_steps", "cifar.source",
+                      "cifar.archive", "cifar.width", "cifar.epochs", "cifar.batch_size"}
     assert (paper["prepare"]["format"], tiny["prepare"]["format"]) == ("jpeg", "npy")
     assert all(paper["model"][k] == v for k, v in
                {"init": "paper", "init_std": 0.01, "init_bias_one": True, "input_scale": 1.0}.items())

@@ -1,0 +1,412 @@
+"""The paper's ablations as DVC experiments: queue and run them, then collect their metrics.
+
+Owns the arms (what each changes against params.yaml, the baseline), the `dvc exp run --queue`
+commands that run them, and ablations/results.json (in git), which the `claims` stage reads.
+
+    python -m alexnet.ablations list
+    python -m alexnet.ablations run [--arms no-lrn no-dropout] [--seeds 0 1] [--jobs 2] [--dry-run]
+    python -m alexnet.ablations collect --out ablations/results.json
+
+`run` queues one experiment per (arm, seed), named `ablate-<arm>-s<seed>`, each with
+`-S train.seeds=[<seed>]` (one net; the train stage is `foreach: ${train.seeds}`) and the arm's
+overrides, then starts `--jobs` queue workers and waits for the queue to drain. The `baseline`
+arm changes nothing but the seed: an arm's effect is measured per seed against the baseline
+net of the same seed (same initial weights and batch order, so the pair differs only by the
+arm), and the spread of those paired differences over seeds is the noise. An (arm, seed) whose
+experiment already ran (or is queued) on this commit with the same params is skipped. Before
+queueing, `run` prints how many runs it queues and their cost from the baseline's recorded
+training time (metrics/train-seed<N>.json).
+
+By default each experiment runs the pipeline up to `evaluate` (`--target`), the stage whose
+metrics the claims use; the figures and the report are not rebuilt per arm.
+
+`collect` reads `dvc exp show --json` and writes, per (arm, seed) found, its params, seed, git
+revisions (the experiment's and its baseline commit's), dataset, epochs and headline errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alexnet.cli import PipelineError
+from alexnet.fileio import read_json, write_json
+
+FORMAT = "alexnet-repro/ablations"
+FORMAT_VERSION = 1
+EVALUATE_METRICS = "metrics/evaluate.json"
+PREFIX = "ablate-"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One ablation: params.yaml overrides against the baseline, and the claim it tests."""
+
+    name: str
+    overrides: dict[str, Any]
+    claim: str  # alexnet.paper.ABLATIONS[...].name
+    what: str
+
+
+ARMS: tuple[Arm, ...] = (
+    Arm("baseline", {}, "", "params.yaml as it is (the reference for every arm)"),
+    Arm("no-lrn", {"model.lrn": False}, "model.lrn", "no local response normalisation (Section 3.3)"),
+    Arm("no-overlap-pool", {"model.overlapping_pool": False}, "model.overlapping_pool",
+        "2x2 stride-2 pooling instead of 3x3 stride 2 (Section 3.4)"),
+    # model.groups 1 is the paper's footnote net: half the kernels of conv1-conv4, conv5 and the
+    # fc layers kept (alexnet/model.py, ONE_GPU_CONV), at the baseline's model.width.
+    Arm("one-column", {"model.groups": 1}, "model.groups",
+        "one column with half the kernels per conv layer (Section 3.2 footnote)"),
+    Arm("no-pca-lighting", {"augment.pca_lighting": False}, "augment.pca_lighting",
+        "no PCA colour augmentation (Section 4.1)"),
+    Arm("no-dropout", {"model.dropout": 0.0}, "model.dropout", "no dropout in fc6 and fc7 (Section 4.2)"),
+    Arm("no-conv3", {"model.remove_conv": 3}, "depth", "conv3 removed (Section 7)"),
+    Arm("no-conv4", {"model.remove_conv": 4}, "depth", "conv4 removed (Section 7)"),
+    Arm("no-conv5", {"model.remove_conv": 5}, "depth", "conv5 removed (Section 7)"),
+)
+ARMS_BY_NAME = {a.name: a for a in ARMS}
+
+
+def exp_name(arm: str, seed: int) -> str:
+    return f"{PREFIX}{arm}-s{seed}"
+
+
+def yaml_value(value: Any) -> str:
+    """A value as `dvc exp run -S key=value` expects it (parsed as YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(yaml_value(v) for v in value) + "]"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def run_overrides(arm: Arm, seed: int, common: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every param a run of `arm` with `seed` sets: `common` (--set, for every arm alike), the
+    arm's own overrides and the seed list."""
+    return {**(common or {}), **arm.overrides, "train.seeds": [seed]}
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` options (values parsed as YAML, as `dvc exp run -S` does)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise PipelineError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=2")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def queue_command(arm: Arm, seed: int, target: str | None = "evaluate",
+                  common: dict[str, Any] | None = None) -> list[str]:
+    """The `dvc exp run --queue` command line for one (arm, seed)."""
+    cmd = ["dvc", "exp", "run", "--queue", "--name", exp_name(arm.name, seed)]
+    for key, value in run_overrides(arm, seed, common).items():
+        cmd += ["-S", f"{key}={yaml_value(value)}"]
+    if target:
+        cmd.append(target)
+    return cmd
+
+
+# --- reading `dvc exp show --json` ------------------------------------------------------------
+
+@dataclass
+class Experiment:
+    name: str | None
+    rev: str
+    baseline: str  # the commit the experiment was run against
+    params: dict[str, Any]  # params.yaml, nested
+    metrics: dict[str, Any]  # metrics file path -> its data
+    state: str  # success | queued | running | failed | unknown
+
+
+def parse_exp_show(show: list[dict]) -> list[Experiment]:
+    """The experiments in `dvc exp show --json` output (DVC 3), baselines in the order listed."""
+    out = []
+    for base in show:
+        if base.get("rev") == "workspace":
+            continue
+        for group in base.get("experiments") or []:
+            executor = group.get("executor") or {}
+            for rev in group.get("revs") or []:
+                data = rev.get("data") or {}
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                metrics = {path: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()
+                           if isinstance(m, dict) and m.get("data") is not None}
+                state = executor.get("state") or ("failed" if rev.get("error") else "success")
+                out.append(Experiment(rev.get("name") or group.get("name"), rev.get("rev", ""), base.get("rev", ""),
+                                      params, metrics, state))
+    return out
+
+
+def get_param(params: dict, dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def matches(exp: Experiment, overrides: dict[str, Any]) -> bool:
+    return all(get_param(exp.params, k) == (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items())
+
+
+@dataclass
+class Plan:
+    queue: list[tuple[Arm, int]] = field(default_factory=list)
+    skipped: list[tuple[Arm, int, str]] = field(default_factory=list)  # (arm, seed, why)
+
+
+def plan_runs(arms: list[Arm], seeds: list[int], experiments: list[Experiment],
+              common: dict[str, Any] | None = None) -> Plan:
+    """What to queue: every (arm, seed) but those already run or queued with the same params.
+
+    `experiments` are those of the current commit. A failed one is queued again; one with the
+    name but other params (the arm changed since) is reported and left alone.
+    """
+    plan = Plan()
+    by_name: dict[str, list[Experiment]] = {}
+    for e in experiments:
+        if e.name:
+            by_name.setdefault(e.name, []).append(e)
+    for arm in arms:
+        for seed in seeds:
+            found = [e for e in by_name.get(exp_name(arm.name, seed), []) if e.state != "failed"]
+            same = [e for e in found if matches(e, run_overrides(arm, seed, common))]
+            if same:
+                plan.skipped.append((arm, seed, f"already {'ran' if same[0].state == 'success' else same[0].state} "
+                                                f"({same[0].rev[:7]})"))
+            elif found:
+                plan.skipped.append((arm, seed, f"an experiment of that name has other params; "
+                                                f"`dvc exp remove {exp_name(arm.name, seed)}` to rerun it"))
+            else:
+                plan.queue.append((arm, seed))
+    return plan
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+def baseline_train_seconds(metrics_dir: str | Path = "metrics") -> tuple[float, dict] | None:
+    """(mean training seconds per net, one run record) from the baseline's metrics/train-seed<N>.json."""
+    records = [read_json(p) for p in sorted(Path(metrics_dir).glob("train-seed*.json"))]
+    secs = [r["seconds"] for r in records if isinstance(r.get("seconds"), (int, float))]
+    if not secs:
+        return None
+    return sum(secs) / len(secs), records[0]
+
+
+def cost_line(runs: int, jobs: int, metrics_dir: str | Path = "metrics", epochs: int | None = None) -> str:
+    """What `run` prints before it starts: runs queued and their cost from the baseline's record
+    (scaled to `epochs` per net when the runs train a different number of epochs)."""
+    found = baseline_train_seconds(metrics_dir)
+    if found is None:
+        return (f"Queueing {runs} run(s) (one net each). No baseline run record ({metrics_dir}/train-seed<N>.json) "
+                "to estimate their cost from: run `dvc repro` first to know.")
+    secs, rec = found
+    base = (f"The baseline trained one net in {secs:.0f} s ({rec.get('epochs', '?')} epochs on "
+            f"{rec.get('device', '?')}; {metrics_dir}/train-seed<N>.json)")
+    if epochs and isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 and epochs != rec["epochs"]:
+        secs *= epochs / rec["epochs"]
+        base += f"; at {epochs} epoch(s) a run that is {secs:.0f} s"
+    total = runs * secs
+    wall = math.ceil(runs / max(1, jobs)) * secs
+    return (f"Queueing {runs} run(s) (one net each). {base}, so about {_duration(total)} of training in all, "
+            f"{_duration(wall)} wall time with {jobs} worker(s) if the machine has the cores (or GPUs) for them, "
+            "plus evaluation and DVC's set-up per run.")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+# --- running DVC -----------------------------------------------------------------------------------
+
+def dvc(*args: str, capture: bool = True) -> str:
+    """Run `dvc args...`; a failure is a PipelineError with DVC's message."""
+    result = subprocess.run(["dvc", *args], capture_output=capture, text=True)
+    if result.returncode != 0:
+        msg = (result.stderr or result.stdout or "").strip().splitlines()
+        raise PipelineError(f"`dvc {' '.join(args)}` failed: {msg[-1] if msg else result.returncode}")
+    return result.stdout or ""
+
+
+def exp_show(*extra: str) -> list[dict]:
+    out = dvc("exp", "show", "--json", *extra)
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"`dvc exp show --json` printed no JSON ({e})") from e
+
+
+def git_head() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def queue_busy(status_text: str) -> int:
+    """How many tasks `dvc queue status` lists as Queued or Running."""
+    busy = 0
+    for line in status_text.splitlines():
+        cells = line.split()
+        if len(cells) >= 2 and cells[0] != "Task" and cells[-1] in ("Queued", "Running"):
+            busy += 1
+    return busy
+
+
+def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str | None,
+        metrics_dir: str | Path = "metrics", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
+    """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for the queue."""
+    experiments = [] if dry_run else parse_exp_show(exp_show())
+    head = "" if dry_run else git_head()
+    plan = plan_runs(arms, seeds, experiments, common)
+    for arm, seed, why in plan.skipped:
+        print(f"skip {exp_name(arm.name, seed)}: {why}")
+    epochs = (common or {}).get("train.epochs")
+    print(cost_line(len(plan.queue), jobs, metrics_dir, epochs if isinstance(epochs, int) else None))
+    for arm, seed in plan.queue:
+        cmd = queue_command(arm, seed, target, common)
+        print("$ " + " ".join(cmd))
+        if not dry_run:
+            dvc(*cmd[1:])
+    if dry_run or not plan.queue:
+        return plan
+    print(f"$ dvc queue start -j {jobs}")
+    dvc("queue", "start", "-j", str(jobs))
+    start = time.monotonic()
+    while (busy := queue_busy(dvc("queue", "status"))) > 0:
+        print(f"  {busy} run(s) queued or running after {time.monotonic() - start:.0f} s", flush=True)
+        time.sleep(poll)
+    print(dvc("queue", "status"))
+    # the experiments of the commit they were queued on, even if HEAD has moved since
+    done = {e.name: e for e in parse_exp_show(exp_show(*(["--rev", head] if head else [])))}
+    failed = [exp_name(a.name, s) for a, s in plan.queue if (done.get(exp_name(a.name, s)) is None
+                                                             or done[exp_name(a.name, s)].state == "failed")]
+    if failed:
+        raise PipelineError(f"{len(failed)} run(s) failed: {', '.join(failed)} (see `dvc queue logs <name>`)")
+    print("All runs done: `dvc exp show` lists them; `python -m alexnet.ablations collect` gathers their metrics.")
+    return plan
+
+
+# --- collection ---------------------------------------------------------------------------------
+
+def headline_errors(evaluate: dict | None) -> dict[str, float] | None:
+    """The single net's ten-crop top-1/top-5 error from metrics/evaluate.json (the paper's protocol).
+
+    The one place that knows evaluate.json's layout, so a reshaped file needs one change here.
+    """
+    try:
+        ten = evaluate["single"]["ten_crop"]
+        return {"top1_error": float(ten["top1_error"]), "top5_error": float(ten["top5_error"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS) -> dict[str, Any]:
+    """ablations/results.json's content from `dvc exp show --json` output.
+
+    Per (arm, seed) the newest experiment named ablate-<arm>-s<seed> (baselines in the order DVC
+    lists them, the current commit first) that has evaluate metrics and the arm's params.
+    """
+    runs = []
+    seen = set()
+    for exp in parse_exp_show(show):
+        if not exp.name or not exp.name.startswith(PREFIX) or exp.state != "success":
+            continue
+        base, _, seed_txt = exp.name[len(PREFIX):].rpartition("-s")
+        arm = ARMS_BY_NAME.get(base)
+        if arm is None or not seed_txt.isdigit() or (arm.name, int(seed_txt)) in seen:
+            continue
+        seed = int(seed_txt)
+        errors = headline_errors(exp.metrics.get(EVALUATE_METRICS))
+        if errors is None or not matches(exp, run_overrides(arm, seed)):
+            continue
+        seen.add((arm.name, seed))
+        runs.append({
+            "name": exp.name, "arm": arm.name, "claim": arm.claim, "seed": seed,
+            "params": {k: get_param(exp.params, k) for k in
+                       [*arm.overrides, "train.seeds", "train.epochs", "model.width", "data.source"]},
+            "dataset": get_param(exp.params, "data.source"),
+            "epochs": get_param(exp.params, "train.epochs"),
+            "experiment_rev": exp.rev, "baseline_rev": exp.baseline,
+            **errors,
+        })
+    runs.sort(key=lambda r: ([a.name for a in arms].index(r["arm"]), r["seed"]))
+    return {"format": FORMAT, "version": FORMAT_VERSION, "metric": "single net, ten crops (metrics/evaluate.json)",
+            "note": ("collected by `python -m alexnet.ablations collect` from `dvc exp show --json`; runs on "
+                     "data.source tiny are pipeline checks, not reproductions"),
+            "runs": runs}
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """ablations/results.json, checked; a missing file is an empty collection."""
+    path = Path(path)
+    if not path.is_file():
+        return {"format": FORMAT, "version": FORMAT_VERSION, "runs": []}
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
+        raise PipelineError(f"{path}: not an ablations results file (format {FORMAT!r}); "
+                            "rewrite it with `python -m alexnet.ablations collect`")
+    return data
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m alexnet.ablations", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the arms and what each changes")
+    r = sub.add_parser("run", help="queue the arms as DVC experiments and run them")
+    r.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS],
+                   help="arms to run (default: all, baseline included)")
+    r.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and arm (default: 0)")
+    r.add_argument("--jobs", type=int, default=1, help="queue workers running at once (default 1)")
+    r.add_argument("--target", default="evaluate", help="stage each run goes up to (default evaluate; '' = all)")
+    r.add_argument("--metrics", default="metrics", help="folder with the baseline's train-seed<N>.json")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a param set alike for every arm, baseline included (e.g. train.epochs=2 for a quick check)")
+    r.add_argument("--dry-run", action="store_true", help="print the commands and the cost, queue nothing")
+    c = sub.add_parser("collect", help="gather the arms' metrics from `dvc exp show --json` into a file")
+    c.add_argument("--out", default="ablations/results.json")
+    c.add_argument("--all-commits", action="store_true", help="look at experiments of every commit, not only HEAD's")
+    c.add_argument("--rev", default=None, help="look at the experiments of this commit instead of HEAD's")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "list":
+            for a in ARMS:
+                sets = " ".join(f"-S {k}={yaml_value(v)}" for k, v in a.overrides.items()) or "(no overrides)"
+                print(f"{a.name:16s} {sets:32s} {a.what}")
+        elif args.command == "run":
+            if "baseline" not in args.arms:
+                print("note: the baseline arm is not among --arms; collect needs it for each seed")
+            run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
+                args.metrics, common=parse_set(args.set))
+        else:
+            extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
+            results = collect(exp_show(*extra))
+            write_json(args.out, results)
+            print(f"{len(results['runs'])} run(s) written to {args.out}")
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Stage cifar_download: the CIFAR-10 archive for Figure 1 and the LRN claim, verified; or, by
+default (cifar.source: tiny), a generated tiny set written in the official format.
+
+Usage (as dvc.yaml runs it):
+    python stages/cifar_download.py --params params.yaml --out data/cifar
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.cifar_data import cifar_download  # noqa: E402
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    cifar_download(params.cifar, args.out)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", required=True, help="folder for manifest.json (and the generated archive): data/cifar")
+    run_stage(main, parser)

@@ -1,0 +1,32 @@
+"""Stage claims: the paper's ablation and CIFAR-10 claims beside ours, with spreads and verdicts,
+as Markdown, CSV and LaTeX.
+
+Usage (as dvc.yaml runs it):
+    python stages/claims.py --params params.yaml --ablations ablations/results.json \
+        --cifar metrics/cifar.json --out reports/claims
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alexnet.claims import claims  # noqa: E402
+from alexnet.cli import run_stage, stage_parser  # noqa: E402
+from alexnet.config import Params  # noqa: E402
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    claims(args.ablations, args.cifar, args.out)
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--ablations", required=True,
+                        help="collected ablation runs (ablations/results.json, `python -m alexnet.ablations collect`)")
+    parser.add_argument("--cifar", required=True, help="the cifar stage's metrics (metrics/cifar.json)")
+    parser.add_argument("--out", required=True, help="folder for claims.md/.csv/.tex (reports/claims)")
+    run_stage(main, parser)
