@@ -112,7 +112,7 @@ def bit_identity() -> dict[str, Any]:
         "cuda": torch.version.cuda or "",
         "cudnn": str(torch.backends.cudnn.version() or ""),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
-        "versions": library_versions(),
+        "versions": {**library_versions(), "torch": torch.__version__},  # with its build tag (+cpu, +cu130)
     }
 
 
