@@ -180,3 +180,41 @@ def test_autostage_is_off():
     """dvc.lock is staged by the user, not behind their back (README, "Experiments")."""
     config = (ROOT / ".dvc" / "config").read_text()
     assert "autostage = true" not in config
+
+
+@pytest.mark.slow  # runs dvc
+def test_dvc_draws_the_charts_as_declared(tmp_path):
+    """`dvc plots show --json` on dvc.yaml's plots and hand-written DVCLive-style TSVs: one chart
+    per quantity, titled, x labelled epoch, y with units, both seeds' train and val series."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for seed in (0, 1):
+        for name in ("loss", "top1_error", "top5_error"):
+            for split, offset in (("train", 0.0), ("val", 5.0)):
+                f = tmp_path / f"dvclive/train-seed{seed}/plots/metrics/{split}/{name}.tsv"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(f"step\t{name}\n" + "".join(f"{e}\t{90 - 10 * e + offset + seed}\n" for e in (1, 2, 3)))
+        (tmp_path / f"dvclive/train-seed{seed}/plots/metrics/lr.tsv").write_text("step\tlr\n1\t0.01\n2\t0.01\n3\t0.001\n")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    done = subprocess.run([*dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    charts = json.loads(done.stdout)["data"]
+    for name, label in (("top1_error", "top-1 error (%)"), ("top5_error", "top-5 error (%)"),
+                        ("loss", "loss (nats per image)"), ("lr", "learning rate (per step, SGD)")):
+        (chart,) = [c for c in charts[name] if c["type"] == "vega"]
+        spec = chart["content"]
+        text = json.dumps(spec)
+        assert spec["title"]["text"].startswith(("Top-", "Cross-entropy", "Learning rate")), name
+        assert '"title": "epoch"' in text and f'"title": "{label}"' in text, name
+        files = {v["filename"] for v in spec["data"]["values"]}
+        want = {f"train-seed{s}/plots/metrics/{split}{name}.tsv" for s in (0, 1)
+                for split in (("",) if name == "lr" else ("train/", "val/"))}
+        assert {f.removeprefix("dvclive/") for f in files} == want, name
+        assert len(spec["data"]["values"]) == 3 * len(want)  # three epochs per series
