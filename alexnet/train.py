@@ -223,6 +223,17 @@ def _reason(e: Exception) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
+def _mismatch(e: Exception) -> str:
+    """The first concrete line of torch's load_state_dict error (which lists every tensor), and how many more."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    if not detail:
+        return _reason(e)
+    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+    first = detail[0] if len(detail[0]) <= 200 else detail[0][:197] + "..."
+    return first.rstrip(".") + more
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
@@ -447,7 +458,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 schedule.load_state_dict(ckpt["schedule"])
             except (RuntimeError, ValueError, KeyError) as e:
                 raise PipelineError(f"{ckpt_path} does not fit the model and optimizer these params describe "
-                                    f"(another architecture?): {e}; move it away to start from scratch") from e
+                                    f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
             rngs = ckpt["rng"]
             if len(rngs) == ctx.world_size:
                 set_rng_state(rngs[ctx.rank])
