@@ -11,9 +11,11 @@ Modules, one concern each:
     augment     batched, on-device crops, flips, PCA lighting, mean subtraction
     train       SGD with the paper's update and schedule, checkpoints, determinism, DDP
     evaluate    centre and ten-crop testing, ensembles
+    metrics     metrics/evaluate.json's flat headline keys, and reading the evaluation back
     results     the paper's tables beside ours
     analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
     report      the paper-style HTML/Markdown report
+    provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
 """
 
 __version__ = "0.1.0"

@@ -309,9 +309,11 @@ def headline_errors(evaluate: dict | None) -> dict[str, float] | None:
     """The single net's ten-crop top-1/top-5 error from metrics/evaluate.json (the paper's protocol).
 
     The one place that knows evaluate.json's layout, so a reshaped file needs one change here.
+    Flat keys (`top1_error`: one net, ten crops); experiments made before the metrics were
+    flattened nest them as single.ten_crop.
     """
     try:
-        ten = evaluate["single"]["ten_crop"]
+        ten = evaluate if "top1_error" in evaluate else evaluate["single"]["ten_crop"]
         return {"top1_error": float(ten["top1_error"]), "top5_error": float(ten["top5_error"])}
     except (KeyError, TypeError, ValueError):
         return None

@@ -322,9 +322,23 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     return metrics
 
 
+RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # the metrics file's order: fc7 first
+
+
+def split_metrics(found: dict, precision_k: list[int]) -> tuple[dict[str, float], dict]:
+    """(headline, record): the retrieval precisions, fc7 first (metrics/analyze.json, what
+    `dvc metrics diff` compares), and everything else: counts, sizes, timings, t-SNE's KL
+    divergence, the auto-encoder's loss (records/analyze.json, a run record)."""
+    keys = [f"{m}_precision_at_{k}" for m in RETRIEVAL_METHODS for k in sorted(precision_k)]
+    headline = {k: round(float(found[k]), 6) for k in keys if k in found}
+    return headline, {k: v for k, v in found.items() if k not in headline}
+
+
 def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path, eval_dir: str | Path,
-            out_dir: str | Path, metrics_path: str | Path, params: Params) -> dict[str, float]:
-    """The `analyze` stage: load the first seed's net and the data, run, write figures and metrics."""
+            out_dir: str | Path, metrics_path: str | Path, params: Params,
+            record_path: str | Path | None = None) -> dict[str, float]:
+    """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
+    retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
     from alexnet.evaluate import load_probs, mean_for, pick_device, probs_path
     from alexnet.model import load_trained
     from alexnet.stats import load_stats
@@ -340,5 +354,8 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
                     class_names=[str(n) for n in store.classes["name"]], mean=mean,
                     probs=probs)
     metrics = {"model_seed": seed, **run_analysis(inputs, params.analyze, out_dir)}
-    write_json(metrics_path, metrics)
+    headline, record = split_metrics(metrics, params.analyze.precision_k)
+    write_json(metrics_path, headline)
+    if record_path is not None:
+        write_json(record_path, record)
     return metrics

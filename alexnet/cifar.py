@@ -1,6 +1,6 @@
 """The paper's CIFAR-10 claims (stage `cifar`): Figure 1 (ReLU vs tanh) and LRN's 13% -> 11%.
 
-Owns metrics/cifar.json, metrics/cifar-run.json (timings) and reports/cifar/ (figure1.png,
+Owns metrics/cifar.json, records/cifar.json (timings) and reports/cifar/ (figure1.png,
 curves.csv). The data comes from `alexnet.cifar_data` (stage cifar_download).
 
 The net. The paper calls it "a four-layer convolutional neural network" (Figure 1, Section 3.1)

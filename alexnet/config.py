@@ -316,8 +316,6 @@ class EvaluateConfig:
     """Multi-crop testing (paper, Section 4.1) on the evaluation split."""
 
     batch_size: int = 128  # images per batch (ten-crop runs 10x as many patches)
-    # Optional torchvision-format AlexNet state_dict file to evaluate instead of our nets.
-    torchvision_weights: str = ""
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "evaluate.batch_size", "a positive integer", self.batch_size)

@@ -32,10 +32,8 @@ from tqdm import tqdm
 from alexnet.cli import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, headline_metrics  # noqa: F401 (re-exported)
 
-SCHEMES = ("center", "ten_crop")
-KINDS = ("single", "ensemble")
-TOP_K = (1, 5)
 
 # torchvision's ImageNet normalisation (its transforms.Normalize in the AlexNet_Weights preset).
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
@@ -329,10 +327,13 @@ def _check_net(tag: str, model: torch.nn.Module, info: dict, num_classes: int, p
 
 
 def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
-             out_dir: str | Path, metrics_path: str | Path, params: Params) -> dict:
-    """Stage `evaluate`: every net of `train.seeds` (or the torchvision weights file when
-    `evaluate.torchvision_weights` is set) on the store's evaluation split, centre crop and ten
-    crops; writes `out_dir` (probabilities, labels, per-class table) and the metrics JSON."""
+             out_dir: str | Path, metrics_path: str | Path, params: Params,
+             record_path: str | Path | None = None, torchvision_weights: str | Path | None = None) -> dict:
+    """Stage `evaluate`: every net of `train.seeds` (or, with `torchvision_weights`, that
+    torchvision AlexNet state_dict file alone) on the store's evaluation split, centre crop and
+    ten crops; writes `out_dir` (probabilities, labels, per-class table), the headline metrics
+    (`metrics_path`, flat keys: headline_metrics) and the run record (`record_path`: split,
+    images, nets, members, epochs, ...). Returns both as read_evaluation does."""
     from alexnet.store import PreparedStore
 
     cfg = params.evaluate
@@ -346,12 +347,12 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     device = pick_device()
 
     info_out: dict = {}
-    if cfg.torchvision_weights:
+    if torchvision_weights:
         from alexnet.model import load_torchvision_state_dict
 
-        weights = Path(cfg.torchvision_weights)
+        weights = Path(torchvision_weights)
         if not weights.is_file():
-            raise PipelineError(f"evaluate.torchvision_weights: {weights} not found")
+            raise PipelineError(f"--torchvision-weights: {weights} not found (no download is ever made)")
         if image_size != TORCHVISION_RESIZE:
             raise PipelineError(f"torchvision's reference evaluation resizes to {TORCHVISION_RESIZE}; "
                                 f"the store holds {image_size}x{image_size} images (set prepare.image_side: 256)")
@@ -400,11 +401,10 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         classes = store.classes
         per_class_errors(best, labels, classes).to_csv(tmp / "per_class.csv", index=False, float_format="%.4f")
 
-    metrics = {
+    record = {
         "split": split_name,
         "images": int(len(labels)),
         "nets": len(tags),
-        **m,
         "dataset": store.meta.get("source", ""),
         "members": tags,
         "epochs": epochs,
@@ -414,5 +414,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "per_class_scheme": f"{kind}/{scheme}",
         "device": device.type,
     }
-    write_json(metrics_path, metrics)
-    return metrics
+    write_json(metrics_path, headline_metrics(m))
+    if record_path is not None:
+        write_json(record_path, record)
+    return {**record, **m}

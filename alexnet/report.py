@@ -6,19 +6,22 @@ Tables 1 and 2, ablations, Section 6.1's figures, provenance); the HTML is that 
 rendered by markdown-it-py with every image embedded as base64, so the two say the same thing
 and the HTML opens anywhere on its own. Every number states where it came from and how many
 runs it rests on; a run on the tiny dataset carries a banner saying it is not an ImageNet result.
+
+What the report reads is what it depends on in dvc.yaml: the metrics, the dataset and evaluation
+records, the trained nets' info.json and the DVCLive curves, all of which a rerun that reproduces
+the nets rewrites byte for byte. The training run records (records/train-seed<N>.json: wall time,
+images/s, the revision each net was trained from) vary on every rerun and are *not* read, so a
+rerun of training that gives the same nets leaves the report up to date; the report points at them.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import yaml  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 
-from alexnet import paper  # noqa: E402
+from alexnet import paper, provenance  # noqa: E402
 from alexnet.analysis import FIGURES  # noqa: E402
 from alexnet.config import Params, to_dict  # noqa: E402
 from alexnet.fileio import atomic_path, write_text  # noqa: E402
@@ -69,7 +72,7 @@ pre code { background: none; padding: 0; }
 class Sources:
     """Where the report reads from (the stage's command-line paths)."""
 
-    metrics: Path  # metrics/ (evaluate.json, analyze.json, prepare.json, stats.json)
+    metrics: Path  # metrics/ (evaluate.json, analyze.json: the headline numbers)
     tables: Path  # reports/tables
     figures: Path  # reports/figures
     live: Path  # dvclive/ (train-seed<N>/)
@@ -77,6 +80,7 @@ class Sources:
     lock: Path  # dvc.lock
     claims: Path | None = None  # reports/claims (stage claims)
     cifar: Path | None = None  # reports/cifar (stage cifar: Figure 1)
+    records: Path | None = None  # records/ (prepare.json, evaluate.json, analyze.json); None: metrics/
 
 
 @dataclass
@@ -86,7 +90,7 @@ class Runs:
     evaluate: dict = field(default_factory=dict)
     analyze: dict = field(default_factory=dict)
     prepare: dict = field(default_factory=dict)
-    # seed -> models/seed<N>/info.json updated with metrics/train-seed<N>.json (time, git revision)
+    # seed -> models/seed<N>/info.json (params, versions, device, epochs: reproducible)
     infos: dict[int, dict] = field(default_factory=dict)
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
 
@@ -147,11 +151,22 @@ def _seed_of(path: Path, prefix: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _read_evaluation(src: Sources) -> dict:
+    from alexnet.metrics import read_evaluation
+
+    metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
+    if not metrics.is_file():
+        return {}
+    return read_evaluation(metrics, record if record.is_file() and record != metrics else None)
+
+
 def load_runs(src: Sources, seeds: list[int]) -> Runs:
-    runs = Runs(evaluate=_read_json(src.metrics / "evaluate.json"), analyze=_read_json(src.metrics / "analyze.json"),
-                prepare=_read_json(src.metrics / "prepare.json"))
+    records = src.records or src.metrics
+    runs = Runs(evaluate=_read_evaluation(src),
+                analyze=_read_json(records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
+                prepare=_read_json(records / "prepare.json"))
     for seed in seeds:
-        info = _read_json(src.models / f"seed{seed}" / "info.json") | _read_json(src.metrics / f"train-seed{seed}.json")
+        info = _read_json(src.models / f"seed{seed}" / "info.json")
         if info:
             runs.infos[seed] = info
         live = src.live / f"train-seed{seed}"
@@ -176,30 +191,9 @@ def dvc_lock_hashes(lock: Path) -> dict[str, str]:
     return out
 
 
-def git_revision(cwd: Path | None = None) -> str:
-    """HEAD's commit, with '+dirty' when tracked files (dvc.lock aside) differ; 'unknown' outside git."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             timeout=30, cwd=cwd).stdout.strip()
-        # dvc.lock is rewritten by the very `dvc repro` that runs this stage: not a local change.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
-                               capture_output=True, text=True, check=True, timeout=30, cwd=cwd).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def hardware() -> dict[str, str]:
     """This machine's CPU and GPUs, by name."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = {"cpu": f"{cpu} ({os.cpu_count()} logical cores)"}
+    out = {"cpu": f"{provenance.cpu_name()} ({os.cpu_count()} logical cores)"}
     try:
         import torch
 
@@ -212,13 +206,7 @@ def hardware() -> dict[str, str]:
 
 
 def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = importlib.metadata.version(lib)
-        except importlib.metadata.PackageNotFoundError:
-            out[lib] = "not installed"
-    return out
+    return provenance.library_versions(LIBRARIES)
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -319,7 +307,7 @@ def section_setup(params: Params, runs: Runs) -> str:
          f"random 224 crops, flips, PCA lighting (sigma {paper.PCA_STD:g})"],
     ]
     lines.append(md_table(["", "this run", "paper"], rows, [False, False, False]))
-    lines.append("Source: params.yaml, metrics/prepare.json, metrics/evaluate.json.\n")
+    lines.append("Source: params.yaml, records/prepare.json, records/evaluate.json.\n")
     lines.append(section_deviations(params))
     return "\n".join(lines)
 
@@ -389,14 +377,14 @@ def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path)
         last = df.iloc[-1] if df is not None and len(df) else {}
         rows.append([f"seed {seed}", fmt(info.get("epochs", len(df) if df is not None else None)),
                      fmt(last.get("train/loss"), 3), fmt(last.get("val/top1_error")), fmt(last.get("val/top5_error")),
-                     f"{last['lr']:g}" if "lr" in last else "-",
-                     fmt(last.get("images_per_second"), 0), fmt(info.get("seconds"), 0), info.get("device", "-")])
-    lines.append(md_table(["net", "epochs", "final train loss", "val top-1 (%)", "val top-5 (%)", "final lr",
-                           "images/s", "train time (s)", "device"], rows,
-                          [False, True, True, True, True, True, True, True, False]))
+                     f"{last['lr']:g}" if "lr" in last else "-", info.get("device", "-")])
+    lines.append(md_table(["net", "epochs", "final train loss", "val top-1 error (%)", "val top-5 error (%)",
+                           "final lr", "device"], rows, [False, True, True, True, True, True, False]))
     lines.append(f"{len(runs.curves)} training run(s), one per seed, each one curve. Validation here is the "
-                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv, "
-                 "models/seed<N>/info.json and metrics/train-seed<N>.json.\n")
+                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv and "
+                 "models/seed<N>/info.json. Wall time, images/s and the revision each net was trained from are "
+                 "in the run records, records/train-seed<N>.json (not part of this report: they change on every "
+                 "rerun).\n")
     return "\n".join(lines)
 
 
@@ -426,7 +414,7 @@ def section_results(runs: Runs, tables: Path) -> str:
         lines.append(md_table(["nets, crops", "nets averaged", "top-1 error (%)", "top-5 error (%)"], rows))
         lines.append(f"Each number: {fmt(ev.get('images'))} images of the {ev.get('split', '?')} split, evaluated "
                      f"once; \"single\" is the first seed's net, \"ensemble\" averages the softmax of "
-                     f"{fmt(ev.get('nets'))} nets. Source: metrics/evaluate.json.\n")
+                     f"{fmt(ev.get('nets'))} nets. Source: metrics/evaluate.json, records/evaluate.json.\n")
     return "\n".join(lines)
 
 
@@ -457,7 +445,7 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
     seed = a.get("model_seed", params.train.seeds[0])
     lines = [f"## {SECTIONS[5]}", "",
              f"All figures and numbers in this section come from one net (seed {seed}) and one run of the "
-             "analyze stage (metrics/analyze.json, reports/figures/).\n",
+             "analyze stage (metrics/analyze.json, records/analyze.json, reports/figures/).\n",
              "### Figure 3: conv1 kernels\n",
              _image(figures / FIGURES["kernels"], md_dir, "Figure 3: conv1 kernels"),
              "The first group's kernels (the paper's GPU 1) above, the second group's below, each kernel "
@@ -509,18 +497,20 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
 def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
     hashes = dvc_lock_hashes(src.lock)
     hw = hardware()
-    rows = [["git revision (report)", f"`{git_revision()}`"]]
-    for seed, info in sorted(runs.infos.items()):
-        rows.append([f"git revision (training, seed {seed})", f"`{info.get('git_revision') or 'unknown'}`"])
+    revision = provenance.git_revision()
+    rows = [["git revision (report)", f"`{revision}`" + (
+        " (tracked files other than the pipeline's outputs differ from this commit)"
+        if revision.endswith(provenance.DIRTY) else "")]]
     for path in ("data/raw", "data/prepared", "data/stats"):
         rows.append([f"{path} md5 (dvc.lock)", f"`{hashes[path]}`" if path in hashes else "not in dvc.lock"])
     rows.append(["CPU (report)", hw["cpu"]])
     rows.append(["GPU (report)", hw["gpu"]])
     for seed, info in sorted(runs.infos.items()):
-        rows.append([f"training device (seed {seed})", str(info.get("device", "-"))])
-        rows.append([f"training time (seed {seed})", f"{fmt(info.get('seconds'), 0)} s for {fmt(info.get('epochs'))} epochs"])
-    if runs.prepare.get("seconds") is not None:
-        rows.append(["prepare time", f"{fmt(runs.prepare.get('seconds'), 1)} s"])
+        cap = info.get("cpu_capability")
+        rows.append([f"training device (seed {seed})", str(info.get("device", "-"))
+                     + (f", torch CPU capability {cap}" if cap else "")])
+    rows.append(["training run records", "records/train-seed<N>.json: wall time, images/s, the revision "
+                 "trained from, and what decides bit-identity (CPU capability, threads, determinism switches)"])
     versions = library_versions()
     rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in versions.items())])
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")

@@ -6,10 +6,13 @@ Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run 
                                         final metrics. Nothing that varies between reruns, so
                                         a rerun writes identical files and DVC's hash is stable
                                         (the stages downstream need not rerun)
-    metrics/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
+    records/train-seed<N>.json           the run record: seconds, images/s, git revision (varies),
+                                        and what decides bit-identity (alexnet.provenance)
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
     dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent), and
-                                        train/loss_below_chance = ln(classes) - training loss
+                                        train/loss_below_chance = ln(classes) - training loss; no
+                                        timings, so a rerun that reproduces the net rewrites
+                                        identical files and the report need not rerun
 
 The run ends at `train.epochs` or earlier, when the plateau schedule says so (the paper's
 "reduced three times prior to termination", alexnet.optim.Schedule); the checkpoint records it,
@@ -72,7 +75,6 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from importlib.metadata import version
@@ -85,7 +87,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet import distributed
+from alexnet import distributed, provenance
 from alexnet.cli import PipelineError
 from alexnet.config import Params, to_dict
 from alexnet.evaluate import true_class_rank
@@ -104,12 +106,15 @@ GUARD_EVERY_CUDA = 20
 # with other values of these is still resumed.
 EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss", "chance_warn_steps")
 # The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
-# deps of train) but for argument parsing, error printing and atomic writes. A test keeps the
-# two lists in step.
-TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "model.py", "optim.py",
-                 "stats.py", "store.py", "train.py")
+# deps of train) but for argument parsing, error printing, atomic writes and the run record's
+# provenance. A test keeps the two lists in step.
+TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "metrics.py", "model.py",
+                 "optim.py", "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
+# What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
+# images/s per epoch is in the run record).
+LIVE_KEYS = tuple(k for k in METRIC_KEYS if k != "images_per_second")
 # "Left chance": the mean training loss of the last CHANCE_WINDOW steps is below
 # (1 - CHANCE_MARGIN) * ln(classes), the loss of a uniform prediction.
 CHANCE_MARGIN = 0.05
@@ -207,7 +212,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, ... all mean the same to the user
-        raise PipelineError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
+        raise PipelineError(f"checkpoint {path} cannot be read ({_reason(e)}); "
                             "delete it to start training from scratch") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise PipelineError(f"{path} is not a training checkpoint of this project; move it away")
@@ -215,6 +220,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: checkpoint version {ckpt.get('version')!r}, expected "
                             f"{CHECKPOINT_VERSION}; delete it to start from scratch")
     return ckpt
+
+
+def _reason(e: Exception) -> str:
+    """One line saying why torch.load failed, without torch's advice to load with
+    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
+    text = str(e).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds objects other than tensors, not one of our checkpoints"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
+def _mismatch(e: Exception) -> str:
+    """The first concrete line of torch's load_state_dict error (which lists every tensor), and how many more."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    if not detail:
+        return _reason(e)
+    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+    first = detail[0] if len(detail[0]) <= 200 else detail[0][:197] + "..."
+    return first.rstrip(".") + more
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -431,15 +457,11 @@ def _versions() -> dict[str, str]:
             "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
 
 
-def _git_revision() -> str:
-    """HEAD's commit, with '+dirty' when tracked files differ; '' outside a git checkout."""
+def _dirty_paths() -> list[str]:
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=30, check=True)
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""
+        return provenance.dirty_paths()
+    except Exception:  # outside a git checkout, or no git: nothing to list
+        return []
 
 
 def _device_name(ctx: distributed.Context) -> str:
@@ -451,7 +473,7 @@ def _device_name(ctx: distributed.Context) -> str:
 def _replay(live: Any, history: list[dict[str, float]]) -> None:
     for record in history:
         live.step = int(record["epoch"])
-        for key in METRIC_KEYS:
+        for key in LIVE_KEYS:
             live.log_metric(key, record[key])
         live.make_summary()
 
@@ -499,7 +521,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 schedule.load_state_dict(ckpt["schedule"])
             except (RuntimeError, ValueError, KeyError) as e:
                 raise PipelineError(f"{ckpt_path} does not fit the model and optimizer these params describe "
-                                    f"(another architecture?): {e}; move it away to start from scratch") from e
+                                    f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
             rngs = ckpt["rng"]
             if len(rngs) == ctx.world_size:
                 set_rng_state(rngs[ctx.rank])
@@ -553,9 +575,9 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 _replay(live, [record])
                 print(f"epoch {epoch}/{cfg.epochs}: loss {record['train/loss']:.4f} "
                       f"({record['train/loss_below_chance']:.3f} below chance ln({store.num_classes}) = "
-                      f"{monitor.chance:.3f}), train top-1 {record['train/top1_error']:.2f}%, val top-1 "
-                      f"{record['val/top1_error']:.2f}% top-5 {record['val/top5_error']:.2f}%, lr {lr:g}, "
-                      f"{record['images_per_second']:.0f} img/s", file=sys.stderr)
+                      f"{monitor.chance:.3f}), train top-1 error {record['train/top1_error']:.2f}%, "
+                      f"val top-1 error {record['val/top1_error']:.2f}% top-5 error {record['val/top5_error']:.2f}%, "
+                      f"lr {lr:g}, {record['images_per_second']:.0f} img/s", file=sys.stderr)
                 if schedule.stopped:
                     print(f"validation error stopped improving after {schedule.drops} lr drops: training ends "
                           f"after epoch {epoch} of at most {cfg.epochs} (train.schedule plateau, "
@@ -570,6 +592,8 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                            "train": to_dict(params.train)},
                 "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
                 "device": _device_name(ctx), "world_size": ctx.world_size,
+                # PyTorch's CPU kernels sum in an order set by the instruction set they run
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "epochs": len(history), "data_fingerprint": identity["data"],
                 "stopped_by_schedule": schedule.stopped,
                 "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
@@ -578,9 +602,12 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
                 save_trained(tmp / "model.pt", model, params.model, store.num_classes, info)
                 write_json(tmp / "info.json", info)
             if run_record is not None:
-                write_json(run_record, {"seed": seed, "epochs": len(history), "seconds": seconds,
-                                        "images_per_second": history[-1]["images_per_second"],
-                                        "device": info["device"], "git_revision": _git_revision()})
+                write_json(run_record, {
+                    "seed": seed, "epochs": len(history), "seconds": round(seconds, 3),
+                    "images_per_second": round(history[-1]["images_per_second"], 1),
+                    "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in history],
+                    "device": info["device"], "git_revision": provenance.git_revision(),
+                    "dirty_paths": _dirty_paths(), "bit_identity": provenance.bit_identity()})
         distributed.barrier(ctx)
         return final
     finally:

@@ -2,7 +2,8 @@
 
 Usage (as dvc.yaml runs it):
     python stages/analyze.py --params params.yaml --prepared data/prepared --stats data/stats \
-        --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json
+        --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json \
+        --record records/analyze.json
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from alexnet.config import Params  # noqa: E402
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    analyze(args.prepared, args.stats, args.models, args.eval, args.out, args.metrics, params)
+    analyze(args.prepared, args.stats, args.models, args.eval, args.out, args.metrics, params,
+            record_path=args.record)
 
 
 if __name__ == "__main__":
@@ -29,5 +31,6 @@ if __name__ == "__main__":
     parser.add_argument("--models", required=True, help="trained nets; the first seed's is used (models)")
     parser.add_argument("--eval", required=True, help="evaluation outputs with the softmax probabilities (data/eval)")
     parser.add_argument("--out", required=True, help="folder for the PNG figures (reports/figures)")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/analyze.json)")
+    parser.add_argument("--metrics", required=True, help="retrieval precisions JSON to write (metrics/analyze.json)")
+    parser.add_argument("--record", help="run record JSON to write: counts, timings (records/analyze.json)")
     run_stage(main, parser)

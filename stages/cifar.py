@@ -3,7 +3,7 @@ activation by a sweep) and its CIFAR-10 LRN claim (test error with and without L
 
 Usage (as dvc.yaml runs it):
     python stages/cifar.py --params params.yaml --data data/cifar --out reports/cifar \
-        --metrics metrics/cifar.json --run-record metrics/cifar-run.json
+        --metrics metrics/cifar.json --run-record records/cifar.json
 """
 
 from __future__ import annotations
@@ -28,5 +28,5 @@ if __name__ == "__main__":
     parser.add_argument("--data", required=True, help="the cifar_download stage's folder (data/cifar)")
     parser.add_argument("--out", required=True, help="folder for figure1.png and curves.csv (reports/cifar)")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/cifar.json)")
-    parser.add_argument("--run-record", required=True, help="timings JSON to write (metrics/cifar-run.json)")
+    parser.add_argument("--run-record", required=True, help="timings JSON to write (records/cifar.json)")
     run_stage(main, parser)

@@ -2,7 +2,7 @@
 reports/report.html (figures embedded), plus the training-curves figure they show.
 
 Usage (as dvc.yaml runs it):
-    python stages/report.py --params params.yaml --metrics metrics --tables reports/tables \
+    python stages/report.py --params params.yaml --metrics metrics --records records --tables reports/tables \
         --figures reports/figures --live dvclive --models models --lock dvc.lock \
         --claims reports/claims --cifar reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
 """
@@ -23,13 +23,16 @@ from alexnet.report import Sources, report  # noqa: E402
 def main(args: argparse.Namespace, params: Params) -> None:
     src = Sources(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
-                  claims=Path(args.claims) if args.claims else None, cifar=Path(args.cifar) if args.cifar else None)
+                  claims=Path(args.claims) if args.claims else None, cifar=Path(args.cifar) if args.cifar else None,
+                  records=Path(args.records) if args.records else None)
     report(params, src, args.out, args.markdown, args.curves)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
-    parser.add_argument("--metrics", required=True, help="metrics folder (evaluate.json, analyze.json, prepare.json)")
+    parser.add_argument("--metrics", required=True, help="metrics folder (evaluate.json, analyze.json)")
+    parser.add_argument("--records", help="run records folder (prepare.json, evaluate.json, analyze.json); "
+                        "default: the metrics folder")
     parser.add_argument("--tables", required=True, help="the results stage's tables (reports/tables)")
     parser.add_argument("--figures", required=True, help="the analyze stage's figures (reports/figures)")
     parser.add_argument("--live", required=True, help="DVCLive folder with train-seed<N>/ (dvclive)")

@@ -3,7 +3,7 @@
 Usage (as dvc.yaml runs it, for seed 0):
     python stages/train.py --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
         --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0 \
-        --run-record metrics/train-seed0.json
+        --run-record records/train-seed0.json
 
 Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
     torchrun --standalone --nproc_per_node 8 stages/train.py <the same arguments>
@@ -35,5 +35,5 @@ if __name__ == "__main__":
     parser.add_argument("--checkpoints", required=True, help="folder for last.pt (checkpoints/seed<N>)")
     parser.add_argument("--live", required=True, help="DVCLive folder (dvclive/train-seed<N>)")
     parser.add_argument("--run-record", help="JSON with the run's time, speed and git revision "
-                        "(metrics/train-seed<N>.json)")
+                        "(records/train-seed<N>.json)")
     run_stage(main, parser)

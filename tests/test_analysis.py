@@ -260,10 +260,16 @@ def test_analyze_stage_end_to_end(tmp_path):
         "analyze: {queries: 2, neighbours: 3, top5_images: 2, precision_k: [1, 3], code_bits: 8, tsne_points: 10}\n")
     done = run_stage("analyze", "--params", "params.yaml", "--prepared", "prepared", "--stats", "stats",
                      "--models", "models", "--eval", "eval", "--out", "figures", "--metrics", "metrics/analyze.json",
-                     cwd=tmp_path)
+                     "--record", "records/analyze.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    # metrics: the retrieval precisions only, fc7 first, numbers; the rest is the run record
     m = json.loads((tmp_path / "metrics" / "analyze.json").read_text())
-    assert m["model_seed"] == 7 and m["train_images"] == 24 and m["query_images"] == 12
+    assert list(m) == [f"{method}_precision_at_{k}" for method in ("fc7", "pixel", "autoencoder", "lsh")
+                       for k in (1, 3)]
+    assert all(isinstance(v, float) and 0 <= v <= 1 for v in m.values())
+    r = json.loads((tmp_path / "records" / "analyze.json").read_text())
+    assert r["model_seed"] == 7 and r["train_images"] == 24 and r["query_images"] == 12
+    assert {"fc7_query_ms", "lsh_speedup", "chance_precision"} <= set(r) and not set(r) & set(m)
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
     # The evaluate stage's probabilities for a different number of images: a clear error, and
     # neither metrics nor figures touched.

@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from alexnet import evaluate as ev
 from alexnet.cli import PipelineError
+from alexnet.metrics import read_evaluation
 
 # ---------------------------------------------------------------------------------------------
 # top-k error on hand-built scores
@@ -251,7 +252,7 @@ def test_evaluate_stage_end_to_end(tmp_path):
         nets[seed] = build_model(params.model, 3).eval()
         save_trained(tmp_path / "models" / f"seed{seed}" / "model.pt", nets[seed], params.model, 3, {"epochs": 7})
     m = ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
-                    tmp_path / "metrics" / "evaluate.json", params)
+                    tmp_path / "metrics" / "evaluate.json", params, record_path=tmp_path / "records" / "evaluate.json")
 
     # Independently: numpy crops of (image - mean image), the torch net, numpy softmax and means.
     c, far, mid = 227, S - 227, (S - 227) // 2
@@ -271,7 +272,18 @@ def test_evaluate_stage_end_to_end(tmp_path):
             np.testing.assert_allclose(got, want[seed][s], atol=2e-3)
     np.testing.assert_array_equal(np.load(tmp_path / "eval" / "labels.npy"), labels)
 
-    saved = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    flat = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    # The metrics file: the eight headline errors, numbers only, under stable flat keys in this order.
+    assert list(flat) == ["top1_error", "top5_error", "ensemble_top1_error", "ensemble_top5_error",
+                          "center_top1_error", "center_top5_error", "ensemble_center_top1_error",
+                          "ensemble_center_top5_error"]
+    assert all(type(v) is float for v in flat.values())
+    assert (flat["top1_error"], flat["center_top5_error"]) == (m["single"]["ten_crop"]["top1_error"],
+                                                               m["single"]["center"]["top5_error"])
+    assert flat["ensemble_center_top1_error"] == m["ensemble"]["center"]["top1_error"]
+    record = json.loads((tmp_path / "records" / "evaluate.json").read_text())
+    assert not {"single", "ensemble"} & set(record) and not any(k.endswith("_error") for k in record)
+    saved = read_evaluation(tmp_path / "metrics" / "evaluate.json", tmp_path / "records" / "evaluate.json")
     assert saved == json.loads(json.dumps(m))
     assert (saved["split"], saved["images"], saved["nets"]) == ("val", 3, 2)
     assert saved["members"] == ["seed3", "seed1"] and saved["epochs"] == [7, 7] and saved["input_size"] == 227
@@ -340,9 +352,9 @@ def test_evaluate_stage_with_torchvision_weights(tmp_path, torchvision_case, mon
     path, image, theirs = torchvision_case
     _write_store(tmp_path / "prepared", image, np.array([999]), 1000)
     monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("network access"))
-    params = params_from_dict({"evaluate": {"torchvision_weights": str(path)}, "train": {"seeds": [0, 1]}})
+    params = params_from_dict({"train": {"seeds": [0, 1]}})
     m = ev.evaluate(tmp_path / "prepared", tmp_path / "nostats", tmp_path / "nomodels", tmp_path / "eval",
-                    tmp_path / "m.json", params)
+                    tmp_path / "m.json", params, torchvision_weights=path)
     assert (m["model"], m["torchvision_weights"]) == ("torchvision", str(path))
     assert (m["nets"], m["members"]) == (1, ["torchvision"])
     assert m["input_size"] == 224 and m["mean"] == "torchvision"
@@ -357,14 +369,60 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
     from alexnet.config import params_from_dict
 
     _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 10)
-    params = params_from_dict({"evaluate": {"torchvision_weights": str(torchvision_case[0])}})
+    params = params_from_dict({})
+    tv = {"torchvision_weights": torchvision_case[0]}
     with pytest.raises(PipelineError, match="1000"):
         ev.evaluate(tmp_path / "prepared", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json",
-                    params)
+                    params, **tv)
     _write_store(tmp_path / "p2010", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 1000, split="test")
     with pytest.raises(PipelineError, match="ILSVRC-2010"):
         ev.evaluate(tmp_path / "p2010", tmp_path / "s", tmp_path / "m", tmp_path / "eval", tmp_path / "m.json",
-                    params)
+                    params, **tv)
+
+
+def test_headline_keys_round_trip_through_the_nested_form():
+    from alexnet.metrics import headline_metrics, nested_metrics
+
+    nested = {"single": {"center": {"top1_error": 1.0, "top5_error": 2.0},
+                         "ten_crop": {"top1_error": 3.0, "top5_error": 4.0}},
+              "ensemble": {"center": {"top1_error": 5.0, "top5_error": 6.0},
+                           "ten_crop": {"top1_error": 7.0, "top5_error": 28.999999999999996}}}
+    flat = headline_metrics(nested)
+    assert flat == {"top1_error": 3.0, "top5_error": 4.0, "ensemble_top1_error": 7.0, "ensemble_top5_error": 29.0,
+                    "center_top1_error": 1.0, "center_top5_error": 2.0, "ensemble_center_top1_error": 5.0,
+                    "ensemble_center_top5_error": 6.0}
+    assert nested_metrics(flat)["single"] == nested["single"]
+
+
+def test_read_evaluation_names_a_missing_or_old_file(tmp_path):
+    old = tmp_path / "evaluate.json"
+    old.write_text(json.dumps({"split": "val", "single": {"center": {"top1_error": 1.0}}}))
+    with pytest.raises(PipelineError, match="lacks 'top1_error'.*rerun"):
+        read_evaluation(old)
+    with pytest.raises(PipelineError, match="nothere.json not found"):
+        read_evaluation(tmp_path / "nothere.json")
+
+
+@pytest.mark.slow  # subprocesses that import torch
+def test_torchvision_mode_of_the_stage_script(tmp_path, torchvision_case):
+    path, image, _ = torchvision_case
+    _write_store(tmp_path / "data" / "prepared", image, np.array([999]), 1000)
+    (tmp_path / "params.yaml").write_text("train: {seeds: [0]}\n")
+    common = ("--params", "params.yaml", "--prepared", "data/prepared")
+    missing = run_stage("evaluate", *common, "--torchvision-weights", "no/such.pth", "--out", "tv",
+                        "--metrics", "tv/metrics.json", cwd=tmp_path)
+    assert_clear_error(missing, "no/such.pth not found")
+    into_pipeline = run_stage("evaluate", *common, "--torchvision-weights", path, "--out", "tv",
+                              "--metrics", "metrics/evaluate.json", cwd=tmp_path)
+    assert_clear_error(into_pipeline, "--metrics metrics/evaluate.json", "metrics/")
+    assert not (tmp_path / "metrics").exists()
+    done = run_stage("evaluate", *common, "--torchvision-weights", path, "--out", "tv", "--metrics",
+                     "tv/metrics.json", "--record", "tv/record.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "tv" / "record.json").read_text())["members"] == ["torchvision"]
+    assert set(json.loads((tmp_path / "tv" / "metrics.json").read_text())) >= {"top1_error", "top5_error"}
+    no_models = run_stage("evaluate", *common, "--out", "e", "--metrics", "e.json", cwd=tmp_path)
+    assert_clear_error(no_models, "--models and --stats")
 
 
 def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):

@@ -8,6 +8,7 @@ those inside functions), transitively, from stages/<name>.py.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,134 @@ def test_the_closure_follows_imports_inside_functions():
 
 def test_checkpoints_fingerprint_the_code_train_depends_on():
     """A finished checkpoint is resumed only by the code that made it (alexnet.train.TRAINING_CODE):
-    the modules dvc.yaml's train depends on, but for argument parsing and atomic writes."""
+    the modules dvc.yaml's train depends on, but for argument parsing, atomic writes and the run
+    record's provenance (git revision, CPU capability: what made the weights, not how)."""
     from alexnet.train import TRAINING_CODE
 
-    closure = code_closure(ROOT / "stages" / "train.py") - EXEMPT - {"alexnet/fileio.py"}
+    closure = code_closure(ROOT / "stages" / "train.py") - EXEMPT - {"alexnet/fileio.py", "alexnet/provenance.py"}
     assert {f"alexnet/{name}" for name in TRAINING_CODE} == closure
+
+
+# --------------------------------------------------------------------------- metrics, records, params
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+# What changes how fast training runs, not what it computes, or which nets exist (foreach).
+TRAIN_NOT_PARAMS = {"loader_workers", "compile", "seeds"}
+
+
+def _paths(entries) -> list[str]:
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries or []]
+
+
+def test_train_lists_every_train_param_but_the_speed_only_ones():
+    """`-S train.loader_workers=4` must not rerun training, `-S train.lr=...` must: every field of
+    TrainConfig (the dataclass, not dvc.yaml) is listed but those in TRAIN_NOT_PARAMS. A new train
+    param fails here until it is added to dvc.yaml."""
+    import dataclasses
+
+    from alexnet.config import TrainConfig
+    from alexnet.train import EXECUTION_ONLY
+
+    listed = STAGES["train"]["do"]["params"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert "train" not in listed and {"model", "augment"} <= set(listed)
+    assert {p.split(".", 1)[1] for p in listed if p.startswith("train.")} == fields - TRAIN_NOT_PARAMS
+    # and what is left out is what a checkpoint may be resumed across (alexnet.train)
+    assert TRAIN_NOT_PARAMS <= set(EXECUTION_ONLY)
+
+
+def test_evaluate_batch_size_reruns_no_evaluation():
+    """evaluate.batch_size sets how many images go through the net at once: only the report,
+    which prints every param, reruns (in seconds)."""
+    assert not [(name, p) for name, s in STAGES.items() if name != "report" for p in s.get("do", s).get("params", [])
+                if p in ("evaluate", "evaluate.batch_size")]
+
+
+def test_metrics_are_results_and_records_are_plain_outputs():
+    """`dvc metrics diff` shows results only: every declared metric lies in metrics/, every file
+    the pipeline writes to metrics/ is a declared metric, and run records (records/) are outs."""
+    for name, s in STAGES.items():
+        body = s.get("do", s)
+        metrics, outs = _paths(body.get("metrics")), _paths(body.get("outs"))
+        assert all(m.startswith("metrics/") and m.endswith(".json") for m in metrics), (name, metrics)
+        assert not [o for o in outs if o.startswith("metrics")], (name, outs)
+        written = re.findall(r"--(?:metrics|record|run-record) (\S+)", body["cmd"])
+        for path in written:
+            if any(covered(d, [path]) for d in _paths(body.get("deps"))):
+                continue  # read, not written (results reads records/evaluate.json, report metrics/)
+            assert path in metrics or (path.startswith("records/") and path in outs), (name, path)
+    assert [m for s in STAGES.values() for m in _paths(s.get("do", s).get("metrics"))] == [
+        "metrics/evaluate.json", "metrics/analyze.json"]
+
+
+def test_report_does_not_depend_on_the_training_run_records():
+    """A rerun of training that reproduces the nets byte for byte changes only the run records
+    (timings, revision); the report must not depend on them, or it would rerun every time."""
+    deps = STAGES["report"]["deps"]
+    assert not [d for d in deps if d in ("metrics", "records") or d.startswith("records/train")]
+    assert "dvclive" in deps and "models" in deps
+
+
+def test_plots_one_chart_per_quantity_both_seeds_train_and_val():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    seeds = params["train"]["seeds"]
+    charts = {next(iter(p)): next(iter(p.values())) for p in DVC["plots"] if isinstance(p, dict)}
+    assert set(charts) == {"top1_error", "top5_error", "loss", "lr"}
+    for name, chart in charts.items():
+        assert chart["title"] and chart["x"] == "step" and chart["x_label"] == "epoch", name
+        assert chart["y_label"] and (name == "loss" or "(" in chart["y_label"]), name  # units
+        splits = ("",) if name == "lr" else ("train/", "val/")
+        want = {f"dvclive/train-seed{s}/plots/metrics/{split}{name}.tsv": name for s in seeds for split in splits}
+        assert chart["y"] == want, name
+    images = [p for p in DVC["plots"] if isinstance(p, str)]
+    from alexnet.analysis import FIGURES
+
+    assert set(images) == {"reports/training_curves.png"} | {f"reports/figures/{f}" for f in FIGURES.values()}
+    # DVCLive writes exactly these files: the names METRIC_KEYS gives, less the timing
+    from alexnet.train import LIVE_KEYS
+
+    assert {k.split("/")[-1] for k in LIVE_KEYS} == set(charts)
+
+
+def test_autostage_is_off():
+    """dvc.lock is staged by the user, not behind their back (README, "Experiments")."""
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert "autostage = true" not in config
+
+
+@pytest.mark.slow  # runs dvc
+def test_dvc_draws_the_charts_as_declared(tmp_path):
+    """`dvc plots show --json` on dvc.yaml's plots and hand-written DVCLive-style TSVs: one chart
+    per quantity, titled, x labelled epoch, y with units, both seeds' train and val series."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for seed in (0, 1):
+        for name in ("loss", "top1_error", "top5_error"):
+            for split, offset in (("train", 0.0), ("val", 5.0)):
+                f = tmp_path / f"dvclive/train-seed{seed}/plots/metrics/{split}/{name}.tsv"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(f"step\t{name}\n" + "".join(f"{e}\t{90 - 10 * e + offset + seed}\n" for e in (1, 2, 3)))
+        (tmp_path / f"dvclive/train-seed{seed}/plots/metrics/lr.tsv").write_text("step\tlr\n1\t0.01\n2\t0.01\n3\t0.001\n")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    done = subprocess.run([*dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    charts = json.loads(done.stdout)["data"]
+    for name, label in (("top1_error", "top-1 error (%)"), ("top5_error", "top-5 error (%)"),
+                        ("loss", "loss (nats per image)"), ("lr", "learning rate (per step, SGD)")):
+        (chart,) = [c for c in charts[name] if c["type"] == "vega"]
+        spec = chart["content"]
+        text = json.dumps(spec)
+        assert spec["title"]["text"].startswith(("Top-", "Cross-entropy", "Learning rate")), name
+        assert '"title": "epoch"' in text and f'"title": "{label}"' in text, name
+        files = {v["filename"] for v in spec["data"]["values"]}
+        want = {f"train-seed{s}/plots/metrics/{split}{name}.tsv" for s in (0, 1)
+                for split in (("",) if name == "lr" else ("train/", "val/"))}
+        assert {f.removeprefix("dvclive/") for f in files} == want, name
+        assert len(spec["data"]["values"]) == 3 * len(want)  # three epochs per series

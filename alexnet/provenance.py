@@ -1,0 +1,119 @@
+"""Provenance: which revision of the code made a file, and what decides whether a rerun is bit-identical.
+
+Owns the one definition of a revision's cleanliness (`git_revision`, used by the training run
+records and the report) and the facts a run record keeps about bit-identity (`bit_identity`).
+
+Clean or dirty. A revision is `<commit>+dirty` when a tracked file differs from that commit,
+*except* the pipeline's own outputs: every path dvc.yaml declares as an out, metric or plot, and
+dvc.lock. `dvc repro` rewrites those before the last stages run, so counting them would call every
+run dirty (the report said `+dirty` of every revision); a changed params.yaml, dvc.yaml or module
+still counts, and the changed paths are listed (`dirty_paths`). Untracked files do not count.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DIRTY = "+dirty"
+LIBRARIES = ("torch", "torchvision", "numpy", "pillow", "dvc", "dvclive")
+
+
+def _declared(entries: Any) -> list[str]:
+    out = []
+    for entry in entries or []:
+        out.append(entry if isinstance(entry, str) else next(iter(entry)))
+    return out
+
+
+def pipeline_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """Glob patterns of every path dvc.yaml's stages write (outs, metrics, plots; `${...}` -> `*`),
+    dvc.lock included. Empty (just dvc.lock) when there is no dvc.yaml."""
+    paths = ["dvc.lock"]
+    try:
+        with open(dvc_yaml) as f:
+            doc = yaml.safe_load(f) or {}
+    except OSError:
+        return paths
+    for stage in (doc.get("stages") or {}).values():
+        body = stage.get("do", stage) if isinstance(stage, dict) else {}
+        for key in ("outs", "metrics", "plots"):
+            paths += [re.sub(r"\$\{[^}]*\}", "*", p) for p in _declared(body.get(key))]
+    return paths
+
+
+def _git(args: list[str], cwd: Path | None) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=30,
+                          cwd=cwd).stdout
+
+
+def dirty_paths(cwd: str | Path | None = None) -> list[str]:
+    """Tracked files that differ from HEAD, the pipeline's outputs left out (see the module docstring)."""
+    cwd = Path(cwd) if cwd is not None else None
+    top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip())
+    excludes = []
+    for pattern in pipeline_outputs(top / "dvc.yaml"):
+        excludes += [f":(top,exclude,glob){pattern}", f":(top,exclude,glob){pattern}/**"]
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes], cwd)
+    return [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def git_revision(cwd: str | Path | None = None) -> str:
+    """HEAD's commit, with '+dirty' when dirty_paths is not empty; 'unknown' outside a git checkout."""
+    try:
+        rev = _git(["rev-parse", "HEAD"], Path(cwd) if cwd else None).strip()
+        return rev + (DIRTY if dirty_paths(cwd) else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def bit_identity() -> dict[str, Any]:
+    """What decides whether two runs of the same params give the same bits: torch's CPU kernel
+    capability (PyTorch's CPU kernels pick AVX2 / AVX-512 code paths, which sum in different
+    orders), the CPU, thread count, the determinism switches, CUDA/cuDNN and library versions."""
+    import torch
+
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", ""),
+        "cuda": torch.version.cuda or "",
+        "cudnn": str(torch.backends.cudnn.version() or ""),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "versions": {**library_versions(), "torch": torch.__version__},  # with its build tag (+cpu, +cu130)
+    }
+
+
+__all__ = ["bit_identity", "cpu_name", "dirty_paths", "git_revision", "library_versions", "pipeline_outputs"]
