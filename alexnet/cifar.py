@@ -218,12 +218,10 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
     relu, tanh = best_run(sweeps["relu"], cfg.target_error), best_run(sweeps["tanh"], cfg.target_error)
     relu_lrn = train_net(data, cfg, "relu", True, relu.lr)
     relu_e, tanh_e = epochs_to_target(relu.train_error, cfg.target_error), epochs_to_target(tanh.train_error, cfg.target_error)
+    # What the run was (descriptors) goes to the run record; metrics/cifar.json holds results only.
+    descriptors = {"dataset": dataset, "train_images": int(data.train_labels.size),
+                   "test_images": int(data.test_labels.size), "epochs": cfg.epochs, "target_error": cfg.target_error}
     metrics: dict[str, Any] = {
-        "dataset": dataset,
-        "train_images": int(data.train_labels.size),
-        "test_images": int(data.test_labels.size),
-        "epochs": cfg.epochs,
-        "target_error": cfg.target_error,
         "relu_lr": relu.lr,
         "tanh_lr": tanh.lr,
         "relu_epochs_to_target": relu_e,
@@ -246,8 +244,8 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
         pd.DataFrame(rows, columns=["activation", "lrn", "lr", "epoch", "train_error", "chosen"]).to_csv(
             tmp / CURVES, index=False)
     write_json(metrics_path, metrics)
-    write_json(run_record, {"seconds": round(time.perf_counter() - start, 2), "device": str(_device(cfg)),
-                            "threads": torch.get_num_threads()})
+    write_json(run_record, {**descriptors, "seconds": round(time.perf_counter() - start, 2),
+                            "device": str(_device(cfg)), "threads": torch.get_num_threads()})
     print(f"Figure 1: ReLU {relu_e} epochs, tanh {tanh_e} epochs to {cfg.target_error:g}% training error "
           f"(ratio {metrics['epochs_ratio']}); test error without LRN {relu.test_error}, with LRN {relu_lrn.test_error}")
     return metrics

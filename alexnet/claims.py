@@ -213,10 +213,13 @@ def to_latex(df: pd.DataFrame) -> str:
                            position="htbp", environment="table*")
 
 
-def claims(ablations_path: str | Path, cifar_path: str | Path, out_dir: str | Path) -> pd.DataFrame:
+def claims(ablations_path: str | Path, cifar_path: str | Path, out_dir: str | Path,
+           cifar_record_path: str | Path | None = None) -> pd.DataFrame:
     """Stage `claims`: write claims.md, claims.csv and claims.tex into `out_dir`."""
     results = read_results(ablations_path)
     cifar = read_json(cifar_path) if Path(cifar_path).is_file() else {}
+    if cifar and cifar_record_path and Path(cifar_record_path).is_file():
+        cifar = {**read_json(cifar_record_path), **cifar}  # the dataset and epochs the run used
     df = claims_table(results, cifar)
     with atomic_dir(out_dir) as tmp:
         df.to_csv(tmp / "claims.csv", index=False)

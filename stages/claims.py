@@ -3,7 +3,7 @@ as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
     python stages/claims.py --params params.yaml --ablations ablations/results.json \
-        --cifar metrics/cifar.json --out reports/claims
+        --cifar metrics/cifar.json --cifar-record records/cifar.json --out reports/claims
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alexnet.config import Params  # noqa: E402
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    claims(args.ablations, args.cifar, args.out)
+    claims(args.ablations, args.cifar, args.out, args.cifar_record)
 
 
 if __name__ == "__main__":
@@ -28,5 +28,6 @@ if __name__ == "__main__":
     parser.add_argument("--ablations", required=True,
                         help="collected ablation runs (ablations/results.json, `python -m alexnet.ablations collect`)")
     parser.add_argument("--cifar", required=True, help="the cifar stage's metrics (metrics/cifar.json)")
+    parser.add_argument("--cifar-record", help="the cifar stage's run record: dataset, epochs (records/cifar.json)")
     parser.add_argument("--out", required=True, help="folder for claims.md/.csv/.tex (reports/claims)")
     run_stage(main, parser)

@@ -72,9 +72,11 @@ def test_stage_writes_md_csv_tex_and_the_report_section(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({
         "format": "alexnet-repro/ablations", "version": 1,
         "runs": [run("baseline", 0, 30.0, 5.0, "tiny"), run("no-lrn", 0, 32.5, 5.0, "tiny")]}))
-    (tmp_path / "cifar.json").write_text(json.dumps({"dataset": "tiny", "epochs": 8, "epochs_ratio": 0.5,
-                                                     "lrn_gain": 1.0}))
-    df = claims.claims(tmp_path / "results.json", tmp_path / "cifar.json", tmp_path / "out")
+    (tmp_path / "cifar.json").write_text(json.dumps({"epochs_ratio": 0.5, "lrn_gain": 1.0}))
+    (tmp_path / "cifar-record.json").write_text(json.dumps({"dataset": "tiny", "epochs": 8}))
+    df = claims.claims(tmp_path / "results.json", tmp_path / "cifar.json", tmp_path / "out",
+                       tmp_path / "cifar-record.json")
+    assert (df.loc[df["arm"] == claims.RATIO_ARM, ["dataset", "epochs"]].values.tolist() == [["tiny", "8"]])
     assert len(df) == 8 + 2
     csv = pd.read_csv(tmp_path / "out" / "claims.csv")
     assert csv.loc[csv["arm"] == "no-lrn", "ours_top1_mean"].item() == 2.5
