@@ -160,17 +160,18 @@ def test_plots_one_chart_per_quantity_both_seeds_train_and_val():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     seeds = params["train"]["seeds"]
     charts = {next(iter(p)): next(iter(p.values())) for p in DVC["plots"] if isinstance(p, dict)}
-    assert set(charts) == {"top1_error", "top5_error", "loss", "lr"}
+    assert set(charts) == {"top1_error", "top5_error", "loss", "lr", "loss_below_chance"}
     for name, chart in charts.items():
         assert chart["title"] and chart["x"] == "step" and chart["x_label"] == "epoch", name
         assert chart["y_label"] and (name == "loss" or "(" in chart["y_label"]), name  # units
-        splits = ("",) if name == "lr" else ("train/", "val/")
+        splits = {"lr": ("",), "loss_below_chance": ("train/",)}.get(name, ("train/", "val/"))
         want = {f"dvclive/train-seed{s}/plots/metrics/{split}{name}.tsv": name for s in seeds for split in splits}
         assert chart["y"] == want, name
     images = [p for p in DVC["plots"] if isinstance(p, str)]
     from alexnet.analysis import FIGURES
 
-    assert set(images) == {"reports/training_curves.png"} | {f"reports/figures/{f}" for f in FIGURES.values()}
+    assert set(images) == ({"reports/training_curves.png", "reports/cifar/figure1.png"}
+                           | {f"reports/figures/{f}" for f in FIGURES.values()})
     # DVCLive writes exactly these files: the names METRIC_KEYS gives, less the timing
     from alexnet.train import LIVE_KEYS
 
