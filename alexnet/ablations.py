@@ -15,7 +15,7 @@ net of the same seed (same initial weights and batch order, so the pair differs 
 arm), and the spread of those paired differences over seeds is the noise. An (arm, seed) whose
 experiment already ran (or is queued) on this commit with the same params is skipped. Before
 queueing, `run` prints how many runs it queues and their cost from the baseline's recorded
-training time (metrics/train-seed<N>.json).
+training time (records/train-seed<N>.json).
 
 By default each experiment runs the pipeline up to `evaluate` (`--target`), the stage whose
 metrics the claims use; the figures and the report are not rebuilt per arm.
@@ -196,25 +196,25 @@ def plan_runs(arms: list[Arm], seeds: list[int], experiments: list[Experiment],
 
 # --- cost ---------------------------------------------------------------------------------------
 
-def baseline_train_seconds(metrics_dir: str | Path = "metrics") -> tuple[float, dict] | None:
-    """(mean training seconds per net, one run record) from the baseline's metrics/train-seed<N>.json."""
-    records = [read_json(p) for p in sorted(Path(metrics_dir).glob("train-seed*.json"))]
+def baseline_train_seconds(records_dir: str | Path = "records") -> tuple[float, dict] | None:
+    """(mean training seconds per net, one run record) from the baseline's records/train-seed<N>.json."""
+    records = [read_json(p) for p in sorted(Path(records_dir).glob("train-seed*.json"))]
     secs = [r["seconds"] for r in records if isinstance(r.get("seconds"), (int, float))]
     if not secs:
         return None
     return sum(secs) / len(secs), records[0]
 
 
-def cost_line(runs: int, jobs: int, metrics_dir: str | Path = "metrics", epochs: int | None = None) -> str:
+def cost_line(runs: int, jobs: int, records_dir: str | Path = "records", epochs: int | None = None) -> str:
     """What `run` prints before it starts: runs queued and their cost from the baseline's record
     (scaled to `epochs` per net when the runs train a different number of epochs)."""
-    found = baseline_train_seconds(metrics_dir)
+    found = baseline_train_seconds(records_dir)
     if found is None:
-        return (f"Queueing {runs} run(s) (one net each). No baseline run record ({metrics_dir}/train-seed<N>.json) "
+        return (f"Queueing {runs} run(s) (one net each). No baseline run record ({records_dir}/train-seed<N>.json) "
                 "to estimate their cost from: run `dvc repro` first to know.")
     secs, rec = found
     base = (f"The baseline trained one net in {secs:.0f} s ({rec.get('epochs', '?')} epochs on "
-            f"{rec.get('device', '?')}; {metrics_dir}/train-seed<N>.json)")
+            f"{rec.get('device', '?')}; {records_dir}/train-seed<N>.json)")
     if epochs and isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 and epochs != rec["epochs"]:
         secs *= epochs / rec["epochs"]
         base += f"; at {epochs} epoch(s) a run that is {secs:.0f} s"
@@ -270,7 +270,7 @@ def queue_busy(status_text: str) -> int:
 
 
 def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str | None,
-        metrics_dir: str | Path = "metrics", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
+        records_dir: str | Path = "records", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
     """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for the queue."""
     experiments = [] if dry_run else parse_exp_show(exp_show())
     head = "" if dry_run else git_head()
@@ -278,7 +278,7 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
     for arm, seed, why in plan.skipped:
         print(f"skip {exp_name(arm.name, seed)}: {why}")
     epochs = (common or {}).get("train.epochs")
-    print(cost_line(len(plan.queue), jobs, metrics_dir, epochs if isinstance(epochs, int) else None))
+    print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
     for arm, seed in plan.queue:
         cmd = queue_command(arm, seed, target, common)
         print("$ " + " ".join(cmd))
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and arm (default: 0)")
     r.add_argument("--jobs", type=int, default=1, help="queue workers running at once (default 1)")
     r.add_argument("--target", default="evaluate", help="stage each run goes up to (default evaluate; '' = all)")
-    r.add_argument("--metrics", default="metrics", help="folder with the baseline's train-seed<N>.json")
+    r.add_argument("--records", default="records", help="folder with the baseline's run records, train-seed<N>.json")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a param set alike for every arm, baseline included (e.g. train.epochs=2 for a quick check)")
     r.add_argument("--dry-run", action="store_true", help="print the commands and the cost, queue nothing")
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             if "baseline" not in args.arms:
                 print("note: the baseline arm is not among --arms; collect needs it for each seed")
             run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
-                args.metrics, common=parse_set(args.set))
+                args.records, common=parse_set(args.set))
         else:
             extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
             results = collect(exp_show(*extra))

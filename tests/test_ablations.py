@@ -135,7 +135,7 @@ def test_headline_errors_reads_single_ten_crop():
 def test_dry_run_prints_commands_and_cost_without_dvc(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ablations, "dvc", lambda *a, **k: pytest.fail("dry run called dvc"))
     assert ablations.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "1", "--dry-run",
-                           "--metrics", str(tmp_path)]) == 0
+                           "--records", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Queueing 4 run(s)" in out
     assert out.count("$ dvc exp run --queue") == 4 and "--name ablate-no-lrn-s1" in out

@@ -46,7 +46,8 @@ def test_run_queues_waits_collects_and_skips(tmp_path, monkeypatch, capsys):
                   cache: false
     """))
     (repo / "metrics").mkdir()
-    (repo / "metrics" / "train-seed0.json").write_text(json.dumps({"seconds": 12.0, "epochs": 8, "device": "cpu"}))
+    (repo / "records").mkdir()
+    (repo / "records" / "train-seed0.json").write_text(json.dumps({"seconds": 12.0, "epochs": 8, "device": "cpu"}))
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.email", "t@example.com", cwd=repo)
     sh("git", "config", "user.name", "t", cwd=repo)
