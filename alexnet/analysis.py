@@ -29,7 +29,7 @@ from sklearn.manifold import TSNE  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from alexnet import retrieval  # noqa: E402
-from alexnet.cli import PipelineError  # noqa: E402
+from alexnet.errors import PipelineError  # noqa: E402
 from alexnet.config import AnalyzeConfig, Params  # noqa: E402
 from alexnet.fileio import atomic_dir, write_json  # noqa: E402
 
@@ -40,6 +40,7 @@ FIGURES = {
     "neighbours": "fig4_neighbours.png",
     "tsne": "tsne_fc7.png",
 }
+FIGURES_LIST = "figures.json"  # {key: file name} of FIGURES, in the figures folder
 BATCH_SIZE = 128  # images per forward pass when extracting fc7 features
 
 
@@ -308,6 +309,7 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
         return images[..., o:o + size, o:o + size, :]
 
     with atomic_dir(out_dir) as tmp:
+        write_json(tmp / FIGURES_LIST, FIGURES)  # what the report shows, read by name (no import of this module)
         plot_kernels(inputs.model, tmp / FIGURES["kernels"])
         plot_top5(crop(evaluation.images(top5_idx)), probs[top5_idx], eval_labels[top5_idx], names,
                   tmp / FIGURES["top5"])

@@ -23,9 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A param is unknown, of the wrong type, or has an impossible value."""
+from alexnet.errors import ConfigError
 
 
 def _check(ok: bool, key: str, expected: str, value: Any) -> None:

@@ -1,7 +1,6 @@
 """Testing: top-1/top-5 error with the centre crop and the paper's ten crops, single nets and ensembles.
 
-Owns stage `evaluate` (`evaluate`), the error measure used for every reported number
-(`topk_error`), the ten-crop geometry (`ten_crop_views`), and the ensemble arithmetic that builds
+Owns stage `evaluate` (`evaluate`), the ten-crop geometry (`ten_crop_views`), and the ensemble arithmetic that builds
 metrics from saved probabilities (`metrics_from_probs`, `ensemble_metrics`), so that the results
 and analysis stages never rerun a net.
 
@@ -9,11 +8,8 @@ Paper, Section 4.1: "At test time, the network makes a prediction by extracting 
 patches (the four corner patches and the center patch) as well as their horizontal reflections
 (hence ten patches in all), and averaging the predictions made by the network's softmax layer on
 the ten patches." Section 6: the "5 CNNs" row averages the predictions of five nets. Both averages
-are of softmax probabilities, not of logits.
-
-Ties: a class scoring exactly as high as the true class counts against the net (the true class is
-in the top k only if fewer than k other classes score >= it). A constant output therefore has 100%
-error rather than a lucky 1/k, and the answer does not depend on the order of the classes.
+are of softmax probabilities, not of logits. Errors are counted by alexnet.metrics (ties count
+against the net).
 """
 
 from __future__ import annotations
@@ -29,10 +25,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.metrics import KINDS, SCHEMES, TOP_K, headline_metrics  # noqa: F401 (re-exported)
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics  # noqa: F401 (KINDS, SCHEMES re-exported)
 
 
 # torchvision's ImageNet normalisation (its transforms.Normalize in the AlexNet_Weights preset).
@@ -40,49 +36,6 @@ TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
 TORCHVISION_RESIZE = 256  # torchvision's reference evaluation: Resize(256) then CenterCrop(224)
 TORCHVISION_CROP = 224
-
-
-# --------------------------------------------------------------------------------------------
-# Error measures
-
-
-def topk_error(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> float:
-    """Top-k error in percent of `scores` [N, C] (probabilities or logits) against `labels` [N].
-
-    The true class is in the top k when fewer than k *other* classes score >= it (ties count
-    against the net, see the module docstring).
-    """
-    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores)
-    labels = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
-    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
-        raise ValueError(f"scores must be [N, C] and labels [N]; got {scores.shape} and {labels.shape}")
-    if scores.shape[0] == 0:
-        raise ValueError("no images to score")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if labels.min() < 0 or labels.max() >= scores.shape[1]:
-        raise ValueError(f"labels must lie in [0, {scores.shape[1]}); got {labels.min()}..{labels.max()}")
-    if not np.isfinite(scores).all():
-        raise PipelineError("the scores contain NaN or infinity: the net diverged or the inputs are broken")
-    return float(100.0 * np.mean(true_class_rank(scores, labels) >= k))
-
-
-def true_class_rank(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Per image, how many other classes score >= the true one (ties count against the net).
-
-    The image is top-k correct when this is < k. Numpy or torch (on any device, no sync): the
-    one definition behind both the evaluation and the training curves.
-    """
-    if isinstance(scores, torch.Tensor):
-        true = scores.gather(1, labels[:, None])
-    else:
-        true = np.take_along_axis(scores, labels[:, None], axis=1)
-    return (scores >= true).sum(1) - 1
-
-
-def error_rates(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
-    """`{"top1_error", "top5_error"}` in percent (top-5 of fewer than 5 classes is 0 by definition)."""
-    return {f"top{k}_error": topk_error(scores, labels, k) for k in TOP_K}
 
 
 # --------------------------------------------------------------------------------------------

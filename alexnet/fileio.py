@@ -27,21 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-
-class UnsafeArchiveError(ValueError):
-    """A tar member that could escape its folder or is not a plain file or folder."""
-
-
-class ChecksumError(ValueError):
-    """A file's checksum differs from the expected one."""
-
-
-class ArchiveError(ValueError):
-    """An archive is damaged (cut short, not a tar, bad compression); the message names it and the member."""
-
-
-class DiskFullError(OSError):
-    """No space left on the device while writing an output; the message names the file."""
+from alexnet.errors import ArchiveError, ChecksumError, DiskFullError, UnsafeArchiveError  # noqa: F401 (raised here)
 
 
 # What tarfile and the decompressors raise for a damaged archive.

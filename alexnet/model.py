@@ -58,7 +58,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
 from alexnet.fileio import atomic_path
 
@@ -314,6 +314,24 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """The net's layers as data (models/seed<N>/architecture.json, which the report prints): per
+    conv and fc layer its shape and parameter count, then the total, classes and width."""
+    layers = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            layers.append({"name": name.split(".")[-1], "kind": "conv", "out_channels": mod.out_channels,
+                           "kernel": list(mod.kernel_size), "in_channels_per_group": mod.in_channels // mod.groups,
+                           "stride": mod.stride[0], "groups": mod.groups,
+                           "parameters": count_parameters(mod)})
+        elif isinstance(mod, nn.Linear):
+            layers.append({"name": name.split(".")[-1], "kind": "fc", "in_features": mod.in_features,
+                           "out_features": mod.out_features, "parameters": count_parameters(mod)})
+    cfg = getattr(model, "cfg", None)
+    return {"layers": layers, "parameters": count_parameters(model),
+            "num_classes": getattr(model, "num_classes", None), "width": getattr(cfg, "width", 1.0)}
+
+
 def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn.Module:
     """The torchvision variant with weights from a local `torchvision.models.alexnet()` state_dict."""
     state = _torch_load(path)
@@ -413,6 +431,6 @@ def layer_shapes(model: nn.Module, input_size: int | None = None) -> dict[str, t
 
 
 __all__ = [
-    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "build_model", "count_parameters",
+    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "architecture", "build_model", "count_parameters",
     "layer_shapes", "layer_widths", "load_torchvision_state_dict", "load_trained", "save_trained",
 ]

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.fileio import atomic_dir, read_json, write_json
 

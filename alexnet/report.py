@@ -36,10 +36,12 @@ import yaml  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 
 from alexnet import paper, provenance  # noqa: E402
-from alexnet.analysis import FIGURES  # noqa: E402
 from alexnet.config import Params, to_dict  # noqa: E402
 from alexnet.fileio import atomic_path, write_text  # noqa: E402
 
+# What the stages before the report write for it (alexnet.train, alexnet.analysis name them so).
+ARCHITECTURE = "architecture.json"  # models/seed<N>/
+FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
 # Section titles, in the paper's order; tests check that every one is present.
 SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
@@ -93,6 +95,7 @@ class Runs:
     # seed -> models/seed<N>/info.json (params, versions, device, epochs: reproducible)
     infos: dict[int, dict] = field(default_factory=dict)
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
+    architecture: dict = field(default_factory=dict)  # the first seed's models/seed<N>/architecture.json
 
 
 def _read_json(path: Path) -> dict:
@@ -146,11 +149,6 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _seed_of(path: Path, prefix: str) -> int | None:
-    m = re.fullmatch(prefix + r"(-?\d+)", path.name)
-    return int(m.group(1)) if m else None
-
-
 def _read_evaluation(src: Sources) -> dict:
     from alexnet.metrics import read_evaluation
 
@@ -164,7 +162,8 @@ def load_runs(src: Sources, seeds: list[int]) -> Runs:
     records = src.records or src.metrics
     runs = Runs(evaluate=_read_evaluation(src),
                 analyze=_read_json(records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
-                prepare=_read_json(records / "prepare.json"))
+                prepare=_read_json(records / "prepare.json"),
+                architecture=_read_json(src.models / f"seed{seeds[0]}" / ARCHITECTURE) if seeds else {})
     for seed in seeds:
         info = _read_json(src.models / f"seed{seed}" / "info.json")
         if info:
@@ -188,20 +187,6 @@ def dvc_lock_hashes(lock: Path) -> dict[str, str]:
         for o in stage.get("outs", []) or []:
             if isinstance(o, dict) and "path" in o and "md5" in o:
                 out[str(o["path"])] = str(o["md5"])
-    return out
-
-
-def hardware() -> dict[str, str]:
-    """This machine's CPU and GPUs, by name."""
-    out = {"cpu": f"{provenance.cpu_name()} ({os.cpu_count()} logical cores)"}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except ImportError:
-        pass
-    out.setdefault("gpu", "none")
     return out
 
 
@@ -248,8 +233,8 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
 
 # --- the Markdown ---------------------------------------------------------------------------
 
-def _image(path: Path, md_dir: Path, alt: str) -> str:
-    if not path.is_file():
+def _image(path: Path | None, md_dir: Path, alt: str) -> str:
+    if path is None or not path.is_file():
         return f"*{alt}: not produced (run `dvc repro analyze`).*\n"
     return f"![{alt}]({Path(os.path.relpath(path, md_dir)).as_posix()})\n"
 
@@ -325,43 +310,47 @@ def section_deviations(params: Params) -> str:
     return head + "\n\n" + md_table(["param", "this run", "paper"], rows, [False, False, False])
 
 
-def section_architecture(params: Params, model: Any) -> str:
-    lines = [f"## {SECTIONS[1]}", ""]
-    m = params.model
-    if model is None:
-        lines.append("*No trained net found (models/seed<N>/model.pt): run `dvc repro train`.*\n")
-        return "\n".join(lines)
-    import torch
-
-    layers = [(n, mod) for n, mod in model.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+def _layer_rows(arch: dict[str, Any]) -> list[list[str]]:
+    """models/seed<N>/architecture.json's layers beside the paper's (Section 3)."""
     paper_conv = {name: (k, shape, s) for name, k, shape, s in paper.CONV_LAYERS}
     paper_fc = dict(paper.FC_LAYERS)
     rows = []
-    for name, mod in layers:
-        short = name.split(".")[-1]
-        n_params = sum(p.numel() for p in mod.parameters())
-        if isinstance(mod, torch.nn.Conv2d):
-            kh, kw = mod.kernel_size
-            ours = f"{mod.out_channels} x {kh}x{kw}x{mod.in_channels // mod.groups}, stride {mod.stride[0]}, groups {mod.groups}"
-            p = paper_conv.get(short)
+    for layer in arch["layers"]:
+        name = layer["name"]
+        if layer["kind"] == "conv":
+            kh, kw = layer["kernel"]
+            ours = (f"{layer['out_channels']} x {kh}x{kw}x{layer['in_channels_per_group']}, stride {layer['stride']}, "
+                    f"groups {layer['groups']}")
+            p = paper_conv.get(name)
             theirs = f"{p[0]} x {p[1][0]}x{p[1][1]}x{p[1][2]}, stride {p[2]}" if p else "-"
         else:
-            ours = f"{mod.in_features} -> {mod.out_features}"
-            theirs = f"{paper_fc[short]}" if short in paper_fc else "-"
-        rows.append([short, ours, theirs, f"{n_params:,}"])
-    total = sum(p.numel() for p in model.parameters())
-    rows.append(["**total**", "", "", f"**{total:,}**"])
+            ours = f"{layer['in_features']} -> {layer['out_features']}"
+            theirs = f"{paper_fc[name]}" if name in paper_fc else "-"
+        rows.append([name, ours, theirs, f"{layer['parameters']:,}"])
+    return rows
+
+
+def section_architecture(params: Params, arch: dict[str, Any]) -> str:
+    lines = [f"## {SECTIONS[1]}", ""]
+    m = params.model
+    seed = params.train.seeds[0]
+    if not arch:
+        lines.append(f"*No trained net found (models/seed<N>/{ARCHITECTURE}): run `dvc repro train`.*\n")
+        return "\n".join(lines)
+    total, classes = arch["parameters"], arch.get("num_classes")
+    rows = _layer_rows(arch) + [["**total**", "", "", f"**{total:,}**"]]
     lines.append(md_table(["layer", "ours", "paper", "parameters (ours)"], rows, [False, False, False, True]))
     lines.append(f"Parameters: **{total:,}** here against the paper's **{paper.PARAMETERS:,}** "
                  f"(two-group net, 1000 classes, with biases)"
                  + (f"; this net has model.width = {m.width:g} of the paper's channels and "
-                    f"{getattr(model, 'num_classes', '?')} classes." if (m.width != 1.0 or getattr(model, 'num_classes', 1000) != 1000) else ".")
+                    f"{classes if classes is not None else '?'} classes." if (m.width != 1.0 or (classes or 1000) != 1000) else ".")
                  + "\n")
     lines.append(f"Switches (params.yaml `model`): arch `{m.arch}`, input {m.input_size}, groups {m.groups}, "
                  f"activation {m.activation}, LRN {m.lrn} (k={m.lrn_k:g}, n={m.lrn_size}, alpha={m.lrn_alpha:g}, "
                  f"beta={m.lrn_beta:g}, alpha divided by n: {m.lrn_divide_alpha_by_n}), overlapping pooling "
                  f"{m.overlapping_pool}, dropout {m.dropout:g}, conv6 {m.conv6}.\n")
-    lines.append(f"Source: models/seed{params.train.seeds[0]}/model.pt (the first seed's net); paper: Section 3.\n")
+    lines.append(f"Source: models/seed{seed}/{ARCHITECTURE} (the first seed's net, written by train); "
+                 "paper: Section 3.\n")
     return "\n".join(lines)
 
 
@@ -442,22 +431,27 @@ def section_ablations(tables: Path, claims: str | None = None) -> str:
 
 def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> str:
     a = runs.analyze
+    names = _read_json(figures / FIGURES_LIST)  # analyze's {key: file}; none: every figure "not produced"
+
+    def figure(key: str, alt: str) -> str:
+        return _image(figures / names[key] if key in names else None, md_dir, alt)
+
     seed = a.get("model_seed", params.train.seeds[0])
     lines = [f"## {SECTIONS[5]}", "",
              f"All figures and numbers in this section come from one net (seed {seed}) and one run of the "
              "analyze stage (metrics/analyze.json, records/analyze.json, reports/figures/).\n",
              "### Figure 3: conv1 kernels\n",
-             _image(figures / FIGURES["kernels"], md_dir, "Figure 3: conv1 kernels"),
+             figure("kernels", "Figure 3: conv1 kernels"),
              "The first group's kernels (the paper's GPU 1) above, the second group's below, each kernel "
              "min-max scaled to the full colour range. In the paper the first group learns largely "
              "colour-agnostic kernels and the second colour-specific ones.\n",
              "### Figure 4 (left): top-5 predictions\n",
-             _image(figures / FIGURES["top5"], md_dir, "Figure 4 left: top-5 predictions"),
+             figure("top5", "Figure 4 left: top-5 predictions"),
              f"{fmt(params.analyze.top5_images)} evaluation images drawn with analyze.seed = {params.analyze.seed}; "
              f"the true class is among the net's top 5 for {fmt(a.get('top5_figure_hits'))} of them. "
              "Probabilities are the evaluate stage's centre-crop softmax.\n",
              "### Figure 4 (right): nearest neighbours in fc7 space\n",
-             _image(figures / FIGURES["neighbours"], md_dir, "Figure 4 right: fc7 nearest neighbours"),
+             figure("neighbours", "Figure 4 right: fc7 nearest neighbours"),
              ]
     if a:
         ks = sorted(params.analyze.precision_k)
@@ -488,7 +482,7 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
             "random-hyperplane LSH; query time is the median over 5 repeats of searching all queries, per "
             "query, on this machine's CPU (the exact search uses scikit-learn's brute-force NearestNeighbors).\n")
     lines += ["### t-SNE of fc7 features\n",
-              _image(figures / FIGURES["tsne"], md_dir, "t-SNE of fc7 features"),
+              figure("tsne", "t-SNE of fc7 features"),
               f"{fmt(a.get('tsne_points'))} evaluation images, scikit-learn t-SNE with perplexity "
               f"{fmt(a.get('tsne_perplexity'), 1)} and random_state = analyze.seed.\n"]
     return "\n".join(lines)
@@ -496,7 +490,7 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
 
 def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
     hashes = dvc_lock_hashes(src.lock)
-    hw = hardware()
+    hw = provenance.hardware()
     revision = provenance.git_revision()
     rows = [["git revision (report)", f"`{revision}`" + (
         " (tracked files other than the pipeline's outputs differ from this commit)"
@@ -523,7 +517,7 @@ def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
     return "\n".join(lines)
 
 
-def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curves_png: Path, model: Any) -> str:
+def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curves_png: Path) -> str:
     ev = runs.evaluate
     parts = [f"# {params.report.title}\n"]
     if params.data.source == "tiny":
@@ -545,7 +539,7 @@ def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curve
                        f"{fmt(a.get(f'pixel_precision_at_{k}'), 3)} in pixel space.")
     parts.append(" ".join(summary) + "\n")
     parts.append(section_setup(params, runs))
-    parts.append(section_architecture(params, model))
+    parts.append(section_architecture(params, runs.architecture))
     parts.append(section_training(params, runs, curves_png, md_dir))
     parts.append(section_results(runs, src.tables))
     parts.append(section_ablations(src.tables, section_claims(src, md_dir)))
@@ -573,15 +567,6 @@ def render_html(markdown: str, md_dir: Path, title: str) -> str:
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
 
 
-def _load_model(models: Path, seed: int) -> Any:
-    path = models / f"seed{seed}" / "model.pt"
-    if not path.is_file():
-        return None
-    from alexnet.model import load_trained
-
-    return load_trained(path, map_location="cpu")[0]
-
-
 def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
     """The `report` stage: write the training-curves PNG, report.md and report.html. Returns the Markdown."""
     out_html, out_md, curves_png = Path(out_html), Path(out_md), Path(curves_png)
@@ -589,7 +574,7 @@ def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Pat
     if runs.curves:
         plot_training_curves(runs.curves, curves_png)
     md_dir = out_md.parent
-    markdown = build_markdown(params, runs, src, md_dir, curves_png, _load_model(src.models, params.train.seeds[0]))
+    markdown = build_markdown(params, runs, src, md_dir, curves_png)
     page = render_html(markdown, md_dir, params.report.title)
     write_text(out_md, markdown)
     write_text(out_html, page)

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, read_json
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torchvision.io import decode_jpeg
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 
 META_KEYS = ("size", "source", "eval_split", "splits", "num_classes")
 INDEX_COLUMNS = ["split", "shard", "offset", "label", "wnid", "source"]

@@ -73,11 +73,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import platform
 import random
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +86,12 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet import distributed, provenance
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import Params, to_dict
-from alexnet.evaluate import true_class_rank
 from alexnet.fileio import atomic_dir, atomic_path, write_json
 from alexnet.loader import BatchLoader
-from alexnet.model import build_model, save_trained
+from alexnet.metrics import topk_hits
+from alexnet.model import architecture, build_model, save_trained
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
 from alexnet.store import PreparedStore
@@ -101,6 +99,7 @@ from alexnet.store import PreparedStore
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
+ARCHITECTURE_NAME = "architecture.json"  # beside model.pt and info.json in models/seed<N>/
 GUARD_EVERY_CUDA = 20
 # Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
 # with other values of these is still resumed.
@@ -108,8 +107,8 @@ EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max
 # The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
 # deps of train) but for argument parsing, error printing, atomic writes and the run record's
 # provenance. A test keeps the two lists in step.
-TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "metrics.py", "model.py",
-                 "optim.py", "stats.py", "store.py", "train.py")
+TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "loader.py", "metrics.py", "model.py", "optim.py",
+                 "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -354,12 +353,6 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
     return train, val
 
 
-def _topk_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-1 and top-5 hits, by the evaluation's rule (ties count against the net)."""
-    rank = true_class_rank(logits, labels)
-    return (rank < 1).sum(), (rank < 5).sum()
-
-
 def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:
     """[loss sum, top-1 hits, top-5 hits, images] summed over ranks -> loss and errors (%)."""
     loss, c1, c5, n = distributed.all_reduce_sum(sums, ctx).tolist()
@@ -382,7 +375,7 @@ def evaluate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Con
     with torch.inference_mode(), _autocast(ctx, params.train.amp):
         for inputs, labels in loader.epoch(0):
             logits = model(_to_input(inputs, params.train.channels_last)).float()
-            c1, c5 = _topk_correct(logits, labels)
+            c1, c5 = topk_hits(logits, labels)
             sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                  c1.double(), c5.double(), torch.tensor(float(len(labels)), device=ctx.device,
                                                                         dtype=torch.float64)])
@@ -432,7 +425,7 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
             loss.backward()
             optimizer.step()
             with torch.no_grad():
-                c1, c5 = _topk_correct(logits.detach(), labels)
+                c1, c5 = topk_hits(logits.detach(), labels)
                 n = len(labels)
                 sums += torch.stack([loss.detach().double() * n, c1.double(), c5.double(),
                                      torch.tensor(float(n), device=ctx.device, dtype=torch.float64)])
@@ -445,29 +438,6 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
 
 
 # --------------------------------------------------------------------------- the stage
-
-
-def _versions() -> dict[str, str]:
-    import torchvision
-
-    import alexnet
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "dvclive": version("dvclive"), "alexnet": alexnet.__version__,
-            "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
-
-
-def _dirty_paths() -> list[str]:
-    try:
-        return provenance.dirty_paths()
-    except Exception:  # outside a git checkout, or no git: nothing to list
-        return []
-
-
-def _device_name(ctx: distributed.Context) -> str:
-    if ctx.device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(ctx.device)}) x {ctx.world_size}"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x {ctx.world_size}"
 
 
 def _replay(live: Any, history: list[dict[str, float]]) -> None:
@@ -590,8 +560,8 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
             info = {
                 "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
                            "train": to_dict(params.train)},
-                "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
-                "device": _device_name(ctx), "world_size": ctx.world_size,
+                "seed": seed, "num_classes": store.num_classes, "versions": provenance.training_versions(),
+                "device": provenance.device_name(ctx.device, ctx.world_size), "world_size": ctx.world_size,
                 # PyTorch's CPU kernels sum in an order set by the instruction set they run
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "epochs": len(history), "data_fingerprint": identity["data"],
@@ -601,13 +571,15 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
             with atomic_dir(out) as tmp:
                 save_trained(tmp / "model.pt", model, params.model, store.num_classes, info)
                 write_json(tmp / "info.json", info)
+                # the report's architecture table, so that the report reads files and never the model
+                write_json(tmp / ARCHITECTURE_NAME, architecture(model))
             if run_record is not None:
                 write_json(run_record, {
                     "seed": seed, "epochs": len(history), "seconds": round(seconds, 3),
                     "images_per_second": round(history[-1]["images_per_second"], 1),
                     "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in history],
                     "device": info["device"], "git_revision": provenance.git_revision(),
-                    "dirty_paths": _dirty_paths(), "bit_identity": provenance.bit_identity()})
+                    "dirty_paths": provenance.dirty_paths_or_none(), "bit_identity": provenance.bit_identity()})
         distributed.barrier(ctx)
         return final
     finally:

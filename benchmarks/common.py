@@ -33,7 +33,7 @@ import torchvision
 
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.prepare import encode_jpeg, shard_writer
-from alexnet.report import hardware
+from alexnet.provenance import hardware
 
 try:  # psutil comes with dvc; a bare PyTorch image (benchmarks/run_gpu.sh) may lack it
     import psutil
@@ -94,7 +94,7 @@ def timed(fn: Callable[[], Any], repeat: int, device: Any = None) -> tuple[list[
 
 
 def device_name(device: Any = None) -> str:
-    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.report.hardware names it)."""
+    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.provenance.hardware names it)."""
     device = torch.device(device if device is not None else "cpu")
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -239,7 +239,7 @@ def test_analyze_stage_end_to_end(tmp_path):
     from pathlib import Path
 
     from alexnet.analysis import analyze
-    from alexnet.cli import PipelineError
+    from alexnet.errors import PipelineError
     from alexnet.config import ModelConfig, load_params
     from alexnet.model import build_model, save_trained
     from alexnet.stats import compute_stats, save_stats
@@ -281,4 +281,4 @@ def test_analyze_stage_end_to_end(tmp_path):
     assert not (tmp_path / "metrics" / "analyze.json").exists()
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
 
-FIGURES_NAMES = ["fig3_conv1_kernels.png", "fig4_top5.png", "fig4_neighbours.png", "tsne_fc7.png"]
+FIGURES_NAMES = ["fig3_conv1_kernels.png", "fig4_top5.png", "fig4_neighbours.png", "tsne_fc7.png", "figures.json"]

@@ -14,58 +14,9 @@ from stage_helpers import assert_clear_error, run_stage
 from torchvision.transforms import v2
 
 from alexnet import evaluate as ev
-from alexnet.cli import PipelineError
+from alexnet import metrics
+from alexnet.errors import PipelineError
 from alexnet.metrics import read_evaluation
-
-# ---------------------------------------------------------------------------------------------
-# top-k error on hand-built scores
-
-
-def test_topk_error_hand_worked():
-    scores = np.array([
-        [0.1, 0.7, 0.2],   # label 1: top-1 right
-        [0.5, 0.3, 0.2],   # label 1: second -> top-1 wrong, top-2 right
-        [0.6, 0.3, 0.1],   # label 2: third -> wrong for k = 1 and 2, right for k = 3
-        [0.2, 0.2, 0.6],   # label 2: right
-    ])
-    labels = np.array([1, 1, 2, 2])
-    assert ev.topk_error(scores, labels, 1) == pytest.approx(50.0)
-    assert ev.topk_error(scores, labels, 2) == pytest.approx(25.0)
-    assert ev.topk_error(scores, labels, 3) == pytest.approx(0.0)
-
-
-def test_topk_error_ties_count_against_the_net():
-    # A constant output is 100% wrong at top-1, whatever the class order.
-    scores = np.full((4, 3), 1 / 3)
-    assert ev.topk_error(scores, np.array([0, 1, 2, 0]), 1) == 100.0
-    # True class tied with one other for first place: wrong at k=1, right at k=2.
-    scores = np.array([[0.4, 0.4, 0.2]])
-    assert ev.topk_error(scores, np.array([0]), 1) == 100.0
-    assert ev.topk_error(scores, np.array([1]), 1) == 100.0
-    assert ev.topk_error(scores, np.array([0]), 2) == 0.0
-    # A tie below the true class does not matter.
-    scores = np.array([[0.6, 0.2, 0.2]])
-    assert ev.topk_error(scores, np.array([0]), 1) == 0.0
-
-
-def test_topk_error_matches_torch_topk_without_ties():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(500, 20, generator=g)  # continuous: no ties
-    labels = torch.randint(0, 20, (500,), generator=g)
-    for k in (1, 5):
-        hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
-        assert ev.topk_error(logits, labels, k) == pytest.approx(100 * (1 - hit))
-    assert ev.error_rates(logits.softmax(1), labels) == pytest.approx(ev.error_rates(logits, labels))
-
-
-def test_topk_error_rejects_bad_input():
-    with pytest.raises(ValueError):
-        ev.topk_error(np.zeros((2, 3)), np.array([0, 3]), 1)
-    with pytest.raises(ValueError):
-        ev.topk_error(np.zeros((2, 3)), np.array([0]), 1)
-    with pytest.raises(PipelineError, match="NaN"):
-        ev.topk_error(np.array([[np.nan, 1.0]]), np.array([0]), 1)
-
 
 # ---------------------------------------------------------------------------------------------
 # ten-crop geometry
@@ -163,7 +114,7 @@ def test_ten_crop_averages_probabilities_not_logits():
     np.testing.assert_allclose(out["ten_crop"][0].numpy(), (p1 + 9 * p9) / 10, rtol=1e-6)
     assert out["ten_crop"][0].argmax() == 1  # averaging logits ([2, 0.9]) would have said class 0
     np.testing.assert_allclose(out["center"][0].numpy(), p9, rtol=1e-6)
-    assert ev.topk_error(out["ten_crop"], np.array([1]), 1) == 0.0
+    assert metrics.topk_error(out["ten_crop"], np.array([1]), 1) == 0.0
 
 
 def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path):
@@ -182,7 +133,7 @@ def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path)
                                  labels)["top1_error"] == 50.0
     m1 = ev.ensemble_metrics(tmp_path, ["seed1"])
     assert m1["ensemble"] == m1["single"]
-    assert m1["single"]["center"] == ev.error_rates(b.astype(np.float32), labels)
+    assert m1["single"]["center"] == metrics.error_rates(b.astype(np.float32), labels)
     m = ev.ensemble_metrics(tmp_path, ["seed1", "seed2", "seed0"])
     assert m["single"]["ten_crop"]["top1_error"] == 0.0  # seed1 alone is right on both
     assert m["ensemble"]["ten_crop"]["top1_error"] == 50.0
@@ -290,8 +241,8 @@ def test_evaluate_stage_end_to_end(tmp_path):
     for s in ev.SCHEMES:
         assert set(saved["single"][s]) == {"top1_error", "top5_error"}
         f16 = {k: want[k][s].astype(np.float16).astype(np.float32) for k in want}
-        assert saved["single"][s] == ev.error_rates(f16[3], labels)  # single = the first seed
-        assert saved["ensemble"][s] == ev.error_rates((f16[3] + f16[1]) / 2, labels)
+        assert saved["single"][s] == metrics.error_rates(f16[3], labels)  # single = the first seed
+        assert saved["ensemble"][s] == metrics.error_rates((f16[3] + f16[1]) / 2, labels)
         assert saved["single"][s]["top5_error"] == 0.0  # 3 classes: always in the top 5
     assert ev.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
 

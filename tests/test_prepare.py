@@ -18,7 +18,7 @@ from PIL import Image, JpegImagePlugin
 from stage_helpers import assert_clear_error, run_stage
 
 from alexnet import prepare as P
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig
 from alexnet.sources.base import ClassInfo, RawRecord
 

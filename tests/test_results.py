@@ -12,7 +12,7 @@ from stage_helpers import run_stage
 
 from alexnet import paper
 from alexnet import results as rs
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import params_from_dict
 
 

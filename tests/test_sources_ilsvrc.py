@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import ChecksumError, UnsafeArchiveError, read_json
 from alexnet.sources import download_raw, ilsvrc, open_raw

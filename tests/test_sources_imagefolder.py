@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.sources import download_raw, open_raw
 from alexnet.sources.imagefolder import ImageFolderDataset

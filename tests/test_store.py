@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.store import PreparedStore, offsets_path, shard_path
 
 S = 8

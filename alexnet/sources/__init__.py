@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import atomic_dir, read_json, verify_md5, write_json
 from alexnet.sources.base import ClassInfo, RawDataset, RawRecord

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import WORDS, short_name
 

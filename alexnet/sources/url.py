@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.fileio import ChecksumError
 
 CHUNK = 1 << 20
