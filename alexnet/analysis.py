@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from alexnet import retrieval  # noqa: E402
+from alexnet import pixels, retrieval  # noqa: E402
 from alexnet.errors import PipelineError  # noqa: E402
 from alexnet.config import AnalyzeConfig, Params  # noqa: E402
 from alexnet.fileio import atomic_dir, write_json  # noqa: E402
@@ -62,40 +62,23 @@ def short_name(name: str, width: int = 18) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def input_size(model: torch.nn.Module) -> int:
-    """The crop the net takes: its own config's 224 or 227, 224 for the torchvision variant."""
-    return model.cfg.input_size if model.input_normalization == "paper" else 224
-
-
-def network_input(model: torch.nn.Module, images_u8: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
-    """The centre crop of stored uint8 [N, S, S, 3] images as the net's float32 NCHW input,
-    made by the same function as training's and evaluation's (alexnet.augment)."""
-    from alexnet.augment import center_offset, crop_center_flip, torchvision_normalize
-
-    size = input_size(model)
-    offset = np.full(len(images_u8), center_offset(images_u8.shape[1], size), dtype=np.int64)
-    if model.input_normalization == "torchvision":
-        return torchvision_normalize(crop_center_flip(images_u8, offset, offset, size, None, None))
-    return crop_center_flip(images_u8, offset, offset, size, None, mean)
-
-
 @torch.no_grad()
 def extract(model: torch.nn.Module, split: Any, indices: np.ndarray, mean: np.ndarray | None,
             desc: str) -> tuple[np.ndarray, np.ndarray]:
     """(fc7 features float32 [n, d], pixel-baseline features float32 [n, 3072]) for `indices`."""
     device = next(model.parameters()).device
-    size = input_size(model)
-    feats, pixels = [], []
+    size = pixels.input_size_of(model)
+    feats, pixel_feats = [], []
     order = np.asarray(indices, dtype=np.int64)
     with tqdm(total=len(order), desc=desc, unit="img") as bar:
         for start in range(0, len(order), BATCH_SIZE):
             idx = order[start:start + BATCH_SIZE]
             images = split.images(idx)
-            x = network_input(model, images, mean).to(device)
+            x = pixels.center_input(images, size, mean, model.input_normalization).to(device)
             feats.append(model.fc7_features(x).float().cpu().numpy())
-            pixels.append(retrieval.pixel_features(images, size))
+            pixel_feats.append(retrieval.pixel_features(images, size))
             bar.update(len(idx))
-    return np.concatenate(feats), np.concatenate(pixels)
+    return np.concatenate(feats), np.concatenate(pixel_feats)
 
 
 def retrieval_metrics(train_fc7: np.ndarray, query_fc7: np.ndarray, train_pixels: np.ndarray,
@@ -302,11 +285,10 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     top5_hits = (np.argsort(-probs, axis=1, kind="stable")[:, :5] == eval_labels[:, None]).any(axis=1)
     metrics["top5_figure_hits"] = int(top5_hits[top5_idx].sum())
 
-    size = input_size(inputs.model)
+    size = pixels.input_size_of(inputs.model)
 
     def crop(images: np.ndarray) -> np.ndarray:
-        o = (images.shape[-3] - size) // 2
-        return images[..., o:o + size, o:o + size, :]
+        return pixels.center_crop(images, size)
 
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / FIGURES_LIST, FIGURES)  # what the report shows, read by name (no import of this module)
@@ -341,7 +323,7 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
             record_path: str | Path | None = None) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
     retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
-    from alexnet.evaluate import load_probs, mean_for, pick_device, probs_path
+    from alexnet.evaluate import load_probs, pick_device, probs_path
     from alexnet.model import load_trained
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
@@ -349,7 +331,7 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     seed = params.train.seeds[0]
     model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=pick_device())
     store = PreparedStore(prepared_dir)
-    mean = mean_for(params.augment.mean, load_stats(stats_dir))
+    mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
     # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.
     probs = load_probs(probs_path(eval_dir, f"seed{seed}", "center"))
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),

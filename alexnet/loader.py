@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alexnet.augment import AugmentParams, InputStats, MeanMode, apply_params, batch_generator, draw_params
+from alexnet.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
+from alexnet.pixels import MeanMode
 from alexnet.config import AugmentConfig, ConfigError
 
 

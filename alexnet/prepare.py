@@ -7,12 +7,9 @@ quarantining of undecodable files, and writing the store laid out in docs/archit
 shards/<split>-<k:05d>.jpeg.npy + .offsets.npy, quarantine.csv). Reading the store back is
 alexnet/store.py's job.
 
-Speed: each image is decoded with Pillow's JPEG draft mode, which lets libjpeg scale by 1/2, 1/4
-or 1/8 inside the inverse DCT, never below the target size; a proper antialiased resize then
-brings it to the exact size. Images are processed by a pool of worker processes over chunks of
-raw bytes streamed from the reader, in order, with a bounded number of chunks in flight, and the
-shards are written out as they fill, so memory stays flat however large the dataset. With format
-jpeg the workers also encode each crop, so only the ~36 kB JPEG travels back, not 196 kB of pixels.
+Speed: Pillow's JPEG draft mode decodes already downscaled (never below the target), then an
+antialiased resize; worker processes take chunks of raw bytes in order, a bounded number in
+flight, and shards are written as they fill, so memory stays flat however large the dataset.
 
 Bounded memory whatever the input: an image's size is read from its header before anything is
 decoded, and one with more than `prepare.max_pixels` pixels or an aspect ratio beyond
@@ -36,11 +33,11 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -49,6 +46,9 @@ from tqdm import tqdm
 from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.fileio import atomic_dir, read_json, write_json
+
+if TYPE_CHECKING:
+    from alexnet.sources.base import RawDataset, RawRecord
 
 # Bilinear, antialiased when shrinking (Pillow widens the filter's support by the scale factor):
 # the filter of torchvision's Resize(256), so torchvision's published weights see the images
@@ -60,38 +60,11 @@ RESAMPLE = Image.Resampling.BILINEAR
 CHUNK = 16
 CHUNKS_PER_WORKER = 4
 
-# Format jpeg: Pillow's encoder (libjpeg-turbo), no chroma subsampling, no Huffman optimisation.
-# Measured by benchmarks/bench_jpeg.py on 60 256x256 crops of three photos (decode: torchvision's
-# decode_jpeg on one core of a 2-core AMD EPYC; PSNR against the uint8 image):
-#   4:4:4 q90 24.9 kB 38.5 dB 3,350 img/s | q95 36.0 kB 41.9 dB 2,750 img/s | q98 53.1 kB 46.6 dB
-#   4:2:0 q90 19.3 kB 35.8 dB 4,400 img/s | q95 27.8 kB 37.7 dB 3,600 img/s
-# 4:2:0 halves the chroma resolution, which caps it near 38 dB on photos (28 dB on colour noise)
-# at any quality, and the PCA colour augmentation is about colour; at fewer bytes 4:4:4 q90 beats
-# 4:2:0 q95. Quality 95 (error 2 levels RMS) still decodes 2,750 img/s per core, ~44,000 img/s
-# projected on 16 cores: 3x the 15,000 img/s training target. optimize=True saves 4% of the bytes
-# for a 2.7x slower encode.
-# Pillow's 4:2:0 bytes equal torchvision.io.encode_jpeg's, at 1.2x its speed; only Pillow does 4:4:4.
+# Format jpeg: Pillow's encoder, 4:4:4 at prepare.jpeg_quality, chosen by measurement
+# (BENCHMARKS.md, "The store's format").
 JPEG_SUBSAMPLING = 0  # Pillow's code for 4:4:4
 
 _ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # reprs like <_io.BytesIO object at 0x7f..>
-
-
-class RawRecordLike(Protocol):
-    source: str
-    wnid: str
-    data: bytes
-
-
-class RawDatasetLike(Protocol):
-    """The part of alexnet.sources.RawDataset that prepare reads (docs/architecture.md)."""
-
-    classes: Sequence[Any]  # items with .wnid and .name, sorted by wnid
-    splits: Sequence[str]
-    eval_split: str
-
-    def iter_split(self, split: str) -> Iterator[RawRecordLike]: ...
-
-    def count(self, split: str) -> int | None: ...
 
 
 def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
@@ -225,8 +198,8 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
-def _chunks(records: Iterable[RawRecordLike], n: int) -> Iterator[list[RawRecordLike]]:
-    chunk: list[RawRecordLike] = []
+def _chunks(records: Iterable[RawRecord], n: int) -> Iterator[list[RawRecord]]:
+    chunk: list[RawRecord] = []
     for rec in records:
         chunk.append(rec)
         if len(chunk) == n:
@@ -327,7 +300,7 @@ def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWrite
     return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.image_side)
 
 
-def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
+def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
 

@@ -108,7 +108,7 @@ EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max
 # deps of train) but for argument parsing, error printing, atomic writes and the run record's
 # provenance. A test keeps the two lists in step.
 TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "loader.py", "metrics.py", "model.py", "optim.py",
-                 "stats.py", "store.py", "train.py")
+                 "pixels.py", "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;

@@ -11,7 +11,8 @@ import pytest
 import torch
 from test_store import jpeg, pil_decode, write_jpeg_shard
 
-from alexnet.augment import InputStats, apply_params, batch_generator, crop_center_flip, draw_params
+from alexnet.augment import InputStats, apply_params, batch_generator, draw_params
+from alexnet.pixels import crop_center_flip
 from alexnet.config import AugmentConfig, ConfigError
 from alexnet.loader import BatchLoader, OutputPool, epoch_order
 from alexnet.store import PreparedStore
