@@ -21,6 +21,7 @@ with SIGKILL runs no cleanup): each sets PR_SET_PDEATHSIG on Linux and watches i
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import ctypes
 import ctypes.util
@@ -300,6 +301,76 @@ def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWrite
     return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.image_side)
 
 
+def _check_classes(dataset: RawDataset) -> tuple[list[Any], dict[str, int]]:
+    """The dataset's classes and wnid -> label (position in the sorted list)."""
+    classes = list(dataset.classes)
+    wnids = [c.wnid for c in classes]
+    if not classes:
+        raise PipelineError("the raw dataset has no classes")
+    if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
+        raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
+    return classes, {w: i for i, w in enumerate(wnids)}
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a crash
+    inside a decoder) raises BrokenProcessPool, reported here, instead of hanging the stage."""
+    pool = make_pool(workers) if workers > 1 else None
+    try:
+        yield pool
+    except BrokenProcessPool as e:
+        raise PipelineError(f"a prepare worker process died ({e}); out of memory, or a crash in the "
+                            "image decoder: try fewer prepare.workers") from e
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, workers: int, cfg: PrepareConfig,
+                   shard_dir: Path, index: Any, quarantine: Any, label_of: dict[str, int],
+                   progress: bool) -> tuple[int, int, int]:
+    """One split's images decoded (in order, by the pool), stored and indexed, or quarantined.
+    Returns (stored, quarantined, records seen)."""
+    writer = shard_writer(shard_dir, split, cfg)
+    n_bad = seen = 0
+    tasks = ((chunk, ([r.data for r in chunk], cfg)) for chunk in _chunks(dataset.iter_split(split), CHUNK))
+    results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
+    with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}", disable=not progress) as bar:
+        for chunk, (good, reasons) in results:
+            k = 0
+            for rec, reason in zip(chunk, reasons):
+                if rec.wnid not in label_of:
+                    raise PipelineError(f"{split}/{rec.source}: WordNet id {rec.wnid!r} is not one of "
+                                        f"the dataset's {len(label_of)} classes")
+                if reason is None:
+                    shard, offset = writer.add(good[k])
+                    k += 1
+                    index.writerow([split, shard, offset, label_of[rec.wnid], rec.wnid, rec.source])
+                else:
+                    n_bad += 1
+                    quarantine.writerow([split, rec.source, rec.wnid, reason])
+            bar.update(len(chunk))
+            seen += len(chunk)
+    writer.flush()
+    expected = dataset.count(split)
+    if expected is not None and writer.total + n_bad != expected:
+        raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
+                            f"{expected} were listed when the download stage checked them; were "
+                            "they changed since? rerun `dvc repro`")
+    return writer.total, n_bad, seen
+
+
+def _write_classes_and_meta(tmp: Path, classes: list[Any], meta: dict[str, Any]) -> None:
+    with open(tmp / "classes.csv", "w", newline="") as fc:
+        w = csv.writer(fc, lineterminator="\n")
+        w.writerow(["label", "wnid", "name"])
+        for i, c in enumerate(classes):
+            w.writerow([i, c.wnid, c.name])
+    # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
@@ -309,16 +380,8 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
     summary of what download selected, None for the whole dataset) is recorded in meta.json and
     the metrics. Each split must stream as many records as `dataset.count` says (when it says).
     """
-    classes = list(dataset.classes)
-    wnids = [c.wnid for c in classes]
-    if not classes:
-        raise PipelineError("the raw dataset has no classes")
-    if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
-        raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
-    label_of = {w: i for i, w in enumerate(wnids)}
+    classes, label_of = _check_classes(dataset)
     workers = resolve_workers(cfg.workers)
-    size = cfg.image_side
-
     counts: dict[str, int] = {}
     quarantined: dict[str, int] = {}
     start = time.perf_counter()
@@ -326,66 +389,21 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
     with atomic_dir(out_dir) as tmp:
         shard_dir = tmp / "shards"
         shard_dir.mkdir()
-        # A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a
-        # crash inside a decoder) raises BrokenProcessPool here instead of hanging the stage.
-        pool = make_pool(workers) if workers > 1 else None
-        try:
-            with open(tmp / "index.csv", "w", newline="") as fi, \
-                    open(tmp / "quarantine.csv", "w", newline="") as fq:
-                index = csv.writer(fi, lineterminator="\n")
-                index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
-                quarantine = csv.writer(fq, lineterminator="\n")
-                quarantine.writerow(["split", "source", "wnid", "reason"])
-                for split in dataset.splits:
-                    writer = shard_writer(shard_dir, split, cfg)
-                    n_bad = 0
-                    tasks = ((chunk, ([r.data for r in chunk], cfg))
-                             for chunk in _chunks(dataset.iter_split(split), CHUNK))
-                    results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
-                    with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}",
-                              disable=not progress) as bar:
-                        for chunk, (good, reasons) in results:
-                            k = 0
-                            for rec, reason in zip(chunk, reasons):
-                                if rec.wnid not in label_of:
-                                    raise PipelineError(
-                                        f"{split}/{rec.source}: WordNet id {rec.wnid!r} is not one of "
-                                        f"the dataset's {len(wnids)} classes")
-                                if reason is None:
-                                    shard, offset = writer.add(good[k])
-                                    k += 1
-                                    index.writerow([split, shard, offset, label_of[rec.wnid], rec.wnid,
-                                                    rec.source])
-                                else:
-                                    n_bad += 1
-                                    quarantine.writerow([split, rec.source, rec.wnid, reason])
-                            bar.update(len(chunk))
-                            seen += len(chunk)
-                    writer.flush()
-                    expected = dataset.count(split)
-                    if expected is not None and writer.total + n_bad != expected:
-                        raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
-                                            f"{expected} were listed when the download stage checked them; were "
-                                            "they changed since? rerun `dvc repro`")
-                    counts[split] = writer.total
-                    quarantined[split] = n_bad
-        except BrokenProcessPool as e:
-            raise PipelineError(f"a prepare worker process died ({e}); out of memory, or a crash in the "
-                                "image decoder: try fewer prepare.workers") from e
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        with open(tmp / "classes.csv", "w", newline="") as fc:
-            w = csv.writer(fc, lineterminator="\n")
-            w.writerow(["label", "wnid", "name"])
-            for i, c in enumerate(classes):
-                w.writerow([i, c.wnid, c.name])
-        meta = {"size": size, "source": source, "eval_split": dataset.eval_split, "splits": counts,
+        with _worker_pool(workers) as pool, open(tmp / "index.csv", "w", newline="") as fi, \
+                open(tmp / "quarantine.csv", "w", newline="") as fq:
+            index = csv.writer(fi, lineterminator="\n")
+            index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
+            quarantine = csv.writer(fq, lineterminator="\n")
+            quarantine.writerow(["split", "source", "wnid", "reason"])
+            for split in dataset.splits:
+                counts[split], quarantined[split], n = _prepare_split(
+                    split, dataset, pool, workers, cfg, shard_dir, index, quarantine, label_of, progress)
+                seen += n
+        meta = {"size": cfg.image_side, "source": source, "eval_split": dataset.eval_split, "splits": counts,
                 "num_classes": len(classes), "format": cfg.format}
         if subset is not None:  # absent: the whole dataset, checked complete against its devkit
             meta["subset"] = subset
-        # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _write_classes_and_meta(tmp, classes, meta)
         stored = sum(p.stat().st_size for p in shard_dir.iterdir())
     seconds = time.perf_counter() - start
     return {

@@ -262,14 +262,14 @@ def test_jpeg_store_gives_the_batches_of_its_decoded_images(jpeg_stores, decode,
 
 def test_a_ranks_validation_share_of_a_jpeg_store_decodes_on_the_device(jpeg_stores):
     """Training's per-rank validation view passes a jpeg store's bytes through, so a GPU decodes them."""
-    from alexnet.train import _Shard
+    from alexnet.train import _RankShare
 
     views, stats = jpeg_stores
     common = dict(input_size=C, stats=stats, device="cpu", seed=0, augment=None, mean="image", shuffle=False,
                   drop_last=False)
     for rank in (0, 1):
-        ref = list(BatchLoader(_Shard(views["npy"], rank, 2), 4, **common).epoch(0))
-        got = list(BatchLoader(_Shard(views["jpeg"], rank, 2), 4, decode="device", **common).epoch(0))
+        ref = list(BatchLoader(_RankShare(views["npy"], rank, 2), 4, **common).epoch(0))
+        got = list(BatchLoader(_RankShare(views["jpeg"], rank, 2), 4, decode="device", **common).epoch(0))
         assert len(got) == len(ref) > 1
         for (x, y), (xr, yr) in zip(got, ref):
             assert torch.equal(x, xr) and torch.equal(y, yr)
