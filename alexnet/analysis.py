@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from alexnet import pixels, retrieval  # noqa: E402
-from alexnet.errors import PipelineError  # noqa: E402
-from alexnet.config import AnalyzeConfig, Params  # noqa: E402
-from alexnet.fileio import atomic_dir, write_json  # noqa: E402
+from alexnet import pixels, retrieval
+from alexnet.errors import PipelineError
+from alexnet.config import AnalyzeConfig, Params
+from alexnet.fileio import atomic_dir, write_json
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {
@@ -146,9 +144,9 @@ def plot_kernels(model: torch.nn.Module, path: Path) -> None:
     groups = getattr(model.cfg, "groups", 1) if model.input_normalization == "paper" else 1
     blocks = np.split(weight, groups) if len(weight) % groups == 0 else [weight]
     columns = min(16, len(blocks[0]))
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(0.55 * columns + 0.6, 0.6 + len(blocks) * 0.6
-                                                      * math.ceil(len(blocks[0]) / columns) + 0.4 * len(blocks)),
-                             squeeze=False)
+    fig = Figure(figsize=(0.55 * columns + 0.6, 0.6 + len(blocks) * 0.6 * math.ceil(len(blocks[0]) / columns)
+                          + 0.4 * len(blocks)))
+    axes = fig.subplots(len(blocks), 1, squeeze=False)
     for g, (ax, block) in enumerate(zip(axes[:, 0], blocks)):
         ax.imshow(kernel_grid(block, columns), interpolation="nearest")
         ax.set_axis_off()
@@ -158,7 +156,6 @@ def plot_kernels(model: torch.nn.Module, path: Path) -> None:
     fig.suptitle(f"Figure 3: conv1 kernels ({k} of {h}x{w}x{c}, each min-max scaled)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: list[str], path: Path) -> None:
@@ -166,7 +163,7 @@ def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: 
     n = len(images)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(3.1 * cols, 3.9 * rows))
+    fig = Figure(figsize=(3.1 * cols, 3.9 * rows))
     spec = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.6] * rows, hspace=0.3, wspace=0.9)
     for i in range(n):
         r, c = divmod(i, cols)
@@ -184,14 +181,14 @@ def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: 
         bx.tick_params(axis="x", labelsize=7)
     fig.suptitle("Figure 4 (left): top-5 predictions, centre crop (true class in green)", fontsize=11)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbour_images: np.ndarray,
                     neighbour_labels: np.ndarray, distances: np.ndarray, names: list[str], path: Path) -> None:
     """Figure 4 right: one row per query, then its nearest training images in fc7 space."""
     q, k = neighbour_labels.shape
-    fig, axes = plt.subplots(q, k + 1, figsize=(1.45 * (k + 1), 1.7 * q), squeeze=False)
+    fig = Figure(figsize=(1.45 * (k + 1), 1.7 * q))
+    axes = fig.subplots(q, k + 1, squeeze=False)
     for i in range(q):
         axes[i, 0].imshow(query_images[i])
         axes[i, 0].set_title(f"query: {short_name(names[query_labels[i]], 16)}", fontsize=7, fontweight="bold")
@@ -211,14 +208,14 @@ def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbou
                  "(green: same class)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_tsne(points: np.ndarray, labels: np.ndarray, names: list[str], title: str, path: Path) -> None:
     """2-D embedding coloured by class; a legend when there are few enough classes to read it."""
     classes = np.unique(labels)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "turbo")
-    fig, ax = plt.subplots(figsize=(7.5, 6))
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "turbo"]
+    fig = Figure(figsize=(7.5, 6))
+    ax = fig.subplots()
     for i, c in enumerate(classes):
         sel = labels == c
         colour = cmap(i if len(classes) <= 20 else i / max(1, len(classes) - 1))
@@ -230,7 +227,6 @@ def plot_tsne(points: np.ndarray, labels: np.ndarray, names: list[str], title: s
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # --- the stage ------------------------------------------------------------------------------

@@ -1,18 +1,12 @@
-"""Turning stored uint8 images into network input: crops, flips, PCA lighting, mean subtraction.
+"""The paper's data augmentation (Section 4.1): random crops, flips and PCA lighting.
 
-Owns the paper's data augmentation (Section 4.1) and the test-time crops' pixel arithmetic, as
-batched array ops that run wherever the batch lives: torch ops on a GPU, strided numpy copies
-on the CPU (measured several times faster there than torch's gather; benchmarks/bench_input.py).
-No Python work per image: the CPU path steps through a batch a few images at a time.
-
-- `crop_center_flip` is the single place stored pixels become input: ((image - mean)[crop]),
-  mirrored where asked. Training, centre-crop and ten-crop evaluation all go through it.
 - `draw_params` makes one batch's random choices (crop offsets in [0, S - C], flips with
   p = 0.5, lighting alphas ~ N(0, pca_std)) from a CPU `torch.Generator`, so the same seed
   gives the same batch on the CPU and on a GPU. `batch_generator(seed, epoch, batch)` seeds one
   generator per global batch: a resumed epoch or another rank of a data-parallel run draws
   exactly what an uninterrupted single process would have drawn, and each rank slices its rows.
-- `apply_params` / `train_batch` apply them.
+- `apply_params` applies them through alexnet.pixels.render, the one place stored pixels become
+  network input (crop, mirror, mean subtraction: alexnet.pixels), plus the lighting shift.
 
 PCA lighting (Section 4.1): to every pixel of an image add [p1 p2 p3][a1 m1, a2 m2, a3 m3]^T,
 p_i the eigenvectors of the training set's RGB covariance (from the stats stage, 0-255 units),
@@ -27,9 +21,7 @@ lambda_i, on a pixel scale the paper does not give (`augment.pca_magnitude`, `MA
                0.1). ~7.2 levels RMS per channel.
   eigval_255   m_i = lambda_i of 0-255 pixels (variances of ~14,000): the formula taken
                literally on 0-255, ~820 levels RMS; no implementation we know of uses it.
-Nothing is clipped: the paper feeds the centred values straight in. The mean subtracted is the stats stage's 256x256x3 mean
-image cropped at the image's own offsets (the paper subtracts per-pixel means), the per-channel
-mean, or nothing (`augment.mean`).
+Nothing is clipped: the paper feeds the centred values straight in.
 """
 
 from __future__ import annotations

@@ -293,6 +293,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "per_class_scheme": f"{kind}/{scheme}",
         "device": device.type,
         "input_sizes": [mb.input_size for mb in members],  # each net's own crop
+        "classes": store.num_classes,  # for the results and report stages, which never open the store
     }
     write_json(metrics_path, headline_metrics(m))
     if record_path is not None:

@@ -6,8 +6,6 @@ uint8 until they reach the device; `alexnet.augment` turns them into input there
 Determinism: the epoch's order is a permutation drawn from (seed, epoch) alone and each global
 batch's augmentation from (seed, epoch, batch index) alone, so
 - two runs with the same seed see identical batches, whatever the thread timing;
-- `epoch(e, start_batch=k)` yields exactly batches k, k+1, ... of an uninterrupted epoch e
-  (resume from a checkpoint taken mid-epoch);
 - with `world_size` ranks, rank r gets rows [r*b/w, (r+1)*b/w) of every global batch of b rows,
   so the ranks' batches concatenate to the single-process batch.
 
@@ -212,15 +210,13 @@ class BatchLoader:
         x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization, out)
         return x, labels
 
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """This rank's batches of `epoch`, from batch `start_batch` on, read ahead by threads.
+    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's batches of `epoch`, read ahead by threads (checkpoints are per epoch).
 
         Up to `prefetch` batches are in flight on `workers` threads while the caller computes;
         they are yielded in order, so the thread timing never changes what comes out.
         """
         total = len(self)
-        if not 0 <= start_batch <= total:
-            raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
         in_thread = self.device.type == "cpu" and self.decode == "cpu"  # augmented by the reader threads
         caller_threads = torch.get_num_threads()
@@ -238,7 +234,7 @@ class BatchLoader:
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")
         pending: deque[Future] = deque()
         try:
-            for batch in range(start_batch, total):
+            for batch in range(total):
                 pending.append(pool.submit(work, batch))
                 if len(pending) > self.prefetch:
                     item = pending.popleft().result()

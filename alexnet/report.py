@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,17 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+import yaml
+from markdown_it import MarkdownIt
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import yaml  # noqa: E402
-from markdown_it import MarkdownIt  # noqa: E402
-
-from alexnet import paper, provenance  # noqa: E402
-from alexnet.config import Params, to_dict  # noqa: E402
-from alexnet.fileio import atomic_path, write_text  # noqa: E402
+from alexnet import paper, provenance
+from alexnet.tables import fmt, md_table
+from alexnet.config import Params, to_dict
+from alexnet.fileio import atomic_path, write_text
 
 # What the stages before the report write for it (alexnet.train, alexnet.analysis name them so).
 ARCHITECTURE = "architecture.json"  # models/seed<N>/
@@ -103,28 +101,6 @@ def _read_json(path: Path) -> dict:
         return {}
     with path.open() as f:
         return json.load(f)
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number for a table cell: '-' when absent."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def md_table(header: list[str], rows: list[list[Any]], numeric: list[bool] | None = None) -> str:
-    """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
-    numeric = numeric or [False] + [True] * (len(header) - 1)
-
-    def line(cells: list[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    sep = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
-    return "\n".join([line(header), sep] + [line(r) for r in rows]) + "\n"
 
 
 # --- reading the run ------------------------------------------------------------------------
@@ -198,8 +174,9 @@ def library_versions() -> dict[str, str]:
 
 def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
     """Loss, top-1 and top-5 error (train solid, validation dashed) and lr per epoch, per seed."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    colours = plt.get_cmap("tab10")
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
+    colours = matplotlib.colormaps["tab10"]
     titles = {"loss": "cross-entropy loss", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)",
               "lr": "learning rate"}
     for ax, metric in zip(axes.ravel(), CURVES):
@@ -228,7 +205,6 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 # --- the Markdown ---------------------------------------------------------------------------

@@ -78,18 +78,6 @@ class SplitView:
     def __repr__(self) -> str:
         return f"SplitView({self.name!r}, {len(self)} {self.format} images of {self.size}x{self.size}, {self.root})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Memory maps are reopened in the receiving process (DataLoader workers), not pickled.
-        state = self.__dict__.copy()
-        state["_maps"] = {}
-        state["_jpegs"] = {}
-        return state
-
-    @property
-    def shard_files(self) -> list[Path]:
-        """The split's shard files, in order (format jpeg: the bytes, each beside its offsets)."""
-        return [shard_path(self.root, self.name, k, self.format) for k in range(self.num_shards)]
-
     def shard(self, k: int) -> np.ndarray:
         """Shard k of an npy store as a read-only memory map, uint8 [n, S, S, 3] (checked on first open)."""
         mm = self._maps.get(k)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from alexnet import distributed, provenance
 from alexnet.errors import PipelineError
 from alexnet.config import Params, to_dict
-from alexnet.fileio import atomic_dir, atomic_path, write_json
+from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
 from alexnet.model import architecture, build_model, save_trained
@@ -140,9 +140,7 @@ def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
     hashes those; this catches a checkpoint left over from another dataset)."""
     h = hashlib.sha256()
     for path in (prepared / "meta.json", prepared / "index.csv", stats_dir / "stats.npz"):
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
+        hash_file(path, h)
     return h.hexdigest()
 
 

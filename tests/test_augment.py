@@ -302,3 +302,12 @@ def test_cuda_batch_equals_cpu_batch(data):
                       generator=batch_generator(0, 0, 0))
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-4)
+
+
+def test_golden_draws():
+    """One batch's random choices, recorded once (at 92cf2cc): the draw order is part of every
+    training run's identity, so a change here must be on purpose."""
+    p = draw_params(4, 16, 12, AugmentConfig(), batch_generator(11, 2, 0))
+    assert p.top.tolist() == [0, 4, 3, 1] and p.left.tolist() == [2, 3, 0, 3]
+    assert p.flip.tolist() == [False, True, False, True]
+    np.testing.assert_allclose(p.alpha[0].numpy(), [0.044067, 0.017398, 0.018533], atol=1e-6)

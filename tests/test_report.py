@@ -16,7 +16,8 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import SECTIONS, TINY_BANNER, Sources, md_table, read_curves, render_html, report
+from alexnet.report import SECTIONS, TINY_BANNER, Sources, read_curves, render_html, report
+from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # models/seed<N>/architecture.json as train writes it (alexnet.model.architecture), made up by hand

@@ -101,8 +101,12 @@ def test_paper_sgd_first_step_and_float32():
     opt = PaperSGD([w], lr=0.01, momentum=0.9, weight_decay=0.0005)
     (w * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     opt.step()
-    expect = w0 - 0.01 * torch.tensor([1.0, 2.0, 3.0]) - 0.0005 * 0.01 * w0
+    g = torch.tensor([1.0, 2.0, 3.0])
+    expect = w0 - 0.01 * g - 0.0005 * 0.01 * w0
     torch.testing.assert_close(w.detach(), expect)
+    # the velocity after the first step is -lr (g + wd w), and everything stays float32
+    torch.testing.assert_close(opt.state[w]["velocity"], -0.01 * (g + 0.0005 * w0))
+    assert w.dtype == opt.state[w]["velocity"].dtype == torch.float32
     with pytest.raises(ValueError):
         PaperSGD([w], lr=-1.0)
 
