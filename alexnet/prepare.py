@@ -44,9 +44,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from alexnet import store
 from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig, resolve_workers
-from alexnet.fileio import atomic_dir, read_json, write_json
+from alexnet.fileio import atomic_dir, write_json
 
 if TYPE_CHECKING:
     from alexnet.sources.base import RawDataset, RawRecord
@@ -361,16 +362,6 @@ def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, worke
     return writer.total, n_bad, seen
 
 
-def _write_classes_and_meta(tmp: Path, classes: list[Any], meta: dict[str, Any]) -> None:
-    with open(tmp / "classes.csv", "w", newline="") as fc:
-        w = csv.writer(fc, lineterminator="\n")
-        w.writerow(["label", "wnid", "name"])
-        for i, c in enumerate(classes):
-            w.writerow([i, c.wnid, c.name])
-    # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-
-
 def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
@@ -387,14 +378,14 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
     start = time.perf_counter()
     seen = 0
     with atomic_dir(out_dir) as tmp:
-        shard_dir = tmp / "shards"
+        shard_dir = tmp / store.SHARDS
         shard_dir.mkdir()
-        with _worker_pool(workers) as pool, open(tmp / "index.csv", "w", newline="") as fi, \
-                open(tmp / "quarantine.csv", "w", newline="") as fq:
+        with _worker_pool(workers) as pool, open(tmp / store.INDEX, "w", newline="") as fi, \
+                open(tmp / store.QUARANTINE, "w", newline="") as fq:
             index = csv.writer(fi, lineterminator="\n")
-            index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
+            index.writerow(store.INDEX_COLUMNS)
             quarantine = csv.writer(fq, lineterminator="\n")
-            quarantine.writerow(["split", "source", "wnid", "reason"])
+            quarantine.writerow(store.QUARANTINE_COLUMNS)
             for split in dataset.splits:
                 counts[split], quarantined[split], n = _prepare_split(
                     split, dataset, pool, workers, cfg, shard_dir, index, quarantine, label_of, progress)
@@ -403,7 +394,7 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
                 "num_classes": len(classes), "format": cfg.format}
         if subset is not None:  # absent: the whole dataset, checked complete against its devkit
             meta["subset"] = subset
-        _write_classes_and_meta(tmp, classes, meta)
+        store.write_classes_and_meta(tmp, [(i, c.wnid, c.name) for i, c in enumerate(classes)], meta)
         stored = sum(p.stat().st_size for p in shard_dir.iterdir())
     seconds = time.perf_counter() - start
     return {
@@ -423,14 +414,11 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
             metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
-    from alexnet.sources import open_raw  # here: write_store itself takes any RawDataset-like object
+    from alexnet.sources import open_raw, read_manifest  # here: write_store itself takes any RawDataset-like object
     from alexnet.sources.subset import summary
 
     raw_dir = Path(raw_dir)
-    manifest = raw_dir / "manifest.json"
-    if not manifest.is_file():
-        raise PipelineError(f"{manifest} not found: run the download stage first")
-    recorded = read_json(manifest)
+    recorded = read_manifest(raw_dir)
     source = str(recorded.get("source", "unknown"))
     metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress,
                           subset=summary(recorded.get("selection")))

@@ -17,12 +17,11 @@ rerun of training that gives the same nets leaves the report up to date; the rep
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any
 
 import matplotlib
@@ -30,7 +29,9 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from alexnet import paper, provenance
 from alexnet.tables import fmt, md_table
@@ -47,25 +48,6 @@ SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 
 CURVES = ("loss", "top1_error", "top5_error", "lr")
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
              "pillow", "scipy")
-CSS = """
-body { font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;
-       max-width: 62rem; margin: 2rem auto; padding: 0 1.5rem; }
-h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
-h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.2rem; }
-h3 { margin-top: 1.6rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; vertical-align: top; }
-th { background: #f6f8fa; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-td[style*="right"] { font-variant-numeric: tabular-nums; }
-img { display: block; max-width: 100%; height: auto; margin: .8rem auto;
-      border: 1px solid #eaeef2; }
-blockquote { margin: 1rem 0; padding: .6rem 1rem; background: #fff8c5; border: 1px solid #d4a72c;
-             border-left: 6px solid #bf8700; font-size: 16px; }
-code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: 90%; }
-pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: 12px; line-height: 1.35; }
-pre code { background: none; padding: 0; }
-"""
 
 
 @dataclass
@@ -355,7 +337,8 @@ def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path)
 
 def _demote(markdown: str) -> str:
     """A results table's own '## title' becomes a '###' under this report's section."""
-    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.M)
+    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
+                   for line in markdown.splitlines(keepends=True))
 
 
 def section_results(runs: Runs, tables: Path) -> str:
@@ -526,21 +509,25 @@ def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curve
 
 # --- HTML -----------------------------------------------------------------------------------
 
+def _templates() -> Environment:
+    """alexnet/templates/ (package data): the HTML page and its CSS."""
+    return Environment(loader=PackageLoader("alexnet", "templates"), autoescape=select_autoescape(["html.j2"]),
+                       undefined=StrictUndefined, keep_trailing_newline=True)
+
+
 def render_html(markdown: str, md_dir: Path, title: str) -> str:
-    """The Markdown as one self-contained HTML page: every local image inlined as base64 PNG."""
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-
-    def inline(m: re.Match) -> str:
-        src = html.unescape(m.group(1))
-        if src.startswith("data:"):
-            return m.group(0)
-        data = base64.b64encode((md_dir / src).read_bytes()).decode("ascii")
-        return f'src="data:image/png;base64,{data}"'
-
-    body = re.sub(r'src="([^"]+)"', inline, body)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
+    """The Markdown as one self-contained HTML page (alexnet/templates/report.html.j2): every
+    local image embedded as a base64 PNG, set on markdown-it's image tokens before rendering."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(markdown)
+    for token in tokens:
+        for child in token.children or []:
+            src = child.attrGet("src") if child.type == "image" else None
+            if src and not str(src).startswith("data:"):
+                data = base64.b64encode((md_dir / unquote(str(src))).read_bytes()).decode("ascii")
+                child.attrSet("src", f"data:image/png;base64,{data}")
+    body = md.renderer.render(tokens, md.options, {})
+    return _templates().get_template("report.html.j2").render(title=title, body=Markup(body))
 
 
 def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:

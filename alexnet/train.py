@@ -41,7 +41,7 @@ from alexnet.metrics import topk_hits
 from alexnet.model import architecture, build_model, save_trained
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
-from alexnet.store import PreparedStore
+from alexnet.store import PreparedStore, layout_files
 
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -139,7 +139,7 @@ def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
     """SHA-256 of the store's meta.json and index.csv and of stats.npz (not the pixels: DVC
     hashes those; this catches a checkpoint left over from another dataset)."""
     h = hashlib.sha256()
-    for path in (prepared / "meta.json", prepared / "index.csv", stats_dir / "stats.npz"):
+    for path in (*layout_files(prepared), stats_dir / "stats.npz"):
         hash_file(path, h)
     return h.hexdigest()
 

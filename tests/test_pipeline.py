@@ -79,6 +79,10 @@ def test_stage_depends_on_all_the_code_it_runs(name):
     assert not missing, f"dvc.yaml stage {name!r} runs {missing} but does not list them in deps"
 
 
+# Package files a stage reads that are not modules: listed in its deps, no import to find them by.
+DATA_DEPS = {"report": ["alexnet/templates"]}
+
+
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_lists_no_code_it_does_not_run(name):
     """The other half: a module listed but never run reruns the stage for nothing."""
@@ -86,7 +90,7 @@ def test_stage_lists_no_code_it_does_not_run(name):
     deps = [d if isinstance(d, str) else next(iter(d)) for d in stage["deps"]]
     closure = code_closure(ROOT / f"stages/{name}.py")
     extra = [d for d in deps if d.startswith("alexnet/") and not any(covered(p, [d]) for p in closure)]
-    assert not extra, f"dvc.yaml stage {name!r} lists {extra} but never imports them"
+    assert extra == DATA_DEPS.get(name, []), f"dvc.yaml stage {name!r} lists {extra} but never imports them"
 
 
 # Stage -> modules it must not run: later stages' code (training must not rerun when evaluation
