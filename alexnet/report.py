@@ -7,11 +7,11 @@ rendered by markdown-it-py with every image embedded as base64, so the two say t
 and the HTML opens anywhere on its own. Every number states where it came from and how many
 runs it rests on; a run on the tiny dataset carries a banner saying it is not an ImageNet result.
 
-What the report reads is what it depends on in dvc.yaml: the metrics, the dataset and evaluation
-records, the trained nets' info.json and the DVCLive curves, all of which a rerun that reproduces
-the nets rewrites byte for byte. The training run records (records/train-seed<N>.json: wall time,
-images/s, the revision each net was trained from) vary on every rerun and are *not* read, so a
-rerun of training that gives the same nets leaves the report up to date; the report points at them.
+It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
+evaluation records, the trained nets' info.json and architecture.json, the figures' list
+(figures.json), the DVCLive curves and dvc.lock; it imports no model, pixel or analysis code. The
+training run records (records/train-seed<N>.json: wall time, images/s, the revision) vary on every
+rerun and are *not* read, so a rerun of training that gives the same nets leaves it up to date.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", 
 
 
 @dataclass
-class Sources:
+class ReportInputs:
     """Where the report reads from (the stage's command-line paths)."""
 
     metrics: Path  # metrics/ (evaluate.json, analyze.json: the headline numbers)
@@ -107,7 +107,7 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_evaluation(src: Sources) -> dict:
+def _read_evaluation(src: ReportInputs) -> dict:
     from alexnet.metrics import read_evaluation
 
     metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
@@ -116,7 +116,7 @@ def _read_evaluation(src: Sources) -> dict:
     return read_evaluation(metrics, record if record.is_file() and record != metrics else None)
 
 
-def load_runs(src: Sources, seeds: list[int]) -> Runs:
+def load_runs(src: ReportInputs, seeds: list[int]) -> Runs:
     records = src.records or src.metrics
     runs = Runs(evaluate=_read_evaluation(src),
                 analyze=_read_json(records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
@@ -366,7 +366,7 @@ def section_results(runs: Runs, tables: Path) -> str:
     return "\n".join(lines)
 
 
-def section_claims(src: Sources, md_dir: Path) -> str | None:
+def section_claims(src: ReportInputs, md_dir: Path) -> str | None:
     """The claims table (stage claims) and Figure 1 (stage cifar), or None when not produced."""
     from alexnet.claims import report_section
 
@@ -447,7 +447,7 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
     return "\n".join(lines)
 
 
-def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
+def section_provenance(params: Params, runs: Runs, src: ReportInputs) -> str:
     hashes = dvc_lock_hashes(src.lock)
     hw = provenance.hardware()
     revision = provenance.git_revision()
@@ -476,7 +476,7 @@ def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
     return "\n".join(lines)
 
 
-def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curves_png: Path) -> str:
+def build_markdown(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> str:
     ev = runs.evaluate
     parts = [f"# {params.report.title}\n"]
     if params.data.source == "tiny":
@@ -530,7 +530,7 @@ def render_html(markdown: str, md_dir: Path, title: str) -> str:
     return _templates().get_template("report.html.j2").render(title=title, body=Markup(body))
 
 
-def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
+def report(params: Params, src: ReportInputs, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
     """The `report` stage: write the training-curves PNG, report.md and report.html. Returns the Markdown."""
     out_html, out_md, curves_png = Path(out_html), Path(out_md), Path(curves_png)
     runs = load_runs(src, params.train.seeds)

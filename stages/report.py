@@ -14,11 +14,11 @@ from pathlib import Path
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.report import Sources, report
+from alexnet.report import ReportInputs, report
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    src = Sources(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
+    src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
                   claims=Path(args.claims) if args.claims else None, cifar=Path(args.cifar) if args.cifar else None,
                   records=Path(args.records) if args.records else None)

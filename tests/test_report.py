@@ -16,7 +16,7 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import SECTIONS, TINY_BANNER, Sources, read_curves, render_html, report
+from alexnet.report import SECTIONS, TINY_BANNER, ReportInputs, read_curves, render_html, report
 from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +34,7 @@ def write_tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> Sources:
+def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> ReportInputs:
     """A finished run's files as the earlier stages write them, small and hand-made."""
     metrics, records = root / "metrics", root / "records"
     metrics.mkdir(parents=True)
@@ -89,7 +89,7 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
                     "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
                     "  prepare:\n    cmd: python stages/prepare.py\n    outs:\n    - path: data/prepared\n"
                     "      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
-    return Sources(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
+    return ReportInputs(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
                    lock=lock, records=records)
 
 

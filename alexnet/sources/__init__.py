@@ -1,7 +1,7 @@
 """Raw datasets: where the images come from, verified, and how to stream them.
 
 Owns stage `download` (`download_raw`: params -> data/raw/ with manifest.json) and the reader
-every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. Sources
+every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. ReportInputs
 (params.yaml `data.source`):
 
     tiny         generated ILSVRC-2012-format files (alexnet.sources.tiny), written into data/raw/
