@@ -260,31 +260,6 @@ class ChanceMonitor:
 # --------------------------------------------------------------------------- the loop
 
 
-class _RankShare:
-    """Rank `rank`'s contiguous share of a split (validation under DDP: every image once)."""
-
-    def __init__(self, view: Any, rank: int, world_size: int):
-        self.view = view
-        self.format = view.format  # a jpeg store's batches are decoded on the GPU too
-        self.indices = np.array_split(np.arange(len(view), dtype=np.int64), world_size)[rank]
-        self.labels = np.asarray(view.labels)[self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _in_view(self, indices: Any) -> np.ndarray:
-        return self.indices[np.asarray(indices, dtype=np.int64)]
-
-    def images(self, indices: Any) -> np.ndarray:
-        return self.view.images(self._in_view(indices))
-
-    def encoded(self, indices: Any) -> list[torch.Tensor]:
-        return self.view.encoded(self._in_view(indices))
-
-    def decode(self, indices: Any, encoded: list[torch.Tensor], device: torch.device | str = "cpu") -> torch.Tensor:
-        return self.view.decode(self._in_view(indices), encoded, device)
-
-
 def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
                   normalization: str) -> tuple[Any, Any]:
     """The training loader (this rank's rows of each global batch) and the validation loader
@@ -295,8 +270,10 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
     train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
                         drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
     val_view = store.split("val" if "val" in store.splits else store.eval_split)
-    val = BatchLoader(_RankShare(val_view, ctx.rank, ctx.world_size), max(1, cfg.batch_size // ctx.world_size),
-                      augment=None, mean=params.augment.mean, shuffle=False, drop_last=False, **common)
+    # this rank's contiguous share of the split: every image exactly once over the ranks
+    share = np.array_split(np.arange(len(val_view), dtype=np.int64), ctx.world_size)[ctx.rank]
+    val = BatchLoader(val_view, max(1, cfg.batch_size // ctx.world_size), augment=None, mean=params.augment.mean,
+                      shuffle=False, drop_last=False, indices=share, **common)
     return train, val
 
 

@@ -188,6 +188,8 @@ def test_bad_settings_are_clear_errors(store):
 class Failing:
     """A view whose third read fails, as a vanished shard would."""
 
+    format = "npy"
+
     def __init__(self, images, labels):
         self.images_, self.labels, self.calls = images, labels, 0
 
@@ -251,14 +253,14 @@ def test_jpeg_store_gives_the_batches_of_its_decoded_images(jpeg_stores, decode,
 
 def test_a_ranks_validation_share_of_a_jpeg_store_decodes_on_the_device(jpeg_stores):
     """Training's per-rank validation view passes a jpeg store's bytes through, so a GPU decodes them."""
-    from alexnet.train import _RankShare
 
     views, stats = jpeg_stores
     common = dict(input_size=C, stats=stats, device="cpu", seed=0, augment=None, mean="image", shuffle=False,
                   drop_last=False)
     for rank in (0, 1):
-        ref = list(BatchLoader(_RankShare(views["npy"], rank, 2), 4, **common).epoch(0))
-        got = list(BatchLoader(_RankShare(views["jpeg"], rank, 2), 4, decode="device", **common).epoch(0))
+        ref = list(BatchLoader(views["npy"], 4, indices=np.array_split(np.arange(len(views["npy"])), 2)[rank], **common).epoch(0))
+        got = list(BatchLoader(views["jpeg"], 4, decode="device",
+                               indices=np.array_split(np.arange(len(views["jpeg"])), 2)[rank], **common).epoch(0))
         assert len(got) == len(ref) > 1
         for (x, y), (xr, yr) in zip(got, ref):
             assert torch.equal(x, xr) and torch.equal(y, yr)
@@ -341,3 +343,14 @@ def test_golden_epoch_order():
     here changes every training run's batches, so it must be on purpose."""
     assert epoch_order(50, 3, 0, True)[:12].tolist() == [27, 6, 49, 30, 47, 22, 38, 20, 46, 42, 35, 23]
     assert epoch_order(5, 3, 0, False).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_an_index_selection_reads_exactly_those_rows(store):
+    view, images, labels, _ = store
+    loader = make(store, 3, augment=None, mean="none", shuffle=False, drop_last=False,
+                  indices=np.array([7, 3, 41, 0]))
+    batches = list(loader.epoch(0))
+    assert len(loader) == 2 and [len(y) for _, y in batches] == [3, 1]
+    x = torch.cat([b[0] for b in batches])
+    assert traced(x) == [7, 3, 41, 0]  # red = the stored image's own index
+    assert torch.cat([b[1] for b in batches]).tolist() == labels[[7, 3, 41, 0]].tolist()
