@@ -317,7 +317,7 @@ def architecture(model: nn.Module) -> dict[str, Any]:
 
 def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn.Module:
     """The torchvision variant with weights from a local `torchvision.models.alexnet()` state_dict."""
-    state = _torch_load(path)
+    state = torch_load(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -356,7 +356,7 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
     A missing, truncated or foreign file, or weights that do not fit the recorded architecture,
     is a PipelineError naming the file.
     """
-    payload = _torch_load(path, map_location)
+    payload = torch_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a trained-model file of this project (no '{FORMAT}' format tag)")
     if payload.get("version") != FORMAT_VERSION:
@@ -373,14 +373,26 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
     return model.eval(), payload.get("info", {})
 
 
-def _torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
+def load_failure(e: Exception) -> str:
+    """One line saying why torch.load failed, without torch's advice to load with
+    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
+    text = str(e).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds objects other than tensors, not one of our files"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
+def torch_load(path: str | Path, map_location: Any = "cpu", what: str = "model file", hint: str = "") -> Any:
+    """torch.load with weights_only=True: the one way the package reads a .pt file (nets,
+    torchvision weights, checkpoints); a missing or unreadable file is a PipelineError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"model file {path} not found")
+        raise PipelineError(f"{what} {path} not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for truncated or foreign files
-        raise PipelineError(f"{path}: cannot be read as a PyTorch weights file ({type(e).__name__}: {e})") from e
+        raise PipelineError(f"{what} {path} cannot be read ({load_failure(e)}){hint}") from e
 
 
 def _load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> None:

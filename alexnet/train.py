@@ -38,7 +38,7 @@ from alexnet.config import Params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
-from alexnet.model import architecture, build_model, save_trained
+from alexnet.model import architecture, build_model, load_failure, save_trained, torch_load
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
 from alexnet.store import PreparedStore, layout_files
@@ -155,11 +155,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint read with weights_only=True; anything unreadable is a PipelineError."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, foreign pickle, ... all mean the same to the user
-        raise PipelineError(f"checkpoint {path} cannot be read ({_reason(e)}); "
-                            "delete it to start training from scratch") from e
+    ckpt = torch_load(path, "cpu", "checkpoint", "; delete it to start training from scratch")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise PipelineError(f"{path} is not a training checkpoint of this project; move it away")
     if ckpt.get("version") != CHECKPOINT_VERSION:
@@ -168,22 +164,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def _reason(e: Exception) -> str:
-    """One line saying why torch.load failed, without torch's advice to load with
-    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
-    text = str(e).strip()
-    if "weights_only" in text or "Weights only load failed" in text:
-        return "it holds objects other than tensors, not one of our checkpoints"
-    first = text.splitlines()[0] if text else type(e).__name__
-    return first if len(first) <= 160 else first[:157] + "..."
-
-
 def _mismatch(e: Exception) -> str:
     """The first concrete line of torch's load_state_dict error (which lists every tensor), and how many more."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
     if not detail:
-        return _reason(e)
+        return load_failure(e)
     more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
     first = detail[0] if len(detail[0]) <= 200 else detail[0][:197] + "..."
     return first.rstrip(".") + more
