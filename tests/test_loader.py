@@ -354,3 +354,22 @@ def test_an_index_selection_reads_exactly_those_rows(store):
     x = torch.cat([b[0] for b in batches])
     assert traced(x) == [7, 3, 41, 0]  # red = the stored image's own index
     assert torch.cat([b[1] for b in batches]).tolist() == labels[[7, 3, 41, 0]].tolist()
+
+
+def test_each_training_row_is_a_random_crop_or_mirror_of_its_own_image(store):
+    """Independently of augment's functions: with lighting and mean subtraction off, every row
+    of a training batch is a numpy crop of the stored image it came from (traced by its red
+    channel), at some offset in [0, S - C]^2, mirrored or not; and the offsets are not all the centre."""
+    _, images, labels, _ = store
+    loader = make(store, 8, seed=11, augment=AugmentConfig(pca_lighting=False, mean="none"), stats=None)
+    found = set()
+    for x, y in loader.epoch(2):
+        for row, label in zip(x.numpy(), y.tolist()):
+            (i,) = set(row[0].round().astype(int).ravel().tolist())  # red = the image's index
+            assert labels[i] == label
+            matches = [(t, l, f) for t in range(S - C + 1) for l in range(S - C + 1) for f in (False, True)
+                       if np.array_equal(row, (lambda p: p[:, :, ::-1] if f else p)(
+                           images[i, t:t + C, l:l + C].transpose(2, 0, 1).astype(np.float32)))]
+            assert matches, f"row of image {i} is no crop of it"
+            found.add(matches[0][:2])
+    assert len(found) > 1 and found != {((S - C) // 2, (S - C) // 2)}
