@@ -14,9 +14,7 @@ against the net).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from alexnet import pixels
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.loader import BatchLoader
 from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics  # noqa: F401 (KINDS, SCHEMES re-exported)
 
 
@@ -57,41 +56,22 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
             "logits_center": logits[pixels.CENTER_VIEW].cpu()}
 
 
-def _read_ahead(batches: Iterator[tuple[np.ndarray, np.ndarray]], pin: bool
-                ) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
-    """The store's batches, the next one read (and pinned for a fast copy to the GPU) in a
-    background thread while the current one is on the net."""
-    def fetch():
-        item = next(batches, None)
-        if item is not None and pin:
-            item = (item[0], torch.from_numpy(np.ascontiguousarray(item[1])).pin_memory())
-        return item
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fetch)
-        while (item := pending.result()) is not None:
-            pending = pool.submit(fetch)
-            yield item
-
-
 def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
                  normalization: str, batch_size: int, device: torch.device | str = "cpu",
                  desc: str = "evaluate") -> dict[str, np.ndarray]:
-    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`."""
+    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`.
+
+    The split's images in order, `batch_size` at a time, read ahead by the training loader
+    (its uint8 output; JPEGs decoded on the CPU, as the store decodes them)."""
     device = torch.device(device)
     model = model.to(device).eval()
+    loader = BatchLoader(split, batch_size, input_size=crop, stats=None, augment=None, device=device, seed=0,
+                         shuffle=False, drop_last=False, mean="none", decode="cpu", output="uint8")
     out: dict[str, list[np.ndarray]] = {s: [] for s in SCHEMES}
-    order: list[np.ndarray] = []
-    batches = math.ceil(len(split) / batch_size)
-    for indices, images in tqdm(_read_ahead(split.iter_batches(batch_size), device.type == "cuda"),
-                                total=batches, desc=desc, unit="batch"):
+    for images, _ in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch"):
         p = predict(model, images, crop, mean, normalization, device)
         for s in SCHEMES:
             out[s].append(p[s].numpy())
-        order.append(np.asarray(indices))
-    idx = np.concatenate(order)
-    if not np.array_equal(idx, np.arange(len(split))):
-        raise PipelineError("the store returned the evaluation split out of order")
     return {s: np.concatenate(v) for s, v in out.items()}
 
 

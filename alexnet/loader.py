@@ -116,6 +116,8 @@ class BatchLoader:
 
     view: an `alexnet.store.SplitView` (the StoreView protocol). indices: the view's rows to read,
     in this order (a data-parallel rank's share of the validation split); None: every row.
+    output: "input" (the network's float32 input) or "uint8" (the stored images [b, S, S, 3] on
+    `device`, for ten-crop evaluation).
     batch_size: the global batch; each of `world_size` ranks gets batch_size / world_size rows.
     stats: `alexnet.stats.Stats` (numpy) or `InputStats`; needed unless mean is "none" and
     there is no lighting. augment: training augmentation, or None for evaluation input (centre
@@ -132,7 +134,7 @@ class BatchLoader:
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
                  normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
                  workers: int = 0, decode: Literal["auto", "cpu", "device"] = "auto",
-                 indices: np.ndarray | None = None) -> None:
+                 indices: np.ndarray | None = None, output: Literal["input", "uint8"] = "input") -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -141,6 +143,9 @@ class BatchLoader:
             raise ConfigError(f"batch size {batch_size} does not split evenly over {world_size} processes")
         if world_size > 1 and not drop_last:
             raise ConfigError("data-parallel loading needs drop_last=True (every rank must get a full slice)")
+        if output not in ("input", "uint8"):
+            raise ConfigError(f"output: expected 'input' or 'uint8', got {output!r}")
+        self.output = output
         self.view = view
         self.rows = None if indices is None else np.asarray(indices, dtype=np.int64)
         self.n = len(view) if self.rows is None else len(self.rows)
@@ -228,6 +233,8 @@ class BatchLoader:
         else:
             images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
+        if self.output == "uint8":  # the stored pixels on the device (ten-crop evaluation crops them itself)
+            return images, labels
         out = None
         if self._pool is not None and self.normalization == "paper":
             out = self._pool.get((len(labels), 3, self.input_size, self.input_size))

@@ -4,7 +4,7 @@ Owns the store's on-disk layout (docs/architecture.md): meta.json, classes.csv, 
 shards/<split>-<k:05d>.npy, uint8 [n, S, S, 3] each, opened as read-only memory maps so that any
 image is a slice of the page cache and nothing is loaded until it is used. `SplitView.images`
 gathers any list of indices shard by shard, rows in file order (reads go forward through each
-file), each row copied once into its place; `iter_batches` walks a split in order.
+file), each row copied once into its place.
 
 A store of format jpeg (meta.json "format"; a store without the key is npy) holds each image as
 JPEG bytes instead: shards/<split>-<k:05d>.jpeg.npy (uint8, the JPEGs concatenated, memory-mapped)
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -251,16 +251,6 @@ class SplitView:
                                     "is inconsistent; rerun prepare")
         # decode_jpeg returns CHW views of HWC pixels: permuting back costs nothing, stack copies once.
         return torch.stack([img.permute(1, 2, 0) for img in decoded])
-
-    def iter_batches(self, batch_size: int, indices: Sequence[int] | np.ndarray | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, uint8 [n, S, S, 3]) for consecutive batches of `indices` (default: all)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        idx = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
-        for start in range(0, len(idx), batch_size):
-            batch = idx[start:start + batch_size]
-            yield batch, self.images(batch)
 
 
 class PreparedStore:

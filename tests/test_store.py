@@ -111,21 +111,6 @@ def test_images_any_order_with_repeats(tmp_path):
     np.testing.assert_array_equal(got, images[[4, 2]])
 
 
-def test_iter_batches(tmp_path):
-    truth = make_store(tmp_path, n_train=11, shard_size=4)
-    view = PreparedStore(tmp_path).split("train")
-    batches = list(view.iter_batches(3))
-    assert [len(i) for i, _ in batches] == [3, 3, 3, 2]
-    np.testing.assert_array_equal(np.concatenate([i for i, _ in batches]), np.arange(11))
-    np.testing.assert_array_equal(np.concatenate([x for _, x in batches]), truth["train"][0])
-    order = np.array([10, 3, 7, 0, 1])
-    got = list(view.iter_batches(2, order))
-    np.testing.assert_array_equal(np.concatenate([i for i, _ in got]), order)
-    np.testing.assert_array_equal(np.concatenate([x for _, x in got]), truth["train"][0][order])
-    with pytest.raises(ValueError):
-        next(view.iter_batches(0))
-
-
 def test_bad_indices(tmp_path):
     make_store(tmp_path)
     view = PreparedStore(tmp_path).split("val")
@@ -225,8 +210,7 @@ def test_jpeg_store_reads_what_pillow_decodes(tmp_path):
     assert view.images([]).shape == (0, S, S, 3)
     assert [view.shard_length(k) for k in range(5)] == [5, 5, 5, 5, 3]
     np.testing.assert_array_equal(view.shard_rows(1, 2, 9), images[7:10])  # stop past the end: clipped
-    batches = list(view.iter_batches(10))
-    np.testing.assert_array_equal(np.concatenate([x for _, x in batches]), images)
+    np.testing.assert_array_equal(view.images(np.arange(23)), images)
     np.testing.assert_array_equal(PreparedStore(tmp_path).split("val").images([4, 0]), truth["val"][0][[4, 0]])
     with pytest.raises(PipelineError, match="jpeg store"):
         view.shard(0)  # the raw-pixel map of an npy store
