@@ -101,7 +101,8 @@ ONE_WAY = {
     "analyze": {"alexnet/train.py", "alexnet/report.py"},
     "results": {"alexnet/model.py", "alexnet/evaluate.py", "alexnet/train.py"},
     "report": {"alexnet/model.py", "alexnet/analysis.py", "alexnet/augment.py", "alexnet/store.py",
-               "alexnet/evaluate.py", "alexnet/retrieval.py", "alexnet/stats.py", "alexnet/train.py"},
+               "alexnet/evaluate.py", "alexnet/retrieval.py", "alexnet/stats.py", "alexnet/train.py",
+               "alexnet/pixels.py", "alexnet/loader.py"},
 }
 
 
