@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.fileio import read_json, write_json
 
 FORMAT = "alexnet-repro/ablations"

@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from alexnet import retrieval  # noqa: E402
-from alexnet.cli import PipelineError  # noqa: E402
-from alexnet.config import AnalyzeConfig, Params  # noqa: E402
-from alexnet.fileio import atomic_dir, write_json  # noqa: E402
+from alexnet import pixels, retrieval
+from alexnet.errors import PipelineError
+from alexnet.config import AnalyzeConfig, Params
+from alexnet.fileio import atomic_dir, write_json
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {
@@ -40,6 +38,7 @@ FIGURES = {
     "neighbours": "fig4_neighbours.png",
     "tsne": "tsne_fc7.png",
 }
+FIGURES_LIST = "figures.json"  # {key: file name} of FIGURES, in the figures folder
 BATCH_SIZE = 128  # images per forward pass when extracting fc7 features
 
 
@@ -61,40 +60,23 @@ def short_name(name: str, width: int = 18) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def input_size(model: torch.nn.Module) -> int:
-    """The crop the net takes: its own config's 224 or 227, 224 for the torchvision variant."""
-    return model.cfg.input_size if model.input_normalization == "paper" else 224
-
-
-def network_input(model: torch.nn.Module, images_u8: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
-    """The centre crop of stored uint8 [N, S, S, 3] images as the net's float32 NCHW input,
-    made by the same function as training's and evaluation's (alexnet.augment)."""
-    from alexnet.augment import center_offset, crop_center_flip, torchvision_normalize
-
-    size = input_size(model)
-    offset = np.full(len(images_u8), center_offset(images_u8.shape[1], size), dtype=np.int64)
-    if model.input_normalization == "torchvision":
-        return torchvision_normalize(crop_center_flip(images_u8, offset, offset, size, None, None))
-    return crop_center_flip(images_u8, offset, offset, size, None, mean)
-
-
 @torch.no_grad()
 def extract(model: torch.nn.Module, split: Any, indices: np.ndarray, mean: np.ndarray | None,
             desc: str) -> tuple[np.ndarray, np.ndarray]:
     """(fc7 features float32 [n, d], pixel-baseline features float32 [n, 3072]) for `indices`."""
     device = next(model.parameters()).device
-    size = input_size(model)
-    feats, pixels = [], []
+    size = pixels.input_size_of(model)
+    feats, pixel_feats = [], []
     order = np.asarray(indices, dtype=np.int64)
     with tqdm(total=len(order), desc=desc, unit="img") as bar:
         for start in range(0, len(order), BATCH_SIZE):
             idx = order[start:start + BATCH_SIZE]
             images = split.images(idx)
-            x = network_input(model, images, mean).to(device)
+            x = pixels.center_input(images, size, mean, model.input_normalization).to(device)
             feats.append(model.fc7_features(x).float().cpu().numpy())
-            pixels.append(retrieval.pixel_features(images, size))
+            pixel_feats.append(retrieval.pixel_features(images, size))
             bar.update(len(idx))
-    return np.concatenate(feats), np.concatenate(pixels)
+    return np.concatenate(feats), np.concatenate(pixel_feats)
 
 
 def retrieval_metrics(train_fc7: np.ndarray, query_fc7: np.ndarray, train_pixels: np.ndarray,
@@ -162,9 +144,9 @@ def plot_kernels(model: torch.nn.Module, path: Path) -> None:
     groups = getattr(model.cfg, "groups", 1) if model.input_normalization == "paper" else 1
     blocks = np.split(weight, groups) if len(weight) % groups == 0 else [weight]
     columns = min(16, len(blocks[0]))
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(0.55 * columns + 0.6, 0.6 + len(blocks) * 0.6
-                                                      * math.ceil(len(blocks[0]) / columns) + 0.4 * len(blocks)),
-                             squeeze=False)
+    fig = Figure(figsize=(0.55 * columns + 0.6, 0.6 + len(blocks) * 0.6 * math.ceil(len(blocks[0]) / columns)
+                          + 0.4 * len(blocks)))
+    axes = fig.subplots(len(blocks), 1, squeeze=False)
     for g, (ax, block) in enumerate(zip(axes[:, 0], blocks)):
         ax.imshow(kernel_grid(block, columns), interpolation="nearest")
         ax.set_axis_off()
@@ -174,7 +156,6 @@ def plot_kernels(model: torch.nn.Module, path: Path) -> None:
     fig.suptitle(f"Figure 3: conv1 kernels ({k} of {h}x{w}x{c}, each min-max scaled)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: list[str], path: Path) -> None:
@@ -182,7 +163,7 @@ def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: 
     n = len(images)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(3.1 * cols, 3.9 * rows))
+    fig = Figure(figsize=(3.1 * cols, 3.9 * rows))
     spec = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1.6] * rows, hspace=0.3, wspace=0.9)
     for i in range(n):
         r, c = divmod(i, cols)
@@ -200,14 +181,14 @@ def plot_top5(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, names: 
         bx.tick_params(axis="x", labelsize=7)
     fig.suptitle("Figure 4 (left): top-5 predictions, centre crop (true class in green)", fontsize=11)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbour_images: np.ndarray,
                     neighbour_labels: np.ndarray, distances: np.ndarray, names: list[str], path: Path) -> None:
     """Figure 4 right: one row per query, then its nearest training images in fc7 space."""
     q, k = neighbour_labels.shape
-    fig, axes = plt.subplots(q, k + 1, figsize=(1.45 * (k + 1), 1.7 * q), squeeze=False)
+    fig = Figure(figsize=(1.45 * (k + 1), 1.7 * q))
+    axes = fig.subplots(q, k + 1, squeeze=False)
     for i in range(q):
         axes[i, 0].imshow(query_images[i])
         axes[i, 0].set_title(f"query: {short_name(names[query_labels[i]], 16)}", fontsize=7, fontweight="bold")
@@ -227,14 +208,14 @@ def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbou
                  "(green: same class)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_tsne(points: np.ndarray, labels: np.ndarray, names: list[str], title: str, path: Path) -> None:
     """2-D embedding coloured by class; a legend when there are few enough classes to read it."""
     classes = np.unique(labels)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "turbo")
-    fig, ax = plt.subplots(figsize=(7.5, 6))
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "turbo"]
+    fig = Figure(figsize=(7.5, 6))
+    ax = fig.subplots()
     for i, c in enumerate(classes):
         sel = labels == c
         colour = cmap(i if len(classes) <= 20 else i / max(1, len(classes) - 1))
@@ -246,7 +227,6 @@ def plot_tsne(points: np.ndarray, labels: np.ndarray, names: list[str], title: s
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # --- the stage ------------------------------------------------------------------------------
@@ -301,13 +281,13 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     top5_hits = (np.argsort(-probs, axis=1, kind="stable")[:, :5] == eval_labels[:, None]).any(axis=1)
     metrics["top5_figure_hits"] = int(top5_hits[top5_idx].sum())
 
-    size = input_size(inputs.model)
+    size = pixels.input_size_of(inputs.model)
 
     def crop(images: np.ndarray) -> np.ndarray:
-        o = (images.shape[-3] - size) // 2
-        return images[..., o:o + size, o:o + size, :]
+        return pixels.center_crop(images, size)
 
     with atomic_dir(out_dir) as tmp:
+        write_json(tmp / FIGURES_LIST, FIGURES)  # what the report shows, read by name (no import of this module)
         plot_kernels(inputs.model, tmp / FIGURES["kernels"])
         plot_top5(crop(evaluation.images(top5_idx)), probs[top5_idx], eval_labels[top5_idx], names,
                   tmp / FIGURES["top5"])
@@ -339,7 +319,7 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
             record_path: str | Path | None = None) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
     retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
-    from alexnet.evaluate import load_probs, mean_for, pick_device, probs_path
+    from alexnet.evaluate import load_probs, pick_device, probs_path
     from alexnet.model import load_trained
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
@@ -347,7 +327,7 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     seed = params.train.seeds[0]
     model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=pick_device())
     store = PreparedStore(prepared_dir)
-    mean = mean_for(params.augment.mean, load_stats(stats_dir))
+    mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
     # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.
     probs = load_probs(probs_path(eval_dir, f"seed{seed}", "center"))
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),

@@ -1,18 +1,12 @@
-"""Turning stored uint8 images into network input: crops, flips, PCA lighting, mean subtraction.
+"""The paper's data augmentation (Section 4.1): random crops, flips and PCA lighting.
 
-Owns the paper's data augmentation (Section 4.1) and the test-time crops' pixel arithmetic, as
-batched array ops that run wherever the batch lives: torch ops on a GPU, strided numpy copies
-on the CPU (measured several times faster there than torch's gather; benchmarks/bench_input.py).
-No Python work per image: the CPU path steps through a batch a few images at a time.
-
-- `crop_center_flip` is the single place stored pixels become input: ((image - mean)[crop]),
-  mirrored where asked. Training, centre-crop and ten-crop evaluation all go through it.
 - `draw_params` makes one batch's random choices (crop offsets in [0, S - C], flips with
   p = 0.5, lighting alphas ~ N(0, pca_std)) from a CPU `torch.Generator`, so the same seed
   gives the same batch on the CPU and on a GPU. `batch_generator(seed, epoch, batch)` seeds one
   generator per global batch: a resumed epoch or another rank of a data-parallel run draws
   exactly what an uninterrupted single process would have drawn, and each rank slices its rows.
-- `apply_params` / `train_batch` apply them.
+- `apply_params` applies them through alexnet.pixels.render, the one place stored pixels become
+  network input (crop, mirror, mean subtraction: alexnet.pixels), plus the lighting shift.
 
 PCA lighting (Section 4.1): to every pixel of an image add [p1 p2 p3][a1 m1, a2 m2, a3 m3]^T,
 p_i the eigenvectors of the training set's RGB covariance (from the stats stage, 0-255 units),
@@ -27,9 +21,7 @@ lambda_i, on a pixel scale the paper does not give (`augment.pca_magnitude`, `MA
                0.1). ~7.2 levels RMS per channel.
   eigval_255   m_i = lambda_i of 0-255 pixels (variances of ~14,000): the formula taken
                literally on 0-255, ~820 levels RMS; no implementation we know of uses it.
-Nothing is clipped: the paper feeds the centred values straight in. The mean subtracted is the stats stage's 256x256x3 mean
-image cropped at the image's own offsets (the paper subtracts per-pixel means), the per-channel
-mean, or nothing (`augment.mean`).
+Nothing is clipped: the paper feeds the centred values straight in.
 """
 
 from __future__ import annotations
@@ -42,8 +34,8 @@ import torch
 from torch import Tensor
 
 from alexnet.config import AugmentConfig, ConfigError
+from alexnet.pixels import MeanMode, Normalization, as_tensor, center_offset, render, select_mean, to_numpy, torchvision_normalize
 
-MeanMode = Literal["image", "channel", "none"]
 PcaMagnitude = Literal["eigval_01", "sqrt_eigval", "eigval_255"]
 # Who uses which lighting magnitude (see the module docstring and docs/fidelity.md).
 MAGNITUDES = {
@@ -51,145 +43,6 @@ MAGNITUDES = {
     "sqrt_eigval": "alpha_i * sqrt(lambda_i), the component's stdev: the authors' cuda-convnet2",
     "eigval_255": "alpha_i * lambda_i on 0-255 pixels: the formula literally on 0-255",
 }
-
-# torchvision's ImageNet normalisation, used by its published AlexNet weights.
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
-
-
-def _as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
-    return t.to(device=device, dtype=dtype or t.dtype)
-
-
-def crop_center_flip(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int,
-                     flip: Any | None = None, mean: Tensor | np.ndarray | None = None) -> Tensor:
-    """((image - mean)[top:top+size, left:left+size]), mirrored left-right where `flip`.
-
-    images_u8: uint8 [N, S, S, 3] (HWC, as stored), a numpy array or a tensor on any device;
-    top, left: [N] offsets; flip: [N] bool or None; mean: [S, S, 3] (a mean image, cropped at
-    the same offsets and mirrored with the image), [3] (per channel) or None. Returns float32
-    [N, 3, size, size] (contiguous NCHW) on the images' device (the CPU for numpy input).
-    """
-    return render(images_u8, top, left, size, flip, mean, None)
-
-
-def render(images_u8: Tensor | np.ndarray, top: Any, left: Any, size: int, flip: Any | None,
-           mean: Tensor | np.ndarray | None, shift: Any | None, out: np.ndarray | None = None) -> Tensor:
-    """`crop_center_flip` plus a per-image RGB `shift` [N, 3] added to every pixel (lighting).
-
-    `out`: optionally a float32 [N, 3, size, size] array for the CPU path to write into (the
-    loader recycles them: fresh 77 MB arrays cost page faults and zeroing on every batch).
-
-    Two implementations of the same arithmetic, both tested against a per-image reference:
-    on the CPU, torch ops on each image's crop view (`_render_cpu`); on other devices, one
-    batched torch gather from an unfolded view, then elementwise ops, all on the device.
-    """
-    on_cpu = not isinstance(images_u8, Tensor) or images_u8.device.type == "cpu"
-    images = images_u8 if isinstance(images_u8, Tensor) else torch.from_numpy(np.asarray(images_u8))
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images: expected uint8 [N, S, S, 3], got {images.dtype} {tuple(images.shape)}")
-    n, height, width, _ = images.shape
-    if height != width:
-        raise ValueError(f"images: expected square [N, S, S, 3], got {tuple(images.shape)}")
-    top = _as_tensor(top, torch.device("cpu") if not isinstance(top, Tensor) else top.device, torch.int64).reshape(-1)
-    left = _as_tensor(left, top.device, torch.int64).reshape(-1)
-    if top.numel() != n or left.numel() != n:
-        raise ValueError(f"top/left: expected {n} offsets each, got {top.numel()} and {left.numel()}")
-    if not 1 <= size <= height:
-        raise ValueError(f"crop size {size} does not fit {height}x{width} images")
-    if n and (top.min() < 0 or left.min() < 0 or top.max() > height - size or left.max() > width - size):
-        raise ValueError(f"crop offsets must lie in [0, {height - size}] x [0, {width - size}] for a {size} crop")
-    flip = None if flip is None else _as_tensor(flip, top.device, torch.bool).reshape(-1)
-    if flip is not None and flip.numel() != n:
-        raise ValueError(f"flip: expected {n} values, got {flip.numel()}")
-    if mean is not None:  # (kept where it is: a mean image on the GPU stays there)
-        mean = _as_tensor(mean, mean.device if isinstance(mean, Tensor) else images.device, torch.float32)
-        if mean.shape not in ((3,), (height, width, 3)):
-            raise ValueError(f"mean: expected [3] or [{height}, {width}, 3], got {tuple(mean.shape)}")
-    if shift is not None:
-        shift = _as_tensor(shift, shift.device if isinstance(shift, Tensor) else images.device,
-                           torch.float32).reshape(n, 3)
-    if on_cpu:
-        return _render_cpu(images.numpy(), top, left, size, flip, mean, shift, out)
-    return _render_torch(images, top, left, size, flip, mean, shift)
-
-
-def _np(t: Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().cpu().numpy()
-
-
-def _render_cpu(images: np.ndarray, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
-                mean: Tensor | None, shift: Tensor | None, out: np.ndarray | None = None) -> Tensor:
-    """The CPU path: per image, one torch op from the HWC crop view to the CHW float output.
-
-    A crop is a plain strided view of its image (and of a planar mean image, or of its mirror
-    image when flipped), so no index arrays are built; torch's transposing uint8 -> float32
-    kernels do crop, HWC -> CHW, conversion and mean subtraction in one pass, and lighting in
-    a second. Measured 2x faster per image than batched numpy fancy-index gathers (the batched
-    torch gather of `_render_torch` is 15x slower on a CPU). The loop's Python is a few calls
-    per image, under 5% of its time.
-    """
-    n, s = images.shape[0], images.shape[1]
-    if out is None:
-        out = np.empty((n, 3, size, size), np.float32)
-    elif out.shape != (n, 3, size, size) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out: expected a C-contiguous float32 {(n, 3, size, size)} array")
-    x, o = torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(out)
-    planar = mirrored = None
-    # Per-image constants subtracted in the second pass: a channel mean, minus the lighting shift.
-    offset = torch.zeros(n, 3, 1, 1)
-    if mean is not None and mean.dim() == 3:
-        planar = mean.cpu().permute(2, 0, 1).contiguous()
-        mirrored = planar.flip(-1).contiguous()
-    elif mean is not None:
-        offset += mean.cpu().view(1, 3, 1, 1)
-    if shift is not None:
-        offset -= shift.cpu().view(n, 3, 1, 1)
-    offsets_used = bool(offset.any())
-    flips = [False] * n if flip is None else flip.cpu().tolist()
-    for i, (t, l, f) in enumerate(zip(top.cpu().tolist(), left.cpu().tolist(), flips)):
-        crop = x[i, t:t + size, l:l + size].permute(2, 0, 1)
-        if f:
-            crop = crop.flip(-1)
-        if planar is None:
-            o[i].copy_(crop)
-        elif f:  # the mirror image's columns [S - l - size, S - l) are the flipped crop's mean
-            torch.sub(crop, mirrored[:, t:t + size, s - l - size:s - l], out=o[i])
-        else:
-            torch.sub(crop, planar[:, t:t + size, l:l + size], out=o[i])
-        if offsets_used:
-            o[i].sub_(offset[i])
-    return o
-
-
-def _render_torch(images: Tensor, top: Tensor, left: Tensor, size: int, flip: Tensor | None,
-                  mean: Tensor | None, shift: Tensor | None) -> Tensor:
-    device = images.device
-    top, left = top.to(device, non_blocking=True), left.to(device, non_blocking=True)
-    # [N, P, P, 3, size, size] view of every possible crop; indexing (image, top, left) picks
-    # each image's own crop, already in NCHW order, in one gather.
-    windows = images.unfold(1, size, 1).unfold(2, size, 1)
-    out = windows[torch.arange(images.shape[0], device=device), top, left].float()
-    if mean is not None:
-        mean = mean.to(device, non_blocking=True)
-        if mean.dim() == 3:
-            out.sub_(mean.unfold(0, size, 1).unfold(1, size, 1)[top, left])
-        else:
-            out.sub_(mean.view(1, 3, 1, 1))
-    if shift is not None:
-        out.add_(shift.to(device, non_blocking=True)[:, :, None, None])
-    if flip is not None:
-        out = torch.where(flip.to(device, non_blocking=True).view(-1, 1, 1, 1), out.flip(-1), out)
-    return out.contiguous()
-
-
-def center_offset(image_size: int, size: int) -> int:
-    """Top (= left) offset of the centre crop; 16 for 224 of 256."""
-    if size > image_size:
-        raise ConfigError(f"a {size} crop does not fit a {image_size} image")
-    return (image_size - size) // 2
-
 
 @dataclass(frozen=True)
 class InputStats:
@@ -211,20 +64,14 @@ class InputStats:
         the default, "eigval_255", keeps the stats' 0-255 eigenvalues as they are.
         """
         device, cpu = torch.device(device), torch.device("cpu")
-        vals = torch.from_numpy(lighting_magnitudes(_np(stats.eigvals) if isinstance(stats.eigvals, Tensor)
+        vals = torch.from_numpy(lighting_magnitudes(to_numpy(stats.eigvals) if isinstance(stats.eigvals, Tensor)
                                                     else stats.eigvals, pca_magnitude)).float()
-        return cls(_as_tensor(stats.mean_image, device, torch.float32),
-                   _as_tensor(stats.channel_mean, device, torch.float32),
-                   vals, _as_tensor(stats.eigvecs, cpu, torch.float32))
+        return cls(as_tensor(stats.mean_image, device, torch.float32),
+                   as_tensor(stats.channel_mean, device, torch.float32),
+                   vals, as_tensor(stats.eigvecs, cpu, torch.float32))
 
     def mean(self, mode: MeanMode) -> Tensor | None:
-        if mode == "image":
-            return self.mean_image
-        if mode == "channel":
-            return self.channel_mean
-        if mode == "none":
-            return None
-        raise ConfigError(f"augment.mean: expected one of 'image', 'channel', 'none', got {mode!r}")
+        return select_mean(mode, self.mean_image, self.channel_mean)
 
 
 @dataclass(frozen=True)
@@ -309,12 +156,12 @@ def lighting_shift(alpha: Any, eigvals: Any, eigvecs: Any) -> Tensor:
     Computed with numpy in float64: a [N, 3] x [3, 3] product is too small to be worth torch's
     thread pool, and the same numbers come out whichever device the batch then goes to.
     """
-    a, vals, vecs = (np.asarray(_np(t) if isinstance(t, Tensor) else t, np.float64) for t in (alpha, eigvals, eigvecs))
+    a, vals, vecs = (np.asarray(to_numpy(t) if isinstance(t, Tensor) else t, np.float64) for t in (alpha, eigvals, eigvecs))
     return torch.from_numpy(((a * vals) @ vecs.T).astype(np.float32))
 
 
 def apply_params(images_u8: Tensor | np.ndarray, params: AugmentParams, size: int, stats: InputStats | None,
-                 mean: MeanMode = "image", normalization: Literal["paper", "torchvision"] = "paper",
+                 mean: MeanMode = "image", normalization: Normalization = "paper",
                  out: np.ndarray | None = None) -> Tensor:
     """float32 [N, 3, size, size] input from uint8 [N, S, S, 3] and one batch's choices.
 
@@ -334,28 +181,3 @@ def apply_params(images_u8: Tensor | np.ndarray, params: AugmentParams, size: in
     if normalization == "torchvision":
         x = torchvision_normalize(x)
     return x
-
-
-def train_batch(images_u8: Tensor, *, size: int, augment: AugmentConfig, stats: InputStats | None,
-                generator: torch.Generator, normalization: Literal["paper", "torchvision"] = "paper") -> Tensor:
-    """Random crops, flips, PCA lighting and mean subtraction, on the images' device."""
-    params = draw_params(images_u8.shape[0], images_u8.shape[1], size, augment, generator)
-    return apply_params(images_u8, params, size, stats, augment.mean, normalization)
-
-
-def torchvision_normalize(x: Tensor) -> Tensor:
-    """Raw 0-255 NCHW input -> torchvision's (x/255 - mean) / std."""
-    m = torch.tensor(TORCHVISION_MEAN, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(TORCHVISION_STD, device=x.device).view(1, 3, 1, 1)
-    return (x / 255.0 - m) / s
-
-
-def ten_crop_offsets(image_size: int, size: int) -> list[tuple[int, int, bool]]:
-    """The paper's ten test patches (Section 4.1): four corners and centre, each also mirrored.
-
-    (top, left, flip) in the order centre, top-left, top-right, bottom-left, bottom-right,
-    then the same five mirrored.
-    """
-    c, far = center_offset(image_size, size), image_size - size
-    five = [(c, c), (0, 0), (0, far), (far, 0), (far, far)]
-    return [(t, l, False) for t, l in five] + [(t, l, True) for t, l in five]

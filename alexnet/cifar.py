@@ -12,23 +12,11 @@ layer of 10 outputs and the softmax: four layers with weights (Caffe's cifar10_f
 `cifar.width` scales the kernel counts. The LRN variant adds the paper's cross-channel LRN
 (Section 3.3, `alexnet.model`'s LocalResponseNorm, cifar.lrn_*) after the first two pooling
 layers, where layers-18pct normalises (it uses a within-map `rnorm` there; the claim is about
-the paper's cross-map normalisation, so that is what is switched). Input: 0-255 pixels minus the training set's per-channel mean, times
-cifar.input_scale; PyTorch's default init, the same draw (cifar.seed) for every net.
+the paper's cross-map normalisation, so that is what is switched). Input: 0-255 pixels minus the
+training set's per-channel mean, times cifar.input_scale; PyTorch's default init, the same draw (cifar.seed) for every net.
 
-Figure 1. "No regularization of any kind was employed" and "the learning rates for each network
-were chosen independently to make training as fast as possible": no weight decay, dropout or
-augmentation; SGD with momentum; for each activation every lr of cifar.lr_grid is tried for
-cifar.epochs epochs and the lr that reaches cifar.target_error (25%) training error first wins
-(none reaching it: the lowest final training error). Training error is the error on the
-minibatches of each epoch as they were trained on (what cuda-convnet prints and the paper
-plots), one point per epoch; epochs to target are linearly interpolated between the epoch that
-first reaches it and the one before (epoch 0 = chance). The ratio is tanh's epochs over ReLU's
-(the paper: about six).
-
-LRN. ReLU nets with and without LRN, the ReLU sweep's lr, cifar.epochs epochs each: test error
-on test_batch. (The paper's 13% / 11% come from its regularised CIFAR-10 net trained far longer;
-here both nets are trained the same way, without regularisation, so only the difference says
-something, and only on the real data.)
+How Figure 1's learning rates are chosen and how the LRN comparison is run: docs/ablations.md,
+"Figure 1 and the CIFAR-10 LRN claim", "How the CIFAR-10 runs are made".
 
 Deterministic: seeded init and batch order, torch.use_deterministic_algorithms(True).
 """
@@ -42,20 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from alexnet.cifar_data import CifarData, open_cifar  # noqa: E402
-from alexnet.config import CifarConfig  # noqa: E402
-from alexnet.fileio import atomic_dir, write_json  # noqa: E402
-from alexnet.model import LocalResponseNorm  # noqa: E402
+from alexnet.cifar_data import CifarData, open_cifar
+from alexnet.config import CifarConfig
+from alexnet.fileio import atomic_dir, write_json
+from alexnet.model import LocalResponseNorm
 
 BASE_KERNELS = (32, 32, 64)  # layers-18pct.cfg: conv1, conv2, conv3
 FIGURE = "figure1.png"
@@ -182,7 +167,8 @@ def best_run(runs: list[Run], target: float) -> Run:
 
 def plot_figure1(relu: Run, tanh: Run, target: float, path: Path, dataset: str) -> None:
     """The paper's Figure 1: training error vs epochs, ReLU solid, tanh dashed, the 25% line."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
     for run, style in ((relu, "-"), (tanh, "--")):
         epochs = np.arange(1, len(run.train_error) + 1)
         ax.plot(epochs, np.array(run.train_error) / 100, style, color="black", linewidth=1.6,
@@ -196,7 +182,6 @@ def plot_figure1(relu: Run, tanh: Run, target: float, path: Path, dataset: str) 
     ax.set_title(f"Figure 1 on {dataset}: four-layer CNN, no regularisation", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_path: str | Path,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import CifarConfig
 from alexnet.fileio import atomic_dir, check_member, md5sum, read_json, verify_md5, write_json
 

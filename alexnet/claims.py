@@ -32,6 +32,7 @@ import pandas as pd
 from alexnet import paper
 from alexnet.ablations import ARMS, read_results
 from alexnet.fileio import atomic_dir, read_json
+from alexnet.tables import titled_table
 
 TITLE = "The paper's claims, checked"
 IMAGENET = ("ilsvrc2012", "ilsvrc2010", "url")
@@ -195,15 +196,8 @@ def notes() -> list[str]:
 
 def to_markdown(df: pd.DataFrame) -> str:
     shown = display(df)
-
-    def line(cells: Any) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
     numeric = [False, False, True, True, True, True, True, False, True, False]
-    lines = [f"## {TITLE}", "", line(shown.columns), "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += [line(r) for r in shown.itertuples(index=False)]
-    lines += [""] + [f"- {n}" for n in notes()]
-    return "\n".join(lines) + "\n"
+    return titled_table(TITLE, list(shown.columns), [list(r) for r in shown.itertuples(index=False)], numeric, notes())
 
 
 def to_latex(df: pd.DataFrame) -> str:

@@ -7,12 +7,8 @@ import errno
 import sys
 from collections.abc import Callable
 
-from alexnet.config import ConfigError, Params, load_params
-from alexnet.fileio import ArchiveError, ChecksumError, DiskFullError, UnsafeArchiveError
-
-
-class PipelineError(RuntimeError):
-    """An error the user can act on (missing input, bad data); printed without a traceback."""
+from alexnet.config import Params, load_params
+from alexnet.errors import USER_ERRORS, PipelineError  # noqa: F401 (PipelineError: for older imports)
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -29,8 +25,7 @@ def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argpar
     try:
         params = load_params(args.params)
         main(args, params)
-    except (ConfigError, ChecksumError, UnsafeArchiveError, ArchiveError, PipelineError, FileNotFoundError,
-            DiskFullError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:

@@ -23,9 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A param is unknown, of the wrong type, or has an impossible value."""
+from alexnet.errors import ConfigError
 
 
 def _check(ok: bool, key: str, expected: str, value: Any) -> None:
@@ -201,7 +199,7 @@ class ModelConfig:
     # takes the removed layer's input, and fc6's input size follows the last conv layer left.
     remove_conv: Literal[0, 3, 4, 5] = 0
     # paper: every layer N(0, init_std); he: fc8 N(0, init_std), every other layer
-    # N(0, sqrt(2 / fan_in)) (see AlexNet.init_weights for why the tiny run needs it).
+    # N(0, sqrt(2 / fan_in)) (docs/fidelity.md, "Initialisation": why the tiny run needs it).
     init: Literal["paper", "he"] = "paper"
     init_std: float = 0.01
     init_bias_one: bool = True  # biases 1 in conv2, conv4, conv5, fc6, fc7

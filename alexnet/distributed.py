@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 
 
 @dataclass(frozen=True)

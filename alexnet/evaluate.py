@@ -1,26 +1,20 @@
 """Testing: top-1/top-5 error with the centre crop and the paper's ten crops, single nets and ensembles.
 
-Owns stage `evaluate` (`evaluate`), the error measure used for every reported number
-(`topk_error`), the ten-crop geometry (`ten_crop_views`), and the ensemble arithmetic that builds
-metrics from saved probabilities (`metrics_from_probs`, `ensemble_metrics`), so that the results
-and analysis stages never rerun a net.
+Owns stage `evaluate` (`evaluate`), running a net on the ten crops (`predict`; their geometry is
+alexnet.pixels'), and the ensemble arithmetic that builds metrics from saved probabilities
+(`metrics_from_probs`, `ensemble_metrics`), so that the results and analysis stages never rerun a net.
 
 Paper, Section 4.1: "At test time, the network makes a prediction by extracting five 224x224
 patches (the four corner patches and the center patch) as well as their horizontal reflections
 (hence ten patches in all), and averaging the predictions made by the network's softmax layer on
 the ten patches." Section 6: the "5 CNNs" row averages the predictions of five nets. Both averages
-are of softmax probabilities, not of logits.
-
-Ties: a class scoring exactly as high as the true class counts against the net (the true class is
-in the top k only if fewer than k other classes score >= it). A constant output therefore has 100%
-error rather than a lucky 1/k, and the answer does not depend on the order of the classes.
+are of softmax probabilities, not of logits. Errors are counted by alexnet.metrics (ties count
+against the net).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,144 +23,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet import pixels
+from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.metrics import KINDS, SCHEMES, TOP_K, headline_metrics  # noqa: F401 (re-exported)
-
-
-# torchvision's ImageNet normalisation (its transforms.Normalize in the AlexNet_Weights preset).
-TORCHVISION_MEAN = (0.485, 0.456, 0.406)
-TORCHVISION_STD = (0.229, 0.224, 0.225)
-TORCHVISION_RESIZE = 256  # torchvision's reference evaluation: Resize(256) then CenterCrop(224)
-TORCHVISION_CROP = 224
-
-
-# --------------------------------------------------------------------------------------------
-# Error measures
-
-
-def topk_error(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> float:
-    """Top-k error in percent of `scores` [N, C] (probabilities or logits) against `labels` [N].
-
-    The true class is in the top k when fewer than k *other* classes score >= it (ties count
-    against the net, see the module docstring).
-    """
-    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores)
-    labels = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
-    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
-        raise ValueError(f"scores must be [N, C] and labels [N]; got {scores.shape} and {labels.shape}")
-    if scores.shape[0] == 0:
-        raise ValueError("no images to score")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if labels.min() < 0 or labels.max() >= scores.shape[1]:
-        raise ValueError(f"labels must lie in [0, {scores.shape[1]}); got {labels.min()}..{labels.max()}")
-    if not np.isfinite(scores).all():
-        raise PipelineError("the scores contain NaN or infinity: the net diverged or the inputs are broken")
-    return float(100.0 * np.mean(true_class_rank(scores, labels) >= k))
-
-
-def true_class_rank(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Per image, how many other classes score >= the true one (ties count against the net).
-
-    The image is top-k correct when this is < k. Numpy or torch (on any device, no sync): the
-    one definition behind both the evaluation and the training curves.
-    """
-    if isinstance(scores, torch.Tensor):
-        true = scores.gather(1, labels[:, None])
-    else:
-        true = np.take_along_axis(scores, labels[:, None], axis=1)
-    return (scores >= true).sum(1) - 1
-
-
-def error_rates(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
-    """`{"top1_error", "top5_error"}` in percent (top-5 of fewer than 5 classes is 0 by definition)."""
-    return {f"top{k}_error": topk_error(scores, labels, k) for k in TOP_K}
-
-
-# --------------------------------------------------------------------------------------------
-# Ten-crop geometry
-
-
-@dataclass(frozen=True)
-class View:
-    """One test patch: its top-left corner in the S x S image, and whether it is mirrored."""
-
-    name: str
-    top: int
-    left: int
-    flip: bool
-
-
-def ten_crop_views(image_size: int, crop: int) -> list[View]:
-    """The paper's ten patches: four corners and the centre, then the same five mirrored.
-
-    Index 4 (`center`, unflipped) is the single centre crop.
-    """
-    from alexnet.augment import center_offset  # the same centre crop as training's
-
-    far = image_size - crop
-    mid = center_offset(image_size, crop)
-    five = [("top_left", 0, 0), ("top_right", 0, far), ("bottom_left", far, 0),
-            ("bottom_right", far, far), ("center", mid, mid)]
-    return ([View(n, t, l, False) for n, t, l in five]
-            + [View(f"{n}_flip", t, l, True) for n, t, l in five])
-
-
-CENTER_VIEW = 4  # position of the unflipped centre patch in ten_crop_views()
-
-
-def mean_for(mode: str, stats) -> np.ndarray | None:
-    """What is subtracted from the pixels, as in training (augment.mean): the mean image [S, S, 3]
-    (paper, Section 2), the per-channel mean [3], or nothing."""
-    if mode == "image":
-        return np.asarray(stats.mean_image, dtype=np.float32)
-    if mode == "channel":
-        return np.asarray(stats.channel_mean, dtype=np.float32)
-    if mode == "none":
-        return None
-    raise ValueError(f"unknown mean mode {mode!r}")
+from alexnet.loader import BatchLoader
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics  # noqa: F401 (KINDS, SCHEMES re-exported)
 
 
 # --------------------------------------------------------------------------------------------
 # Running a net
-
-
-def ten_crop_input(images: torch.Tensor, crop: int, mean: torch.Tensor | np.ndarray | None = None,
-                   normalization: str = "paper") -> torch.Tensor:
-    """Network input for the ten views of every image [n, S, S, 3] uint8, view-major:
-    [10 n, 3, crop, crop] (rows v*n .. v*n+n-1 are view v of ten_crop_views).
-
-    "paper": the mean (image [S, S, 3] or channel [3]) is subtracted before cropping, exactly as
-    in training (augment.crop_center_flip), so each patch loses the mean image at its own offset.
-    "torchvision": raw pixels scaled to [0, 1] and normalised with ImageNet's mean and std.
-    """
-    from alexnet.augment import crop_center_flip
-
-    if normalization not in ("paper", "torchvision"):
-        raise ValueError(f"normalization must be 'paper' or 'torchvision', got {normalization!r}")
-    images = torch.as_tensor(images)
-    if mean is not None:
-        mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device)
-    n = images.shape[0]
-    views = ten_crop_views(images.shape[1], crop)
-    parts: dict[tuple[int, int], torch.Tensor] = {}
-    for v in views:
-        if not v.flip:
-            top = torch.full((n,), v.top, dtype=torch.long, device=images.device)
-            left = torch.full((n,), v.left, dtype=torch.long, device=images.device)
-            parts[v.top, v.left] = crop_center_flip(images, top, left, crop, None,
-                                                    mean if normalization == "paper" else None)
-    # A mirrored view is its unmirrored patch, mean included, read right to left: crop_center_flip
-    # with flip=True gives exactly this, at twice the gathering cost.
-    x = torch.cat([parts[v.top, v.left].flip(-1) if v.flip else parts[v.top, v.left] for v in views])
-    if normalization == "torchvision":
-        # torchvision's ToTensor + Normalize on raw 0-255 pixels
-        m = torch.tensor(TORCHVISION_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        s = torch.tensor(TORCHVISION_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        x = (x / 255.0 - m) / s
-    return x
 
 
 @torch.inference_mode()
@@ -183,48 +49,29 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
     images = torch.as_tensor(np.asarray(images_u8) if not isinstance(images_u8, torch.Tensor) else images_u8)
     images = images.to(device, non_blocking=True)
     n = images.shape[0]
-    x = ten_crop_input(images, crop, mean, normalization)
+    x = pixels.ten_crop_input(images, crop, mean, normalization)
     logits = model(x).float().view(10, n, -1)
     probs = torch.softmax(logits, dim=2)
-    return {"center": probs[CENTER_VIEW].cpu(), "ten_crop": probs.mean(dim=0).cpu(),
-            "logits_center": logits[CENTER_VIEW].cpu()}
-
-
-def _read_ahead(batches: Iterator[tuple[np.ndarray, np.ndarray]], pin: bool
-                ) -> Iterator[tuple[np.ndarray, np.ndarray | torch.Tensor]]:
-    """The store's batches, the next one read (and pinned for a fast copy to the GPU) in a
-    background thread while the current one is on the net."""
-    def fetch():
-        item = next(batches, None)
-        if item is not None and pin:
-            item = (item[0], torch.from_numpy(np.ascontiguousarray(item[1])).pin_memory())
-        return item
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fetch)
-        while (item := pending.result()) is not None:
-            pending = pool.submit(fetch)
-            yield item
+    return {"center": probs[pixels.CENTER_VIEW].cpu(), "ten_crop": probs.mean(dim=0).cpu(),
+            "logits_center": logits[pixels.CENTER_VIEW].cpu()}
 
 
 def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
                  normalization: str, batch_size: int, device: torch.device | str = "cpu",
                  desc: str = "evaluate") -> dict[str, np.ndarray]:
-    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`."""
+    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`.
+
+    The split's images in order, `batch_size` at a time, read ahead by the training loader
+    (its uint8 output; JPEGs decoded on the CPU, as the store decodes them)."""
     device = torch.device(device)
     model = model.to(device).eval()
+    loader = BatchLoader(split, batch_size, input_size=crop, stats=None, augment=None, device=device, seed=0,
+                         shuffle=False, drop_last=False, mean="none", decode="cpu", output="uint8")
     out: dict[str, list[np.ndarray]] = {s: [] for s in SCHEMES}
-    order: list[np.ndarray] = []
-    batches = math.ceil(len(split) / batch_size)
-    for indices, images in tqdm(_read_ahead(split.iter_batches(batch_size), device.type == "cuda"),
-                                total=batches, desc=desc, unit="batch"):
+    for images, _ in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch"):
         p = predict(model, images, crop, mean, normalization, device)
         for s in SCHEMES:
             out[s].append(p[s].numpy())
-        order.append(np.asarray(indices))
-    idx = np.concatenate(order)
-    if not np.array_equal(idx, np.arange(len(split))):
-        raise PipelineError("the store returned the evaluation split out of order")
     return {s: np.concatenate(v) for s, v in out.items()}
 
 
@@ -326,6 +173,54 @@ def _check_net(tag: str, model: torch.nn.Module, info: dict, num_classes: int, p
                             f"says {params.augment.mean!r}; evaluation must subtract what training did")
 
 
+@dataclass(frozen=True)
+class Member:
+    """One net as scored: its tag (seed<N> or torchvision), crop and input normalisation."""
+
+    tag: str
+    input_size: int
+    normalization: pixels.Normalization
+    epochs: int | None
+
+
+def _torchvision_nets(weights: str | Path, store, split_name: str) -> list:
+    """torchvision's published weights (a local file), after checking the store can be scored by them."""
+    from alexnet.model import load_torchvision_state_dict
+
+    weights = Path(weights)
+    image_size = int(store.meta["size"])
+    if not weights.is_file():
+        raise PipelineError(f"--torchvision-weights: {weights} not found (no download is ever made)")
+    if image_size != pixels.TORCHVISION_RESIZE:
+        raise PipelineError(f"torchvision's reference evaluation resizes to {pixels.TORCHVISION_RESIZE}; "
+                            f"the store holds {image_size}x{image_size} images (set prepare.image_side: 256)")
+    if store.num_classes != 1000:
+        raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
+                            f"{store.num_classes} classes, so its labels cannot line up")
+    if split_name == "test":
+        # only ILSVRC-2010 has a labelled test split, and its 1000 classes are not ILSVRC-2012's
+        raise PipelineError("torchvision's weights predict the ILSVRC-2012 classes; this store is "
+                            "ILSVRC-2010, whose class list differs; evaluate them on ILSVRC-2012 val")
+    return [("torchvision", load_torchvision_state_dict(weights, num_classes=1000), {})]
+
+
+def _score(nets: list, split, mean: np.ndarray | None, store, params: Params, device: torch.device,
+           tmp: Path) -> list[Member]:
+    """Each net's centre-crop and ten-crop softmax on the split, saved as float16 under `tmp`;
+    every net at its own crop and normalisation (what it was trained with)."""
+    members = []
+    for tag, model, info in nets:
+        _check_net(tag, model, info, store.num_classes, params)
+        norm, size = model.input_normalization, pixels.input_size_of(model)
+        probs = evaluate_net(model, split, size, mean if norm == "paper" else None, norm,
+                             params.evaluate.batch_size, device, desc=f"evaluate {tag}")
+        for s in SCHEMES:
+            np.save(probs_path(tmp, tag, s), probs[s].astype(np.float16))
+        members.append(Member(tag, size, norm, info.get("epochs", info.get("epochs_run")) if isinstance(info, dict) else None))
+        del model
+    return members
+
+
 def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
              out_dir: str | Path, metrics_path: str | Path, params: Params,
              record_path: str | Path | None = None, torchvision_weights: str | Path | None = None) -> dict:
@@ -336,83 +231,49 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     images, nets, members, epochs, ...). Returns both as read_evaluation does."""
     from alexnet.store import PreparedStore
 
-    cfg = params.evaluate
     store = PreparedStore(prepared_dir)
     split_name = store.eval_split
     split = store.split(split_name)
     if len(split) == 0:
         raise PipelineError(f"the evaluation split {split_name!r} of {prepared_dir} is empty")
     labels = np.asarray(split.labels, dtype=np.int64)
-    image_size = int(store.meta["size"])
     device = pick_device()
-
-    info_out: dict = {}
     if torchvision_weights:
-        from alexnet.model import load_torchvision_state_dict
-
-        weights = Path(torchvision_weights)
-        if not weights.is_file():
-            raise PipelineError(f"--torchvision-weights: {weights} not found (no download is ever made)")
-        if image_size != TORCHVISION_RESIZE:
-            raise PipelineError(f"torchvision's reference evaluation resizes to {TORCHVISION_RESIZE}; "
-                                f"the store holds {image_size}x{image_size} images (set prepare.image_side: 256)")
-        if store.num_classes != 1000:
-            raise PipelineError(f"torchvision's weights predict the 1000 ILSVRC classes; the store has "
-                                f"{store.num_classes} classes, so its labels cannot line up")
-        if split_name == "test":
-            # only ILSVRC-2010 has a labelled test split, and its 1000 classes are not ILSVRC-2012's
-            raise PipelineError("torchvision's weights predict the ILSVRC-2012 classes; this store is "
-                                "ILSVRC-2010, whose class list differs; evaluate them on ILSVRC-2012 val")
-        model = load_torchvision_state_dict(weights, num_classes=1000)
-        nets = [("torchvision", model, {})]
-        crop, normalization, mean = TORCHVISION_CROP, "torchvision", None
-        info_out.update(model="torchvision", torchvision_weights=str(weights))
+        nets, mean = _torchvision_nets(torchvision_weights, store, split_name), None
+        info_out = {"model": "torchvision", "torchvision_weights": str(torchvision_weights)}
     else:
         from alexnet.stats import load_stats
 
-        stats = load_stats(stats_dir)
+        mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
         nets = _load_nets(Path(models_dir), params.train.seeds, device)
-        crop, normalization = params.model.input_size, "paper"
-        mean = mean_for(params.augment.mean, stats)
-        info_out.update(model=params.model.arch, torchvision_weights="")
+        info_out = {"model": params.model.arch, "torchvision_weights": ""}
 
-    tags, epochs = [], []
     with atomic_dir(out_dir) as tmp:
         np.save(tmp / "labels.npy", labels)
-        for tag, model, info in nets:
-            _check_net(tag, model, info, store.num_classes, params)
-            norm = getattr(model, "input_normalization", normalization)
-            if norm == "paper":
-                # the crop the net was trained with (its saved config), 224 or 227
-                crop = model.cfg.input_size if hasattr(model, "cfg") else crop
-            probs = evaluate_net(model, split, crop, mean if norm == "paper" else None, norm,
-                                 cfg.batch_size, device, desc=f"evaluate {tag}")
-            for s in SCHEMES:
-                np.save(probs_path(tmp, tag, s), probs[s].astype(np.float16))
-            tags.append(tag)
-            epochs.append(info.get("epochs", info.get("epochs_run")) if isinstance(info, dict) else None)
-            del model
+        members = _score(nets, split, mean, store, params, device, tmp)
+        tags = [mb.tag for mb in members]
         # Metrics from the saved (float16) files, so that anyone recomputing them from data/eval
         # with ensemble_metrics gets exactly these numbers.
         m = ensemble_metrics(tmp, tags)
         kind, scheme = best_scheme(m)
-        members = [tags[0]] if kind == "single" else tags
-        best = average_probs([load_probs(probs_path(tmp, t, scheme)) for t in members])
-        classes = store.classes
-        per_class_errors(best, labels, classes).to_csv(tmp / "per_class.csv", index=False, float_format="%.4f")
+        best = average_probs([load_probs(probs_path(tmp, t, scheme)) for t in (tags[:1] if kind == "single" else tags)])
+        per_class_errors(best, labels, store.classes).to_csv(tmp / "per_class.csv", index=False, float_format="%.4f")
 
+    first = members[0]  # "single" is the first net: its crop and mean head the record
     record = {
         "split": split_name,
         "images": int(len(labels)),
         "nets": len(tags),
         "dataset": store.meta.get("source", ""),
         "members": tags,
-        "epochs": epochs,
-        "input_size": crop,
-        "mean": params.augment.mean if norm == "paper" else "torchvision",
+        "epochs": [mb.epochs for mb in members],
+        "input_size": first.input_size,
+        "mean": params.augment.mean if first.normalization == "paper" else "torchvision",
         **info_out,
         "per_class_scheme": f"{kind}/{scheme}",
         "device": device.type,
+        "input_sizes": [mb.input_size for mb in members],  # each net's own crop
+        "classes": store.num_classes,  # for the results and report stages, which never open the store
     }
     write_json(metrics_path, headline_metrics(m))
     if record_path is not None:

@@ -27,21 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-
-class UnsafeArchiveError(ValueError):
-    """A tar member that could escape its folder or is not a plain file or folder."""
-
-
-class ChecksumError(ValueError):
-    """A file's checksum differs from the expected one."""
-
-
-class ArchiveError(ValueError):
-    """An archive is damaged (cut short, not a tar, bad compression); the message names it and the member."""
-
-
-class DiskFullError(OSError):
-    """No space left on the device while writing an output; the message names the file."""
+from alexnet.errors import ArchiveError, ChecksumError, DiskFullError, UnsafeArchiveError  # noqa: F401 (raised here)
 
 
 # What tarfile and the decompressors raise for a damaged archive.
@@ -157,17 +143,24 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
+def hash_file(path: str | Path, h: Any, chunk: int = 1 << 22, bar: Any = None) -> Any:
+    """`h` (a hashlib object) updated with the file's bytes, streamed in `chunk`s; returns `h`.
+    The one file-hashing loop of the package (MD5 checks, resumed downloads, data fingerprints)."""
+    with Path(path).open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+            if bar is not None:
+                bar.update(len(block))
+    return h
+
+
 def md5sum(path: str | Path, progress: bool = True, chunk: int = 1 << 22) -> str:
     """MD5 of a file, streamed, with a progress bar for large files."""
     path = Path(path)
-    h = hashlib.md5()
     size = path.stat().st_size
-    with path.open("rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"md5 {path.name}",
-                                    disable=not progress or size < (64 << 20)) as bar:
-        while block := f.read(chunk):
-            h.update(block)
-            bar.update(len(block))
-    return h.hexdigest()
+    with tqdm(total=size, unit="B", unit_scale=True, desc=f"md5 {path.name}",
+              disable=not progress or size < (64 << 20)) as bar:
+        return hash_file(path, hashlib.md5(), chunk, bar).hexdigest()
 
 
 def verify_md5(path: str | Path, expected: str, progress: bool = True) -> None:

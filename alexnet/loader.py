@@ -6,8 +6,6 @@ uint8 until they reach the device; `alexnet.augment` turns them into input there
 Determinism: the epoch's order is a permutation drawn from (seed, epoch) alone and each global
 batch's augmentation from (seed, epoch, batch index) alone, so
 - two runs with the same seed see identical batches, whatever the thread timing;
-- `epoch(e, start_batch=k)` yields exactly batches k, k+1, ... of an uninterrupted epoch e
-  (resume from a checkpoint taken mid-epoch);
 - with `world_size` ranks, rank r gets rows [r*b/w, (r+1)*b/w) of every global batch of b rows,
   so the ranks' batches concatenate to the single-process batch.
 
@@ -35,13 +33,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from alexnet.augment import AugmentParams, InputStats, MeanMode, apply_params, batch_generator, draw_params
+from alexnet.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
+from alexnet.pixels import MeanMode
 from alexnet.config import AugmentConfig, ConfigError
 
 
@@ -97,10 +96,28 @@ class OutputPool:
             return array
 
 
-class BatchLoader:
-    """Batches (inputs float32 [b, 3, C, C], labels int64 [b]) on `device` from a SplitView.
+class StoreView(Protocol):
+    """What BatchLoader reads: alexnet.store.SplitView satisfies it (docs/architecture.md)."""
 
-    view: an `alexnet.store.SplitView` (anything with `len()`, `.labels` and `.images(indices)`).
+    format: str  # "npy" | "jpeg"
+    labels: Any  # int64 [len]
+
+    def __len__(self) -> int: ...
+
+    def images(self, indices: np.ndarray) -> np.ndarray: ...  # uint8 [n, S, S, 3]
+
+    def encoded(self, indices: np.ndarray) -> list[Tensor]: ...  # format jpeg: each image's bytes
+
+    def decode(self, indices: np.ndarray, encoded: list[Tensor], device: torch.device | str) -> Tensor: ...
+
+
+class BatchLoader:
+    """Batches (inputs float32 [b, 3, C, C], labels int64 [b]) on `device` from a StoreView.
+
+    view: an `alexnet.store.SplitView` (the StoreView protocol). indices: the view's rows to read,
+    in this order (a data-parallel rank's share of the validation split); None: every row.
+    output: "input" (the network's float32 input) or "uint8" (the stored images [b, S, S, 3] on
+    `device`, for ten-crop evaluation).
     batch_size: the global batch; each of `world_size` ranks gets batch_size / world_size rows.
     stats: `alexnet.stats.Stats` (numpy) or `InputStats`; needed unless mean is "none" and
     there is no lighting. augment: training augmentation, or None for evaluation input (centre
@@ -116,7 +133,8 @@ class BatchLoader:
                  augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
                  normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
-                 workers: int = 0, decode: Literal["auto", "cpu", "device"] = "auto") -> None:
+                 workers: int = 0, decode: Literal["auto", "cpu", "device"] = "auto",
+                 indices: np.ndarray | None = None, output: Literal["input", "uint8"] = "input") -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -125,8 +143,12 @@ class BatchLoader:
             raise ConfigError(f"batch size {batch_size} does not split evenly over {world_size} processes")
         if world_size > 1 and not drop_last:
             raise ConfigError("data-parallel loading needs drop_last=True (every rank must get a full slice)")
+        if output not in ("input", "uint8"):
+            raise ConfigError(f"output: expected 'input' or 'uint8', got {output!r}")
+        self.output = output
         self.view = view
-        self.n = len(view)
+        self.rows = None if indices is None else np.asarray(indices, dtype=np.int64)
+        self.n = len(view) if self.rows is None else len(self.rows)
         self.batch_size = batch_size
         self.input_size = input_size
         self.augment = augment
@@ -135,13 +157,13 @@ class BatchLoader:
         self.device = torch.device(device)
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
-        jpeg = getattr(view, "format", "npy") == "jpeg"
+        jpeg = view.format == "jpeg"
         if decode not in ("auto", "cpu", "device"):
             raise ConfigError(f"decode: expected 'auto', 'cpu' or 'device', got {decode!r}")
-        if decode == "device" and not (jpeg and hasattr(view, "encoded")):
+        if decode == "device" and not jpeg:
             raise ConfigError(f"decode 'device' needs a jpeg store; {view!r} holds decoded images")
         if decode == "auto":
-            decode = "device" if jpeg and self.device.type == "cuda" and hasattr(view, "encoded") else "cpu"
+            decode = "device" if jpeg and self.device.type == "cuda" else "cpu"
         self.decode = decode
         # Reading and augmenting one batch is single-threaded numpy/torch work: a few threads
         # keep a GPU fed; on the CPU they share the cores with training, so one is enough.
@@ -152,13 +174,14 @@ class BatchLoader:
         auto = 1 if self.device.type == "cpu" else cores if jpeg and decode == "cpu" else min(4, cores)
         self.workers = workers or auto
         self.prefetch = prefetch or max(2, self.workers)
-        self.labels = torch.tensor(np.asarray(view.labels, dtype=np.int64))
+        labels = np.asarray(view.labels, dtype=np.int64)
+        self.labels = torch.tensor(labels if self.rows is None else labels[self.rows])
         magnitude = augment.pca_magnitude if augment is not None else "eigval_255"  # unused without lighting
         self.stats = None if stats is None else InputStats.from_stats(stats, self.device, magnitude)
         if self.stats is not None:
             self.image_size = int(self.stats.mean_image.shape[0])
         else:
-            self.image_size = int(np.asarray(view.images(np.arange(min(1, self.n)))).shape[1]) if self.n else input_size
+            self.image_size = int(np.asarray(view.images(self._store_rows(np.arange(1)))).shape[1]) if self.n else input_size
         if input_size > self.image_size:
             raise ConfigError(f"input size {input_size} exceeds the prepared image size {self.image_size}")
         if self.stats is None and (self.mean != "none" and normalization == "paper"
@@ -173,6 +196,10 @@ class BatchLoader:
             return self.n // self.batch_size
         return -(-self.n // self.batch_size)
 
+    def _store_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The view's rows at these positions of the loader's own row list."""
+        return positions if self.rows is None else self.rows[positions]
+
     def _global_params(self, epoch: int, batch: int, rows: int) -> AugmentParams:
         return draw_params(rows, self.image_size, self.input_size, self.augment,
                            batch_generator(self.seed, epoch, batch))
@@ -180,7 +207,7 @@ class BatchLoader:
     def _read(self, order: np.ndarray, epoch: int, batch: int
               ) -> tuple[Tensor | list[Tensor], Tensor, AugmentParams, np.ndarray]:
         """uint8 images (or, to decode on the device, their JPEG bytes), labels, augmentation
-        choices and store indices of this rank's slice of one batch."""
+        choices and the view's rows of this rank's slice of one batch."""
         rows = order[batch * self.batch_size:(batch + 1) * self.batch_size]
         params = self._global_params(epoch, batch, len(rows))
         per_rank = len(rows) // self.world_size
@@ -188,6 +215,7 @@ class BatchLoader:
         idx = rows[start:start + per_rank] if self.world_size > 1 else rows
         params = params.slice(start, start + per_rank) if self.world_size > 1 else params
         labels = self.labels[torch.from_numpy(np.asarray(idx, dtype=np.int64))]
+        idx = self._store_rows(np.asarray(idx, dtype=np.int64))
         if self.decode == "device":
             images: Tensor | list[Tensor] = self.view.encoded(idx)
         else:
@@ -205,21 +233,21 @@ class BatchLoader:
         else:
             images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
+        if self.output == "uint8":  # the stored pixels on the device (ten-crop evaluation crops them itself)
+            return images, labels
         out = None
         if self._pool is not None and self.normalization == "paper":
             out = self._pool.get((len(labels), 3, self.input_size, self.input_size))
         x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization, out)
         return x, labels
 
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """This rank's batches of `epoch`, from batch `start_batch` on, read ahead by threads.
+    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's batches of `epoch`, read ahead by threads (checkpoints are per epoch).
 
         Up to `prefetch` batches are in flight on `workers` threads while the caller computes;
         they are yielded in order, so the thread timing never changes what comes out.
         """
         total = len(self)
-        if not 0 <= start_batch <= total:
-            raise ValueError(f"start_batch {start_batch} outside [0, {total}]")
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
         in_thread = self.device.type == "cpu" and self.decode == "cpu"  # augmented by the reader threads
         caller_threads = torch.get_num_threads()
@@ -237,7 +265,7 @@ class BatchLoader:
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")
         pending: deque[Future] = deque()
         try:
-            for batch in range(start_batch, total):
+            for batch in range(total):
                 pending.append(pool.submit(work, batch))
                 if len(pending) > self.prefetch:
                     item = pending.popleft().result()

@@ -3,8 +3,7 @@
 Owns the architecture (Krizhevsky et al. 2012, Section 3), its initialisation (Section 5), the
 local response normalisation (Section 3.3), and the files a trained net is saved in.
 
-`build_model(cfg, num_classes)` returns, for `cfg.arch == "paper"`, the two-column net of the
-paper's Figure 2:
+`build_model(cfg, num_classes)` returns, for `cfg.arch == "paper"`, Figure 2's two-column net:
 
     conv1 96x11x11/4 -> ReLU -> LRN -> max-pool 3/2        55x55 -> 27x27
     conv2 256x5x5, two groups -> ReLU -> LRN -> max-pool   27x27 -> 13x13
@@ -14,8 +13,7 @@ paper's Figure 2:
     [conv6 256x3x3, two groups -> ReLU]                    6x6 (cfg.conv6, the starred nets)
     fc6 4096 -> ReLU -> dropout; fc7 4096 -> ReLU -> dropout; fc8 num_classes
 
-With 1000 classes this is exactly 60,965,224 parameters. A 224 input pads conv1 by 2; a 227
-input (Caffe's crop) is unpadded; both give the paper's 55x55 conv1 maps.
+With 1000 classes this is exactly 60,965,224 parameters.
 
 LRN convention (Section 3.3): b_i = a_i / (k + alpha' * sum_{j=i-n/2}^{i+n/2} a_j^2)^beta, the sum
 running over the channels that exist (zero beyond the edges). In the two-group net the channels
@@ -23,24 +21,12 @@ that exist are those of the map's own column (`cfg.lrn_span: column`, the paper'
 normalising their own half); `lrn_span: all` runs one window over all maps, as Caffe's
 bvlc_alexnet does. The one-group net has one column, so both spans are the same.
 The paper's equation has alpha' = alpha; cuda-convnet (the paper's own code), Caffe and PyTorch
-use alpha' = alpha / n.
-`cfg.lrn_divide_alpha_by_n` picks one; the default (True) follows the frameworks, so the
-published alpha = 1e-4 means what it meant in the code that produced the paper's numbers.
+use alpha' = alpha / n, the default (`cfg.lrn_divide_alpha_by_n`).
 
-Switches (ModelConfig): `lrn`; `overlapping_pool` (3x3 stride 2, else 2x2 stride 2; fc6's input
-size follows the resulting map); `activation` relu/tanh; `dropout`; `conv6`; `width` (every
-conv and fc width scaled, conv widths rounded to even numbers so the two groups stay equal);
-`remove_conv` (3, 4 or 5: that middle conv layer left out, the next one taking its input; fc6's
-input size follows the last conv layer left, e.g. 384x6x6 without conv5);
-`groups`: 2 is the paper's two-GPU net, 1 is the paper's one-GPU comparison net. The paper
-(Section 3.2, footnote) halves the kernels of every conv layer *except the last* and keeps the
-fully connected layers, so that both nets have about as many parameters; groups 1 is therefore
-48-128-192-192-256 conv, 4096-4096 fc, no grouping.
-
-`arch == "torchvision"` is the later "one weird trick" net (64-192-384-256-256, no LRN, adaptive
-average pooling) built by torchvision itself, so its module names match a state_dict saved from
-`torchvision.models.alexnet()`; only `cfg.dropout` applies to it, and it keeps torchvision's
-initialisation and input normalisation ((x/255 - mean) / std).
+Switches: alexnet.config.ModelConfig's fields (groups 1: Section 3.2's one-GPU net); what each
+means: docs/fidelity.md. `arch == "torchvision"`: the later "one weird trick" net built by
+torchvision itself (its state_dict names; only `cfg.dropout` applies; its own init and input
+normalisation, (x/255 - mean) / std).
 """
 
 from __future__ import annotations
@@ -58,7 +44,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
 from alexnet.fileio import atomic_path
 
@@ -235,11 +221,8 @@ class AlexNet(nn.Module):
         """Section 5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
 
         init "he" keeps N(0, init_std) for fc8 only and draws every other layer from
-        N(0, sqrt(2 / fan_in)) (He et al. 2015). Why: with N(0, 0.01) each hidden layer scales
-        the image-dependent signal by about 0.01 * sqrt(fan_in / 2) (0.3 at full width, 0.15
-        at width 0.25), so the logits barely depend on the image and only the fc layers learn
-        until many thousands of steps have passed. He init wants unit-scale input: use it with
-        model.input_scale ~ 1/64 (raw 0-255 pixels have a std of about 60).
+        N(0, sqrt(2 / fan_in)) (He et al. 2015), with model.input_scale ~ 1/64 for unit-scale
+        input; why the tiny run needs it: docs/fidelity.md, "Initialisation".
         """
         ones = {"conv2", "conv4", "conv5", "fc6", "fc7"} if self.cfg.init_bias_one else set()
         for name, module in [*self.features.named_children(), *self.classifier.named_children()]:
@@ -314,9 +297,27 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """The net's layers as data (models/seed<N>/architecture.json, which the report prints): per
+    conv and fc layer its shape and parameter count, then the total, classes and width."""
+    layers = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            layers.append({"name": name.split(".")[-1], "kind": "conv", "out_channels": mod.out_channels,
+                           "kernel": list(mod.kernel_size), "in_channels_per_group": mod.in_channels // mod.groups,
+                           "stride": mod.stride[0], "groups": mod.groups,
+                           "parameters": count_parameters(mod)})
+        elif isinstance(mod, nn.Linear):
+            layers.append({"name": name.split(".")[-1], "kind": "fc", "in_features": mod.in_features,
+                           "out_features": mod.out_features, "parameters": count_parameters(mod)})
+    cfg = getattr(model, "cfg", None)
+    return {"layers": layers, "parameters": count_parameters(model),
+            "num_classes": getattr(model, "num_classes", None), "width": getattr(cfg, "width", 1.0)}
+
+
 def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn.Module:
     """The torchvision variant with weights from a local `torchvision.models.alexnet()` state_dict."""
-    state = _torch_load(path)
+    state = torch_load(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -327,21 +328,11 @@ def load_torchvision_state_dict(path: str | Path, num_classes: int = 1000) -> nn
     return model.eval()
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel and/or torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
 def save_trained(path: str | Path, model: nn.Module, cfg: ModelConfig, num_classes: int,
                  info: dict[str, Any]) -> None:
-    """Write a trained net as a plain dict (loadable with weights_only=True), atomically."""
-    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    """Write a trained net (the module itself, not a DDP or torch.compile wrapper of it) as a plain
+    dict (loadable with weights_only=True), atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # info goes through JSON so that only plain types reach the file (weights_only loading
     # refuses e.g. torch.__version__'s TorchVersion or numpy scalars); numpy scalars -> numbers.
     info = json.loads(json.dumps(info, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
@@ -365,7 +356,7 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
     A missing, truncated or foreign file, or weights that do not fit the recorded architecture,
     is a PipelineError naming the file.
     """
-    payload = _torch_load(path, map_location)
+    payload = torch_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a trained-model file of this project (no '{FORMAT}' format tag)")
     if payload.get("version") != FORMAT_VERSION:
@@ -382,14 +373,26 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
     return model.eval(), payload.get("info", {})
 
 
-def _torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
+def load_failure(e: Exception) -> str:
+    """One line saying why torch.load failed, without torch's advice to load with
+    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
+    text = str(e).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds objects other than tensors, not one of our files"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
+def torch_load(path: str | Path, map_location: Any = "cpu", what: str = "model file", hint: str = "") -> Any:
+    """torch.load with weights_only=True: the one way the package reads a .pt file (nets,
+    torchvision weights, checkpoints); a missing or unreadable file is a PipelineError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"model file {path} not found")
+        raise PipelineError(f"{what} {path} not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for truncated or foreign files
-        raise PipelineError(f"{path}: cannot be read as a PyTorch weights file ({type(e).__name__}: {e})") from e
+        raise PipelineError(f"{what} {path} cannot be read ({load_failure(e)}){hint}") from e
 
 
 def _load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> None:
@@ -413,6 +416,6 @@ def layer_shapes(model: nn.Module, input_size: int | None = None) -> dict[str, t
 
 
 __all__ = [
-    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "build_model", "count_parameters",
+    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "architecture", "build_model", "count_parameters",
     "layer_shapes", "layer_widths", "load_torchvision_state_dict", "load_trained", "save_trained",
 ]

@@ -7,12 +7,9 @@ quarantining of undecodable files, and writing the store laid out in docs/archit
 shards/<split>-<k:05d>.jpeg.npy + .offsets.npy, quarantine.csv). Reading the store back is
 alexnet/store.py's job.
 
-Speed: each image is decoded with Pillow's JPEG draft mode, which lets libjpeg scale by 1/2, 1/4
-or 1/8 inside the inverse DCT, never below the target size; a proper antialiased resize then
-brings it to the exact size. Images are processed by a pool of worker processes over chunks of
-raw bytes streamed from the reader, in order, with a bounded number of chunks in flight, and the
-shards are written out as they fill, so memory stays flat however large the dataset. With format
-jpeg the workers also encode each crop, so only the ~36 kB JPEG travels back, not 196 kB of pixels.
+Speed: Pillow's JPEG draft mode decodes already downscaled (never below the target), then an
+antialiased resize; worker processes take chunks of raw bytes in order, a bounded number in
+flight, and shards are written as they fill, so memory stays flat however large the dataset.
 
 Bounded memory whatever the input: an image's size is read from its header before anything is
 decoded, and one with more than `prepare.max_pixels` pixels or an aspect ratio beyond
@@ -24,6 +21,7 @@ with SIGKILL runs no cleanup): each sets PR_SET_PDEATHSIG on Linux and watches i
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import ctypes
 import ctypes.util
@@ -36,19 +34,23 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet import store
+from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig, resolve_workers
-from alexnet.fileio import atomic_dir, read_json, write_json
+from alexnet.fileio import atomic_dir, write_json
+
+if TYPE_CHECKING:
+    from alexnet.sources.base import RawDataset, RawRecord
 
 # Bilinear, antialiased when shrinking (Pillow widens the filter's support by the scale factor):
 # the filter of torchvision's Resize(256), so torchvision's published weights see the images
@@ -60,38 +62,11 @@ RESAMPLE = Image.Resampling.BILINEAR
 CHUNK = 16
 CHUNKS_PER_WORKER = 4
 
-# Format jpeg: Pillow's encoder (libjpeg-turbo), no chroma subsampling, no Huffman optimisation.
-# Measured by benchmarks/bench_jpeg.py on 60 256x256 crops of three photos (decode: torchvision's
-# decode_jpeg on one core of a 2-core AMD EPYC; PSNR against the uint8 image):
-#   4:4:4 q90 24.9 kB 38.5 dB 3,350 img/s | q95 36.0 kB 41.9 dB 2,750 img/s | q98 53.1 kB 46.6 dB
-#   4:2:0 q90 19.3 kB 35.8 dB 4,400 img/s | q95 27.8 kB 37.7 dB 3,600 img/s
-# 4:2:0 halves the chroma resolution, which caps it near 38 dB on photos (28 dB on colour noise)
-# at any quality, and the PCA colour augmentation is about colour; at fewer bytes 4:4:4 q90 beats
-# 4:2:0 q95. Quality 95 (error 2 levels RMS) still decodes 2,750 img/s per core, ~44,000 img/s
-# projected on 16 cores: 3x the 15,000 img/s training target. optimize=True saves 4% of the bytes
-# for a 2.7x slower encode.
-# Pillow's 4:2:0 bytes equal torchvision.io.encode_jpeg's, at 1.2x its speed; only Pillow does 4:4:4.
+# Format jpeg: Pillow's encoder, 4:4:4 at prepare.jpeg_quality, chosen by measurement
+# (BENCHMARKS.md, "The store's format").
 JPEG_SUBSAMPLING = 0  # Pillow's code for 4:4:4
 
 _ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # reprs like <_io.BytesIO object at 0x7f..>
-
-
-class RawRecordLike(Protocol):
-    source: str
-    wnid: str
-    data: bytes
-
-
-class RawDatasetLike(Protocol):
-    """The part of alexnet.sources.RawDataset that prepare reads (docs/architecture.md)."""
-
-    classes: Sequence[Any]  # items with .wnid and .name, sorted by wnid
-    splits: Sequence[str]
-    eval_split: str
-
-    def iter_split(self, split: str) -> Iterator[RawRecordLike]: ...
-
-    def count(self, split: str) -> int | None: ...
 
 
 def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
@@ -225,8 +200,8 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
-def _chunks(records: Iterable[RawRecordLike], n: int) -> Iterator[list[RawRecordLike]]:
-    chunk: list[RawRecordLike] = []
+def _chunks(records: Iterable[RawRecord], n: int) -> Iterator[list[RawRecord]]:
+    chunk: list[RawRecord] = []
     for rec in records:
         chunk.append(rec)
         if len(chunk) == n:
@@ -327,7 +302,67 @@ def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWrite
     return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.image_side)
 
 
-def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig, source: str,
+def _check_classes(dataset: RawDataset) -> tuple[list[Any], dict[str, int]]:
+    """The dataset's classes and wnid -> label (position in the sorted list)."""
+    classes = list(dataset.classes)
+    wnids = [c.wnid for c in classes]
+    if not classes:
+        raise PipelineError("the raw dataset has no classes")
+    if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
+        raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
+    return classes, {w: i for i, w in enumerate(wnids)}
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a crash
+    inside a decoder) raises BrokenProcessPool, reported here, instead of hanging the stage."""
+    pool = make_pool(workers) if workers > 1 else None
+    try:
+        yield pool
+    except BrokenProcessPool as e:
+        raise PipelineError(f"a prepare worker process died ({e}); out of memory, or a crash in the "
+                            "image decoder: try fewer prepare.workers") from e
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, workers: int, cfg: PrepareConfig,
+                   shard_dir: Path, index: Any, quarantine: Any, label_of: dict[str, int],
+                   progress: bool) -> tuple[int, int, int]:
+    """One split's images decoded (in order, by the pool), stored and indexed, or quarantined.
+    Returns (stored, quarantined, records seen)."""
+    writer = shard_writer(shard_dir, split, cfg)
+    n_bad = seen = 0
+    tasks = ((chunk, ([r.data for r in chunk], cfg)) for chunk in _chunks(dataset.iter_split(split), CHUNK))
+    results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
+    with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}", disable=not progress) as bar:
+        for chunk, (good, reasons) in results:
+            k = 0
+            for rec, reason in zip(chunk, reasons):
+                if rec.wnid not in label_of:
+                    raise PipelineError(f"{split}/{rec.source}: WordNet id {rec.wnid!r} is not one of "
+                                        f"the dataset's {len(label_of)} classes")
+                if reason is None:
+                    shard, offset = writer.add(good[k])
+                    k += 1
+                    index.writerow([split, shard, offset, label_of[rec.wnid], rec.wnid, rec.source])
+                else:
+                    n_bad += 1
+                    quarantine.writerow([split, rec.source, rec.wnid, reason])
+            bar.update(len(chunk))
+            seen += len(chunk)
+    writer.flush()
+    expected = dataset.count(split)
+    if expected is not None and writer.total + n_bad != expected:
+        raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
+                            f"{expected} were listed when the download stage checked them; were "
+                            "they changed since? rerun `dvc repro`")
+    return writer.total, n_bad, seen
+
+
+def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
 
@@ -336,83 +371,30 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
     summary of what download selected, None for the whole dataset) is recorded in meta.json and
     the metrics. Each split must stream as many records as `dataset.count` says (when it says).
     """
-    classes = list(dataset.classes)
-    wnids = [c.wnid for c in classes]
-    if not classes:
-        raise PipelineError("the raw dataset has no classes")
-    if wnids != sorted(wnids) or len(set(wnids)) != len(wnids):
-        raise PipelineError("the raw dataset's classes must be distinct and sorted by WordNet id")
-    label_of = {w: i for i, w in enumerate(wnids)}
+    classes, label_of = _check_classes(dataset)
     workers = resolve_workers(cfg.workers)
-    size = cfg.image_side
-
     counts: dict[str, int] = {}
     quarantined: dict[str, int] = {}
     start = time.perf_counter()
     seen = 0
     with atomic_dir(out_dir) as tmp:
-        shard_dir = tmp / "shards"
+        shard_dir = tmp / store.SHARDS
         shard_dir.mkdir()
-        # A process pool (not multiprocessing.Pool): a worker killed mid-task (out of memory, a
-        # crash inside a decoder) raises BrokenProcessPool here instead of hanging the stage.
-        pool = make_pool(workers) if workers > 1 else None
-        try:
-            with open(tmp / "index.csv", "w", newline="") as fi, \
-                    open(tmp / "quarantine.csv", "w", newline="") as fq:
-                index = csv.writer(fi, lineterminator="\n")
-                index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
-                quarantine = csv.writer(fq, lineterminator="\n")
-                quarantine.writerow(["split", "source", "wnid", "reason"])
-                for split in dataset.splits:
-                    writer = shard_writer(shard_dir, split, cfg)
-                    n_bad = 0
-                    tasks = ((chunk, ([r.data for r in chunk], cfg))
-                             for chunk in _chunks(dataset.iter_split(split), CHUNK))
-                    results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
-                    with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}",
-                              disable=not progress) as bar:
-                        for chunk, (good, reasons) in results:
-                            k = 0
-                            for rec, reason in zip(chunk, reasons):
-                                if rec.wnid not in label_of:
-                                    raise PipelineError(
-                                        f"{split}/{rec.source}: WordNet id {rec.wnid!r} is not one of "
-                                        f"the dataset's {len(wnids)} classes")
-                                if reason is None:
-                                    shard, offset = writer.add(good[k])
-                                    k += 1
-                                    index.writerow([split, shard, offset, label_of[rec.wnid], rec.wnid,
-                                                    rec.source])
-                                else:
-                                    n_bad += 1
-                                    quarantine.writerow([split, rec.source, rec.wnid, reason])
-                            bar.update(len(chunk))
-                            seen += len(chunk)
-                    writer.flush()
-                    expected = dataset.count(split)
-                    if expected is not None and writer.total + n_bad != expected:
-                        raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
-                                            f"{expected} were listed when the download stage checked them; were "
-                                            "they changed since? rerun `dvc repro`")
-                    counts[split] = writer.total
-                    quarantined[split] = n_bad
-        except BrokenProcessPool as e:
-            raise PipelineError(f"a prepare worker process died ({e}); out of memory, or a crash in the "
-                                "image decoder: try fewer prepare.workers") from e
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        with open(tmp / "classes.csv", "w", newline="") as fc:
-            w = csv.writer(fc, lineterminator="\n")
-            w.writerow(["label", "wnid", "name"])
-            for i, c in enumerate(classes):
-                w.writerow([i, c.wnid, c.name])
-        meta = {"size": size, "source": source, "eval_split": dataset.eval_split, "splits": counts,
+        with _worker_pool(workers) as pool, open(tmp / store.INDEX, "w", newline="") as fi, \
+                open(tmp / store.QUARANTINE, "w", newline="") as fq:
+            index = csv.writer(fi, lineterminator="\n")
+            index.writerow(store.INDEX_COLUMNS)
+            quarantine = csv.writer(fq, lineterminator="\n")
+            quarantine.writerow(store.QUARANTINE_COLUMNS)
+            for split in dataset.splits:
+                counts[split], quarantined[split], n = _prepare_split(
+                    split, dataset, pool, workers, cfg, shard_dir, index, quarantine, label_of, progress)
+                seen += n
+        meta = {"size": cfg.image_side, "source": source, "eval_split": dataset.eval_split, "splits": counts,
                 "num_classes": len(classes), "format": cfg.format}
         if subset is not None:  # absent: the whole dataset, checked complete against its devkit
             meta["subset"] = subset
-        # Written last: a store without meta.json is incomplete (alexnet.store checks for it).
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        store.write_classes_and_meta(tmp, [(i, c.wnid, c.name) for i, c in enumerate(classes)], meta)
         stored = sum(p.stat().st_size for p in shard_dir.iterdir())
     seconds = time.perf_counter() - start
     return {
@@ -432,14 +414,11 @@ def write_store(dataset: RawDatasetLike, out_dir: str | Path, cfg: PrepareConfig
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
             metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
-    from alexnet.sources import open_raw  # here: write_store itself takes any RawDataset-like object
+    from alexnet.sources import open_raw, read_manifest  # here: write_store itself takes any RawDataset-like object
     from alexnet.sources.subset import summary
 
     raw_dir = Path(raw_dir)
-    manifest = raw_dir / "manifest.json"
-    if not manifest.is_file():
-        raise PipelineError(f"{manifest} not found: run the download stage first")
-    recorded = read_json(manifest)
+    recorded = read_manifest(raw_dir)
     source = str(recorded.get("source", "unknown"))
     metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress,
                           subset=summary(recorded.get("selection")))

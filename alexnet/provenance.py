@@ -1,7 +1,8 @@
 """Provenance: which revision of the code made a file, and what decides whether a rerun is bit-identical.
 
 Owns the one definition of a revision's cleanliness (`git_revision`, used by the training run
-records and the report) and the facts a run record keeps about bit-identity (`bit_identity`).
+records and the report), the facts a run record keeps about bit-identity (`bit_identity`), and the
+machine and library descriptions (`hardware`, `library_versions`, `device_name`, `training_versions`).
 
 Clean or dirty. A revision is `<commit>+dirty` when a tracked file differs from that commit,
 *except* the pipeline's own outputs: every path dvc.yaml declares as an out, metric or plot, and
@@ -85,6 +86,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def hardware() -> dict[str, str]:
+    """This machine's CPU and GPUs, by name."""
+    out = {"cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)"}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except ImportError:
+        pass
+    out.setdefault("gpu", "none")
+    return out
+
+
 def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in names:
@@ -93,6 +108,36 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def dirty_paths_or_none() -> list[str]:
+    """dirty_paths, or [] outside a git checkout or without git (a run record lists nothing then)."""
+    try:
+        return dirty_paths()
+    except Exception:
+        return []
+
+
+def training_versions() -> dict[str, str]:
+    """The libraries a trained net's info.json names (in model.pt too: keep the keys and their order)."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    import alexnet
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "dvclive": version("dvclive"), "alexnet": alexnet.__version__,
+            "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
+
+
+def device_name(device: Any, world_size: int) -> str:
+    """What trained a net, as info.json says it: `cuda (<GPU>) x N` or `cpu (<cpu>, T threads) x N`."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)}) x {world_size}"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x {world_size}"
 
 
 def bit_identity() -> dict[str, Any]:
@@ -116,4 +161,4 @@ def bit_identity() -> dict[str, Any]:
     }
 
 
-__all__ = ["bit_identity", "cpu_name", "dirty_paths", "git_revision", "library_versions", "pipeline_outputs"]
+__all__ = ["bit_identity", "cpu_name", "device_name", "dirty_paths_or_none", "hardware", "training_versions", "dirty_paths", "git_revision", "library_versions", "pipeline_outputs"]

@@ -7,39 +7,40 @@ rendered by markdown-it-py with every image embedded as base64, so the two say t
 and the HTML opens anywhere on its own. Every number states where it came from and how many
 runs it rests on; a run on the tiny dataset carries a banner saying it is not an ImageNet result.
 
-What the report reads is what it depends on in dvc.yaml: the metrics, the dataset and evaluation
-records, the trained nets' info.json and the DVCLive curves, all of which a rerun that reproduces
-the nets rewrites byte for byte. The training run records (records/train-seed<N>.json: wall time,
-images/s, the revision each net was trained from) vary on every rerun and are *not* read, so a
-rerun of training that gives the same nets leaves the report up to date; the report points at them.
+It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
+evaluation records, the trained nets' info.json and architecture.json, the figures' list
+(figures.json), the DVCLive curves and dvc.lock; it imports no model, pixel or analysis code. The
+training run records (records/train-seed<N>.json: wall time, images/s, the revision) vary on every
+rerun and are *not* read, so a rerun of training that gives the same nets leaves it up to date.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import yaml  # noqa: E402
-from markdown_it import MarkdownIt  # noqa: E402
+from alexnet import paper, provenance
+from alexnet.tables import fmt, md_table
+from alexnet.config import Params, to_dict
+from alexnet.fileio import atomic_path, write_text
 
-from alexnet import paper, provenance  # noqa: E402
-from alexnet.analysis import FIGURES  # noqa: E402
-from alexnet.config import Params, to_dict  # noqa: E402
-from alexnet.fileio import atomic_path, write_text  # noqa: E402
-
+# What the stages before the report write for it (alexnet.train, alexnet.analysis name them so).
+ARCHITECTURE = "architecture.json"  # models/seed<N>/
+FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
 # Section titles, in the paper's order; tests check that every one is present.
 SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
@@ -47,29 +48,10 @@ SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 
 CURVES = ("loss", "top1_error", "top5_error", "lr")
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
              "pillow", "scipy")
-CSS = """
-body { font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;
-       max-width: 62rem; margin: 2rem auto; padding: 0 1.5rem; }
-h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
-h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.2rem; }
-h3 { margin-top: 1.6rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; vertical-align: top; }
-th { background: #f6f8fa; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-td[style*="right"] { font-variant-numeric: tabular-nums; }
-img { display: block; max-width: 100%; height: auto; margin: .8rem auto;
-      border: 1px solid #eaeef2; }
-blockquote { margin: 1rem 0; padding: .6rem 1rem; background: #fff8c5; border: 1px solid #d4a72c;
-             border-left: 6px solid #bf8700; font-size: 16px; }
-code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: 90%; }
-pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: 12px; line-height: 1.35; }
-pre code { background: none; padding: 0; }
-"""
 
 
 @dataclass
-class Sources:
+class ReportInputs:
     """Where the report reads from (the stage's command-line paths)."""
 
     metrics: Path  # metrics/ (evaluate.json, analyze.json: the headline numbers)
@@ -93,6 +75,7 @@ class Runs:
     # seed -> models/seed<N>/info.json (params, versions, device, epochs: reproducible)
     infos: dict[int, dict] = field(default_factory=dict)
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
+    architecture: dict = field(default_factory=dict)  # the first seed's models/seed<N>/architecture.json
 
 
 def _read_json(path: Path) -> dict:
@@ -100,28 +83,6 @@ def _read_json(path: Path) -> dict:
         return {}
     with path.open() as f:
         return json.load(f)
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number for a table cell: '-' when absent."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def md_table(header: list[str], rows: list[list[Any]], numeric: list[bool] | None = None) -> str:
-    """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
-    numeric = numeric or [False] + [True] * (len(header) - 1)
-
-    def line(cells: list[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    sep = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
-    return "\n".join([line(header), sep] + [line(r) for r in rows]) + "\n"
 
 
 # --- reading the run ------------------------------------------------------------------------
@@ -146,12 +107,7 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _seed_of(path: Path, prefix: str) -> int | None:
-    m = re.fullmatch(prefix + r"(-?\d+)", path.name)
-    return int(m.group(1)) if m else None
-
-
-def _read_evaluation(src: Sources) -> dict:
+def _read_evaluation(src: ReportInputs) -> dict:
     from alexnet.metrics import read_evaluation
 
     metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
@@ -160,11 +116,12 @@ def _read_evaluation(src: Sources) -> dict:
     return read_evaluation(metrics, record if record.is_file() and record != metrics else None)
 
 
-def load_runs(src: Sources, seeds: list[int]) -> Runs:
+def load_runs(src: ReportInputs, seeds: list[int]) -> Runs:
     records = src.records or src.metrics
     runs = Runs(evaluate=_read_evaluation(src),
                 analyze=_read_json(records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
-                prepare=_read_json(records / "prepare.json"))
+                prepare=_read_json(records / "prepare.json"),
+                architecture=_read_json(src.models / f"seed{seeds[0]}" / ARCHITECTURE) if seeds else {})
     for seed in seeds:
         info = _read_json(src.models / f"seed{seed}" / "info.json")
         if info:
@@ -191,20 +148,6 @@ def dvc_lock_hashes(lock: Path) -> dict[str, str]:
     return out
 
 
-def hardware() -> dict[str, str]:
-    """This machine's CPU and GPUs, by name."""
-    out = {"cpu": f"{provenance.cpu_name()} ({os.cpu_count()} logical cores)"}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except ImportError:
-        pass
-    out.setdefault("gpu", "none")
-    return out
-
-
 def library_versions() -> dict[str, str]:
     return provenance.library_versions(LIBRARIES)
 
@@ -213,8 +156,9 @@ def library_versions() -> dict[str, str]:
 
 def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
     """Loss, top-1 and top-5 error (train solid, validation dashed) and lr per epoch, per seed."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    colours = plt.get_cmap("tab10")
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
+    colours = matplotlib.colormaps["tab10"]
     titles = {"loss": "cross-entropy loss", "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)",
               "lr": "learning rate"}
     for ax, metric in zip(axes.ravel(), CURVES):
@@ -243,13 +187,12 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 # --- the Markdown ---------------------------------------------------------------------------
 
-def _image(path: Path, md_dir: Path, alt: str) -> str:
-    if not path.is_file():
+def _image(path: Path | None, md_dir: Path, alt: str) -> str:
+    if path is None or not path.is_file():
         return f"*{alt}: not produced (run `dvc repro analyze`).*\n"
     return f"![{alt}]({Path(os.path.relpath(path, md_dir)).as_posix()})\n"
 
@@ -325,43 +268,47 @@ def section_deviations(params: Params) -> str:
     return head + "\n\n" + md_table(["param", "this run", "paper"], rows, [False, False, False])
 
 
-def section_architecture(params: Params, model: Any) -> str:
-    lines = [f"## {SECTIONS[1]}", ""]
-    m = params.model
-    if model is None:
-        lines.append("*No trained net found (models/seed<N>/model.pt): run `dvc repro train`.*\n")
-        return "\n".join(lines)
-    import torch
-
-    layers = [(n, mod) for n, mod in model.named_modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+def _layer_rows(arch: dict[str, Any]) -> list[list[str]]:
+    """models/seed<N>/architecture.json's layers beside the paper's (Section 3)."""
     paper_conv = {name: (k, shape, s) for name, k, shape, s in paper.CONV_LAYERS}
     paper_fc = dict(paper.FC_LAYERS)
     rows = []
-    for name, mod in layers:
-        short = name.split(".")[-1]
-        n_params = sum(p.numel() for p in mod.parameters())
-        if isinstance(mod, torch.nn.Conv2d):
-            kh, kw = mod.kernel_size
-            ours = f"{mod.out_channels} x {kh}x{kw}x{mod.in_channels // mod.groups}, stride {mod.stride[0]}, groups {mod.groups}"
-            p = paper_conv.get(short)
+    for layer in arch["layers"]:
+        name = layer["name"]
+        if layer["kind"] == "conv":
+            kh, kw = layer["kernel"]
+            ours = (f"{layer['out_channels']} x {kh}x{kw}x{layer['in_channels_per_group']}, stride {layer['stride']}, "
+                    f"groups {layer['groups']}")
+            p = paper_conv.get(name)
             theirs = f"{p[0]} x {p[1][0]}x{p[1][1]}x{p[1][2]}, stride {p[2]}" if p else "-"
         else:
-            ours = f"{mod.in_features} -> {mod.out_features}"
-            theirs = f"{paper_fc[short]}" if short in paper_fc else "-"
-        rows.append([short, ours, theirs, f"{n_params:,}"])
-    total = sum(p.numel() for p in model.parameters())
-    rows.append(["**total**", "", "", f"**{total:,}**"])
+            ours = f"{layer['in_features']} -> {layer['out_features']}"
+            theirs = f"{paper_fc[name]}" if name in paper_fc else "-"
+        rows.append([name, ours, theirs, f"{layer['parameters']:,}"])
+    return rows
+
+
+def section_architecture(params: Params, arch: dict[str, Any]) -> str:
+    lines = [f"## {SECTIONS[1]}", ""]
+    m = params.model
+    seed = params.train.seeds[0]
+    if not arch:
+        lines.append(f"*No trained net found (models/seed<N>/{ARCHITECTURE}): run `dvc repro train`.*\n")
+        return "\n".join(lines)
+    total, classes = arch["parameters"], arch.get("num_classes")
+    rows = _layer_rows(arch) + [["**total**", "", "", f"**{total:,}**"]]
     lines.append(md_table(["layer", "ours", "paper", "parameters (ours)"], rows, [False, False, False, True]))
     lines.append(f"Parameters: **{total:,}** here against the paper's **{paper.PARAMETERS:,}** "
                  f"(two-group net, 1000 classes, with biases)"
                  + (f"; this net has model.width = {m.width:g} of the paper's channels and "
-                    f"{getattr(model, 'num_classes', '?')} classes." if (m.width != 1.0 or getattr(model, 'num_classes', 1000) != 1000) else ".")
+                    f"{classes if classes is not None else '?'} classes." if (m.width != 1.0 or (classes or 1000) != 1000) else ".")
                  + "\n")
     lines.append(f"Switches (params.yaml `model`): arch `{m.arch}`, input {m.input_size}, groups {m.groups}, "
                  f"activation {m.activation}, LRN {m.lrn} (k={m.lrn_k:g}, n={m.lrn_size}, alpha={m.lrn_alpha:g}, "
                  f"beta={m.lrn_beta:g}, alpha divided by n: {m.lrn_divide_alpha_by_n}), overlapping pooling "
                  f"{m.overlapping_pool}, dropout {m.dropout:g}, conv6 {m.conv6}.\n")
-    lines.append(f"Source: models/seed{params.train.seeds[0]}/model.pt (the first seed's net); paper: Section 3.\n")
+    lines.append(f"Source: models/seed{seed}/{ARCHITECTURE} (the first seed's net, written by train); "
+                 "paper: Section 3.\n")
     return "\n".join(lines)
 
 
@@ -390,7 +337,8 @@ def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path)
 
 def _demote(markdown: str) -> str:
     """A results table's own '## title' becomes a '###' under this report's section."""
-    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.M)
+    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
+                   for line in markdown.splitlines(keepends=True))
 
 
 def section_results(runs: Runs, tables: Path) -> str:
@@ -418,7 +366,7 @@ def section_results(runs: Runs, tables: Path) -> str:
     return "\n".join(lines)
 
 
-def section_claims(src: Sources, md_dir: Path) -> str | None:
+def section_claims(src: ReportInputs, md_dir: Path) -> str | None:
     """The claims table (stage claims) and Figure 1 (stage cifar), or None when not produced."""
     from alexnet.claims import report_section
 
@@ -442,22 +390,27 @@ def section_ablations(tables: Path, claims: str | None = None) -> str:
 
 def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> str:
     a = runs.analyze
+    names = _read_json(figures / FIGURES_LIST)  # analyze's {key: file}; none: every figure "not produced"
+
+    def figure(key: str, alt: str) -> str:
+        return _image(figures / names[key] if key in names else None, md_dir, alt)
+
     seed = a.get("model_seed", params.train.seeds[0])
     lines = [f"## {SECTIONS[5]}", "",
              f"All figures and numbers in this section come from one net (seed {seed}) and one run of the "
              "analyze stage (metrics/analyze.json, records/analyze.json, reports/figures/).\n",
              "### Figure 3: conv1 kernels\n",
-             _image(figures / FIGURES["kernels"], md_dir, "Figure 3: conv1 kernels"),
+             figure("kernels", "Figure 3: conv1 kernels"),
              "The first group's kernels (the paper's GPU 1) above, the second group's below, each kernel "
              "min-max scaled to the full colour range. In the paper the first group learns largely "
              "colour-agnostic kernels and the second colour-specific ones.\n",
              "### Figure 4 (left): top-5 predictions\n",
-             _image(figures / FIGURES["top5"], md_dir, "Figure 4 left: top-5 predictions"),
+             figure("top5", "Figure 4 left: top-5 predictions"),
              f"{fmt(params.analyze.top5_images)} evaluation images drawn with analyze.seed = {params.analyze.seed}; "
              f"the true class is among the net's top 5 for {fmt(a.get('top5_figure_hits'))} of them. "
              "Probabilities are the evaluate stage's centre-crop softmax.\n",
              "### Figure 4 (right): nearest neighbours in fc7 space\n",
-             _image(figures / FIGURES["neighbours"], md_dir, "Figure 4 right: fc7 nearest neighbours"),
+             figure("neighbours", "Figure 4 right: fc7 nearest neighbours"),
              ]
     if a:
         ks = sorted(params.analyze.precision_k)
@@ -488,15 +441,15 @@ def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path)
             "random-hyperplane LSH; query time is the median over 5 repeats of searching all queries, per "
             "query, on this machine's CPU (the exact search uses scikit-learn's brute-force NearestNeighbors).\n")
     lines += ["### t-SNE of fc7 features\n",
-              _image(figures / FIGURES["tsne"], md_dir, "t-SNE of fc7 features"),
+              figure("tsne", "t-SNE of fc7 features"),
               f"{fmt(a.get('tsne_points'))} evaluation images, scikit-learn t-SNE with perplexity "
               f"{fmt(a.get('tsne_perplexity'), 1)} and random_state = analyze.seed.\n"]
     return "\n".join(lines)
 
 
-def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
+def section_provenance(params: Params, runs: Runs, src: ReportInputs) -> str:
     hashes = dvc_lock_hashes(src.lock)
-    hw = hardware()
+    hw = provenance.hardware()
     revision = provenance.git_revision()
     rows = [["git revision (report)", f"`{revision}`" + (
         " (tracked files other than the pipeline's outputs differ from this commit)"
@@ -523,7 +476,7 @@ def section_provenance(params: Params, runs: Runs, src: Sources) -> str:
     return "\n".join(lines)
 
 
-def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curves_png: Path, model: Any) -> str:
+def build_markdown(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> str:
     ev = runs.evaluate
     parts = [f"# {params.report.title}\n"]
     if params.data.source == "tiny":
@@ -545,7 +498,7 @@ def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curve
                        f"{fmt(a.get(f'pixel_precision_at_{k}'), 3)} in pixel space.")
     parts.append(" ".join(summary) + "\n")
     parts.append(section_setup(params, runs))
-    parts.append(section_architecture(params, model))
+    parts.append(section_architecture(params, runs.architecture))
     parts.append(section_training(params, runs, curves_png, md_dir))
     parts.append(section_results(runs, src.tables))
     parts.append(section_ablations(src.tables, section_claims(src, md_dir)))
@@ -556,40 +509,35 @@ def build_markdown(params: Params, runs: Runs, src: Sources, md_dir: Path, curve
 
 # --- HTML -----------------------------------------------------------------------------------
 
+def _templates() -> Environment:
+    """alexnet/templates/ (package data): the HTML page and its CSS."""
+    return Environment(loader=PackageLoader("alexnet", "templates"), autoescape=select_autoescape(["html.j2"]),
+                       undefined=StrictUndefined, keep_trailing_newline=True)
+
+
 def render_html(markdown: str, md_dir: Path, title: str) -> str:
-    """The Markdown as one self-contained HTML page: every local image inlined as base64 PNG."""
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-
-    def inline(m: re.Match) -> str:
-        src = html.unescape(m.group(1))
-        if src.startswith("data:"):
-            return m.group(0)
-        data = base64.b64encode((md_dir / src).read_bytes()).decode("ascii")
-        return f'src="data:image/png;base64,{data}"'
-
-    body = re.sub(r'src="([^"]+)"', inline, body)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
+    """The Markdown as one self-contained HTML page (alexnet/templates/report.html.j2): every
+    local image embedded as a base64 PNG, set on markdown-it's image tokens before rendering."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(markdown)
+    for token in tokens:
+        for child in token.children or []:
+            src = child.attrGet("src") if child.type == "image" else None
+            if src and not str(src).startswith("data:"):
+                data = base64.b64encode((md_dir / unquote(str(src))).read_bytes()).decode("ascii")
+                child.attrSet("src", f"data:image/png;base64,{data}")
+    body = md.renderer.render(tokens, md.options, {})
+    return _templates().get_template("report.html.j2").render(title=title, body=Markup(body))
 
 
-def _load_model(models: Path, seed: int) -> Any:
-    path = models / f"seed{seed}" / "model.pt"
-    if not path.is_file():
-        return None
-    from alexnet.model import load_trained
-
-    return load_trained(path, map_location="cpu")[0]
-
-
-def report(params: Params, src: Sources, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
+def report(params: Params, src: ReportInputs, out_html: str | Path, out_md: str | Path, curves_png: str | Path) -> str:
     """The `report` stage: write the training-curves PNG, report.md and report.html. Returns the Markdown."""
     out_html, out_md, curves_png = Path(out_html), Path(out_md), Path(curves_png)
     runs = load_runs(src, params.train.seeds)
     if runs.curves:
         plot_training_curves(runs.curves, curves_png)
     md_dir = out_md.parent
-    markdown = build_markdown(params, runs, src, md_dir, curves_png, _load_model(src.models, params.train.seeds[0]))
+    markdown = build_markdown(params, runs, src, md_dir, curves_png)
     page = render_html(markdown, md_dir, params.report.title)
     write_text(out_md, markdown)
     write_text(out_html, page)

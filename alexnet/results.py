@@ -29,9 +29,10 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import Params
-from alexnet.fileio import atomic_dir, read_json
+from alexnet.fileio import atomic_dir
+from alexnet.tables import titled_table
 
 SCHEME = "ten_crop"  # the paper's protocol; centre-crop numbers stay in metrics/evaluate.json
 NOT_RUN = "not run"
@@ -233,16 +234,8 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
 def to_markdown(df: pd.DataFrame, title: str, notes: list[str]) -> str:
     """A GitHub-flavoured Markdown table (written by hand: pandas needs `tabulate` for this)."""
     shown = display_frame(df)
-
-    def line(cells) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
     numeric = [not (c in ("model", "status", "provenance")) for c in df.columns]
-    lines = [f"## {title}", "", line(shown.columns),
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += [line(row) for row in shown.itertuples(index=False)]
-    lines += [""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+    return titled_table(title, list(shown.columns), [list(r) for r in shown.itertuples(index=False)], numeric, notes)
 
 
 def to_latex(df: pd.DataFrame, title: str, label: str) -> str:
@@ -272,17 +265,14 @@ def notes(prov: Provenance) -> list[str]:
 # The stage
 
 
-def results(evaluation_path: str | Path, prepared_dir: str | Path | None, out_dir: str | Path,
+def results(evaluation_path: str | Path, out_dir: str | Path,
             params: Params, record_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Stage `results`: write table1 and table2 as .md, .csv and .tex into `out_dir`, from the
     evaluate stage's metrics (`evaluation_path`) and run record (`record_path`)."""
     from alexnet.metrics import read_evaluation
 
     evaluation = read_evaluation(evaluation_path, record_path)
-    classes = None
-    meta_path = Path(prepared_dir) / "meta.json" if prepared_dir else None
-    if meta_path is not None and meta_path.is_file():
-        classes = int(read_json(meta_path).get("num_classes", 0)) or None
+    classes = evaluation.get("classes")  # the store's class count (records/evaluate.json)
     prov = provenance(evaluation, params.data.source, classes)
     if all(e is None for e in prov.epochs) and prov.model == "paper":
         # older metrics without the nets' own epoch counts: the param they were trained with

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
+from alexnet import pixels
+
 # Pixel-space baseline: the centre crop average-pooled to 32x32 RGB (3072-d), the "tiny images"
 # size of Torralba et al. 2008. Subtracting a common mean image would not change any Euclidean
 # distance, so raw 0-255 values are used.
@@ -70,8 +72,7 @@ def pixel_features(images_u8: np.ndarray, crop: int, size: int = PIXEL_SIZE) -> 
     s = images_u8.shape[1]
     if crop > s:
         raise ValueError(f"crop {crop} is larger than the {s}x{s} images")
-    o = (s - crop) // 2
-    x = torch.from_numpy(np.ascontiguousarray(images_u8[:, o:o + crop, o:o + crop])).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.ascontiguousarray(pixels.center_crop(images_u8, crop))).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(size, size), mode="area")
     return x.reshape(len(x), -1).numpy()
 

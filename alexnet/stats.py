@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig, resolve_workers
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.store import PreparedStore

@@ -4,7 +4,7 @@ Owns the store's on-disk layout (docs/architecture.md): meta.json, classes.csv, 
 shards/<split>-<k:05d>.npy, uint8 [n, S, S, 3] each, opened as read-only memory maps so that any
 image is a slice of the page cache and nothing is loaded until it is used. `SplitView.images`
 gathers any list of indices shard by shard, rows in file order (reads go forward through each
-file), each row copied once into its place; `iter_batches` walks a split in order.
+file), each row copied once into its place.
 
 A store of format jpeg (meta.json "format"; a store without the key is npy) holds each image as
 JPEG bytes instead: shards/<split>-<k:05d>.jpeg.npy (uint8, the JPEGs concatenated, memory-mapped)
@@ -16,33 +16,60 @@ the same pixels as Pillow; nvJPEG on CUDA).
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor
-from torchvision.io import decode_jpeg
 
-from alexnet.cli import PipelineError
+# torch only inside the functions that decode JPEG: reading the layout (prepare, stats) stays light
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
+from alexnet.errors import PipelineError
+
+# The layout (docs/architecture.md), here only: alexnet.prepare writes through these names.
+META = "meta.json"  # written last: a store without it is incomplete
+CLASSES = "classes.csv"
+INDEX = "index.csv"  # row order = store order
+QUARANTINE = "quarantine.csv"
+SHARDS = "shards"
 META_KEYS = ("size", "source", "eval_split", "splits", "num_classes")
 INDEX_COLUMNS = ["split", "shard", "offset", "label", "wnid", "source"]
+CLASSES_COLUMNS = ["label", "wnid", "name"]
+QUARANTINE_COLUMNS = ["split", "source", "wnid", "reason"]
 FORMATS = ("npy", "jpeg")
+
+
+def layout_files(root: str | Path) -> list[Path]:
+    """meta.json and index.csv: what says which images a store holds, in which order, with which
+    labels (train's data fingerprint; the pixels are DVC's to hash)."""
+    return [Path(root) / META, Path(root) / INDEX]
+
+
+def write_classes_and_meta(root: str | Path, classes: Sequence[tuple[int, str, str]], meta: dict[str, Any]) -> None:
+    """classes.csv (label, wnid, name rows) and then meta.json, last: a store is complete once it exists."""
+    root = Path(root)
+    with open(root / CLASSES, "w", newline="") as fc:
+        w = csv.writer(fc, lineterminator="\n")
+        w.writerow(CLASSES_COLUMNS)
+        w.writerows(classes)
+    (root / META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def shard_path(root: str | Path, split: str, shard: int, fmt: str = "npy") -> Path:
     """Where shard `shard` of `split` lives in the store at `root` (format jpeg: its bytes)."""
     suffix = ".jpeg.npy" if fmt == "jpeg" else ".npy"
-    return Path(root) / "shards" / f"{split}-{shard:05d}{suffix}"
+    return Path(root) / SHARDS / f"{split}-{shard:05d}{suffix}"
 
 
 def offsets_path(root: str | Path, split: str, shard: int) -> Path:
     """Where the byte offsets of JPEG shard `shard` of `split` live."""
-    return Path(root) / "shards" / f"{split}-{shard:05d}.offsets.npy"
+    return Path(root) / SHARDS / f"{split}-{shard:05d}.offsets.npy"
 
 
 def _load(path: Path, mmap_mode: Literal["r", "c"] | None = None) -> np.ndarray:
@@ -77,18 +104,6 @@ class SplitView:
 
     def __repr__(self) -> str:
         return f"SplitView({self.name!r}, {len(self)} {self.format} images of {self.size}x{self.size}, {self.root})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Memory maps are reopened in the receiving process (DataLoader workers), not pickled.
-        state = self.__dict__.copy()
-        state["_maps"] = {}
-        state["_jpegs"] = {}
-        return state
-
-    @property
-    def shard_files(self) -> list[Path]:
-        """The split's shard files, in order (format jpeg: the bytes, each beside its offsets)."""
-        return [shard_path(self.root, self.name, k, self.format) for k in range(self.num_shards)]
 
     def shard(self, k: int) -> np.ndarray:
         """Shard k of an npy store as a read-only memory map, uint8 [n, S, S, 3] (checked on first open)."""
@@ -140,6 +155,8 @@ class SplitView:
     def shard_rows(self, k: int, start: int, stop: int) -> np.ndarray:
         """Images [start, stop) of shard k, uint8 [n, S, S, 3] (for whole-split scans): without
         copying for npy, decoded on the CPU for jpeg."""
+        import torch
+
         if self.format == "jpeg":
             rows = np.arange(start, min(stop, self.shard_length(k)), dtype=np.int64)
             shards = np.full(len(rows), k, np.int64)
@@ -187,12 +204,16 @@ class SplitView:
                device: torch.device | str = "cpu") -> Tensor:
         """uint8 [n, S, S, 3] on `device` from `encoded(indices)`: libjpeg-turbo on the CPU, one
         batched nvJPEG call on a CUDA device. `indices` only name the files in errors."""
+        import torch
+
         idx = self._check(indices)
         if len(idx) != len(encoded):
             raise ValueError(f"{len(encoded)} encoded images for {len(idx)} indices")
         return self._decode(encoded, self._shard[idx], self._offset[idx], torch.device(device))
 
     def _encoded(self, shards: np.ndarray, offsets: np.ndarray) -> list[Tensor]:
+        import torch
+
         out = []
         for k, off in zip(shards.tolist(), offsets.tolist()):
             data, bounds = self.jpeg_shard(k)
@@ -200,6 +221,9 @@ class SplitView:
         return out
 
     def _decode(self, encoded: list[Tensor], shards: np.ndarray, offsets: np.ndarray, device: torch.device) -> Tensor:
+        import torch
+        from torchvision.io import decode_jpeg
+
         places = list(zip(shards.tolist(), offsets.tolist()))
         if not encoded:
             return torch.empty((0, self.size, self.size, 3), dtype=torch.uint8, device=device)
@@ -228,16 +252,6 @@ class SplitView:
         # decode_jpeg returns CHW views of HWC pixels: permuting back costs nothing, stack copies once.
         return torch.stack([img.permute(1, 2, 0) for img in decoded])
 
-    def iter_batches(self, batch_size: int, indices: Sequence[int] | np.ndarray | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, uint8 [n, S, S, 3]) for consecutive batches of `indices` (default: all)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        idx = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
-        for start in range(0, len(idx), batch_size):
-            batch = idx[start:start + batch_size]
-            yield batch, self.images(batch)
-
 
 class PreparedStore:
     """The store at `root`: `.meta`, `.classes`, `.num_classes`, `.eval_split`, `.split(name)`."""
@@ -246,39 +260,39 @@ class PreparedStore:
         self.root = Path(root)
         if not self.root.is_dir():
             raise PipelineError(f"prepared store {self.root} not found: run the prepare stage first")
-        for name in ("meta.json", "classes.csv", "index.csv"):
+        for name in (META, CLASSES, INDEX):
             if not (self.root / name).is_file():
                 raise PipelineError(f"{self.root / name} is missing: the prepared store is incomplete; "
                                     "rerun prepare")
         try:
-            self.meta: dict[str, Any] = json.loads((self.root / "meta.json").read_text())
+            self.meta: dict[str, Any] = json.loads((self.root / META).read_text())
         except json.JSONDecodeError as e:
-            raise PipelineError(f"{self.root / 'meta.json'} is not valid JSON: {e}") from e
+            raise PipelineError(f"{self.root / META} is not valid JSON: {e}") from e
         missing = [k for k in META_KEYS if k not in self.meta]
         if missing:
-            raise PipelineError(f"{self.root / 'meta.json'} lacks {', '.join(missing)}")
+            raise PipelineError(f"{self.root / META} lacks {', '.join(missing)}")
         self.format: str = self.meta.get("format", "npy")  # stores written before the key are npy
         if self.format not in FORMATS:
-            raise PipelineError(f"{self.root / 'meta.json'}: format {self.format!r} is not one of "
+            raise PipelineError(f"{self.root / META}: format {self.format!r} is not one of "
                                 f"{', '.join(FORMATS)}; rerun prepare")
         self.size: int = int(self.meta["size"])
         self.eval_split: str = self.meta["eval_split"]
-        self.classes: pd.DataFrame = pd.read_csv(self.root / "classes.csv", dtype={"wnid": str, "name": str},
+        self.classes: pd.DataFrame = pd.read_csv(self.root / CLASSES, dtype={"wnid": str, "name": str},
                                                  keep_default_na=False)
         self.num_classes: int = int(self.meta["num_classes"])
         if len(self.classes) != self.num_classes or list(self.classes["label"]) != list(range(self.num_classes)):
-            raise PipelineError(f"{self.root / 'classes.csv'} does not list labels 0..{self.num_classes - 1} "
+            raise PipelineError(f"{self.root / CLASSES} does not list labels 0..{self.num_classes - 1} "
                                 "as meta.json says")
-        index = pd.read_csv(self.root / "index.csv", dtype={"split": str, "wnid": str, "source": str},
+        index = pd.read_csv(self.root / INDEX, dtype={"split": str, "wnid": str, "source": str},
                             keep_default_na=False)
         if list(index.columns) != INDEX_COLUMNS:
-            raise PipelineError(f"{self.root / 'index.csv'} has columns {list(index.columns)}, "
+            raise PipelineError(f"{self.root / INDEX} has columns {list(index.columns)}, "
                                 f"expected {INDEX_COLUMNS}")
         self._index = {name: part.reset_index(drop=True) for name, part in index.groupby("split", sort=False)}
         for name, n in self.meta["splits"].items():
             got = len(self._index.get(name, ()))
             if got != n:
-                raise PipelineError(f"{self.root / 'index.csv'} lists {got} {name} images, meta.json {n}: "
+                raise PipelineError(f"{self.root / INDEX} lists {got} {name} images, meta.json {n}: "
                                     "the prepared store is inconsistent; rerun prepare")
         self._views: dict[str, SplitView] = {}
 

@@ -1,71 +1,17 @@
-"""Training (stage `train`): the paper's SGD and schedule, checkpoints, exact resume, DDP.
+"""Training (stage `train`): the paper's SGD and schedule (Section 5), checkpoints, exact resume, DDP.
 
-Owns the training loop (Krizhevsky et al. 2012, Section 5) and everything a run writes:
-    models/seed<N>/model.pt, info.json   the trained net (alexnet.model.save_trained) and how
-                                        it was made: resolved params, versions, device, epochs,
-                                        final metrics. Nothing that varies between reruns, so
-                                        a rerun writes identical files and DVC's hash is stable
-                                        (the stages downstream need not rerun)
-    records/train-seed<N>.json           the run record: seconds, images/s, git revision (varies),
-                                        and what decides bit-identity (alexnet.provenance)
+Owns the training loop and everything a run writes:
+    models/seed<N>/model.pt, info.json,  the trained net (alexnet.model.save_trained), how it was
+      architecture.json                  made, and its layer table: nothing that varies between
+                                         reruns, so DVC's hash is stable
+    records/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
-    dvclive/train-seed<N>/               per-epoch metrics, step = epoch (errors in percent), and
-                                        train/loss_below_chance = ln(classes) - training loss; no
-                                        timings, so a rerun that reproduces the net rewrites
-                                        identical files and the report need not rerun
+    dvclive/train-seed<N>/               per-epoch curves, step = epoch (errors in percent); no timings
 
-The run ends at `train.epochs` or earlier, when the plateau schedule says so (the paper's
-"reduced three times prior to termination", alexnet.optim.Schedule); the checkpoint records it,
-so a resumed or extended run does not train past that point.
-
-Resume. A checkpoint holds the model, the optimizer (velocities), the schedule, every rank's RNG
-states (torch CPU and CUDA, numpy, python), the epoch and the data-order position (batch 0 of
-the next epoch; the loader's order and augmentation draws are functions of (seed, epoch, batch)
-alone) and the metrics of every epoch so far. On start:
-  - no checkpoint: start fresh;
-  - a checkpoint whose recorded params, seed, data fingerprint and training code (the source of
-    every module in TRAINING_CODE) equal this run's: resume after its epoch; the result is
-    bit-identical to a run that was never interrupted;
-  - a checkpoint from *other* params (e.g. `dvc exp run -S train.lr=0.02` over a workspace whose
-    persisted checkpoint came from lr 0.01) or other code (DVC reruns the stage when its code
-    changes; resuming would hand back weights the old code made), or one that already ran more
-    epochs than asked: start fresh, saying what differs (an error here would make every
-    experiment need a manual `rm`); the old file is replaced after the first epoch;
-  - a file that cannot be read with `weights_only=True`, is not our format, or whose weights do
-    not fit the model the params describe: a PipelineError naming the file; nothing is
-    overwritten until the user deletes or moves it.
-Params that change only how fast the same arithmetic runs (device, compile, loader_workers,
-max_loss, epochs) are left out of the comparison, so a run can be resumed on another machine or
-extended to more epochs.
-
-DVCLive. `Live(dir, resume=False, dvcyaml=False, save_dvc_exp=False)` is started and the
-checkpoint's metric history replayed into it (step = epoch) before training continues. DVCLive's
-own `resume=True` appends to whatever its folder holds, which is one epoch off the checkpoint
-when a run dies between the two writes; replaying makes the logs a function of the checkpoint
-alone. dvc.yaml already declares the metrics and plots, so DVCLive never edits it.
-
-Guard. A NaN/inf loss, or one above `train.max_loss`, stops the run with a `TrainingDiverged`
-error naming the epoch, the step and the last good checkpoint. On CUDA the loss is read back
-every GUARD_EVERY steps (reading it each step would stall the GPU queue); on the CPU every step.
-
-The paper's init on the tiny run (measured, width 0.25, tiny data; docs in the closing report).
-Each layer multiplies the input-dependent part of its input by about init_std * sqrt(fan_in/2)
-(< 1 for 0.01), while the biases of 1 add a constant: at width 1 the logits vary across images
-by ~0.01, at width 0.25 (fan-ins 4x smaller) by ~1.5e-4, and the first step's gradient norms
-are ~0.003-0.009 for conv1-conv4 against ~11 for fc8. The net predicts a constant and only its
-fc layers learn (a fixed batch of 64 plateaus at loss 1.67). init_std 0.02 (= 0.01/sqrt(width),
-the full-width net's gain) or 0.03 with zero biases and lr 0.001 fit a fixed batch (loss 2.2 ->
-0.07 in 40 steps) yet still stayed at chance on the held-out split within the ~84-372 steps of
-a 12-epoch tiny run; lr 0.01 with bias 1 oscillates (loss 2.4 -> 6.4 -> 1.0). The paper's
-ImageNet run has 450,000 steps to leave this regime.
-Those probes also had PCA lighting at alpha * eigval on 0-255 pixels (augment.pca_magnitude eigval_255,
-shifts of hundreds of levels), which alone kept every configuration at chance. With lighting
-at alpha * sqrt(eigval), model.init he, input_scale 1/64, biases 0 and batch 32 the tiny run
-reaches ~32% top-1 error in 8 epochs (params.yaml, TINY lines).
-
-Data parallel: see alexnet.distributed. Each rank takes its rows of every global batch of
-`train.batch_size` (the loader slices them, augmentation drawn per global batch), DDP averages
-the gradients, so N ranks compute what one process would, up to floating-point summation order.
+The run ends at `train.epochs` or earlier when the plateau schedule says so (alexnet.optim.Schedule).
+Resume rules, the DVCLive replay and the loss guard: docs/architecture.md, "Training: resume, logs,
+guard". Why the tiny run leaves the paper's init: docs/fidelity.md. Data parallel: alexnet.distributed
+(each rank takes its rows of every global batch; DDP averages the gradients).
 """
 
 from __future__ import annotations
@@ -73,11 +19,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import platform
 import random
 import sys
 import time
-from importlib.metadata import version
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +33,22 @@ from torch import nn
 from tqdm import tqdm
 
 from alexnet import distributed, provenance
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import Params, to_dict
-from alexnet.evaluate import true_class_rank
-from alexnet.fileio import atomic_dir, atomic_path, write_json
+from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
-from alexnet.model import build_model, save_trained
+from alexnet.metrics import topk_hits
+from alexnet.model import architecture, build_model, load_failure, save_trained, torch_load
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
-from alexnet.store import PreparedStore
+from alexnet.store import PreparedStore, layout_files
 
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
+ARCHITECTURE_NAME = "architecture.json"  # beside model.pt and info.json in models/seed<N>/
+# The loss guard reads the loss back every step on the CPU, every GUARD_EVERY_CUDA steps on CUDA
+# (each read stalls the GPU queue).
 GUARD_EVERY_CUDA = 20
 # Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
 # with other values of these is still resumed.
@@ -108,8 +56,8 @@ EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max
 # The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
 # deps of train) but for argument parsing, error printing, atomic writes and the run record's
 # provenance. A test keeps the two lists in step.
-TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "evaluate.py", "loader.py", "metrics.py", "model.py",
-                 "optim.py", "stats.py", "store.py", "train.py")
+TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "loader.py", "metrics.py", "model.py", "optim.py",
+                 "pixels.py", "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -191,10 +139,8 @@ def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
     """SHA-256 of the store's meta.json and index.csv and of stats.npz (not the pixels: DVC
     hashes those; this catches a checkpoint left over from another dataset)."""
     h = hashlib.sha256()
-    for path in (prepared / "meta.json", prepared / "index.csv", stats_dir / "stats.npz"):
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
+    for path in (*layout_files(prepared), stats_dir / "stats.npz"):
+        hash_file(path, h)
     return h.hexdigest()
 
 
@@ -209,11 +155,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint read with weights_only=True; anything unreadable is a PipelineError."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, foreign pickle, ... all mean the same to the user
-        raise PipelineError(f"checkpoint {path} cannot be read ({_reason(e)}); "
-                            "delete it to start training from scratch") from e
+    ckpt = torch_load(path, "cpu", "checkpoint", "; delete it to start training from scratch")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise PipelineError(f"{path} is not a training checkpoint of this project; move it away")
     if ckpt.get("version") != CHECKPOINT_VERSION:
@@ -222,22 +164,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def _reason(e: Exception) -> str:
-    """One line saying why torch.load failed, without torch's advice to load with
-    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
-    text = str(e).strip()
-    if "weights_only" in text or "Weights only load failed" in text:
-        return "it holds objects other than tensors, not one of our checkpoints"
-    first = text.splitlines()[0] if text else type(e).__name__
-    return first if len(first) <= 160 else first[:157] + "..."
-
-
 def _mismatch(e: Exception) -> str:
     """The first concrete line of torch's load_state_dict error (which lists every tensor), and how many more."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
     if not detail:
-        return _reason(e)
+        return load_failure(e)
     more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
     first = detail[0] if len(detail[0]) <= 200 else detail[0][:197] + "..."
     return first.rstrip(".") + more
@@ -314,31 +246,6 @@ class ChanceMonitor:
 # --------------------------------------------------------------------------- the loop
 
 
-class _Shard:
-    """Rank `rank`'s contiguous share of a split (validation under DDP: every image once)."""
-
-    def __init__(self, view: Any, rank: int, world_size: int):
-        self.view = view
-        self.format = view.format  # a jpeg store's batches are decoded on the GPU too
-        self.indices = np.array_split(np.arange(len(view), dtype=np.int64), world_size)[rank]
-        self.labels = np.asarray(view.labels)[self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _in_view(self, indices: Any) -> np.ndarray:
-        return self.indices[np.asarray(indices, dtype=np.int64)]
-
-    def images(self, indices: Any) -> np.ndarray:
-        return self.view.images(self._in_view(indices))
-
-    def encoded(self, indices: Any) -> list[torch.Tensor]:
-        return self.view.encoded(self._in_view(indices))
-
-    def decode(self, indices: Any, encoded: list[torch.Tensor], device: torch.device | str = "cpu") -> torch.Tensor:
-        return self.view.decode(self._in_view(indices), encoded, device)
-
-
 def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
                   normalization: str) -> tuple[Any, Any]:
     """The training loader (this rank's rows of each global batch) and the validation loader
@@ -349,15 +256,11 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
     train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
                         drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
     val_view = store.split("val" if "val" in store.splits else store.eval_split)
-    val = BatchLoader(_Shard(val_view, ctx.rank, ctx.world_size), max(1, cfg.batch_size // ctx.world_size),
-                      augment=None, mean=params.augment.mean, shuffle=False, drop_last=False, **common)
+    # this rank's contiguous share of the split: every image exactly once over the ranks
+    share = np.array_split(np.arange(len(val_view), dtype=np.int64), ctx.world_size)[ctx.rank]
+    val = BatchLoader(val_view, max(1, cfg.batch_size // ctx.world_size), augment=None, mean=params.augment.mean,
+                      shuffle=False, drop_last=False, indices=share, **common)
     return train, val
-
-
-def _topk_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-1 and top-5 hits, by the evaluation's rule (ties count against the net)."""
-    rank = true_class_rank(logits, labels)
-    return (rank < 1).sum(), (rank < 5).sum()
 
 
 def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:
@@ -375,14 +278,14 @@ def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def evaluate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Context) -> dict[str, float]:
-    """Loss and top-1/top-5 error (%) of centre crops (the loader with augment=None)."""
+def validate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Context) -> dict[str, float]:
+    """Per-epoch validation: loss and top-1/top-5 error (%) of centre crops (the loader with augment=None)."""
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
     with torch.inference_mode(), _autocast(ctx, params.train.amp):
         for inputs, labels in loader.epoch(0):
             logits = model(_to_input(inputs, params.train.channels_last)).float()
-            c1, c5 = _topk_correct(logits, labels)
+            c1, c5 = topk_hits(logits, labels)
             sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                  c1.double(), c5.double(), torch.tensor(float(len(labels)), device=ctx.device,
                                                                         dtype=torch.float64)])
@@ -432,7 +335,7 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
             loss.backward()
             optimizer.step()
             with torch.no_grad():
-                c1, c5 = _topk_correct(logits.detach(), labels)
+                c1, c5 = topk_hits(logits.detach(), labels)
                 n = len(labels)
                 sums += torch.stack([loss.detach().double() * n, c1.double(), c5.double(),
                                      torch.tensor(float(n), device=ctx.device, dtype=torch.float64)])
@@ -447,29 +350,6 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
 # --------------------------------------------------------------------------- the stage
 
 
-def _versions() -> dict[str, str]:
-    import torchvision
-
-    import alexnet
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "dvclive": version("dvclive"), "alexnet": alexnet.__version__,
-            "cuda": torch.version.cuda or "", "cudnn": str(torch.backends.cudnn.version() or "")}
-
-
-def _dirty_paths() -> list[str]:
-    try:
-        return provenance.dirty_paths()
-    except Exception:  # outside a git checkout, or no git: nothing to list
-        return []
-
-
-def _device_name(ctx: distributed.Context) -> str:
-    if ctx.device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(ctx.device)}) x {ctx.world_size}"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x {ctx.world_size}"
-
-
 def _replay(live: Any, history: list[dict[str, float]]) -> None:
     for record in history:
         live.step = int(record["epoch"])
@@ -478,141 +358,193 @@ def _replay(live: Any, history: list[dict[str, float]]) -> None:
         live.make_summary()
 
 
+@dataclass
+class _Run:
+    """What one training run works with, built once by _setup."""
+
+    store: PreparedStore
+    model: nn.Module
+    train_loader: BatchLoader
+    val_loader: BatchLoader
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    identity: dict[str, Any]
+    ckpt_path: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    start_epoch: int = 0
+
+
+def _setup(params: Params, seed: int, prepared: Path, stats_dir: Path, checkpoints: Path,
+           ctx: distributed.Context) -> _Run:
+    """The store, the net (the same initial weights on every rank), loaders, optimizer, schedule."""
+    cfg = params.train
+    store = PreparedStore(prepared)
+    stats = load_stats(stats_dir)
+    seed_everything(stream_seed(seed, 0, 1))  # the same initial weights on every rank
+    model = build_model(params.model, store.num_classes).to(ctx.device)
+    train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
+    if len(train_loader) == 0:
+        raise PipelineError(f"the training split has {len(train_loader.view)} images, fewer than one "
+                            f"global batch of train.batch_size = {cfg.batch_size}")
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)  # weights and biases in their own groups
+    identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
+    return _Run(store, model, train_loader, val_loader, optimizer, Schedule(cfg), identity,
+                checkpoints / CHECKPOINT_NAME)
+
+
+def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None:
+    """Start fresh or carry on from the checkpoint (see docs/architecture.md, "Resume"), and seed
+    each rank's dropout stream."""
+    # Rank 0 reads the checkpoint; the others receive it (no shared filesystem needed).
+    ckpt = choose_start(run.ckpt_path, run.identity, epochs) if ctx.is_main else None
+    ckpt = distributed.broadcast_object(ckpt, ctx)
+    if ckpt is None:
+        # Each rank draws its own dropout masks; rank 0's stream is a single process's.
+        seed_everything(stream_seed(seed, ctx.rank, 2))
+        return
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.schedule.load_state_dict(ckpt["schedule"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise PipelineError(f"{run.ckpt_path} does not fit the model and optimizer these params describe "
+                            f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
+    rngs = ckpt["rng"]
+    if len(rngs) == ctx.world_size:
+        set_rng_state(rngs[ctx.rank])
+    else:
+        print(f"{run.ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
+              "dropout draws are reseeded", file=sys.stderr)
+        seed_everything(stream_seed(seed, ctx.rank, 2) + int(ckpt["epoch"]))
+    run.start_epoch, run.history, run.seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
+    if ctx.is_main:
+        print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}", file=sys.stderr)
+
+
+def _wrap(model: nn.Module, compile_: bool, ctx: distributed.Context) -> nn.Module:
+    """The module the steps run through: DDP across ranks, torch.compile if asked."""
+    net: nn.Module = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    return torch.compile(net) if compile_ else net
+
+
+def _open_live(live_dir: Path, history: list[dict[str, float]], ctx: distributed.Context) -> Any:
+    """Rank 0's DVCLive logger, with the checkpoint's history replayed into it (step = epoch)."""
+    if not ctx.is_main:
+        return None
+    from dvclive import Live
+
+    live = Live(str(live_dir), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
+    _replay(live, history)
+    return live
+
+
+def _epoch(run: _Run, net: nn.Module, epoch: int, params: Params, ctx: distributed.Context, last_good: str,
+           monitor: ChanceMonitor) -> dict[str, float]:
+    """Train one epoch at the schedule's lr, validate, tell the schedule; returns the epoch's record."""
+    lr = run.schedule.lr(epoch)
+    set_lr(run.optimizer, lr)
+    began = time.perf_counter()
+    train_metrics = train_one_epoch(net, run.train_loader, run.optimizer, epoch, params, ctx, last_good, monitor)
+    train_seconds = time.perf_counter() - began
+    val_metrics = validate(run.model, run.val_loader, params, ctx)
+    run.schedule.observe(epoch, val_metrics["top1_error"])
+    run.seconds += time.perf_counter() - began
+    record = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()},
+              "train/loss_below_chance": monitor.chance - train_metrics["loss"],
+              **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": lr,
+              "images_per_second": len(run.train_loader) * params.train.batch_size / train_seconds}
+    run.history.append(record)
+    return record
+
+
+def _save_epoch(run: _Run, record: dict[str, float], live: Any, epochs: int, monitor: ChanceMonitor,
+                ctx: distributed.Context) -> None:
+    """After an epoch: every rank's RNG state gathered, then on rank 0 the checkpoint, DVCLive, the log line."""
+    rngs = distributed.gather_objects(rng_state(), ctx)
+    if not ctx.is_main:
+        return
+    epoch = int(record["epoch"])
+    save_checkpoint(run.ckpt_path, {
+        "identity": run.identity, "epoch": epoch, "batch": 0, "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(), "schedule": run.schedule.state_dict(), "rng": rngs,
+        "history": run.history, "seconds": run.seconds, "world_size": ctx.world_size})
+    _replay(live, [record])
+    print(f"epoch {epoch}/{epochs}: loss {record['train/loss']:.4f} "
+          f"({record['train/loss_below_chance']:.3f} below chance ln({run.store.num_classes}) = "
+          f"{monitor.chance:.3f}), train top-1 error {record['train/top1_error']:.2f}%, "
+          f"val top-1 error {record['val/top1_error']:.2f}% top-5 error {record['val/top5_error']:.2f}%, "
+          f"lr {record['lr']:g}, {record['images_per_second']:.0f} img/s", file=sys.stderr)
+    if run.schedule.stopped:
+        print(f"validation error stopped improving after {run.schedule.drops} lr drops: training ends "
+              f"after epoch {epoch} of at most {epochs} (train.schedule plateau, "
+              "train.plateau_stop)", file=sys.stderr)
+
+
+def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: Path | None,
+                   final: dict[str, float], ctx: distributed.Context) -> None:
+    """models/seed<N>/ (model.pt, info.json, architecture.json: reproducible bytes) and the run record."""
+    info = {
+        "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
+                   "train": to_dict(params.train)},
+        "seed": seed, "num_classes": run.store.num_classes, "versions": provenance.training_versions(),
+        "device": provenance.device_name(ctx.device, ctx.world_size), "world_size": ctx.world_size,
+        # PyTorch's CPU kernels sum in an order set by the instruction set they run
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "epochs": len(run.history), "data_fingerprint": run.identity["data"],
+        "stopped_by_schedule": run.schedule.stopped,
+        "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
+    }
+    with atomic_dir(out) as tmp:
+        save_trained(tmp / "model.pt", run.model, params.model, run.store.num_classes, info)
+        write_json(tmp / "info.json", info)
+        # the report's architecture table, so that the report reads files and never the model
+        write_json(tmp / ARCHITECTURE_NAME, architecture(run.model))
+    if run_record is not None:
+        write_json(run_record, {
+            "seed": seed, "epochs": len(run.history), "seconds": round(run.seconds, 3),
+            "images_per_second": round(run.history[-1]["images_per_second"], 1),
+            "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
+            "device": info["device"], "git_revision": provenance.git_revision(),
+            "dirty_paths": provenance.dirty_paths_or_none(), "bit_identity": provenance.bit_identity()})
+
+
 def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,
           checkpoints: str | Path, live_dir: str | Path, run_record: str | Path | None = None) -> dict[str, Any]:
     """Train one net (stage train@<seed>); returns the final epoch's metrics.
 
     Works as one process or as one rank of a torchrun launch (see alexnet.distributed).
     """
-    prepared, stats_dir, out = Path(prepared), Path(stats_dir), Path(out)
-    checkpoints, live_dir = Path(checkpoints), Path(live_dir)
     cfg = params.train
     configure_determinism(cfg.deterministic)
     ctx = distributed.setup(cfg.device)
     try:
-        store = PreparedStore(prepared)
-        stats = load_stats(stats_dir)
-        seed_everything(stream_seed(seed, 0, 1))  # the same initial weights on every rank
-        model = build_model(params.model, store.num_classes).to(ctx.device)
-        train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
-        if len(train_loader) == 0:
-            raise PipelineError(f"the training split has {len(train_loader.view)} images, fewer than one "
-                                f"global batch of train.batch_size = {cfg.batch_size}")
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(model, cfg)  # weights and biases in their own groups
-        schedule = Schedule(cfg)
-        identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
-        ckpt_path = checkpoints / CHECKPOINT_NAME
-
-        # Rank 0 reads the checkpoint; the others receive it (no shared filesystem needed).
-        ckpt = choose_start(ckpt_path, identity, cfg.epochs) if ctx.is_main else None
-        ckpt = distributed.broadcast_object(ckpt, ctx)
-        history: list[dict[str, float]] = []
-        seconds = 0.0
-        start_epoch = 0
-        if ckpt is None:
-            # Each rank draws its own dropout masks; rank 0's stream is a single process's.
-            seed_everything(stream_seed(seed, ctx.rank, 2))
-        else:
-            try:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-                schedule.load_state_dict(ckpt["schedule"])
-            except (RuntimeError, ValueError, KeyError) as e:
-                raise PipelineError(f"{ckpt_path} does not fit the model and optimizer these params describe "
-                                    f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
-            rngs = ckpt["rng"]
-            if len(rngs) == ctx.world_size:
-                set_rng_state(rngs[ctx.rank])
-            else:
-                print(f"{ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
-                      "dropout draws are reseeded", file=sys.stderr)
-                seed_everything(stream_seed(seed, ctx.rank, 2) + int(ckpt["epoch"]))
-            start_epoch, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
-            if ctx.is_main:
-                print(f"resuming {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
-        del ckpt
-
-        net: nn.Module = model
-        if ctx.distributed:
-            net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-        if cfg.compile:
-            net = torch.compile(net)
-
-        live = None
-        if ctx.is_main:
-            from dvclive import Live
-
-            live = Live(str(live_dir), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
-            _replay(live, history)
-
-        last_good = str(ckpt_path) + f" (epoch {start_epoch})" if start_epoch else "none (no epoch finished)"
-        monitor = ChanceMonitor(store.num_classes, cfg.chance_warn_steps, len(train_loader))
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            if schedule.stopped:  # a resumed run whose schedule had already ended it
+        run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)
+        _resume(run, seed, cfg.epochs, ctx)
+        net = _wrap(run.model, cfg.compile, ctx)
+        live = _open_live(Path(live_dir), run.history, ctx)
+        last_good = f"{run.ckpt_path} (epoch {run.start_epoch})" if run.start_epoch else "none (no epoch finished)"
+        monitor = ChanceMonitor(run.store.num_classes, cfg.chance_warn_steps, len(run.train_loader))
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
+            if run.schedule.stopped:  # a resumed run whose schedule had already ended it
                 break
-            lr = schedule.lr(epoch)
-            set_lr(optimizer, lr)
-            began = time.perf_counter()
-            train_metrics = train_one_epoch(net, train_loader, optimizer, epoch, params, ctx, last_good, monitor)
-            train_seconds = time.perf_counter() - began
-            val_metrics = evaluate(model, val_loader, params, ctx)
-            schedule.observe(epoch, val_metrics["top1_error"])
-            seconds += time.perf_counter() - began
-            record = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()},
-                      "train/loss_below_chance": monitor.chance - train_metrics["loss"],
-                      **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": lr,
-                      "images_per_second": len(train_loader) * cfg.batch_size / train_seconds}
-            history.append(record)
-            rngs = distributed.gather_objects(rng_state(), ctx)
-            if ctx.is_main:
-                save_checkpoint(ckpt_path, {
-                    "identity": identity, "epoch": epoch, "batch": 0, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": rngs,
-                    "history": history, "seconds": seconds, "world_size": ctx.world_size})
-                _replay(live, [record])
-                print(f"epoch {epoch}/{cfg.epochs}: loss {record['train/loss']:.4f} "
-                      f"({record['train/loss_below_chance']:.3f} below chance ln({store.num_classes}) = "
-                      f"{monitor.chance:.3f}), train top-1 error {record['train/top1_error']:.2f}%, "
-                      f"val top-1 error {record['val/top1_error']:.2f}% top-5 error {record['val/top5_error']:.2f}%, "
-                      f"lr {lr:g}, {record['images_per_second']:.0f} img/s", file=sys.stderr)
-                if schedule.stopped:
-                    print(f"validation error stopped improving after {schedule.drops} lr drops: training ends "
-                          f"after epoch {epoch} of at most {cfg.epochs} (train.schedule plateau, "
-                          "train.plateau_stop)", file=sys.stderr)
-            last_good = f"{ckpt_path} (epoch {epoch})"
-
-        final = {k: history[-1][k] for k in METRIC_KEYS}
+            record = _epoch(run, net, epoch, params, ctx, last_good, monitor)
+            _save_epoch(run, record, live, cfg.epochs, monitor, ctx)
+            last_good = f"{run.ckpt_path} (epoch {epoch})"
+        final = {k: run.history[-1][k] for k in METRIC_KEYS}
         if ctx.is_main:
             live.end()
-            info = {
-                "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
-                           "train": to_dict(params.train)},
-                "seed": seed, "num_classes": store.num_classes, "versions": _versions(),
-                "device": _device_name(ctx), "world_size": ctx.world_size,
-                # PyTorch's CPU kernels sum in an order set by the instruction set they run
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "epochs": len(history), "data_fingerprint": identity["data"],
-                "stopped_by_schedule": schedule.stopped,
-                "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
-            }
-            with atomic_dir(out) as tmp:
-                save_trained(tmp / "model.pt", model, params.model, store.num_classes, info)
-                write_json(tmp / "info.json", info)
-            if run_record is not None:
-                write_json(run_record, {
-                    "seed": seed, "epochs": len(history), "seconds": round(seconds, 3),
-                    "images_per_second": round(history[-1]["images_per_second"], 1),
-                    "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in history],
-                    "device": info["device"], "git_revision": provenance.git_revision(),
-                    "dirty_paths": _dirty_paths(), "bit_identity": provenance.bit_identity()})
+            _write_outputs(run, params, seed, Path(out), Path(run_record) if run_record is not None else None,
+                           final, ctx)
         distributed.barrier(ctx)
         return final
     finally:
         distributed.teardown(ctx)
 
 
-__all__ = ["TrainingDiverged", "configure_determinism", "evaluate", "load_checkpoint", "train",
-           "train_one_epoch"]
+__all__ = ["TrainingDiverged", "configure_determinism", "load_checkpoint", "train", "train_one_epoch", "validate"]

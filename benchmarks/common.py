@@ -32,8 +32,9 @@ import torch
 import torchvision
 
 from alexnet.config import PrepareConfig, resolve_workers
+from alexnet import store
 from alexnet.prepare import encode_jpeg, shard_writer
-from alexnet.report import hardware
+from alexnet.provenance import hardware
 
 try:  # psutil comes with dvc; a bare PyTorch image (benchmarks/run_gpu.sh) may lack it
     import psutil
@@ -94,7 +95,7 @@ def timed(fn: Callable[[], Any], repeat: int, device: Any = None) -> tuple[list[
 
 
 def device_name(device: Any = None) -> str:
-    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.report.hardware names it)."""
+    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.provenance.hardware names it)."""
     device = torch.device(device if device is not None else "cpu")
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -156,24 +157,20 @@ def write_store(root: str | Path, images: np.ndarray | Mapping[str, np.ndarray],
     if eval_split is None:
         eval_split = "val" if "val" in splits else next(iter(splits))
 
-    (root / "shards").mkdir(parents=True)
-    with open(root / "index.csv", "w", newline="") as f:
+    (root / store.SHARDS).mkdir(parents=True)
+    with open(root / store.INDEX, "w", newline="") as f:
         index = csv.writer(f)
-        index.writerow(["split", "shard", "offset", "label", "wnid", "source"])
+        index.writerow(store.INDEX_COLUMNS)
         for name, x in splits.items():
             y = np.asarray(labels[name])
             if len(y) != len(x):
                 raise ValueError(f"split {name}: {len(x)} images, {len(y)} labels")
-            writer = shard_writer(root / "shards", name, cfg)  # prepare's own shard files
+            writer = shard_writer(root / store.SHARDS, name, cfg)  # prepare's own shard files
             for i, (image, label) in enumerate(zip(x, y.tolist())):
                 k, o = writer.add(encode_jpeg(image, jpeg_quality) if fmt == "jpeg" else image)
                 index.writerow((name, k, o, label, f"n{label:08d}", f"{i}.JPEG"))
             writer.flush()
-    with open(root / "classes.csv", "w", newline="") as f:
-        classes = csv.writer(f)
-        classes.writerow(["label", "wnid", "name"])
-        classes.writerows((c, f"n{c:08d}", f"class {c}") for c in range(num_classes))
-    # Written last, as prepare does: a store without meta.json is incomplete.
-    (root / "meta.json").write_text(json.dumps({
+    # meta.json last, as prepare writes it: a store without meta.json is incomplete
+    store.write_classes_and_meta(root, [(c, f"n{c:08d}", f"class {c}") for c in range(num_classes)], {
         "size": int(size), "source": "bench", "eval_split": eval_split,
-        "splits": {name: len(x) for name, x in splits.items()}, "num_classes": int(num_classes), "format": fmt}))
+        "splits": {name: len(x) for name, x in splits.items()}, "num_classes": int(num_classes), "format": fmt})

@@ -8,14 +8,10 @@ Usage (as dvc.yaml runs it):
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cifar_data import cifar_download  # noqa: E402
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
+from alexnet.cifar_data import cifar_download
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

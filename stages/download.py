@@ -10,14 +10,10 @@ for the tiny and url sources, the official ILSVRC files beside it. A user's own 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.sources import download_raw  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.sources import download_raw
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

@@ -15,14 +15,12 @@ torchvision's preprocessing, outside the pipeline (its outputs must not land in 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import PipelineError, run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.evaluate import evaluate  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.errors import PipelineError
+from alexnet.config import Params
+from alexnet.evaluate import evaluate
 
 # The pipeline's own outputs (dvc.yaml): a torchvision evaluation written there would overwrite
 # them, or put the report out of date.

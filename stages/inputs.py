@@ -13,15 +13,11 @@ For the tiny and url sources the files live in data/raw/, which DVC hashes itsel
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.fileio import write_json  # noqa: E402
-from alexnet.sources import identify  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.fileio import write_json
+from alexnet.sources import identify
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

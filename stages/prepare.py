@@ -11,14 +11,10 @@ data/prepared/quarantine.csv.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.prepare import prepare  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.prepare import prepare
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

@@ -10,18 +10,15 @@ Usage (as dvc.yaml runs it):
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.report import Sources, report  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.report import ReportInputs, report
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    src = Sources(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
+    src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
                   claims=Path(args.claims) if args.claims else None, cifar=Path(args.cifar) if args.cifar else None,
                   records=Path(args.records) if args.records else None)

@@ -3,31 +3,25 @@ reproduced numbers beside them, as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
     python stages/results.py --params params.yaml --evaluation metrics/evaluate.json \
-        --record records/evaluate.json --prepared data/prepared --out reports/tables
+        --record records/evaluate.json --out reports/tables
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.results import results  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.results import results
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    results(args.evaluation, args.prepared, args.out, params, record_path=args.record)
+    results(args.evaluation, args.out, params, record_path=args.record)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--evaluation", required=True, help="evaluation metrics (metrics/evaluate.json)")
     parser.add_argument("--record", help="the evaluation's run record: split, images, nets (records/evaluate.json)")
-    parser.add_argument("--prepared", default=None,
-                        help="prepared store (data/prepared); its meta.json gives the class count")
     parser.add_argument("--out", required=True, help="folder for table1/table2 .md/.csv/.tex (reports/tables)")
     run_stage(main, parser)

@@ -10,14 +10,10 @@ data/stats/stats.json (the same, readable) and the metrics (channel means/stds, 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.stats import stats  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.stats import stats
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

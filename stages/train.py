@@ -12,14 +12,10 @@ Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command)
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alexnet.cli import run_stage, stage_parser  # noqa: E402
-from alexnet.config import Params  # noqa: E402
-from alexnet.train import train  # noqa: E402
+from alexnet.cli import run_stage, stage_parser
+from alexnet.config import Params
+from alexnet.train import train
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

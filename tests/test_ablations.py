@@ -142,7 +142,7 @@ def test_dry_run_prints_commands_and_cost_without_dvc(tmp_path, capsys, monkeypa
 
 
 def test_read_results_checks_the_format(tmp_path):
-    from alexnet.cli import PipelineError
+    from alexnet.errors import PipelineError
 
     assert ablations.read_results(tmp_path / "missing.json")["runs"] == []
     (tmp_path / "bad.json").write_text(json.dumps({"runs": []}))

@@ -239,7 +239,7 @@ def test_analyze_stage_end_to_end(tmp_path):
     from pathlib import Path
 
     from alexnet.analysis import analyze
-    from alexnet.cli import PipelineError
+    from alexnet.errors import PipelineError
     from alexnet.config import ModelConfig, load_params
     from alexnet.model import build_model, save_trained
     from alexnet.stats import compute_stats, save_stats
@@ -281,4 +281,48 @@ def test_analyze_stage_end_to_end(tmp_path):
     assert not (tmp_path / "metrics" / "analyze.json").exists()
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
 
-FIGURES_NAMES = ["fig3_conv1_kernels.png", "fig4_top5.png", "fig4_neighbours.png", "tsne_fc7.png"]
+FIGURES_NAMES = ["fig3_conv1_kernels.png", "fig4_top5.png", "fig4_neighbours.png", "tsne_fc7.png", "figures.json"]
+
+
+def test_neighbour_figure_shows_the_pictures_it_measured(tmp_path, monkeypatch):
+    """Figure 4 right maps fc7 neighbour positions (within the training *subset*) back to store
+    rows. From the pictures the figure is handed, recompute their fc7 features and distances by
+    hand: a wrong mapping shows other pictures than the ones measured, and the distances disagree."""
+    import alexnet.analysis as A
+    from alexnet.config import AnalyzeConfig, ModelConfig
+    from alexnet.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.05, groups=2), num_classes=3).eval()
+    train_labels, eval_labels = np.repeat(np.arange(3), 12), np.repeat(np.arange(3), 5)
+    train_images = coloured_images(train_labels, 232, 2)
+    inputs = A.Inputs(model=model, train=FakeSplit(train_images, train_labels),
+                      evaluation=FakeSplit(coloured_images(eval_labels, 232, 3), eval_labels),
+                      class_names=["a", "b", "c"], mean=np.full(3, 120.0, np.float32),
+                      probs=np.full((15, 3), 1 / 3, np.float32))
+    seen = {}
+
+    def capture(query_images, query_labels, neighbour_images, neighbour_labels, distances, names, path):
+        seen.update(q=query_images, nb=neighbour_images, nb_labels=neighbour_labels, d=distances)
+    monkeypatch.setattr(A, "plot_neighbours", capture)
+    cfg = AnalyzeConfig(train_subset=20, queries=15, neighbours=3, top5_images=3, precision_k=[1],
+                        code_bits=16, tsne_points=12, seed=0)
+    A.run_analysis(inputs, cfg, tmp_path / "figures")
+
+    def fc7(crops: np.ndarray) -> np.ndarray:  # centre-cropped uint8 pictures minus the channel mean
+        x = torch.from_numpy(np.ascontiguousarray(crops.astype(np.float32) - 120.0)).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            return model.fc7_features(x.contiguous()).numpy()
+
+    q, k = seen["nb_labels"].shape
+    assert (q, k) == (15, 3)
+    query_f = fc7(seen["q"])
+    nb_f = fc7(seen["nb"].reshape(q * k, *seen["nb"].shape[2:])).reshape(q, k, -1)
+    want = np.linalg.norm(nb_f - query_f[:, None, :], axis=-1)
+    np.testing.assert_allclose(seen["d"], want, rtol=1e-3, atol=1e-3)
+    # and each neighbour's label is the class of the store row that holds that picture
+    crops = train_images[:, 4:228, 4:228]  # (232 - 224) // 2 = 4
+    for i in range(q):
+        for j in range(k):
+            rows = [r for r in range(len(crops)) if np.array_equal(crops[r], seen["nb"][i, j])]
+            assert len(rows) == 1 and train_labels[rows[0]] == seen["nb_labels"][i, j]

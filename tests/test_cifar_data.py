@@ -15,7 +15,7 @@ import pytest
 
 from alexnet import cifar_data
 from alexnet.cifar_data import FOLDER, MD5, read_cifar, write_archive
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.fileio import ChecksumError, UnsafeArchiveError
 from tests.stage_helpers import assert_clear_error, run_stage
 

@@ -99,7 +99,7 @@ def test_report_shows_the_claims_in_section_5(tmp_path):
     claims.claims(tmp_path / "none.json", tmp_path / "none-cifar.json", tmp_path / "claims")
     (tmp_path / "cifar").mkdir()
     (tmp_path / "cifar" / "figure1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    src = report.Sources(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
+    src = report.ReportInputs(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
                          models=tmp_path, lock=tmp_path / "dvc.lock", claims=tmp_path / "claims",
                          cifar=tmp_path / "cifar")
     md = report.section_ablations(src.tables, report.section_claims(src, tmp_path / "reports"))
@@ -107,6 +107,6 @@ def test_report_shows_the_claims_in_section_5(tmp_path):
     assert "not run" in md and "](../cifar/figure1.png)" in md
     assert "was not run" not in md
     # without the claims stage's output the section says the ablations were not run, as before
-    bare = report.Sources(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
+    bare = report.ReportInputs(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
                           models=tmp_path, lock=tmp_path / "dvc.lock")
     assert "was not run" in report.section_ablations(bare.tables, report.section_claims(bare, tmp_path))

@@ -11,135 +11,11 @@ import pytest
 import torch
 import torchvision
 from stage_helpers import assert_clear_error, run_stage
-from torchvision.transforms import v2
 
 from alexnet import evaluate as ev
-from alexnet.cli import PipelineError
+from alexnet import metrics, pixels
+from alexnet.errors import PipelineError
 from alexnet.metrics import read_evaluation
-
-# ---------------------------------------------------------------------------------------------
-# top-k error on hand-built scores
-
-
-def test_topk_error_hand_worked():
-    scores = np.array([
-        [0.1, 0.7, 0.2],   # label 1: top-1 right
-        [0.5, 0.3, 0.2],   # label 1: second -> top-1 wrong, top-2 right
-        [0.6, 0.3, 0.1],   # label 2: third -> wrong for k = 1 and 2, right for k = 3
-        [0.2, 0.2, 0.6],   # label 2: right
-    ])
-    labels = np.array([1, 1, 2, 2])
-    assert ev.topk_error(scores, labels, 1) == pytest.approx(50.0)
-    assert ev.topk_error(scores, labels, 2) == pytest.approx(25.0)
-    assert ev.topk_error(scores, labels, 3) == pytest.approx(0.0)
-
-
-def test_topk_error_ties_count_against_the_net():
-    # A constant output is 100% wrong at top-1, whatever the class order.
-    scores = np.full((4, 3), 1 / 3)
-    assert ev.topk_error(scores, np.array([0, 1, 2, 0]), 1) == 100.0
-    # True class tied with one other for first place: wrong at k=1, right at k=2.
-    scores = np.array([[0.4, 0.4, 0.2]])
-    assert ev.topk_error(scores, np.array([0]), 1) == 100.0
-    assert ev.topk_error(scores, np.array([1]), 1) == 100.0
-    assert ev.topk_error(scores, np.array([0]), 2) == 0.0
-    # A tie below the true class does not matter.
-    scores = np.array([[0.6, 0.2, 0.2]])
-    assert ev.topk_error(scores, np.array([0]), 1) == 0.0
-
-
-def test_topk_error_matches_torch_topk_without_ties():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(500, 20, generator=g)  # continuous: no ties
-    labels = torch.randint(0, 20, (500,), generator=g)
-    for k in (1, 5):
-        hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
-        assert ev.topk_error(logits, labels, k) == pytest.approx(100 * (1 - hit))
-    assert ev.error_rates(logits.softmax(1), labels) == pytest.approx(ev.error_rates(logits, labels))
-
-
-def test_topk_error_rejects_bad_input():
-    with pytest.raises(ValueError):
-        ev.topk_error(np.zeros((2, 3)), np.array([0, 3]), 1)
-    with pytest.raises(ValueError):
-        ev.topk_error(np.zeros((2, 3)), np.array([0]), 1)
-    with pytest.raises(PipelineError, match="NaN"):
-        ev.topk_error(np.array([[np.nan, 1.0]]), np.array([0]), 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# ten-crop geometry
-
-
-def _coded_images(n: int, size: int) -> np.ndarray:
-    """uint8 images whose every pixel value says where it is: no two (y, x, c) alike per image."""
-    y, x, c = np.meshgrid(np.arange(size), np.arange(size), np.arange(3), indexing="ij")
-    base = (y * 31 + x * 7 + c * 101) % 251
-    return np.stack([(base + i) % 256 for i in range(n)]).astype(np.uint8)
-
-
-def test_ten_crop_views_offsets():
-    views = ev.ten_crop_views(256, 224)
-    assert [(v.top, v.left, v.flip) for v in views] == [
-        (0, 0, False), (0, 32, False), (32, 0, False), (32, 32, False), (16, 16, False),
-        (0, 0, True), (0, 32, True), (32, 0, True), (32, 32, True), (16, 16, True)]
-    assert views[ev.CENTER_VIEW].name == "center"
-    assert ev.ten_crop_views(256, 227)[ev.CENTER_VIEW].top == 14  # 14.5; torchvision rounds to 14 too
-
-
-@pytest.mark.parametrize("size,crop", [(12, 7), (11, 8)])
-def test_ten_crop_input_pixel_for_pixel(size, crop):
-    imgs = _coded_images(3, size)
-    x = ev.ten_crop_input(imgs, crop).numpy()
-    assert x.shape == (30, 3, crop, crop) and x.dtype == np.float32
-    far, mid = size - crop, (size - crop) // 2
-    corners = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
-    for v, (t, l) in enumerate(corners * 2):
-        for i in range(3):
-            want = imgs[i, t:t + crop, l:l + crop].transpose(2, 0, 1).astype(np.float32)
-            if v >= 5:
-                want = want[:, :, ::-1]
-            np.testing.assert_array_equal(x[v * 3 + i], want, err_msg=f"view {v} image {i}")
-
-
-def test_ten_crop_input_matches_torchvision_ten_crop():
-    # An even margin (16 - 10): torchvision centres with round(), we floor, as training does.
-    imgs = _coded_images(2, 16)
-    ours = ev.ten_crop_input(imgs, 10).view(10, 2, 3, 10, 10)
-    # torchvision crops the mirrored image, so its mirrored top-left is our mirrored top-right
-    theirs_order = [0, 1, 2, 3, 4, 6, 5, 8, 7, 9]
-    for i in range(2):
-        chw = torch.from_numpy(imgs[i]).permute(2, 0, 1)
-        theirs = v2.functional.ten_crop(chw, [10, 10])
-        for v in range(10):
-            torch.testing.assert_close(ours[v, i], theirs[theirs_order[v]].float(), rtol=0, atol=0)
-
-
-def test_ten_crop_input_subtracts_the_mean_image_at_each_offset():
-    size, crop = 10, 6
-    imgs = _coded_images(2, size)
-    mean = np.random.default_rng(0).uniform(0, 255, (size, size, 3)).astype(np.float32)
-    x = ev.ten_crop_input(imgs, crop, mean).numpy()
-    centred = imgs.astype(np.float32) - mean
-    for v, view in enumerate(ev.ten_crop_views(size, crop)):
-        for i in range(2):
-            want = centred[i, view.top:view.top + crop, view.left:view.left + crop].transpose(2, 0, 1)
-            if view.flip:
-                want = want[:, :, ::-1]
-            np.testing.assert_allclose(x[v * 2 + i], want, rtol=0, atol=1e-4)
-    # channel mean: the same number off every pixel of a channel
-    cm = np.array([10.0, 20.0, 30.0], dtype=np.float32)
-    xc = ev.ten_crop_input(imgs, crop, cm).numpy()
-    np.testing.assert_allclose(xc, ev.ten_crop_input(imgs, crop).numpy() - cm[None, :, None, None], atol=1e-4)
-
-
-def test_torchvision_normalization():
-    imgs = _coded_images(1, 8)
-    x = ev.ten_crop_input(imgs, 8, normalization="torchvision")[0]
-    t = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                    v2.Normalize(ev.TORCHVISION_MEAN, ev.TORCHVISION_STD)])(torch.from_numpy(imgs[0]).permute(2, 0, 1))
-    torch.testing.assert_close(x, t)
-
 
 # ---------------------------------------------------------------------------------------------
 # averaging softmax outputs, not logits
@@ -163,7 +39,7 @@ def test_ten_crop_averages_probabilities_not_logits():
     np.testing.assert_allclose(out["ten_crop"][0].numpy(), (p1 + 9 * p9) / 10, rtol=1e-6)
     assert out["ten_crop"][0].argmax() == 1  # averaging logits ([2, 0.9]) would have said class 0
     np.testing.assert_allclose(out["center"][0].numpy(), p9, rtol=1e-6)
-    assert ev.topk_error(out["ten_crop"], np.array([1]), 1) == 0.0
+    assert metrics.topk_error(out["ten_crop"], np.array([1]), 1) == 0.0
 
 
 def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path):
@@ -182,7 +58,7 @@ def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path)
                                  labels)["top1_error"] == 50.0
     m1 = ev.ensemble_metrics(tmp_path, ["seed1"])
     assert m1["ensemble"] == m1["single"]
-    assert m1["single"]["center"] == ev.error_rates(b.astype(np.float32), labels)
+    assert m1["single"]["center"] == {"top1_error": 0.0, "top5_error": 0.0}  # b is right on both images
     m = ev.ensemble_metrics(tmp_path, ["seed1", "seed2", "seed0"])
     assert m["single"]["ten_crop"]["top1_error"] == 0.0  # seed1 alone is right on both
     assert m["ensemble"]["ten_crop"]["top1_error"] == 50.0
@@ -234,6 +110,25 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _numpy_ten_crop(net, centred: np.ndarray, c: int) -> dict[str, np.ndarray]:
+    """The paper's ten crops in numpy (corners, centre, mirrored) of mean-subtracted images
+    [n, S, S, 3], through `net`, softmax in numpy: {"center", "ten_crop"} probabilities."""
+    size = centred.shape[1]
+    far, mid = size - c, (size - c) // 2
+    patches = [centred[:, t:t + c, l:l + c] for t, l in [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]]
+    patches += [p[:, :, ::-1] for p in patches]
+    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(patches).transpose(0, 3, 1, 2)))
+    with torch.no_grad():
+        probs = _softmax(net(x).numpy()).reshape(10, len(centred), -1)
+    return {"center": probs[4], "ten_crop": probs.mean(axis=0)}
+
+
+def _hand_errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 by argmax (no ties in these rows, checked), top-5 0 (3 classes): not alexnet.metrics."""
+    assert all(len(set(row.tolist())) == len(row) for row in probs)
+    return {"top1_error": 100 * float(np.mean(probs.argmax(1) != labels)), "top5_error": 0.0}
+
+
 def test_evaluate_stage_end_to_end(tmp_path):
     from alexnet.config import ModelConfig, params_from_dict
     from alexnet.model import build_model, save_trained
@@ -255,17 +150,10 @@ def test_evaluate_stage_end_to_end(tmp_path):
                     tmp_path / "metrics" / "evaluate.json", params, record_path=tmp_path / "records" / "evaluate.json")
 
     # Independently: numpy crops of (image - mean image), the torch net, numpy softmax and means.
-    c, far, mid = 227, S - 227, (S - 227) // 2
     centred = images.astype(np.float32) - mean.astype(np.float32)
-    offsets = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
     want = {}
     for seed, net in nets.items():
-        patches = [centred[:, t:t + c, l:l + c] for t, l in offsets]
-        patches += [p[:, :, ::-1] for p in patches]
-        x = torch.from_numpy(np.ascontiguousarray(np.concatenate(patches).transpose(0, 3, 1, 2)))
-        with torch.no_grad():
-            probs = _softmax(net(x).numpy()).reshape(10, len(images), 3)
-        want[seed] = {"center": probs[4], "ten_crop": probs.mean(axis=0)}
+        want[seed] = _numpy_ten_crop(net, centred, 227)
         for s in ev.SCHEMES:
             got = np.load(tmp_path / "eval" / f"probs-seed{seed}-{s}.npy")
             assert got.dtype == np.float16 and got.shape == (3, 3)
@@ -290,8 +178,8 @@ def test_evaluate_stage_end_to_end(tmp_path):
     for s in ev.SCHEMES:
         assert set(saved["single"][s]) == {"top1_error", "top5_error"}
         f16 = {k: want[k][s].astype(np.float16).astype(np.float32) for k in want}
-        assert saved["single"][s] == ev.error_rates(f16[3], labels)  # single = the first seed
-        assert saved["ensemble"][s] == ev.error_rates((f16[3] + f16[1]) / 2, labels)
+        assert saved["single"][s] == _hand_errors(f16[3], labels)  # single = the first seed
+        assert saved["ensemble"][s] == _hand_errors((f16[3] + f16[1]) / 2, labels)
         assert saved["single"][s]["top5_error"] == 0.0  # 3 classes: always in the top 5
     assert ev.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
 
@@ -304,6 +192,37 @@ def test_evaluate_stage_end_to_end(tmp_path):
     assert np.isnan(table["top1_error"][1])  # no images of class 1
     for label in (0, 2):
         assert table["top1_error"][label] == pytest.approx(100 * np.mean(pred[labels == label] != label))
+
+
+def test_each_net_is_scored_and_recorded_at_its_own_input_size(tmp_path):
+    """Nets of different input sizes: each is scored at its own crop, and the record says so
+    (the first net's crop heads it: "single" is the first net)."""
+    import dataclasses
+
+    from alexnet.config import params_from_dict
+    from alexnet.model import build_model, save_trained
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
+    _write_store(tmp_path / "prepared", images, np.array([0, 2, 1]), 3)
+    mean = rng.uniform(60, 200, (S, S, 3))
+    _write_stats(tmp_path / "stats", mean)
+    params = params_from_dict({"model": {"width": 0.0625, "input_size": 227}, "train": {"seeds": [3, 1]},
+                               "evaluate": {"batch_size": 3}})
+    nets = {}
+    for seed, size in ((3, 227), (1, 224)):
+        cfg = dataclasses.replace(params.model, input_size=size)
+        torch.manual_seed(seed)
+        nets[seed] = (build_model(cfg, 3).eval(), size)
+        save_trained(tmp_path / "models" / f"seed{seed}" / "model.pt", nets[seed][0], cfg, 3, {"epochs": 1})
+    saved = ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
+                        tmp_path / "evaluate.json", params, record_path=tmp_path / "record.json")
+    assert saved["input_size"] == 227 and saved["input_sizes"] == [227, 224]
+    centred = images.astype(np.float32) - mean.astype(np.float32)
+    for seed, (net, size) in nets.items():
+        want = _numpy_ten_crop(net, centred, size)
+        for s in ev.SCHEMES:
+            np.testing.assert_allclose(np.load(tmp_path / "eval" / f"probs-seed{seed}-{s}.npy"), want[s], atol=2e-3)
 
 
 def test_evaluate_stage_missing_model_is_a_clear_error(tmp_path):
@@ -340,7 +259,7 @@ def test_torchvision_weights_logits_equal_torchvision_reference(torchvision_case
     from alexnet.model import load_torchvision_state_dict
 
     path, image, theirs = torchvision_case
-    ours = ev.predict(load_torchvision_state_dict(path), image, ev.TORCHVISION_CROP, None, "torchvision")
+    ours = ev.predict(load_torchvision_state_dict(path), image, pixels.TORCHVISION_CROP, None, "torchvision")
     torch.testing.assert_close(ours["logits_center"], theirs, rtol=1e-4, atol=1e-4)
 
 

@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from alexnet import config as C
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
 from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
 from alexnet.sources import download_raw, identify, open_raw

@@ -11,7 +11,8 @@ import pytest
 import torch
 from test_store import jpeg, pil_decode, write_jpeg_shard
 
-from alexnet.augment import InputStats, apply_params, batch_generator, crop_center_flip, draw_params
+from alexnet.augment import InputStats, apply_params, batch_generator, draw_params
+from alexnet.pixels import crop_center_flip
 from alexnet.config import AugmentConfig, ConfigError
 from alexnet.loader import BatchLoader, OutputPool, epoch_order
 from alexnet.store import PreparedStore
@@ -160,17 +161,6 @@ def test_recycled_batches_are_still_exact(store):
     assert len(pointers) < 10  # dropped batches' memory is reused
 
 
-def test_start_batch_resumes_exactly(store):
-    full = list(make(store, 8).epoch(5))
-    tail = list(make(store, 8).epoch(5, start_batch=4))
-    assert len(tail) == 2
-    for (x, y), (x2, y2) in zip(full[4:], tail):
-        assert torch.equal(x, x2) and torch.equal(y, y2)
-    assert list(make(store, 8).epoch(5, start_batch=6)) == []
-    with pytest.raises(ValueError, match="start_batch"):
-        next(make(store, 8).epoch(5, start_batch=7))
-
-
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_rank_slices_concatenate_to_the_single_process_batch(store, world_size):
     single = list(make(store, 8).epoch(0))
@@ -197,6 +187,8 @@ def test_bad_settings_are_clear_errors(store):
 
 class Failing:
     """A view whose third read fails, as a vanished shard would."""
+
+    format = "npy"
 
     def __init__(self, images, labels):
         self.images_, self.labels, self.calls = images, labels, 0
@@ -261,14 +253,14 @@ def test_jpeg_store_gives_the_batches_of_its_decoded_images(jpeg_stores, decode,
 
 def test_a_ranks_validation_share_of_a_jpeg_store_decodes_on_the_device(jpeg_stores):
     """Training's per-rank validation view passes a jpeg store's bytes through, so a GPU decodes them."""
-    from alexnet.train import _Shard
 
     views, stats = jpeg_stores
     common = dict(input_size=C, stats=stats, device="cpu", seed=0, augment=None, mean="image", shuffle=False,
                   drop_last=False)
     for rank in (0, 1):
-        ref = list(BatchLoader(_Shard(views["npy"], rank, 2), 4, **common).epoch(0))
-        got = list(BatchLoader(_Shard(views["jpeg"], rank, 2), 4, decode="device", **common).epoch(0))
+        ref = list(BatchLoader(views["npy"], 4, indices=np.array_split(np.arange(len(views["npy"])), 2)[rank], **common).epoch(0))
+        got = list(BatchLoader(views["jpeg"], 4, decode="device",
+                               indices=np.array_split(np.arange(len(views["jpeg"])), 2)[rank], **common).epoch(0))
         assert len(got) == len(ref) > 1
         for (x, y), (xr, yr) in zip(got, ref):
             assert torch.equal(x, xr) and torch.equal(y, yr)
@@ -344,3 +336,40 @@ def test_cpu_reader_threads_leave_the_callers_torch_thread_count(store):
     later.start()
     later.join()
     assert seen == [before]
+
+
+def test_golden_epoch_order():
+    """The shuffled order, recorded once (at 92cf2cc, before the input path was refactored): a change
+    here changes every training run's batches, so it must be on purpose."""
+    assert epoch_order(50, 3, 0, True)[:12].tolist() == [27, 6, 49, 30, 47, 22, 38, 20, 46, 42, 35, 23]
+    assert epoch_order(5, 3, 0, False).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_an_index_selection_reads_exactly_those_rows(store):
+    view, images, labels, _ = store
+    loader = make(store, 3, augment=None, mean="none", shuffle=False, drop_last=False,
+                  indices=np.array([7, 3, 41, 0]))
+    batches = list(loader.epoch(0))
+    assert len(loader) == 2 and [len(y) for _, y in batches] == [3, 1]
+    x = torch.cat([b[0] for b in batches])
+    assert traced(x) == [7, 3, 41, 0]  # red = the stored image's own index
+    assert torch.cat([b[1] for b in batches]).tolist() == labels[[7, 3, 41, 0]].tolist()
+
+
+def test_each_training_row_is_a_random_crop_or_mirror_of_its_own_image(store):
+    """Independently of augment's functions: with lighting and mean subtraction off, every row
+    of a training batch is a numpy crop of the stored image it came from (traced by its red
+    channel), at some offset in [0, S - C]^2, mirrored or not; and the offsets are not all the centre."""
+    _, images, labels, _ = store
+    loader = make(store, 8, seed=11, augment=AugmentConfig(pca_lighting=False, mean="none"), stats=None)
+    found = set()
+    for x, y in loader.epoch(2):
+        for row, label in zip(x.numpy(), y.tolist()):
+            (i,) = set(row[0].round().astype(int).ravel().tolist())  # red = the image's index
+            assert labels[i] == label
+            matches = [(t, l, f) for t in range(S - C + 1) for l in range(S - C + 1) for f in (False, True)
+                       if np.array_equal(row, (lambda p: p[:, :, ::-1] if f else p)(
+                           images[i, t:t + C, l:l + C].transpose(2, 0, 1).astype(np.float32)))]
+            assert matches, f"row of image {i} is no crop of it"
+            found.add(matches[0][:2])
+    assert len(found) > 1 and found != {((S - C) // 2, (S - C) // 2)}

@@ -13,9 +13,9 @@ import torch
 import torchvision
 from torch import nn
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import ModelConfig
-from alexnet.model import (AlexNet, LocalResponseNorm, TorchvisionAlexNet, build_model, count_parameters,
+from alexnet.model import (AlexNet, LocalResponseNorm, TorchvisionAlexNet, architecture, build_model, count_parameters,
                            layer_shapes, load_torchvision_state_dict, load_trained, save_trained)
 
 EXPECTED = Path(__file__).parent / "expected" / "model_forward.json"
@@ -32,6 +32,20 @@ def paper_net() -> AlexNet:
 
 def test_parameter_count_is_the_papers(paper_net):
     assert count_parameters(paper_net) == 60_965_224
+
+
+def test_architecture_lists_the_papers_layers(paper_net):
+    """models/seed<N>/architecture.json, which the report prints: Section 3's shapes, by hand."""
+    arch = architecture(paper_net)
+    assert [layer["name"] for layer in arch["layers"]] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7",
+                                                           "fc8"]
+    conv2 = arch["layers"][1]
+    assert (conv2["out_channels"], conv2["kernel"], conv2["in_channels_per_group"], conv2["groups"]) == (256, [5, 5], 48, 2)
+    assert conv2["parameters"] == 256 * 5 * 5 * 48 + 256
+    assert arch["layers"][-1] == {"name": "fc8", "kind": "fc", "in_features": 4096, "out_features": 1000,
+                                  "parameters": 4096 * 1000 + 1000}
+    assert (arch["parameters"], arch["num_classes"], arch["width"]) == (60_965_224, 1000, 1.0)
+    assert sum(layer["parameters"] for layer in arch["layers"]) == arch["parameters"]
 
 
 def test_parameter_count_by_hand_for_one_gpu_net():

@@ -18,7 +18,7 @@ from PIL import Image, JpegImagePlugin
 from stage_helpers import assert_clear_error, run_stage
 
 from alexnet import prepare as P
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig
 from alexnet.sources.base import ClassInfo, RawRecord
 
@@ -224,12 +224,22 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("fmt,last_shard", [("npy", "train-00002.npy"), ("jpeg", "train-00002.jpeg.npy")])
 def test_deterministic_across_runs_and_workers(tmp_path, fmt, last_shard):
+    make_pool = P.make_pool
     raw = make_raw(n_train=40, n_val=9)  # 40 > 2 workers x 4 chunks x CHUNK: the bounded window slides
+    pools = []
+
+    def recording_pool(workers):  # the pool really is one of 2 processes when asked for 2
+        pools.append(workers)
+        return make_pool(workers)
     outs = []
     for i, workers in enumerate([1, 2, 2]):
         cfg = PrepareConfig(image_side=SIZE, shard_size=16, workers=workers, format=fmt)
-        P.write_store(raw, tmp_path / f"p{i}", cfg, source="fake", progress=False)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(P, "make_pool", recording_pool)
+            m = P.write_store(raw, tmp_path / f"p{i}", cfg, source="fake", progress=False)
+        assert m["workers"] == workers
         outs.append(_tree_bytes(tmp_path / f"p{i}"))
+    assert pools == [2, 2]  # none for 1 worker: decoded in this process
     assert outs[0] == outs[1] == outs[2]
     assert f"shards/{last_shard}" in outs[0]
 
@@ -352,12 +362,19 @@ def test_stage_entry_point(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "prep" / "meta.json").read_text())["source"] == "tiny"
 
 
-def test_resolve_workers():
+def test_resolve_workers(monkeypatch):
     import os
 
     from alexnet.config import resolve_workers
     assert resolve_workers(3) == 3
-    assert resolve_workers(0) == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 2, 5}, raising=False)  # 3 of the cores
+    assert resolve_workers(0) == 3
+
+    def not_linux(_):
+        raise AttributeError("sched_getaffinity")
+    monkeypatch.setattr(os, "sched_getaffinity", not_linux, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    assert resolve_workers(0) == 7
 
 
 def test_chunks():

@@ -15,10 +15,17 @@ from stage_helpers import run_stage
 
 from alexnet import paper
 from alexnet.analysis import FIGURES
-from alexnet.config import ModelConfig, params_from_dict
-from alexnet.report import SECTIONS, TINY_BANNER, Sources, md_table, read_curves, render_html, report
+from alexnet.config import params_from_dict
+from alexnet.report import SECTIONS, TINY_BANNER, ReportInputs, read_curves, render_html, report
+from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# models/seed<N>/architecture.json as train writes it (alexnet.model.architecture), made up by hand
+ARCHITECTURE = {"layers": [
+    {"name": "conv1", "kind": "conv", "out_channels": 6, "kernel": [11, 11], "in_channels_per_group": 3,
+     "stride": 4, "groups": 1, "parameters": 2184},
+    {"name": "fc8", "kind": "fc", "in_features": 204, "out_features": 10, "parameters": 2050}],
+    "parameters": 4234, "num_classes": 10, "width": 0.05}
 
 
 def write_tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
@@ -27,12 +34,8 @@ def write_tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> Sources:
+def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> ReportInputs:
     """A finished run's files as the earlier stages write them, small and hand-made."""
-    import torch
-
-    from alexnet.model import build_model, save_trained
-
     metrics, records = root / "metrics", root / "records"
     metrics.mkdir(parents=True)
     records.mkdir(parents=True)
@@ -64,6 +67,7 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
     if with_figures:
         for i, name in enumerate(FIGURES.values()):
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(figures / name)
+        (figures / "figures.json").write_text(json.dumps(FIGURES))
     for seed in seeds:
         run = root / "dvclive" / f"train-seed{seed}" / "plots" / "metrics"
         for key, values in {"train/loss": [2.3, 1.9, 1.5], "val/loss": [2.2, 2.0, 1.8],
@@ -73,9 +77,7 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
             write_tsv(run / f"{key}.tsv", key.split("/")[-1], list(zip([1, 2, 3], values)))
         out = root / "models" / f"seed{seed}"
         out.mkdir(parents=True)
-        torch.manual_seed(seed)
-        cfg = ModelConfig(width=0.05)
-        save_trained(out / "model.pt", build_model(cfg, 10), cfg, 10, {})
+        (out / "architecture.json").write_text(json.dumps(ARCHITECTURE))
         (out / "info.json").write_text(json.dumps({"seed": seed, "epochs": 3, "device": "cpu (x86_64)",
                                                    "num_classes": 10, "versions": {"torch": "2.x"},
                                                    "cpu_capability": "AVX512"}))
@@ -87,7 +89,7 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
                     "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
                     "  prepare:\n    cmd: python stages/prepare.py\n    outs:\n    - path: data/prepared\n"
                     "      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
-    return Sources(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
+    return ReportInputs(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
                    lock=lock, records=records)
 
 
@@ -152,12 +154,10 @@ def test_numbers_and_their_sources(tiny_report):
     # Retrieval table: fc7 beats pixels in this made-up run, and the numbers are copied faithfully.
     assert re.search(r"\| fc7, Euclidean \(exact\) \| 1,024 floats \(4,096 B\) \| 0\.625 \| 0\.600 \| 0\.575 \| 0\.5000 \|", md)
     assert "| chance (random training image) | - | 0.100 | 0.100 | 0.100 | - |" in md
-    # Architecture: our parameter count (independently counted) beside the paper's.
-    import torch  # noqa: F401
-
-    from alexnet.model import build_model, count_parameters
-    ours = count_parameters(build_model(ModelConfig(width=0.05), 10))
-    assert f"**{ours:,}**" in md and f"{paper.PARAMETERS:,}" in md
+    # Architecture: train's architecture.json, row by row, beside the paper's (Section 3).
+    assert "| conv1 | 6 x 11x11x3, stride 4, groups 1 | 96 x 11x11x3, stride 4 | 2,184 |" in md
+    assert "| fc8 | 204 -> 10 | 1000 | 2,050 |" in md
+    assert "**4,234**" in md and f"{paper.PARAMETERS:,}" in md and "10 classes" in md
 
 
 def test_setup_lists_every_deviation_from_the_paper(tiny_report):

@@ -12,7 +12,7 @@ from stage_helpers import run_stage
 
 from alexnet import paper
 from alexnet import results as rs
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import params_from_dict
 
 
@@ -152,12 +152,9 @@ def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
 
 
 def test_results_stage_writes_all_files(tmp_path):
-    ev_path, record = _write_evaluation(tmp_path, _evaluation(dataset="tiny", images=200))
-    prepared = tmp_path / "prepared"
-    prepared.mkdir()
-    (prepared / "meta.json").write_text(json.dumps({"num_classes": 10}))
+    ev_path, record = _write_evaluation(tmp_path, {**_evaluation(dataset="tiny", images=200), "classes": 10})
     params = params_from_dict({"train": {"epochs": 12, "seeds": [0, 1]}})
-    rs.results(ev_path, prepared, tmp_path / "tables", params, record_path=record)
+    rs.results(ev_path, tmp_path / "tables", params, record_path=record)
     names = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert names == [f"table{i}.{e}" for i in (1, 2) for e in ("csv", "md", "tex")]
     csv = pd.read_csv(tmp_path / "tables" / "table2.csv")
@@ -171,14 +168,14 @@ def test_results_stage_writes_all_files(tmp_path):
 def test_results_stage_missing_or_bad_evaluation(tmp_path):
     params = params_from_dict({})
     with pytest.raises(PipelineError, match="evaluate stage"):
-        rs.results(tmp_path / "none.json", None, tmp_path / "t", params)
+        rs.results(tmp_path / "none.json", tmp_path / "t", params)
     metrics, record = _write_evaluation(tmp_path, _evaluation())
     record.write_text(json.dumps({"split": "val"}))
     with pytest.raises(PipelineError, match="images"):
-        rs.results(metrics, None, tmp_path / "t", params, record_path=record)
+        rs.results(metrics, tmp_path / "t", params, record_path=record)
     (tmp_path / "old.json").write_text(json.dumps(_evaluation()))  # the nested layout of older code
     with pytest.raises(PipelineError, match="lacks 'top1_error'"):
-        rs.results(tmp_path / "old.json", None, tmp_path / "t", params, record_path=record)
+        rs.results(tmp_path / "old.json", tmp_path / "t", params, record_path=record)
     assert not (tmp_path / "t").exists()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.sources import download_raw, open_raw
 from alexnet.sources.imagefolder import ImageFolderDataset
@@ -28,7 +28,7 @@ def test_classes_records_and_names(tmp_path):
     ds = ImageFolderDataset(_tree(tmp_path))
     assert [c.wnid for c in ds.classes] == ["n01440764", "n02119789"]
     assert [c.name for c in ds.classes] == ["tench", "kit fox"]  # from the embedded devkit words
-    assert ds.uses_wnids and ds.eval_split == "val"
+    assert ds.eval_split == "val"
     train = list(ds.iter_split("train"))
     assert [(r.wnid, r.source) for r in train] == [("n01440764", "n01440764_0.JPEG"), ("n01440764", "n01440764_1.JPEG"),
                                                    ("n02119789", "n02119789_0.JPEG"), ("n02119789", "n02119789_1.JPEG")]
@@ -38,7 +38,7 @@ def test_classes_records_and_names(tmp_path):
 
 def test_plain_folder_names(tmp_path):
     ds = ImageFolderDataset(_tree(tmp_path, classes=("dog", "cat"), val=("cat", "dog")))
-    assert [(c.wnid, c.name) for c in ds.classes] == [("cat", "cat"), ("dog", "dog")] and not ds.uses_wnids
+    assert [(c.wnid, c.name) for c in ds.classes] == [("cat", "cat"), ("dog", "dog")]
 
 
 def test_wrong_trees(tmp_path):

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import ChecksumError
 from alexnet.sources import download_raw, open_raw

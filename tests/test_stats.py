@@ -10,7 +10,7 @@ from stage_helpers import assert_clear_error, run_stage
 from test_store import make_store
 
 from alexnet import stats as st
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig
 from alexnet.store import PreparedStore
 

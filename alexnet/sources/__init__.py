@@ -1,7 +1,7 @@
 """Raw datasets: where the images come from, verified, and how to stream them.
 
 Owns stage `download` (`download_raw`: params -> data/raw/ with manifest.json) and the reader
-every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. Sources
+every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. ReportInputs
 (params.yaml `data.source`):
 
     tiny         generated ILSVRC-2012-format files (alexnet.sources.tiny), written into data/raw/
@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import atomic_dir, read_json, verify_md5, write_json
 from alexnet.sources.base import ClassInfo, RawDataset, RawRecord
@@ -38,7 +38,8 @@ from alexnet.sources.ilsvrc import LAYOUTS, ILSVRCDataset
 from alexnet.sources.imagefolder import ImageFolderDataset
 from alexnet.sources.subset import apply_selection, select
 
-__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "identify", "MANIFEST"]
+__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "identify", "MANIFEST",
+           "read_manifest"]
 
 MANIFEST = "manifest.json"
 
@@ -113,14 +114,20 @@ def check_unchanged(manifest: dict[str, Any], files: dict[str, Path], label: Pat
                                 "(replaced or touched): run `dvc repro` so that download checks it again")
 
 
+def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
+    """data/raw/manifest.json as download wrote it; missing: a PipelineError saying what to run."""
+    manifest_path = Path(raw_dir) / MANIFEST
+    if not manifest_path.is_file():
+        raise PipelineError(f"{manifest_path} not found: run the download stage first (dvc repro download)")
+    return read_json(manifest_path)
+
+
 def open_raw(raw_dir: str | Path, check_files: bool = True) -> RawDataset:
     """Open the raw dataset that stage `download` described in `raw_dir`/manifest.json: the
     selected images only (manifest "selection"), refusing user files changed since download."""
     raw_dir = Path(raw_dir)
     manifest_path = raw_dir / MANIFEST
-    if not manifest_path.is_file():
-        raise PipelineError(f"{manifest_path} not found: run the download stage first (dvc repro download)")
-    manifest = read_json(manifest_path)
+    manifest = read_manifest(raw_dir)
     layout = manifest.get("layout")
     files = {role: _resolve(raw_dir, p) for role, p in manifest.get("files", {}).items()}
     if check_files:

@@ -11,7 +11,6 @@ import abc
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
 
 WNID_RE = re.compile(r"^n\d{8}$")
 
@@ -47,11 +46,6 @@ class RawDataset(abc.ABC):
     @abc.abstractmethod
     def count(self, split: str) -> int | None:
         """How many records `iter_split(split)` yields, where known without reading it (progress bars)."""
-
-    @cached_property
-    def label_of(self) -> dict[str, int]:
-        """wnid -> label (position in the sorted class list)."""
-        return {c.wnid: i for i, c in enumerate(self.classes)}
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:

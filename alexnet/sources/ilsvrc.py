@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import scipy.io
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.fileio import ArchiveError, archive_errors, check_member, iter_tar_files, open_tar
 from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import short_name

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from alexnet.cli import PipelineError
-from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
+from alexnet.errors import PipelineError
+from alexnet.sources.base import ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import WORDS, short_name
 
 # What torchvision's ImageFolder accepts, compared case-insensitively.
@@ -45,10 +45,6 @@ class ImageFolderDataset(RawDataset):
         self.splits = ["train", "val"]
         self.eval_split = "val"
 
-    @property
-    def uses_wnids(self) -> bool:
-        """True if every class folder is named like a WordNet id."""
-        return all(WNID_RE.match(c.wnid) for c in self.classes)
 
     @cached_property
     def _scan(self) -> tuple[dict[str, list[tuple[str, Path]]], dict[str, int]]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from alexnet.cli import PipelineError
+from alexnet.errors import PipelineError
 from alexnet.config import SubsetConfig
 from alexnet.sources.base import ClassInfo, RawDataset, RawRecord
 

@@ -21,20 +21,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from alexnet.cli import PipelineError
-from alexnet.fileio import ChecksumError
+from alexnet.errors import PipelineError
+from alexnet.fileio import ChecksumError, hash_file
 
 CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 def _md5_of(path: Path):  # noqa: ANN202  (a hashlib object)
-    h = hashlib.md5()
-    if path.exists():
-        with path.open("rb") as f:
-            while block := f.read(CHUNK):
-                h.update(block)
-    return h
+    return hash_file(path, hashlib.md5(), CHUNK) if path.exists() else hashlib.md5()
 
 
 def _copy(src, dst, h, bar) -> None:  # noqa: ANN001  (file objects)
