@@ -216,6 +216,29 @@ def archive_errors(label: Any, where: list[str]) -> Iterator[None]:
         raise ArchiveError(f"{label}: damaged or cut short {where[0]} ({_short(e)})") from e
 
 
+def checked_members(tf: tarfile.TarFile, label: Any, length: int | None = None) -> Iterator[tarfile.TarInfo]:
+    """Each member of an open tar, checked first (`check_member`); a damaged archive is an
+    ArchiveError naming `label` and the member the reader was at.
+
+    With `length` (the archive's bytes; a tar opened for random access) a member whose data would
+    end past the file is one too: tarfile stops without a word at a header cut short, so a tar cut
+    inside a member would otherwise just list fewer members.
+    """
+    where = ["at its first member"]
+    it = iter(tf)
+    while True:
+        with archive_errors(label, where):
+            member = next(it, None)
+            if member is None:
+                return
+            where[0] = f"at member {member.name!r}"
+            check_member(member, label)
+            if length is not None and member.isfile() and member.offset_data + member.size > length:
+                raise EOFError(f"its data ends at byte {member.offset_data + member.size} of {length}")
+        where[0] = f"after member {member.name!r}"
+        yield member
+
+
 def iter_tar_files(fileobj_or_path: Any, archive: str | Path | None = None) -> Iterator[tuple[str, bytes]]:
     """Stream (member name, bytes) for every regular file of a tar, checking each member first.
 
@@ -224,24 +247,14 @@ def iter_tar_files(fileobj_or_path: Any, archive: str | Path | None = None) -> I
     raises ArchiveError naming the archive and the member.
     """
     label = archive or getattr(fileobj_or_path, "name", fileobj_or_path)
-    tf = open_tar(fileobj_or_path, label)
-    where = ["at its first member"]
-    with tf:
-        it = iter(tf)
-        while True:
-            with archive_errors(label, where):
-                member = next(it, None)
-                if member is None:
-                    break
-                where[0] = f"at member {member.name!r}"
-                check_member(member, label)
-                data = None
-                if member.isfile():
-                    f = tf.extractfile(member)
-                    assert f is not None
-                    data = f.read()
-                    if len(data) != member.size:
-                        raise EOFError(f"{len(data)} of {member.size} bytes")
-                where[0] = f"after member {member.name!r}"
-            if data is not None:
-                yield member.name, data
+    with open_tar(fileobj_or_path, label) as tf:
+        for member in checked_members(tf, label):
+            if not member.isfile():
+                continue
+            with archive_errors(label, [f"at member {member.name!r}"]):
+                f = tf.extractfile(member)
+                assert f is not None
+                data = f.read()
+                if len(data) != member.size:
+                    raise EOFError(f"{len(data)} of {member.size} bytes")
+            yield member.name, data

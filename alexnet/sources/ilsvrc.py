@@ -27,7 +27,7 @@ import numpy as np
 import scipy.io
 
 from alexnet.errors import PipelineError
-from alexnet.fileio import ArchiveError, archive_errors, check_member, iter_tar_files, open_tar
+from alexnet.fileio import checked_members, iter_tar_files, open_tar
 from alexnet.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.sources.synsets import short_name
 
@@ -193,34 +193,13 @@ def _class_of_member(path: Path, member: tarfile.TarInfo, known: set[str]) -> st
     return wnid
 
 
-def _members(tf: tarfile.TarFile, label: str, length: int) -> Iterator[tarfile.TarInfo]:
-    """The members of a tar opened for random access, headers only (data skipped by seeking).
-
-    tarfile stops without a word at a header cut short, so each member's data is checked to lie
-    inside the file (`length` bytes): a tar cut inside a member is an ArchiveError; one cut at a
-    member boundary just lists fewer members, which the count checks catch."""
-    where = ["at its first member"]
-    it = iter(tf)
-    while True:
-        with archive_errors(label, where):
-            member = next(it, None)
-            if member is None:
-                return
-            where[0] = f"at member {member.name!r}"
-            check_member(member, label)
-            if member.isfile() and member.offset_data + member.size > length:
-                raise EOFError(f"its data ends at byte {member.offset_data + member.size} of {length}")
-            where[0] = f"after member {member.name!r}"
-        yield member
-
-
 def list_train_tar(path: Path, known: set[str]) -> list[tuple[str, str]]:
     """(image name, wnid) of every image of a tar of per-class tars, from the headers only (cheap:
     the data is seeked over, so 147 GB are listed in seconds to minutes)."""
     out: list[tuple[str, str]] = []
     seen_class: set[str] = set()
     with open_tar(path, path, mode="r:*") as outer:
-        for member in _members(outer, str(path), path.stat().st_size):
+        for member in checked_members(outer, path, path.stat().st_size):
             if member.isdir():
                 continue
             wnid = _class_of_member(path, member, known)
@@ -231,7 +210,7 @@ def list_train_tar(path: Path, known: set[str]) -> list[tuple[str, str]]:
             fobj = outer.extractfile(member)
             assert fobj is not None
             with open_tar(fobj, label, mode="r:") as inner:
-                out += [(PurePosixPath(m.name).name, wnid) for m in _members(inner, label, member.size) if m.isfile()]
+                out += [(PurePosixPath(m.name).name, wnid) for m in checked_members(inner, label, member.size) if m.isfile()]
     return out
 
 
@@ -240,7 +219,7 @@ def list_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wn
     """(image name, wnid) of every image of a flat numbered tar (val, test), headers only."""
     out = []
     with open_tar(path, path, mode="r:*") as tf:
-        for member in _members(tf, str(path), path.stat().st_size):
+        for member in checked_members(tf, path, path.stat().st_size):
             if member.isfile():
                 base = PurePosixPath(member.name).name
                 out.append((base, wnid_of_id[truth[_image_number(path, member.name, pattern, truth, truth_label) - 1]]))
@@ -261,16 +240,8 @@ def _image_number(path: Path, name: str, pattern: re.Pattern[str], truth: list[i
 def iter_train_tar(path: Path, known: set[str],
                    patches: dict[str, bytes] | None = None) -> Iterator[RawRecord]:
     """Stream a tar of per-class tars (<wnid>.tar holding <wnid>_<n>.JPEG), outer and inner in order."""
-    where = ["at its first member"]
     with open_tar(path, path) as outer:
-        it = iter(outer)
-        while True:
-            with archive_errors(path, where):
-                member = next(it, None)
-                if member is None:
-                    return
-                where[0] = f"at member {member.name!r}"
-                check_member(member, path)
+        for member in checked_members(outer, path):
             if member.isdir():
                 continue
             wnid = _class_of_member(path, member, known)
@@ -281,7 +252,6 @@ def iter_train_tar(path: Path, known: set[str],
                 if patches and base in patches:
                     data = patches[base]
                 yield RawRecord(base, wnid, _payload(data))
-            where[0] = f"after member {member.name!r}"
 
 
 def iter_numbered_tar(path: Path, pattern: re.Pattern[str], truth: list[int], wnid_of_id: dict[int, str],
