@@ -30,6 +30,7 @@ from alexnet import pixels, retrieval
 from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.loader import BatchLoader
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {
@@ -67,15 +68,18 @@ def extract(model: torch.nn.Module, split: Any, indices: np.ndarray, mean: np.nd
     device = next(model.parameters()).device
     size = pixels.input_size_of(model)
     feats, pixel_feats = [], []
-    order = np.asarray(indices, dtype=np.int64)
-    with tqdm(total=len(order), desc=desc, unit="img") as bar:
-        for start in range(0, len(order), BATCH_SIZE):
-            idx = order[start:start + BATCH_SIZE]
-            images = split.images(idx)
+    # The stored images through the one loader training and evaluation use (rows in `indices`'
+    # order, uint8, JPEGs decoded on the CPU); centring stays on the CPU, as the features were made.
+    loader = BatchLoader(split, BATCH_SIZE, input_size=size, stats=None, augment=None, device="cpu", seed=0,
+                         shuffle=False, drop_last=False, mean="none", decode="cpu", output="uint8",
+                         indices=np.asarray(indices, dtype=np.int64))
+    with tqdm(total=len(indices), desc=desc, unit="img") as bar:
+        for batch, _ in loader.epoch(0):
+            images = batch.numpy()
             x = pixels.center_input(images, size, mean, model.input_normalization).to(device)
             feats.append(model.fc7_features(x).float().cpu().numpy())
             pixel_feats.append(retrieval.pixel_features(images, size))
-            bar.update(len(idx))
+            bar.update(len(images))
     return np.concatenate(feats), np.concatenate(pixel_feats)
 
 

@@ -147,7 +147,9 @@ def test_kernel_grid_scales_each_kernel_and_places_it():
 
 
 class FakeSplit:
-    """The parts of alexnet.store.SplitView the analysis uses, over an in-memory array."""
+    """An alexnet.loader.StoreView (what the analysis reads through the loader) over an in-memory array."""
+
+    format = "npy"
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self._images, self.labels = images, labels
