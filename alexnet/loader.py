@@ -129,7 +129,7 @@ class BatchLoader:
     decoded, "auto", "cpu" or "device" (see the module docstring).
     """
 
-    def __init__(self, view: Any, batch_size: int, *, input_size: int, stats: Any,
+    def __init__(self, view: StoreView, batch_size: int, *, input_size: int, stats: Any,
                  augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
                  normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
