@@ -323,13 +323,13 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
             record_path: str | Path | None = None) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
     retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
-    from alexnet.evaluate import load_probs, pick_device, probs_path
-    from alexnet.model import load_trained
+    from alexnet.model import default_device, load_trained
+    from alexnet.predictions import load_probs, probs_path
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
 
     seed = params.train.seeds[0]
-    model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=pick_device())
+    model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=default_device())
     store = PreparedStore(prepared_dir)
     mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
     # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.

@@ -1,8 +1,8 @@
 """Testing: top-1/top-5 error with the centre crop and the paper's ten crops, single nets and ensembles.
 
 Owns stage `evaluate` (`evaluate`), running a net on the ten crops (`predict`; their geometry is
-alexnet.pixels'), and the ensemble arithmetic that builds metrics from saved probabilities
-(`metrics_from_probs`, `ensemble_metrics`), so that the results and analysis stages never rerun a net.
+alexnet.pixels'); it saves each net's probabilities (alexnet.predictions), so that the results
+and analysis stages never rerun a net.
 
 Paper, Section 4.1: "At test time, the network makes a prediction by extracting five 224x224
 patches (the four corner patches and the center patch) as well as their horizontal reflections
@@ -28,7 +28,9 @@ from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.loader import BatchLoader
-from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics  # noqa: F401 (KINDS, SCHEMES re-exported)
+from alexnet.model import default_device
+from alexnet.predictions import average_probs, ensemble_metrics, load_probs, probs_path
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,51 +78,7 @@ def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | No
 
 
 # --------------------------------------------------------------------------------------------
-# Saved probabilities and ensembles
-
-
-def probs_path(eval_dir: str | Path, tag: str, scheme: str) -> Path:
-    """`data/eval/probs-<tag>-<scheme>.npy`; tag is `seed<N>` (or `torchvision`)."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    return Path(eval_dir) / f"probs-{tag}-{scheme}.npy"
-
-
-def load_probs(path: str | Path) -> np.ndarray:
-    """A saved probability file as float32 [N, C]."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (run `dvc repro evaluate`)")
-    return np.load(path).astype(np.float32)
-
-
-def average_probs(members: Sequence[np.ndarray]) -> np.ndarray:
-    """The ensemble's prediction: the mean of its nets' softmax probabilities (paper, Section 6)."""
-    if not members:
-        raise ValueError("an ensemble needs at least one net")
-    shape = members[0].shape
-    for m in members:
-        if m.shape != shape:
-            raise ValueError(f"ensemble members disagree in shape: {m.shape} vs {shape}")
-    return np.mean(np.stack([np.asarray(m, dtype=np.float32) for m in members]), axis=0)
-
-
-def metrics_from_probs(prob_files: Sequence[str | Path], labels: np.ndarray) -> dict[str, float]:
-    """Top-1/top-5 error of the ensemble of the nets whose saved probabilities are `prob_files`
-    (one file = that net alone)."""
-    return error_rates(average_probs([load_probs(p) for p in prob_files]), labels)
-
-
-def ensemble_metrics(eval_dir: str | Path, tags: Sequence[str]) -> dict:
-    """`{"single": {scheme: errors}, "ensemble": {scheme: errors}}` from the files in `eval_dir`:
-    single = the first tag's net, ensemble = all of `tags` averaged."""
-    eval_dir = Path(eval_dir)
-    labels = np.load(eval_dir / "labels.npy")
-    return {
-        "single": {s: metrics_from_probs([probs_path(eval_dir, tags[0], s)], labels) for s in SCHEMES},
-        "ensemble": {s: metrics_from_probs([probs_path(eval_dir, t, s) for t in tags], labels)
-                     for s in SCHEMES},
-    }
+# Per-class errors and the reported scheme
 
 
 def per_class_errors(probs: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> pd.DataFrame:
@@ -144,10 +102,6 @@ def best_scheme(metrics: dict) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------
 # The stage
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _load_nets(models_dir: Path, seeds: Sequence[int], device: torch.device):
@@ -237,7 +191,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     if len(split) == 0:
         raise PipelineError(f"the evaluation split {split_name!r} of {prepared_dir} is empty")
     labels = np.asarray(split.labels, dtype=np.int64)
-    device = pick_device()
+    device = default_device()
     if torchvision_weights:
         nets, mean = _torchvision_nets(torchvision_weights, store, split_name), None
         info_out = {"model": "torchvision", "torchvision_weights": str(torchvision_weights)}

@@ -293,6 +293,11 @@ def build_model(cfg: ModelConfig, num_classes: int, *, generator: torch.Generato
     return model
 
 
+def default_device() -> torch.device:
+    """Where a stage runs a net: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -13,7 +13,7 @@ import torchvision
 from stage_helpers import assert_clear_error, run_stage
 
 from alexnet import evaluate as ev
-from alexnet import metrics, pixels
+from alexnet import metrics, pixels, predictions
 from alexnet.errors import PipelineError
 from alexnet.metrics import read_evaluation
 
@@ -49,17 +49,17 @@ def test_ensemble_averages_probabilities_and_ensemble_of_one_is_single(tmp_path)
     c = np.array([[0.45, 0.55], [0.8, 0.2]], np.float16)
     for tag, p in (("seed0", a), ("seed1", b), ("seed2", c)):
         for s in ev.SCHEMES:
-            np.save(ev.probs_path(tmp_path, tag, s), p)
+            np.save(predictions.probs_path(tmp_path, tag, s), p)
     np.save(tmp_path / "labels.npy", labels)
-    ens = ev.average_probs([a, b, c])
+    ens = predictions.average_probs([a, b, c])
     np.testing.assert_allclose(ens, (a.astype(np.float32) + b + c) / 3, rtol=1e-6)
     # probability mean of image 0: [0.613, 0.387] -> class 0 (wrong; a majority vote would say 1)
-    assert ev.metrics_from_probs([ev.probs_path(tmp_path, t, "center") for t in ("seed0", "seed1", "seed2")],
+    assert predictions.metrics_from_probs([predictions.probs_path(tmp_path, t, "center") for t in ("seed0", "seed1", "seed2")],
                                  labels)["top1_error"] == 50.0
-    m1 = ev.ensemble_metrics(tmp_path, ["seed1"])
+    m1 = predictions.ensemble_metrics(tmp_path, ["seed1"])
     assert m1["ensemble"] == m1["single"]
     assert m1["single"]["center"] == {"top1_error": 0.0, "top5_error": 0.0}  # b is right on both images
-    m = ev.ensemble_metrics(tmp_path, ["seed1", "seed2", "seed0"])
+    m = predictions.ensemble_metrics(tmp_path, ["seed1", "seed2", "seed0"])
     assert m["single"]["ten_crop"]["top1_error"] == 0.0  # seed1 alone is right on both
     assert m["ensemble"]["ten_crop"]["top1_error"] == 50.0
 
@@ -181,7 +181,7 @@ def test_evaluate_stage_end_to_end(tmp_path):
         assert saved["single"][s] == _hand_errors(f16[3], labels)  # single = the first seed
         assert saved["ensemble"][s] == _hand_errors((f16[3] + f16[1]) / 2, labels)
         assert saved["single"][s]["top5_error"] == 0.0  # 3 classes: always in the top 5
-    assert ev.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
+    assert predictions.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
 
     table = pd.read_csv(tmp_path / "eval" / "per_class.csv")
     assert list(table.columns) == ["label", "wnid", "name", "images", "top1_error", "top5_error"]
