@@ -26,15 +26,14 @@ import gzip
 import io
 import pickle
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from alexnet.errors import PipelineError
+from alexnet.errors import ArchiveError, PipelineError
 from alexnet.config import CifarConfig
-from alexnet.fileio import atomic_dir, check_member, md5sum, read_json, verify_md5, write_json
+from alexnet.fileio import atomic_dir, iter_tar_files, md5sum, read_json, verify_md5, write_json
 
 ARCHIVE = "cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -104,17 +103,12 @@ def read_cifar(path: str | Path, expected_md5: str | None = None) -> CifarData:
         verify_md5(path, expected_md5, progress=False)
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, mode="r:gz") as tf:
-            for member in tf:
-                check_member(member, path)
-                parts = Path(member.name).parts
-                if member.isfile() and len(parts) == 2 and parts[0] == FOLDER and parts[1] in MEMBERS:
-                    f = tf.extractfile(member)
-                    assert f is not None
-                    found[parts[1]] = f.read()
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
-        raise PipelineError(f"{path}: truncated or damaged archive ({type(e).__name__}: {e}); "
-                            "get a fresh copy of cifar-10-python.tar.gz") from e
+        for name, data in iter_tar_files(path):  # every member checked (check_member), streamed
+            parts = Path(name).parts
+            if len(parts) == 2 and parts[0] == FOLDER and parts[1] in MEMBERS:
+                found[parts[1]] = data
+    except ArchiveError as e:
+        raise PipelineError(f"{e} (truncated or damaged archive: get a fresh copy of cifar-10-python.tar.gz)") from e
     missing = [m for m in MEMBERS if m not in found]
     if missing:
         raise PipelineError(f"{path}: not the CIFAR-10 python archive, missing {FOLDER}/" + f", {FOLDER}/".join(missing))
