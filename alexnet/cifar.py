@@ -24,7 +24,6 @@ Deterministic: seeded init and batch order, torch.use_deterministic_algorithms(T
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from torch import Tensor, nn
 from alexnet.cifar_data import CifarData, open_cifar
 from alexnet.config import CifarConfig
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.model import LocalResponseNorm
+from alexnet.model import LocalResponseNorm, configure_determinism
 
 BASE_KERNELS = (32, 32, 64)  # layers-18pct.cfg: conv1, conv2, conv3
 FIGURE = "figure1.png"
@@ -188,9 +187,7 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
           run_record: str | Path) -> dict[str, Any]:
     """Stage `cifar`: the lr sweeps, Figure 1, the LRN comparison; returns the metrics."""
     start = time.perf_counter()
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # reproducible cuBLAS GEMMs on a GPU
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    configure_determinism(True)
     data, manifest = open_cifar(raw_dir)
     dataset = "tiny" if manifest["source"] == "tiny" else "cifar10"
     sweeps: dict[str, list[Run]] = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import random
 import sys
 import time
@@ -38,7 +37,7 @@ from alexnet.config import Params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
-from alexnet.model import architecture, build_model, load_failure, save_trained, torch_load
+from alexnet.model import architecture, build_model, configure_determinism, load_failure, save_trained, torch_load
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
 from alexnet.store import PreparedStore, layout_files
@@ -73,17 +72,7 @@ class TrainingDiverged(PipelineError):
     """The loss became NaN/inf or exceeded train.max_loss."""
 
 
-# --------------------------------------------------------------------------- determinism
-
-
-def configure_determinism(deterministic: bool) -> None:
-    """torch.use_deterministic_algorithms and cuDNN switches (torchvision references style)."""
-    if deterministic:
-        # cuBLAS needs a fixed workspace for reproducible GEMMs; read when cuBLAS initialises.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = deterministic
+# --------------------------------------------------------------------------- seeds
 
 
 def stream_seed(seed: int, rank: int, purpose: int) -> int:
@@ -547,4 +536,4 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
         distributed.teardown(ctx)
 
 
-__all__ = ["TrainingDiverged", "configure_determinism", "load_checkpoint", "train", "train_one_epoch", "validate"]
+__all__ = ["TrainingDiverged", "load_checkpoint", "train", "train_one_epoch", "validate"]
