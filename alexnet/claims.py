@@ -1,6 +1,6 @@
 """The claims table (stage `claims`): each of the paper's ablation claims beside ours, with a verdict.
 
-Owns reports/claims/claims.{md,csv,tex} and the report's claims section (`report_section`).
+Owns reports/claims/claims.{md,csv,tex} (the report shows claims.md in its section 5).
 Inputs: ablations/results.json (alexnet.ablations, collected from the DVC experiments) and
 metrics/cifar.json (stage cifar). The paper's numbers come from `alexnet.paper`.
 
@@ -23,7 +23,6 @@ the target error faster (ratio > 1), and LRN lowers the test error.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -221,23 +220,3 @@ def claims(ablations_path: str | Path, cifar_path: str | Path, out_dir: str | Pa
         (tmp / "claims.tex").write_text(to_latex(df))
     print(display(df).drop(columns=["Claim (section)"]).to_string(index=False))
     return df
-
-
-def report_section(claims_dir: Path | None, cifar_dir: Path | None, md_dir: Path) -> str | None:
-    """The report's claims section (Markdown): the table, Figure 1, and where the numbers come from.
-
-    None when the claims stage has not run (the report then says so).
-    """
-    table = claims_dir / "claims.md" if claims_dir else None
-    if table is None or not table.is_file():
-        return None
-    text = table.read_text()
-    text = text.replace(f"## {TITLE}", f"### {TITLE}", 1)
-    parts = [text]
-    fig = cifar_dir / "figure1.png" if cifar_dir else None
-    if fig is not None and fig.is_file():
-        parts += ["### Figure 1: ReLU (solid) vs tanh (dashed), training error per epoch\n",
-                  f"![Figure 1: training error vs epochs]({Path(os.path.relpath(fig, md_dir)).as_posix()})\n",
-                  "Each activation's curve is the best lr of the sweep (cifar.lr_grid; reports/cifar/curves.csv has "
-                  "them all). Source: stage cifar, metrics/cifar.json.\n"]
-    return "\n".join(parts)

@@ -1,17 +1,19 @@
 """The report stage: one paper-style report of a run, as Markdown and as self-contained HTML.
 
-Owns reports/report.md, reports/report.html and the training-curves figure beside them. The
-report is written once, in Markdown, in the paper's order (setup, architecture, training,
-Tables 1 and 2, ablations, Section 6.1's figures, provenance); the HTML is that Markdown
-rendered by markdown-it-py with every image embedded as base64, so the two say the same thing
-and the HTML opens anywhere on its own. Every number states where it came from and how many
-runs it rests on; a run on the tiny dataset carries a banner saying it is not an ImageNet result.
+Owns reports/report.md, reports/report.html and the training-curves figure beside them. What the
+report shows is gathered once into one dict (`report_context`: numbers, table rows, image paths);
+alexnet/templates/report.md.j2 renders it as Markdown in the paper's order (setup, architecture,
+training, Tables 1 and 2, ablations, Section 6.1's figures, provenance), and the HTML is that
+Markdown rendered by markdown-it-py into report.html.j2 with every image embedded as base64, so
+the two say the same thing and the HTML opens anywhere on its own. Every number states where it
+came from and how many runs it rests on; a tiny-dataset run carries a banner saying so.
 
 It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
 evaluation records, the trained nets' info.json and architecture.json, the figures' list
-(figures.json), the DVCLive curves and dvc.lock; it imports no model, pixel or analysis code. The
-training run records (records/train-seed<N>.json: wall time, images/s, the revision) vary on every
-rerun and are *not* read, so a rerun of training that gives the same nets leaves it up to date.
+(figures.json), the claims table, the DVCLive curves and dvc.lock; it imports no model, pixel,
+analysis or claims code. The training run records (records/train-seed<N>.json: wall time,
+images/s, the revision) vary on every rerun and are *not* read, so a rerun of training that
+gives the same nets leaves it up to date.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from markupsafe import Markup
 
 from alexnet import paper, provenance
 from alexnet.tables import fmt, md_table
-from alexnet.config import Params, to_dict
+from alexnet.config import Params, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, write_text
 
-# What the stages before the report write for it (alexnet.train, alexnet.analysis name them so).
+# What the stages before the report write for it, by name (the report imports none of them).
 ARCHITECTURE = "architecture.json"  # models/seed<N>/
 FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
+CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims)
+CIFAR_FIGURE = "figure1.png"  # reports/cifar/ (alexnet.cifar.FIGURE)
 TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
 # Section titles, in the paper's order; tests check that every one is present.
 SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
@@ -189,12 +193,23 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
         fig.savefig(tmp, dpi=100, format="png")
 
 
-# --- the Markdown ---------------------------------------------------------------------------
+# --- the report's data: one dict, rendered by templates/report.md.j2 ------------------------
 
-def _image(path: Path | None, md_dir: Path, alt: str) -> str:
-    if path is None or not path.is_file():
-        return f"*{alt}: not produced (run `dvc repro analyze`).*\n"
-    return f"![{alt}]({Path(os.path.relpath(path, md_dir)).as_posix()})\n"
+def _image(path: Path | None, md_dir: Path, alt: str, stage: str = "analyze") -> dict[str, Any]:
+    """An image for the template: its path relative to the Markdown, or None when not produced."""
+    src = Path(os.path.relpath(path, md_dir)).as_posix() if path is not None and path.is_file() else None
+    return {"src": src, "alt": alt, "stage": stage}
+
+
+def _demote(markdown: str) -> str:
+    """A stage's own table file: its '## title' becomes a '###' under this report's section."""
+    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
+                   for line in markdown.splitlines(keepends=True))
+
+
+def _plain(value: Any) -> str:
+    """A param as the report prints it in prose: floats without trailing zeros."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def describe_subset(sub: dict[str, Any] | None) -> str:
@@ -219,53 +234,37 @@ def describe_subset(sub: dict[str, Any] | None) -> str:
     return text
 
 
-def section_setup(params: Params, runs: Runs) -> str:
-    source = params.data.source
-    images = runs.prepare.get("images", {})
-    ev = runs.evaluate
-    lines = [f"## {SECTIONS[0]}", ""]
+def _setup(params: Params, runs: Runs) -> dict[str, Any]:
+    """Section 1's table (this run beside the paper) and the recipe params that are not the paper's."""
+    p, ev, images = params, runs.evaluate, runs.prepare.get("images", {})
+    side = p.prepare.image_side
     rows = [
-        ["dataset (data.source)", f"`{source}`" + (" (generated, ILSVRC-2012 file layout)" if source == "tiny" else ""),
+        ["dataset (data.source)", f"`{p.data.source}`" + (" (generated, ILSVRC-2012 file layout)"
+                                                          if p.data.source == "tiny" else ""),
          "ILSVRC-2010 (Table 1) and ILSVRC-2012 (Table 2)"],
-        ["classes", fmt(ev.get("classes") or runs.infos.get(params.train.seeds[0], {}).get("num_classes")), "1,000"],
+        ["classes", fmt(ev.get("classes") or runs.infos.get(p.train.seeds[0], {}).get("num_classes")), "1,000"],
         ["training images", fmt(images.get("train")), fmt(paper.DATASETS["ilsvrc2012"]["train"])],
         ["evaluation images", f"{fmt(ev.get('images'))} ({ev.get('split', '-')} split)",
          f"{paper.DATASETS['ilsvrc2012']['val']:,} (val) / {paper.DATASETS['ilsvrc2010']['test']:,} (2010 test)"],
         ["quarantined (undecodable) images", fmt(runs.prepare.get("quarantined_total")), "-"],
         # data.subset: which part of the official files was taken, and whether the copy was complete
         ["images taken (data.subset)", describe_subset(runs.prepare.get("subset")), "the whole dataset"],
-        ["preprocessing", f"shorter side to {params.prepare.image_side}, centre {params.prepare.image_side}x{params.prepare.image_side}; "
-                          f"mean subtracted: {params.augment.mean}",
+        ["preprocessing", f"shorter side to {side}, centre {side}x{side}; mean subtracted: {p.augment.mean}",
          f"shorter side to {paper.PREPARED_SIZE}, centre crop; mean image subtracted"],
-        ["nets trained (train.seeds)", f"{len(params.train.seeds)} (seeds {', '.join(map(str, params.train.seeds))})",
+        ["nets trained (train.seeds)", f"{len(p.train.seeds)} (seeds {', '.join(map(str, p.train.seeds))})",
          "1, 5 or 7 (Table 2)"],
-        ["epochs", f"{params.train.epochs} (train.epochs)" + (
+        ["epochs", f"{p.train.epochs} (train.epochs)" + (
             "; trained: " + ", ".join(fmt(i.get("epochs")) for _, i in sorted(runs.infos.items())) if runs.infos else ""),
          f"about {paper.EPOCHS}"],
         ["batch, lr, momentum, weight decay",
-         f"{params.train.batch_size}, {params.train.lr:g}, {params.train.momentum:g}, {params.train.weight_decay:g}",
+         f"{p.train.batch_size}, {p.train.lr:g}, {p.train.momentum:g}, {p.train.weight_decay:g}",
          f"{paper.BATCH_SIZE}, {paper.LEARNING_RATE:g}, {paper.MOMENTUM:g}, {paper.WEIGHT_DECAY:g}"],
-        ["augmentation", f"random crop {params.augment.random_crop}, flip {params.augment.flip}, "
-                         f"PCA lighting {params.augment.pca_lighting} (sigma {params.augment.pca_std:g})",
+        ["augmentation", f"random crop {p.augment.random_crop}, flip {p.augment.flip}, "
+                         f"PCA lighting {p.augment.pca_lighting} (sigma {p.augment.pca_std:g})",
          f"random 224 crops, flips, PCA lighting (sigma {paper.PCA_STD:g})"],
     ]
-    lines.append(md_table(["", "this run", "paper"], rows, [False, False, False]))
-    lines.append("Source: params.yaml, records/prepare.json, records/evaluate.json.\n")
-    lines.append(section_deviations(params))
-    return "\n".join(lines)
-
-
-def section_deviations(params: Params) -> str:
-    """Every recipe param of this run that is not the paper's (alexnet.config.paper_deviations)."""
-    from alexnet.config import paper_deviations
-
-    devs = paper_deviations(params)
-    head = ("**Deviations from the paper** (params that differ from alexnet/config.py's defaults, which are "
-            "the paper's; docs/fidelity.md says what each one means):")
-    if not devs:
-        return head + " none.\n"
-    rows = [[f"`{key}`", f"`{ours}`", f"`{theirs}`"] for key, ours, theirs in devs]
-    return head + "\n\n" + md_table(["param", "this run", "paper"], rows, [False, False, False])
+    deviations = [[f"`{key}`", f"`{ours}`", f"`{theirs}`"] for key, ours, theirs in paper_deviations(params)]
+    return {"rows": rows, "deviations": deviations}
 
 
 def _layer_rows(arch: dict[str, Any]) -> list[list[str]]:
@@ -288,36 +287,23 @@ def _layer_rows(arch: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def section_architecture(params: Params, arch: dict[str, Any]) -> str:
-    lines = [f"## {SECTIONS[1]}", ""]
-    m = params.model
-    seed = params.train.seeds[0]
+def _architecture(params: Params, arch: dict[str, Any]) -> dict[str, Any] | None:
+    """Section 2: train's architecture.json beside the paper's layers, and the model switches."""
     if not arch:
-        lines.append(f"*No trained net found (models/seed<N>/{ARCHITECTURE}): run `dvc repro train`.*\n")
-        return "\n".join(lines)
-    total, classes = arch["parameters"], arch.get("num_classes")
-    rows = _layer_rows(arch) + [["**total**", "", "", f"**{total:,}**"]]
-    lines.append(md_table(["layer", "ours", "paper", "parameters (ours)"], rows, [False, False, False, True]))
-    lines.append(f"Parameters: **{total:,}** here against the paper's **{paper.PARAMETERS:,}** "
-                 f"(two-group net, 1000 classes, with biases)"
-                 + (f"; this net has model.width = {m.width:g} of the paper's channels and "
-                    f"{classes if classes is not None else '?'} classes." if (m.width != 1.0 or (classes or 1000) != 1000) else ".")
-                 + "\n")
-    lines.append(f"Switches (params.yaml `model`): arch `{m.arch}`, input {m.input_size}, groups {m.groups}, "
-                 f"activation {m.activation}, LRN {m.lrn} (k={m.lrn_k:g}, n={m.lrn_size}, alpha={m.lrn_alpha:g}, "
-                 f"beta={m.lrn_beta:g}, alpha divided by n: {m.lrn_divide_alpha_by_n}), overlapping pooling "
-                 f"{m.overlapping_pool}, dropout {m.dropout:g}, conv6 {m.conv6}.\n")
-    lines.append(f"Source: models/seed{seed}/{ARCHITECTURE} (the first seed's net, written by train); "
-                 "paper: Section 3.\n")
-    return "\n".join(lines)
+        return None
+    m, classes = params.model, arch.get("num_classes")
+    switches = ("arch", "input_size", "groups", "activation", "lrn", "lrn_k", "lrn_size", "lrn_alpha", "lrn_beta",
+                "lrn_divide_alpha_by_n", "overlapping_pool", "dropout", "conv6")
+    return {"rows": _layer_rows(arch) + [["**total**", "", "", f"**{arch['parameters']:,}**"]],
+            "parameters": arch["parameters"], "paper_parameters": paper.PARAMETERS,
+            "scaled": m.width != 1.0 or (classes or 1000) != 1000, "width": _plain(m.width),
+            "classes": classes if classes is not None else "?",
+            "switches": {name: _plain(getattr(m, name)) for name in switches},
+            "seed": params.train.seeds[0], "file": ARCHITECTURE}
 
 
-def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path) -> str:
-    lines = [f"## {SECTIONS[2]}", ""]
-    if runs.curves:
-        lines.append(_image(curves_png, md_dir, "Training curves: loss, top-1/top-5 error and lr per epoch"))
-    else:
-        lines.append("*No DVCLive curves found (dvclive/train-seed<N>/): run `dvc repro train`.*\n")
+def _training(params: Params, runs: Runs, curves_png: Path, md_dir: Path) -> dict[str, Any]:
+    """Section 3: the curves figure and each net's last epoch (DVCLive) and device (info.json)."""
     rows = []
     for seed in params.train.seeds:
         info, df = runs.infos.get(seed, {}), runs.curves.get(seed)
@@ -325,129 +311,78 @@ def section_training(params: Params, runs: Runs, curves_png: Path, md_dir: Path)
         rows.append([f"seed {seed}", fmt(info.get("epochs", len(df) if df is not None else None)),
                      fmt(last.get("train/loss"), 3), fmt(last.get("val/top1_error")), fmt(last.get("val/top5_error")),
                      f"{last['lr']:g}" if "lr" in last else "-", info.get("device", "-")])
-    lines.append(md_table(["net", "epochs", "final train loss", "val top-1 error (%)", "val top-5 error (%)",
-                           "final lr", "device"], rows, [False, True, True, True, True, True, False]))
-    lines.append(f"{len(runs.curves)} training run(s), one per seed, each one curve. Validation here is the "
-                 "single centre crop after each epoch. Source: dvclive/train-seed<N>/plots/metrics/*.tsv and "
-                 "models/seed<N>/info.json. Wall time, images/s and the revision each net was trained from are "
-                 "in the run records, records/train-seed<N>.json (not part of this report: they change on every "
-                 "rerun).\n")
-    return "\n".join(lines)
+    curves = (_image(curves_png, md_dir, "Training curves: loss, top-1/top-5 error and lr per epoch", "report")
+              if runs.curves else None)
+    return {"curves": curves, "rows": rows, "runs": len(runs.curves)}
 
 
-def _demote(markdown: str) -> str:
-    """A results table's own '## title' becomes a '###' under this report's section."""
-    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
-                   for line in markdown.splitlines(keepends=True))
-
-
-def section_results(runs: Runs, tables: Path) -> str:
-    lines = [f"## {SECTIONS[3]}", ""]
-    for name in ("table1", "table2"):
-        path = tables / f"{name}.md"
-        if path.is_file():
-            lines.append(_demote(path.read_text()))
-        else:
-            lines.append(f"*{name}: not produced (run `dvc repro results`).*\n")
+def _results(runs: Runs, tables: Path) -> dict[str, Any]:
+    """Section 4: the results stage's Tables 1 and 2 (None: not produced) and every evaluation number."""
+    found = {name: tables / f"{name}.md" for name in ("table1", "table2")}
+    rows = []
     ev = runs.evaluate
-    if ev:
-        rows = []
-        for kind in ("single", "ensemble"):
-            for scheme in ("center", "ten_crop"):
-                r = (ev.get(kind) or {}).get(scheme) or {}
-                nets = 1 if kind == "single" else ev.get("nets")
-                rows.append([f"{kind}, {scheme.replace('_', '-')}", fmt(nets), fmt(r.get("top1_error")),
-                             fmt(r.get("top5_error"))])
-        lines.append("### All evaluation numbers\n")
-        lines.append(md_table(["nets, crops", "nets averaged", "top-1 error (%)", "top-5 error (%)"], rows))
-        lines.append(f"Each number: {fmt(ev.get('images'))} images of the {ev.get('split', '?')} split, evaluated "
-                     f"once; \"single\" is the first seed's net, \"ensemble\" averages the softmax of "
-                     f"{fmt(ev.get('nets'))} nets. Source: metrics/evaluate.json, records/evaluate.json.\n")
-    return "\n".join(lines)
+    for kind in ("single", "ensemble") if ev else ():
+        for scheme in ("center", "ten_crop"):
+            r = (ev.get(kind) or {}).get(scheme) or {}
+            nets = 1 if kind == "single" else ev.get("nets")
+            rows.append([f"{kind}, {scheme.replace('_', '-')}", fmt(nets), fmt(r.get("top1_error")),
+                         fmt(r.get("top5_error"))])
+    return {"tables": {name: _demote(p.read_text()) if p.is_file() else None for name, p in found.items()},
+            "rows": rows}
 
 
-def section_claims(src: ReportInputs, md_dir: Path) -> str | None:
-    """The claims table (stage claims) and Figure 1 (stage cifar), or None when not produced."""
-    from alexnet.claims import report_section
-
-    return report_section(src.claims, src.cifar, md_dir)
-
-
-def section_ablations(tables: Path, claims: str | None = None) -> str:
-    lines = [f"## {SECTIONS[4]}", ""]
-    if claims:
-        return "\n".join(lines + [claims])
-    found = sorted(tables.glob("ablation*.md"))
-    if found:
-        lines += [_demote(p.read_text()) for p in found]
-        return "\n".join(lines)
-    lines.append("**The ablation stage was not run**: no ablation numbers are reported. The paper's "
-                 "claims, and the params.yaml switch that turns each choice off:\n")
-    rows = [[f"`{a.name}`", a.section, a.claim] for a in paper.ABLATIONS]
-    lines.append(md_table(["switch", "section", "the paper's claim"], rows, [False, False, False]))
-    return "\n".join(lines)
+def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
+    """Section 5: the claims stage's table and Figure 1 (stage cifar); else the results stage's
+    ablation tables; else the paper's claims with the switch behind each."""
+    table = src.claims / CLAIMS_TABLE if src.claims else None
+    figure1 = src.cifar / CIFAR_FIGURE if src.cifar else None
+    has_claims = table is not None and table.is_file()
+    return {"claims": _demote(table.read_text()) if has_claims else None,
+            "figure1": _image(figure1, md_dir, "Figure 1: training error vs epochs", "cifar")
+            if has_claims and figure1 is not None and figure1.is_file() else None,
+            "tables": [_demote(p.read_text()) for p in sorted(src.tables.glob("ablation*.md"))],
+            "switches": [[f"`{a.name}`", a.section, a.claim] for a in paper.ABLATIONS]}
 
 
-def section_qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> str:
+def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
+    """Section 6's retrieval table: precision@k per search method against chance (analyze's numbers)."""
+    if not a:
+        return None
+    ks = sorted(params.analyze.precision_k)
+    bits = f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"
+    pixels = a.get("pixel_size", 32)
+    methods = [
+        ("fc7, Euclidean (exact)", "fc7", f"{fmt(a.get('fc7_dim'))} floats ({fmt(a.get('fc7_bytes_per_image'))} B)"),
+        (f"pixels, Euclidean ({pixels}x{pixels} RGB of the centre crop)", "pixel", f"{fmt(a.get('pixel_dim'))} floats"),
+        ("fc7 -> auto-encoder binary code, Hamming", "autoencoder", bits),
+        ("fc7 -> random-hyperplane LSH code, Hamming", "lsh", bits),
+    ]
+    rows = []
+    for label, key, size in methods:
+        ms = a.get(f"{key}_query_ms")
+        rows.append([label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks]
+                    + [fmt(ms, 4) if ms is not None else "-"])
+    rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks) + ["-"])
+    return {"k_columns": [f"precision@{k}" for k in ks], "rows": rows, "numeric": [False, False] + [True] * (len(ks) + 1),
+            "query_images": a.get("query_images"), "train_images": a.get("train_images")}
+
+
+def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dict[str, Any]:
+    """Section 6: the analyze stage's figures (by figures.json; none listed: "not produced") and numbers."""
     a = runs.analyze
-    names = _read_json(figures / FIGURES_LIST)  # analyze's {key: file}; none: every figure "not produced"
-
-    def figure(key: str, alt: str) -> str:
-        return _image(figures / names[key] if key in names else None, md_dir, alt)
-
-    seed = a.get("model_seed", params.train.seeds[0])
-    lines = [f"## {SECTIONS[5]}", "",
-             f"All figures and numbers in this section come from one net (seed {seed}) and one run of the "
-             "analyze stage (metrics/analyze.json, records/analyze.json, reports/figures/).\n",
-             "### Figure 3: conv1 kernels\n",
-             figure("kernels", "Figure 3: conv1 kernels"),
-             "The first group's kernels (the paper's GPU 1) above, the second group's below, each kernel "
-             "min-max scaled to the full colour range. In the paper the first group learns largely "
-             "colour-agnostic kernels and the second colour-specific ones.\n",
-             "### Figure 4 (left): top-5 predictions\n",
-             figure("top5", "Figure 4 left: top-5 predictions"),
-             f"{fmt(params.analyze.top5_images)} evaluation images drawn with analyze.seed = {params.analyze.seed}; "
-             f"the true class is among the net's top 5 for {fmt(a.get('top5_figure_hits'))} of them. "
-             "Probabilities are the evaluate stage's centre-crop softmax.\n",
-             "### Figure 4 (right): nearest neighbours in fc7 space\n",
-             figure("neighbours", "Figure 4 right: fc7 nearest neighbours"),
-             ]
-    if a:
-        ks = sorted(params.analyze.precision_k)
-        methods = [
-            ("fc7, Euclidean (exact)", "fc7", f"{fmt(a.get('fc7_dim'))} floats ({fmt(a.get('fc7_bytes_per_image'))} B)"),
-            (f"pixels, Euclidean ({a.get('pixel_size', 32)}x{a.get('pixel_size', 32)} RGB of the centre crop)", "pixel",
-             f"{fmt(a.get('pixel_dim'))} floats"),
-            ("fc7 -> auto-encoder binary code, Hamming", "autoencoder",
-             f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"),
-            ("fc7 -> random-hyperplane LSH code, Hamming", "lsh",
-             f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"),
-        ]
-        rows = []
-        for label, key, size in methods:
-            ms = a.get(f"{key}_query_ms")
-            rows.append([label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks]
-                        + [fmt(ms, 4) if ms is not None else "-"])
-        rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks) + ["-"])
-        lines.append(md_table(["search", "per image"] + [f"precision@{k}" for k in ks] + ["query time (ms)"], rows,
-                              [False, False] + [True] * (len(ks) + 1)))
-        lines.append(
-            f"Precision@k: the fraction of a query's k nearest training images that share its class, averaged "
-            f"over all {fmt(a.get('query_images'))} evaluation images as queries against "
-            f"{fmt(a.get('train_images'))} training images (one run). fc7 features and pixels come from the same "
-            "centre crop; the pixel baseline average-pools it to 32x32 (the paper's point: neighbours in fc7 "
-            "space are semantically close though far apart in pixels). Binary codes: the paper's suggestion, "
-            "an auto-encoder with a binarised bottleneck trained on the training set's fc7 features, against "
-            "random-hyperplane LSH; query time is the median over 5 repeats of searching all queries, per "
-            "query, on this machine's CPU (the exact search uses scikit-learn's brute-force NearestNeighbors).\n")
-    lines += ["### t-SNE of fc7 features\n",
-              figure("tsne", "t-SNE of fc7 features"),
-              f"{fmt(a.get('tsne_points'))} evaluation images, scikit-learn t-SNE with perplexity "
-              f"{fmt(a.get('tsne_perplexity'), 1)} and random_state = analyze.seed.\n"]
-    return "\n".join(lines)
+    names = _read_json(figures / FIGURES_LIST)
+    alts = {"kernels": "Figure 3: conv1 kernels", "top5": "Figure 4 left: top-5 predictions",
+            "neighbours": "Figure 4 right: fc7 nearest neighbours", "tsne": "t-SNE of fc7 features"}
+    return {"seed": a.get("model_seed", params.train.seeds[0]),
+            "figures": {key: _image(figures / names[key] if key in names else None, md_dir, alt)
+                        for key, alt in alts.items()},
+            "top5_images": params.analyze.top5_images, "analyze_seed": params.analyze.seed,
+            "top5_hits": a.get("top5_figure_hits"), "retrieval": _retrieval(params, a),
+            "tsne_points": a.get("tsne_points"), "tsne_perplexity": a.get("tsne_perplexity")}
 
 
-def section_provenance(params: Params, runs: Runs, src: ReportInputs) -> str:
+def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]:
+    """Section 7: revision, data hashes (dvc.lock), hardware, library versions and the params used."""
     hashes = dvc_lock_hashes(src.lock)
     hw = provenance.hardware()
     revision = provenance.git_revision()
@@ -464,55 +399,62 @@ def section_provenance(params: Params, runs: Runs, src: ReportInputs) -> str:
                      + (f", torch CPU capability {cap}" if cap else "")])
     rows.append(["training run records", "records/train-seed<N>.json: wall time, images/s, the revision "
                  "trained from, and what decides bit-identity (CPU capability, threads, determinism switches)"])
-    versions = library_versions()
-    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in versions.items())])
+    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in library_versions().items())])
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
     if first:
         rows.append(["libraries (training)", ", ".join(f"{k} {v}" for k, v in first.items() if v)])
-    lines = [f"## {SECTIONS[6]}", "", md_table(["", "value"], rows, [False, False]),
-             "Params used (params.yaml, resolved):\n", "```yaml",
-             yaml.safe_dump(to_dict(params), sort_keys=False, default_flow_style=None).rstrip(), "```\n",
-             f"Paper: {paper.CITATION}\n"]
-    return "\n".join(lines)
+    return {"rows": rows,
+            "params_yaml": yaml.safe_dump(to_dict(params), sort_keys=False, default_flow_style=None).rstrip()}
 
 
-def build_markdown(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> str:
-    ev = runs.evaluate
-    parts = [f"# {params.report.title}\n"]
-    if params.data.source == "tiny":
-        parts.append(f"> **{TINY_BANNER}.** This run used the generated tiny dataset "
-                     f"({fmt(runs.prepare.get('images', {}).get('train'))} training images); its numbers check "
-                     "that the pipeline works and cannot be compared with the paper's.\n")
-    ten = (ev.get("single") or {}).get("ten_crop") or {}
-    ens = (ev.get("ensemble") or {}).get("ten_crop") or {}
-    a = runs.analyze
-    summary = [f"A reproduction of Krizhevsky, Sutskever & Hinton (NIPS 2012) on the `{params.data.source}` dataset."]
-    if ten:
-        summary.append(f"One net, ten-crop: **{fmt(ten.get('top1_error'))}% top-1, {fmt(ten.get('top5_error'))}% "
-                       f"top-5 error** ({fmt(ev.get('images'))} {ev.get('split', '')} images)"
-                       + (f"; {fmt(ev.get('nets'))} nets averaged: {fmt(ens.get('top1_error'))}% / "
-                          f"{fmt(ens.get('top5_error'))}%." if ens and (ev.get('nets') or 0) > 1 else "."))
+def _summary(params: Params, runs: Runs) -> dict[str, Any]:
+    """The headline under the title: one net and the ensemble, ten crops; fc7 against pixel retrieval."""
+    ev, a = runs.evaluate, runs.analyze
+    ten = (ev.get("single") or {}).get("ten_crop") or None
+    ens = (ev.get("ensemble") or {}).get("ten_crop") or None
     k = min(params.analyze.precision_k)
-    if a.get(f"fc7_precision_at_{k}") is not None:
-        summary.append(f"fc7 retrieval precision@{k} {fmt(a[f'fc7_precision_at_{k}'], 3)} against "
-                       f"{fmt(a.get(f'pixel_precision_at_{k}'), 3)} in pixel space.")
-    parts.append(" ".join(summary) + "\n")
-    parts.append(section_setup(params, runs))
-    parts.append(section_architecture(params, runs.architecture))
-    parts.append(section_training(params, runs, curves_png, md_dir))
-    parts.append(section_results(runs, src.tables))
-    parts.append(section_ablations(src.tables, section_claims(src, md_dir)))
-    parts.append(section_qualitative(params, runs, src.figures, md_dir))
-    parts.append(section_provenance(params, runs, src))
-    return "\n".join(parts)
+    retrieval = ({"k": k, "fc7": a[f"fc7_precision_at_{k}"], "pixel": a.get(f"pixel_precision_at_{k}")}
+                 if a.get(f"fc7_precision_at_{k}") is not None else None)
+    return {"ten_crop": ten, "ensemble": ens if ens and (ev.get("nets") or 0) > 1 else None, "retrieval": retrieval}
 
 
-# --- HTML -----------------------------------------------------------------------------------
+def report_context(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> dict[str, Any]:
+    """Everything the report shows, as one dict: what report.md.j2 renders (and the HTML page shows).
+
+    Image paths are relative to `md_dir`, the Markdown's folder; tables are lists of formatted cells.
+    """
+    ev = runs.evaluate
+    return {
+        "title": params.report.title, "source": params.data.source, "sections": SECTIONS,
+        "banner": TINY_BANNER if params.data.source == "tiny" else None,
+        "prepare": {"train_images": runs.prepare.get("images", {}).get("train")},
+        "evaluation": {"images": ev.get("images"), "split": ev.get("split", ""), "nets": ev.get("nets")},
+        "summary": _summary(params, runs),
+        "setup": _setup(params, runs),
+        "architecture": _architecture(params, runs.architecture), "architecture_file": ARCHITECTURE,
+        "training": _training(params, runs, curves_png, md_dir),
+        "results": _results(runs, src.tables),
+        "ablations": _ablations(src, md_dir),
+        "qualitative": _qualitative(params, runs, src.figures, md_dir),
+        "provenance": _provenance(params, runs, src),
+        "citation": paper.CITATION,
+    }
+
+
+# --- rendering ------------------------------------------------------------------------------
 
 def _templates() -> Environment:
-    """alexnet/templates/ (package data): the HTML page and its CSS."""
-    return Environment(loader=PackageLoader("alexnet", "templates"), autoescape=select_autoescape(["html.j2"]),
-                       undefined=StrictUndefined, keep_trailing_newline=True)
+    """alexnet/templates/ (package data): the Markdown report, the HTML page and its CSS."""
+    env = Environment(loader=PackageLoader("alexnet", "templates"), autoescape=select_autoescape(["html.j2"]),
+                      undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = fmt
+    env.globals["md_table"] = md_table
+    return env
+
+
+def render_markdown(context: dict[str, Any]) -> str:
+    """report_context's dict as the Markdown report (alexnet/templates/report.md.j2)."""
+    return _templates().get_template("report.md.j2").render(context)
 
 
 def render_html(markdown: str, md_dir: Path, title: str) -> str:
@@ -537,8 +479,9 @@ def report(params: Params, src: ReportInputs, out_html: str | Path, out_md: str 
     if runs.curves:
         plot_training_curves(runs.curves, curves_png)
     md_dir = out_md.parent
-    markdown = build_markdown(params, runs, src, md_dir, curves_png)
-    page = render_html(markdown, md_dir, params.report.title)
+    context = report_context(params, runs, src, md_dir, curves_png)
+    markdown = render_markdown(context)
+    page = render_html(markdown, md_dir, context["title"])
     write_text(out_md, markdown)
     write_text(out_html, page)
     return markdown

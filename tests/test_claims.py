@@ -68,7 +68,7 @@ def test_cifar_rows():
     assert claims.cifar_rows({**m, "epochs_ratio": None})[0]["verdict"] == "target not reached"
 
 
-def test_stage_writes_md_csv_tex_and_the_report_section(tmp_path):
+def test_stage_writes_md_csv_tex(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({
         "format": "alexnet-repro/ablations", "version": 1,
         "runs": [run("baseline", 0, 30.0, 5.0, "tiny"), run("no-lrn", 0, 32.5, 5.0, "tiny")]}))
@@ -83,30 +83,9 @@ def test_stage_writes_md_csv_tex_and_the_report_section(tmp_path):
     md = (tmp_path / "out" / "claims.md").read_text()
     assert "| +1.40 | +2.50 |" in md and "pipeline check (tiny)" in md and "not run" in md
     assert "\\begin{table*}" in (tmp_path / "out" / "claims.tex").read_text()
-    section = claims.report_section(tmp_path / "out", None, tmp_path)
-    assert section.startswith(f"### {claims.TITLE}")
-    assert claims.report_section(tmp_path / "nothing", None, tmp_path) is None
+    assert md.startswith(f"## {claims.TITLE}\n")  # the report demotes it to '###' under its section 5
 
 
 def test_paper_numbers_behind_the_table():
     assert paper.FIGURE1_SPEEDUP == 6.0 and paper.FIGURE1_TARGET_ERROR == 25.0
     assert paper.CIFAR_LRN_TEST_ERROR == {"without": 13.0, "with": 11.0}
-
-
-def test_report_shows_the_claims_in_section_5(tmp_path):
-    from alexnet import report
-
-    claims.claims(tmp_path / "none.json", tmp_path / "none-cifar.json", tmp_path / "claims")
-    (tmp_path / "cifar").mkdir()
-    (tmp_path / "cifar" / "figure1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    src = report.ReportInputs(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
-                         models=tmp_path, lock=tmp_path / "dvc.lock", claims=tmp_path / "claims",
-                         cifar=tmp_path / "cifar")
-    md = report.section_ablations(src.tables, report.section_claims(src, tmp_path / "reports"))
-    assert md.startswith(f"## {report.SECTIONS[4]}") and claims.TITLE in md
-    assert "not run" in md and "](../cifar/figure1.png)" in md
-    assert "was not run" not in md
-    # without the claims stage's output the section says the ablations were not run, as before
-    bare = report.ReportInputs(metrics=tmp_path, tables=tmp_path / "tables", figures=tmp_path, live=tmp_path,
-                          models=tmp_path, lock=tmp_path / "dvc.lock")
-    assert "was not run" in report.section_ablations(bare.tables, report.section_claims(bare, tmp_path))

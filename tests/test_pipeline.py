@@ -102,7 +102,8 @@ ONE_WAY = {
     "results": {"alexnet/model.py", "alexnet/evaluate.py", "alexnet/train.py"},
     "report": {"alexnet/model.py", "alexnet/analysis.py", "alexnet/augment.py", "alexnet/store.py",
                "alexnet/evaluate.py", "alexnet/retrieval.py", "alexnet/stats.py", "alexnet/train.py",
-               "alexnet/pixels.py", "alexnet/loader.py"},
+               "alexnet/pixels.py", "alexnet/loader.py", "alexnet/claims.py", "alexnet/ablations.py",
+               "alexnet/cifar.py"},
 }
 
 

@@ -1,5 +1,6 @@
 """Tests for alexnet.report: every section present, every image it references exists (Markdown)
-or is embedded (HTML), the tiny-dataset banner, provenance from dvc.lock, DVCLive curves."""
+or is embedded (HTML), the tiny-dataset banner, provenance from dvc.lock, DVCLive curves, and the
+template: one dict rendered, blocks laid out the same in every combination of inputs present."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import SECTIONS, TINY_BANNER, ReportInputs, read_curves, render_html, report
+from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, SECTIONS, TINY_BANNER, ReportInputs, load_runs, read_curves,
+                            render_html, render_markdown, report, report_context)
 from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -241,3 +243,84 @@ def test_report_stage_command_line(tmp_path):
     md = (out / "report.md").read_text()
     assert TINY_BANNER in md and "data/raw md5 (dvc.lock) | not in dvc.lock" in md
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def claims_run(root: Path) -> ReportInputs:
+    """make_run plus the claims stage's real output and a Figure 1 PNG from the cifar stage."""
+    from alexnet import claims
+
+    src = make_run(root)
+    claims.claims(root / "none.json", root / "none-cifar.json", root / "reports" / "claims")
+    (root / "reports" / "cifar").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "reports" / "cifar" / CIFAR_FIGURE)
+    src.claims, src.cifar = root / "reports" / "claims", root / "reports" / "cifar"
+    return src
+
+
+def test_the_claims_table_and_figure1_in_section_5(tmp_path):
+    from alexnet import cifar, claims
+
+    assert (CIFAR_FIGURE, CLAIMS_TABLE) == (cifar.FIGURE, "claims.md")  # the names the stages write
+    src = claims_run(tmp_path)
+    assert (src.claims / CLAIMS_TABLE).is_file()
+    out = tmp_path / "reports"
+    md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
+    section = md[md.index(f"## {SECTIONS[4]}"):md.index(f"## {SECTIONS[5]}")]
+    assert f"### {claims.TITLE}\n" in section and f"## {claims.TITLE}" not in section.replace("### ", "")
+    assert "](cifar/figure1.png)" in section and "was not run" not in section
+    assert "not run" in section  # the claims table's own verdicts: no arms were collected
+    assert len(re.findall(r'<img src="data:image/png;base64,', (out / "report.html").read_text())) == 6
+
+
+def test_markdown_and_html_come_from_one_dict(tmp_path):
+    src = make_run(tmp_path)
+    p = params()
+    out = tmp_path / "reports"
+    md = report(p, src, out / "report.html", out / "report.md", out / "training_curves.png")
+    context = report_context(p, load_runs(src, p.train.seeds), src, out, out / "training_curves.png")
+    assert render_markdown(context) == md
+    page = (out / "report.html").read_text()
+    for row in context["setup"]["rows"] + context["training"]["rows"] + context["results"]["rows"]:
+        assert "| " + " | ".join(row) + " |" in md
+        assert f"<td>{row[0]}</td>" in page  # the same cells in the HTML
+    # A value changed in the dict shows in the Markdown, so the template prints it and computes nothing.
+    context["setup"]["rows"][2][1] = "1,234,567"
+    context["qualitative"]["tsne_points"] = 4321
+    changed = render_markdown(context)
+    assert "| training images | 1,234,567 |" in changed and "4,321 evaluation images, scikit-learn t-SNE" in changed
+
+
+def test_a_key_missing_from_the_dict_is_an_error_not_a_blank(tmp_path):
+    from jinja2 import UndefinedError
+
+    src = make_run(tmp_path)
+    p = params()
+    context = report_context(p, load_runs(src, p.train.seeds), src, tmp_path, tmp_path / "c.png")
+    del context["qualitative"]["tsne_perplexity"]
+    with pytest.raises(UndefinedError, match="tsne_perplexity"):
+        render_markdown(context)
+
+
+def bare_run(root: Path) -> ReportInputs:
+    """No stage has written anything yet."""
+    return ReportInputs(metrics=root / "metrics", tables=root / "tables", figures=root / "figures",
+                        live=root / "dvclive", models=root / "models", lock=root / "dvc.lock")
+
+
+@pytest.mark.parametrize("variant", ["full", "no figures", "ablation tables", "claims", "nothing yet"])
+def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
+    src = {"full": lambda r: make_run(r), "no figures": lambda r: make_run(r, with_figures=False),
+           "ablation tables": lambda r: make_run(r, ablation=True), "claims": claims_run,
+           "nothing yet": bare_run}[variant](tmp_path)
+    out = tmp_path / "reports"
+    md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
+    assert md.startswith("# ") and md.endswith(".\n") and not md.endswith("\n\n")
+    assert "\n\n\n" not in md  # the template's conditionals leave no gaps ...
+    lines = md.split("\n")
+    for i, line in enumerate(lines[1:], 1):  # ... and no heading runs into the text around it
+        if re.match(r"#+ ", line):
+            assert lines[i - 1] == "" and lines[i + 1] == "", (i, line)
+    assert [line[3:] for line in lines if line.startswith("## ")] == list(SECTIONS)
+    if variant == "nothing yet":
+        assert "run `dvc repro train`" in md and "run `dvc repro results`" in md and "was not run" in md
+        assert md.count("not produced (run `dvc repro analyze`)") == len(FIGURES)
