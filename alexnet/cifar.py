@@ -139,12 +139,13 @@ def train_net(data: CifarData, cfg: CifarConfig, activation: str, lrn: bool, lr:
         if diverged:
             break
         errors.append(100.0 * wrong / n)
-    test_error = None if diverged else evaluate_net(net, data, mean, device)
+    test_error = None if diverged else classification_error(net, data, mean, device)
     return Run(activation, lrn, lr, errors, test_error, diverged)
 
 
 @torch.no_grad()
-def evaluate_net(net: nn.Module, data: CifarData, mean: np.ndarray, device: torch.device) -> float:
+def classification_error(net: nn.Module, data: CifarData, mean: np.ndarray, device: torch.device) -> float:
+    """Top-1 error (%) of `net` on the test images, in batches of 1000."""
     net.eval()
     wrong = 0
     for start in range(0, len(data.test_labels), 1000):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from alexnet.config import Params, load_params
-from alexnet.errors import USER_ERRORS, PipelineError  # noqa: F401 (PipelineError: for older imports)
+from alexnet.errors import USER_ERRORS
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:
