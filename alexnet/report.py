@@ -19,26 +19,26 @@ gives the same nets leaves it up to date.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
 from typing import Any
+from urllib.parse import unquote
 
 import matplotlib
-from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
+from matplotlib.ticker import MaxNLocator
 
 from alexnet import paper, provenance
-from alexnet.tables import fmt, md_table
 from alexnet.config import Params, paper_deviations, to_dict
-from alexnet.fileio import atomic_path, write_text
+from alexnet.fileio import atomic_path, read_json, write_text
+from alexnet.metrics import read_evaluation
+from alexnet.tables import fmt, md_table
 
 # What the stages before the report write for it, by name (the report imports none of them).
 ARCHITECTURE = "architecture.json"  # models/seed<N>/
@@ -83,10 +83,8 @@ class Runs:
 
 
 def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    with path.open() as f:
-        return json.load(f)
+    """A stage's JSON file, or {} when that stage has not run yet (the report then says so)."""
+    return read_json(path) if path.is_file() else {}
 
 
 # --- reading the run ------------------------------------------------------------------------
@@ -112,8 +110,7 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
 
 
 def _read_evaluation(src: ReportInputs) -> dict:
-    from alexnet.metrics import read_evaluation
-
+    """metrics/evaluate.json joined with its run record (alexnet.metrics.read_evaluation)."""
     metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
     if not metrics.is_file():
         return {}
@@ -150,10 +147,6 @@ def dvc_lock_hashes(lock: Path) -> dict[str, str]:
             if isinstance(o, dict) and "path" in o and "md5" in o:
                 out[str(o["path"])] = str(o["md5"])
     return out
-
-
-def library_versions() -> dict[str, str]:
-    return provenance.library_versions(LIBRARIES)
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -399,7 +392,7 @@ def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]
                      + (f", torch CPU capability {cap}" if cap else "")])
     rows.append(["training run records", "records/train-seed<N>.json: wall time, images/s, the revision "
                  "trained from, and what decides bit-identity (CPU capability, threads, determinism switches)"])
-    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in library_versions().items())])
+    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in provenance.library_versions(LIBRARIES).items())])
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
     if first:
         rows.append(["libraries (training)", ", ".join(f"{k} {v}" for k, v in first.items() if v)])
