@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from collections.abc import Callable
 
 from alexnet.config import Params, load_params
 from alexnet.errors import USER_ERRORS
+from alexnet.fileio import disk_full_as_error
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -24,13 +24,8 @@ def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argpar
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        main(args, params)
+        with disk_full_as_error():  # a write outside alexnet.fileio's helpers: still one line
+            main(args, params)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        # A write outside alexnet.fileio's helpers: still one line, naming what it could.
-        print(f"error: no space left on the device ({e.filename or e}); free some space and rerun", file=sys.stderr)
         sys.exit(2)

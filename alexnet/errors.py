@@ -27,6 +27,9 @@ class ArchiveError(ValueError):
 class DiskFullError(OSError):
     """No space left on the device while writing an output; the message names the file."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message alone, without OSError's "[Errno 28]" prefix
+
 
 # What run_stage prints as one line (FileNotFoundError: a missing input named by the OS).
 USER_ERRORS = (ConfigError, ChecksumError, UnsafeArchiveError, ArchiveError, PipelineError, FileNotFoundError,

@@ -68,15 +68,16 @@ def _tmp_prefix(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def disk_full_as_error(path: str | Path) -> Iterator[None]:
-    """Turn ENOSPC/EDQUOT inside the block into a one-line DiskFullError naming `path`."""
+def disk_full_as_error(path: str | Path | None = None) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT inside the block into a one-line DiskFullError naming `path` (None: a
+    write anywhere, e.g. a whole stage's; the message names the file the OS reported)."""
     try:
         yield
     except OSError as e:
         if isinstance(e, DiskFullError) or e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise DiskFullError(e.errno, f"no space left on the device while writing {path} "
-                                     f"({e.filename or path}); free some space and rerun") from e
+        where = f" while writing {path} ({e.filename or path})" if path is not None else f" ({e.filename or e})"
+        raise DiskFullError(e.errno, f"no space left on the device{where}; free some space and rerun") from e
 
 
 def _umask() -> int:
@@ -193,9 +194,14 @@ def open_tar(fileobj_or_path: Any, label: Any, mode: str = "r|*") -> tarfile.Tar
             return tarfile.open(fileobj_or_path, mode=mode)
         return tarfile.open(fileobj=fileobj_or_path, mode=mode)
     except ARCHIVE_ERRORS as e:
-        if isinstance(e, OSError) and not isinstance(e, (tarfile.TarError, EOFError)) and e.errno is not None:
+        if _is_io_error(e):
             raise  # a real I/O error (permission, missing file): let it say so itself
         raise ArchiveError(f"{label}: not a readable tar archive ({_short(e)})") from e
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """A real I/O error (permission, missing file, disk), not a damaged archive: it says so itself."""
+    return isinstance(e, OSError) and not isinstance(e, (tarfile.TarError, EOFError)) and e.errno is not None
 
 
 def _short(e: BaseException) -> str:
@@ -211,7 +217,7 @@ def archive_errors(label: Any, where: list[str]) -> Iterator[None]:
     except ArchiveError:
         raise
     except ARCHIVE_ERRORS as e:
-        if isinstance(e, OSError) and not isinstance(e, (tarfile.TarError, EOFError)) and e.errno is not None:
+        if _is_io_error(e):
             raise
         raise ArchiveError(f"{label}: damaged or cut short {where[0]} ({_short(e)})") from e
 

@@ -490,6 +490,21 @@ def test_a_full_disk_inside_atomic_dir():
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def test_a_full_disk_anywhere_in_a_stage_exits_2_with_one_line(tmp_path, capsys):
+    """A write outside alexnet.fileio's helpers: run_stage still prints one line, naming the file."""
+    from alexnet.cli import run_stage, stage_parser
+
+    def main(args, params):
+        raise OSError(errno.ENOSPC, "No space left on device", "metrics/x.json")
+
+    (tmp_path / "params.yaml").write_text("{}\n")
+    with pytest.raises(SystemExit) as done:
+        run_stage(main, stage_parser(None), ["--params", str(tmp_path / "params.yaml")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: no space left on the device (metrics/x.json); free some space and rerun\n"
+
+
 def test_val_problems_surface_before_any_image_is_prepared(tmp_path, monkeypatch):
     """A broken val tar stops download, which lists every tar before prepare decodes anything."""
     import alexnet.prepare as P
