@@ -31,7 +31,7 @@ import pandas as pd
 from alexnet import paper
 from alexnet.ablations import ARMS, read_results
 from alexnet.fileio import atomic_dir, read_json
-from alexnet.tables import titled_table
+from alexnet.tables import latex_table, titled_table
 
 TITLE = "The paper's claims, checked"
 IMAGENET = ("ilsvrc2012", "ilsvrc2010", "url")
@@ -143,12 +143,11 @@ def claims_table(results: dict[str, Any], cifar: dict[str, Any]) -> pd.DataFrame
 RATIO_ARM = "cifar: relu vs tanh"
 
 
-def _num(v: Any, signed: bool = True, ratio: bool = False) -> str:
+def _num(v: Any, ratio: bool = False) -> str:
+    """A delta as the claims table prints it: signed points, or a ratio ('x'); '-' when absent."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if ratio:
-        return f"{v:.2f}x"
-    return f"{v:+.2f}" if signed else f"{v:.2f}"
+    return f"{v:.2f}x" if ratio else f"{v:+.2f}"
 
 
 def display(df: pd.DataFrame) -> pd.DataFrame:
@@ -200,10 +199,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def to_latex(df: pd.DataFrame) -> str:
-    shown = display(df)
-    styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    return styler.to_latex(column_format="p{6cm}lrrrrrllp{3cm}", hrules=True, caption=TITLE, label="tab:claims",
-                           position="htbp", environment="table*")
+    return latex_table(display(df), "p{6cm}lrrrrrllp{3cm}", TITLE, "tab:claims")
 
 
 def claims(ablations_path: str | Path, cifar_path: str | Path, out_dir: str | Path,

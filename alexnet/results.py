@@ -32,7 +32,7 @@ from alexnet import paper
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir
-from alexnet.tables import titled_table
+from alexnet.tables import latex_table, titled_table
 
 SCHEME = "ten_crop"  # the paper's protocol; centre-crop numbers stay in metrics/evaluate.json
 NOT_RUN = "not run"
@@ -240,12 +240,9 @@ def to_markdown(df: pd.DataFrame, title: str, notes: list[str]) -> str:
 
 def to_latex(df: pd.DataFrame, title: str, label: str) -> str:
     """A booktabs LaTeX table via pandas' Styler (jinja2), every cell escaped."""
-    shown = display_frame(df)
     align = "".join("r" if c.startswith(("paper_", "ours_", "diff_")) else "p{7cm}" if c == "provenance" else "l"
                     for c in df.columns)
-    styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    return styler.to_latex(column_format=align, hrules=True, caption=title, label=label,
-                           position="htbp", environment="table*")
+    return latex_table(display_frame(df), align, title, label)
 
 
 def notes(prov: Provenance) -> list[str]:

@@ -1,9 +1,11 @@
-"""Markdown tables and table cells, one way for the whole package (report, results, claims)."""
+"""Markdown and LaTeX tables and table cells, one way for the whole package (report, results, claims)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import pandas as pd
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -34,4 +36,12 @@ def titled_table(title: str, header: list[Any], rows: list[list[Any]], numeric: 
     return f"## {title}\n\n" + md_table(header, rows, numeric) + "\n" + "".join(f"- {n}\n" for n in notes)
 
 
-__all__ = ["fmt", "md_table", "titled_table"]
+def latex_table(shown: pd.DataFrame, column_format: str, caption: str, label: str) -> str:
+    """A booktabs `table*` via pandas' Styler (jinja2), every cell and header escaped (the results
+    and claims tables)."""
+    styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    return styler.to_latex(column_format=column_format, hrules=True, caption=caption, label=label,
+                           position="htbp", environment="table*")
+
+
+__all__ = ["fmt", "latex_table", "md_table", "titled_table"]
