@@ -21,7 +21,6 @@ torch loaded), so reading results does not load the model's libraries.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from alexnet.errors import PipelineError
+from alexnet.fileio import read_json
 
 KINDS = ("single", "ensemble")
 SCHEMES = ("center", "ten_crop")
@@ -127,15 +127,13 @@ def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = N
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
         raise PipelineError(f"{metrics_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
-    with metrics_path.open() as f:
-        flat = json.load(f)
+    flat = read_json(metrics_path)
     record: dict = {}
     if record_path is not None:
         record_path = Path(record_path)
         if not record_path.is_file():
             raise PipelineError(f"{record_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
-        with record_path.open() as f:
-            record = json.load(f)
+        record = read_json(record_path)
     try:
         nested = nested_metrics(flat)
     except KeyError as e:

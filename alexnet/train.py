@@ -206,22 +206,23 @@ class ChanceMonitor:
         self.steps_per_epoch = steps_per_epoch
         self.recent: list[float] = []
         self.checked = False  # at most one verdict (and so one warning) per run
-        self.warning: str | None = None
 
     def left_chance(self, loss: float) -> bool:
         return loss < (1 - CHANCE_MARGIN) * self.chance
 
     def observe(self, epoch: int, step: int, losses: list[float]) -> str | None:
         """Record the losses up to 0-based `step` of `epoch`; the warning text, the one time it fires."""
+        if self.checked or self.warn_steps <= 0:
+            return None  # the verdict is in (or switched off): nothing more to keep per step
         self.recent = (self.recent + losses)[-CHANCE_WINDOW:]
         done = (epoch - 1) * self.steps_per_epoch + step + 1
-        if self.checked or self.warn_steps <= 0 or done < self.warn_steps or not self.recent:
+        if done < self.warn_steps or not self.recent:
             return None
         self.checked = True
         mean = sum(self.recent) / len(self.recent)
         if self.left_chance(mean):
             return None
-        self.warning = (
+        return (
             f"WARNING: the net has not started learning: after {done} steps (train.chance_warn_steps = "
             f"{self.warn_steps}) the training loss is {mean:.3f}, within {CHANCE_MARGIN:.0%} of chance, "
             f"ln({round(math.exp(self.chance))}) = {self.chance:.3f}. Usual causes: the paper's init (weights "
@@ -229,7 +230,6 @@ class ChanceMonitor:
             "steps (model.init, model.init_std, model.init_bias_one); PCA lighting on the wrong pixel scale "
             "(augment.pca_magnitude: eigval_255 shifts pixels by hundreds of levels); a learning rate too "
             "high or too low for the batch (train.lr, train.batch_size). Training goes on unchanged.")
-        return self.warning
 
 
 # --------------------------------------------------------------------------- the loop
