@@ -308,9 +308,8 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
 def headline_errors(evaluate: dict | None) -> dict[str, float] | None:
     """The single net's ten-crop top-1/top-5 error from metrics/evaluate.json (the paper's protocol).
 
-    The one place that knows evaluate.json's layout, so a reshaped file needs one change here.
-    Flat keys (`top1_error`: one net, ten crops); experiments made before the metrics were
-    flattened nest them as single.ten_crop.
+    Flat keys as alexnet.predictions.headline_metrics writes them (`top1_error`: one net, ten
+    crops); experiments made before the metrics were flattened nest them as single.ten_crop.
     """
     try:
         ten = evaluate if "top1_error" in evaluate else evaluate["single"]["ten_crop"]

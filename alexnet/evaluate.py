@@ -29,8 +29,8 @@ from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.loader import BatchLoader
 from alexnet.model import default_device
-from alexnet.predictions import average_probs, ensemble_metrics, load_probs, probs_path
-from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates, headline_metrics
+from alexnet.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,34 +1,22 @@
-"""The error measures every stage shares, and the evaluation's files: metrics/evaluate.json's keys.
+"""The error measures every stage shares: training's curves and the evaluation.
 
 Top-k error (`topk_error`, `error_rates`, `true_class_rank`, `topk_hits`): training's curves and
 the evaluation count hits by the same rule. Ties: a class scoring exactly as high as the true class
 counts against the net (the true class is in the top k only if fewer than k other classes score >=
 it), so a constant output has 100% error rather than a lucky 1/k, whatever the classes' order.
-
-metrics/evaluate.json holds the headline errors and nothing else (what `dvc metrics diff` and
-`dvc exp show` compare), under stable flat keys in this order:
-    top1_error, top5_error                                   one net (the first seed), ten crops
-    ensemble_top1_error, ensemble_top5_error                 all nets' softmax averaged, ten crops
-    center_top1_error, center_top5_error                     one net, the centre crop
-    ensemble_center_top1_error, ensemble_center_top5_error   all nets, the centre crop
-Errors in percent. records/evaluate.json (a run record, not a metric) holds what was evaluated:
-split, images, nets, members, epochs, dataset, model, torchvision_weights, input_size, mean,
-per_class_scheme, device. `read_evaluation` joins the two into the nested form
-`["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]` that the results,
-report and claims code use. Never imports torch (it accepts torch tensors when the caller has
-torch loaded), so reading results does not load the model's libraries.
+Training imports this module, so it holds the measures only; the evaluation's files (data/eval/,
+metrics/evaluate.json) are alexnet.predictions'. Never imports torch (it accepts torch tensors
+when the caller has torch loaded).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from alexnet.errors import PipelineError
-from alexnet.fileio import read_json
 
 KINDS = ("single", "ensemble")
 SCHEMES = ("center", "ten_crop")
@@ -89,53 +77,3 @@ def topk_hits(logits: Any, labels: Any) -> tuple[Any, Any]:
 def error_rates(scores: Any, labels: Any) -> dict[str, float]:
     """`{"top1_error", "top5_error"}` in percent (top-5 of fewer than 5 classes is 0 by definition)."""
     return {f"top{k}_error": topk_error(scores, labels, k) for k in TOP_K}
-
-
-# --------------------------------------------------------------------------- metrics/evaluate.json
-
-# Headline metrics, flat: metrics/evaluate.json holds these keys and nothing else, in this order,
-# so that `dvc exp show` leads with them and `dvc metrics diff` compares only results. Ten crops
-# (the paper's protocol, Section 4.1) without a prefix; the centre crop and the ensemble prefixed.
-HEADLINE_PREFIX = {("single", "ten_crop"): "", ("ensemble", "ten_crop"): "ensemble_",
-                   ("single", "center"): "center_", ("ensemble", "center"): "ensemble_center_"}
-
-
-def headline_metrics(m: dict) -> dict[str, float]:
-    """`{"single": {scheme: errors}, "ensemble": ...}` as metrics/evaluate.json's flat keys:
-    `top1_error`, `top5_error` (one net, ten crops), `ensemble_top1_error`, `ensemble_top5_error`,
-    `center_top1_error`, `center_top5_error`, `ensemble_center_top1_error`, `ensemble_center_top5_error`."""
-    # rounded: 100 * k / N is exact to far fewer digits, and 28.999999999999996 helps no reader
-    return {f"{prefix}top{k}_error": round(float(m[kind][scheme][f"top{k}_error"]), 6)
-            for (kind, scheme), prefix in HEADLINE_PREFIX.items() for k in TOP_K}
-
-
-def nested_metrics(flat: dict) -> dict:
-    """The inverse of headline_metrics: `{"single": {"center": {"top1_error", ...}, ...}, ...}`."""
-    out: dict = {kind: {} for kind in KINDS}
-    for (kind, scheme), prefix in HEADLINE_PREFIX.items():
-        out[kind][scheme] = {f"top{k}_error": flat[f"{prefix}top{k}_error"] for k in TOP_K}
-    return out
-
-
-def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = None) -> dict:
-    """What the evaluate stage wrote, as one dict: the run record's descriptors (split, images,
-    nets, members, epochs, dataset, model, ...) and the errors nested as
-    `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]`.
-
-    The one reader of metrics/evaluate.json (flat headline keys, see headline_metrics) and
-    records/evaluate.json; the results, report and claims stages go through it."""
-    metrics_path = Path(metrics_path)
-    if not metrics_path.is_file():
-        raise PipelineError(f"{metrics_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
-    flat = read_json(metrics_path)
-    record: dict = {}
-    if record_path is not None:
-        record_path = Path(record_path)
-        if not record_path.is_file():
-            raise PipelineError(f"{record_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
-        record = read_json(record_path)
-    try:
-        nested = nested_metrics(flat)
-    except KeyError as e:
-        raise PipelineError(f"{metrics_path} lacks {e.args[0]!r}: written by older code; rerun `dvc repro evaluate`") from e
-    return {**record, **nested}

@@ -1,9 +1,23 @@
-"""data/eval/'s layout and the ensemble arithmetic over it: saved softmax probabilities per net.
+"""The evaluate stage's files, for the stages after it: data/eval/ and metrics/evaluate.json.
 
 Owns the probability files (`probs_path`, `load_probs`) and the metrics built from them
 (`average_probs`, `metrics_from_probs`, `ensemble_metrics`), so that evaluate writes them and
 analysis reads them without either importing the other's stage. Paper, Section 6: an ensemble
-averages its nets' softmax probabilities, not their logits.
+averages its nets' softmax probabilities, not their logits. Training never imports this module,
+so a change here reruns no training.
+
+metrics/evaluate.json holds the headline errors and nothing else (what `dvc metrics diff` and
+`dvc exp show` compare), under stable flat keys in this order:
+    top1_error, top5_error                                   one net (the first seed), ten crops
+    ensemble_top1_error, ensemble_top5_error                 all nets' softmax averaged, ten crops
+    center_top1_error, center_top5_error                     one net, the centre crop
+    ensemble_center_top1_error, ensemble_center_top5_error   all nets, the centre crop
+Errors in percent. records/evaluate.json (a run record, not a metric) holds what was evaluated:
+split, images, nets, members, epochs, dataset, model, torchvision_weights, input_size, mean,
+per_class_scheme, device. `read_evaluation` joins the two into the nested form
+`["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]` that the results,
+report and claims code use. Never imports torch, so reading results does not load the
+model's libraries.
 """
 
 from __future__ import annotations
@@ -13,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.metrics import SCHEMES, error_rates
+from alexnet.errors import PipelineError
+from alexnet.fileio import read_json
+from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates
 
 
 def probs_path(eval_dir: str | Path, tag: str, scheme: str) -> Path:
@@ -58,3 +74,53 @@ def ensemble_metrics(eval_dir: str | Path, tags: Sequence[str]) -> dict:
         "ensemble": {s: metrics_from_probs([probs_path(eval_dir, t, s) for t in tags], labels)
                      for s in SCHEMES},
     }
+
+
+# --------------------------------------------------------------------------- metrics/evaluate.json
+
+# Headline metrics, flat: metrics/evaluate.json holds these keys and nothing else, in this order,
+# so that `dvc exp show` leads with them and `dvc metrics diff` compares only results. Ten crops
+# (the paper's protocol, Section 4.1) without a prefix; the centre crop and the ensemble prefixed.
+HEADLINE_PREFIX = {("single", "ten_crop"): "", ("ensemble", "ten_crop"): "ensemble_",
+                   ("single", "center"): "center_", ("ensemble", "center"): "ensemble_center_"}
+
+
+def headline_metrics(m: dict) -> dict[str, float]:
+    """`{"single": {scheme: errors}, "ensemble": ...}` as metrics/evaluate.json's flat keys:
+    `top1_error`, `top5_error` (one net, ten crops), `ensemble_top1_error`, `ensemble_top5_error`,
+    `center_top1_error`, `center_top5_error`, `ensemble_center_top1_error`, `ensemble_center_top5_error`."""
+    # rounded: 100 * k / N is exact to far fewer digits, and 28.999999999999996 helps no reader
+    return {f"{prefix}top{k}_error": round(float(m[kind][scheme][f"top{k}_error"]), 6)
+            for (kind, scheme), prefix in HEADLINE_PREFIX.items() for k in TOP_K}
+
+
+def nested_metrics(flat: dict) -> dict:
+    """The inverse of headline_metrics: `{"single": {"center": {"top1_error", ...}, ...}, ...}`."""
+    out: dict = {kind: {} for kind in KINDS}
+    for (kind, scheme), prefix in HEADLINE_PREFIX.items():
+        out[kind][scheme] = {f"top{k}_error": flat[f"{prefix}top{k}_error"] for k in TOP_K}
+    return out
+
+
+def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = None) -> dict:
+    """What the evaluate stage wrote, as one dict: the run record's descriptors (split, images,
+    nets, members, epochs, dataset, model, ...) and the errors nested as
+    `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]`.
+
+    The one reader of metrics/evaluate.json (flat headline keys, see headline_metrics) and
+    records/evaluate.json; the results, report and claims stages go through it."""
+    metrics_path = Path(metrics_path)
+    if not metrics_path.is_file():
+        raise PipelineError(f"{metrics_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
+    flat = read_json(metrics_path)
+    record: dict = {}
+    if record_path is not None:
+        record_path = Path(record_path)
+        if not record_path.is_file():
+            raise PipelineError(f"{record_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
+        record = read_json(record_path)
+    try:
+        nested = nested_metrics(flat)
+    except KeyError as e:
+        raise PipelineError(f"{metrics_path} lacks {e.args[0]!r}: written by older code; rerun `dvc repro evaluate`") from e
+    return {**record, **nested}

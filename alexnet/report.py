@@ -37,7 +37,7 @@ from matplotlib.ticker import MaxNLocator
 from alexnet import paper, provenance
 from alexnet.config import Params, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
-from alexnet.metrics import read_evaluation
+from alexnet.predictions import read_evaluation
 from alexnet.tables import fmt, md_table
 
 # What the stages before the report write for it, by name (the report imports none of them).
@@ -110,7 +110,7 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
 
 
 def _read_evaluation(src: ReportInputs) -> dict:
-    """metrics/evaluate.json joined with its run record (alexnet.metrics.read_evaluation)."""
+    """metrics/evaluate.json joined with its run record (alexnet.predictions.read_evaluation)."""
     metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
     if not metrics.is_file():
         return {}

@@ -32,6 +32,7 @@ from alexnet import paper
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir
+from alexnet.predictions import read_evaluation
 from alexnet.tables import latex_table, titled_table
 
 SCHEME = "ten_crop"  # the paper's protocol; centre-crop numbers stay in metrics/evaluate.json
@@ -266,8 +267,6 @@ def results(evaluation_path: str | Path, out_dir: str | Path,
             params: Params, record_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Stage `results`: write table1 and table2 as .md, .csv and .tex into `out_dir`, from the
     evaluate stage's metrics (`evaluation_path`) and run record (`record_path`)."""
-    from alexnet.metrics import read_evaluation
-
     evaluation = read_evaluation(evaluation_path, record_path)
     classes = evaluation.get("classes")  # the store's class count (records/evaluate.json)
     prov = provenance(evaluation, params.data.source, classes)

@@ -15,7 +15,7 @@ from stage_helpers import assert_clear_error, run_stage
 from alexnet import evaluate as ev
 from alexnet import metrics, pixels, predictions
 from alexnet.errors import PipelineError
-from alexnet.metrics import read_evaluation
+from alexnet.predictions import read_evaluation
 
 # ---------------------------------------------------------------------------------------------
 # averaging softmax outputs, not logits
@@ -300,7 +300,7 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
 
 
 def test_headline_keys_round_trip_through_the_nested_form():
-    from alexnet.metrics import headline_metrics, nested_metrics
+    from alexnet.predictions import headline_metrics, nested_metrics
 
     nested = {"single": {"center": {"top1_error": 1.0, "top5_error": 2.0},
                          "ten_crop": {"top1_error": 3.0, "top5_error": 4.0}},
