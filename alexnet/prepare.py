@@ -26,7 +26,6 @@ import csv
 import ctypes
 import ctypes.util
 import io
-import json
 import os
 import re
 import signal
@@ -330,11 +329,11 @@ def _worker_pool(workers: int) -> Iterator[Executor | None]:
 
 def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, workers: int, cfg: PrepareConfig,
                    shard_dir: Path, index: Any, quarantine: Any, label_of: dict[str, int],
-                   progress: bool) -> tuple[int, int, int]:
-    """One split's images decoded (in order, by the pool), stored and indexed, or quarantined.
-    Returns (stored, quarantined, records seen)."""
+                   progress: bool) -> tuple[int, int]:
+    """One split's images decoded (in order, by the pool), stored and indexed, or quarantined
+    (every record is one or the other). Returns (stored, quarantined)."""
     writer = shard_writer(shard_dir, split, cfg)
-    n_bad = seen = 0
+    n_bad = 0
     tasks = ((chunk, ([r.data for r in chunk], cfg)) for chunk in _chunks(dataset.iter_split(split), CHUNK))
     results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
     with tqdm(total=dataset.count(split), unit="img", desc=f"prepare {split}", disable=not progress) as bar:
@@ -352,14 +351,13 @@ def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, worke
                     n_bad += 1
                     quarantine.writerow([split, rec.source, rec.wnid, reason])
             bar.update(len(chunk))
-            seen += len(chunk)
     writer.flush()
     expected = dataset.count(split)
     if expected is not None and writer.total + n_bad != expected:
         raise PipelineError(f"split {split}: the raw files held {writer.total + n_bad} images where "
                             f"{expected} were listed when the download stage checked them; were "
                             "they changed since? rerun `dvc repro`")
-    return writer.total, n_bad, seen
+    return writer.total, n_bad
 
 
 def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
@@ -376,7 +374,6 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
     counts: dict[str, int] = {}
     quarantined: dict[str, int] = {}
     start = time.perf_counter()
-    seen = 0
     with atomic_dir(out_dir) as tmp:
         shard_dir = tmp / store.SHARDS
         shard_dir.mkdir()
@@ -387,9 +384,8 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
             quarantine = csv.writer(fq, lineterminator="\n")
             quarantine.writerow(store.QUARANTINE_COLUMNS)
             for split in dataset.splits:
-                counts[split], quarantined[split], n = _prepare_split(
+                counts[split], quarantined[split] = _prepare_split(
                     split, dataset, pool, workers, cfg, shard_dir, index, quarantine, label_of, progress)
-                seen += n
         meta = {"size": cfg.image_side, "source": source, "eval_split": dataset.eval_split, "splits": counts,
                 "num_classes": len(classes), "format": cfg.format}
         if subset is not None:  # absent: the whole dataset, checked complete against its devkit
@@ -397,6 +393,7 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
         store.write_classes_and_meta(tmp, [(i, c.wnid, c.name) for i, c in enumerate(classes)], meta)
         stored = sum(p.stat().st_size for p in shard_dir.iterdir())
     seconds = time.perf_counter() - start
+    seen = sum(counts.values()) + sum(quarantined.values())
     return {
         "images": counts,
         "quarantined": quarantined,
