@@ -173,19 +173,26 @@ def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: end this worker when the stage that started it is gone, even by SIGKILL
-    (which runs no cleanup, so the pool cannot shut its workers down)."""
+def _die_with_parent(stage: int) -> None:
+    """Pool initializer: end this worker when the stage (pid `stage`) that started it is gone, even
+    by SIGKILL (which runs no cleanup, so the pool cannot shut its workers down).
+
+    The worker watches its own parent: the stage itself (fork, spawn), or the forkserver (Python
+    3.14's default on Linux), which exits when the stage does."""
+    parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             pass  # the watcher below still does it
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    if parent != stage:  # a forkserver's child, or the stage died before prctl took effect
+        try:
+            os.kill(stage, 0)
+        except (ProcessLookupError, PermissionError):  # no such process, or another user's: not ours
+            os._exit(1)
 
-    def watch() -> None:  # other platforms, and a pool whose workers a forkserver started
+    def watch() -> None:  # other platforms, and whatever prctl missed
         while True:
             time.sleep(1.0)
             if os.getppid() != parent:

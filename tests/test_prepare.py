@@ -434,3 +434,30 @@ def test_memory_flat_with_dataset_size(tmp_path):
     assert (tmp_path / "p512" / "shards" / "train-00031.npy").is_file()
     # 8x the images (512 x 3 KB of pixels = 1.5 MB if it were all held) must not raise the peak.
     assert peaks[1] < peaks[0] + 256 * 1024, peaks
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_pool_workers_start_under_every_start_method(method):
+    """_die_with_parent must not end a healthy worker: a forkserver's workers are its children,
+    not the stage's (the default on Linux from Python 3.14)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method), initializer=P._die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        assert list(pool.map(abs, [-1, -2, -3])) == [1, 2, 3]
+
+
+def test_a_worker_whose_stage_is_gone_ends_itself():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    gone = multiprocessing.get_context("spawn").Process(target=abs, args=(0,))
+    gone.start()
+    gone.join()  # a pid that was a process and is no more
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+                             initializer=P._die_with_parent, initargs=(gone.pid,)) as pool:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(abs, -1).result(timeout=30)
