@@ -109,15 +109,28 @@ def epochs_to_target(errors: list[float], target: float, chance: float = 90.0) -
     return None
 
 
-def train_net(data: CifarData, cfg: CifarConfig, activation: str, lrn: bool, lr: float) -> Run:
+@dataclass
+class TrainingSet:
+    """The training images as every net of the sweep trains on them, put on the device once."""
+
+    x: Tensor  # float32 [n, 3, 32, 32], mean subtracted
+    y: Tensor  # int64 [n]
+    mean: np.ndarray  # per-channel training mean (also subtracted from the test images)
+    device: torch.device
+
+
+def training_set(data: CifarData, device: torch.device) -> TrainingSet:
+    mean = data.train_images.reshape(-1, 3).mean(axis=0)
+    return TrainingSet(to_input(data.train_images, mean, device), torch.from_numpy(data.train_labels).to(device),
+                       mean, device)
+
+
+def train_net(data: CifarData, train: TrainingSet, cfg: CifarConfig, activation: str, lrn: bool, lr: float) -> Run:
     """Train one net for cfg.epochs epochs with SGD + momentum, no regularisation."""
-    device = _device(cfg)
+    device, x_all, y_all = train.device, train.x, train.y
     torch.manual_seed(cfg.seed)  # the same initial weights for every net of one architecture
     net = CifarNet(activation, lrn, cfg).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=0.0)
-    mean = data.train_images.reshape(-1, 3).mean(axis=0)
-    x_all = to_input(data.train_images, mean, device)
-    y_all = torch.from_numpy(data.train_labels).to(device)
     n = len(y_all)
     errors: list[float] = []
     diverged = False
@@ -139,7 +152,7 @@ def train_net(data: CifarData, cfg: CifarConfig, activation: str, lrn: bool, lr:
         if diverged:
             break
         errors.append(100.0 * wrong / n)
-    test_error = None if diverged else classification_error(net, data, mean, device)
+    test_error = None if diverged else classification_error(net, data, train.mean, device)
     return Run(activation, lrn, lr, errors, test_error, diverged)
 
 
@@ -191,15 +204,17 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
     configure_determinism(True)
     data, manifest = open_cifar(raw_dir)
     dataset = "tiny" if manifest["source"] == "tiny" else "cifar10"
+    device = _device(cfg)
+    train = training_set(data, device)
     sweeps: dict[str, list[Run]] = {}
     for activation in ("relu", "tanh"):
-        sweeps[activation] = [train_net(data, cfg, activation, False, lr) for lr in cfg.lr_grid]
+        sweeps[activation] = [train_net(data, train, cfg, activation, False, lr) for lr in cfg.lr_grid]
         for r in sweeps[activation]:
             e = epochs_to_target(r.train_error, cfg.target_error)
             print(f"{activation} lr {r.lr:g}: training error {['%.1f' % v for v in r.train_error]}"
                   f"{' (diverged)' if r.diverged else ''}; epochs to {cfg.target_error:g}%: {e}")
     relu, tanh = best_run(sweeps["relu"], cfg.target_error), best_run(sweeps["tanh"], cfg.target_error)
-    relu_lrn = train_net(data, cfg, "relu", True, relu.lr)
+    relu_lrn = train_net(data, train, cfg, "relu", True, relu.lr)
     relu_e, tanh_e = epochs_to_target(relu.train_error, cfg.target_error), epochs_to_target(tanh.train_error, cfg.target_error)
     # What the run was (descriptors) goes to the run record; metrics/cifar.json holds results only.
     descriptors = {"dataset": dataset, "train_images": int(data.train_labels.size),
@@ -228,7 +243,7 @@ def cifar(cfg: CifarConfig, raw_dir: str | Path, out_dir: str | Path, metrics_pa
             tmp / CURVES, index=False)
     write_json(metrics_path, metrics)
     write_json(run_record, {**descriptors, "seconds": round(time.perf_counter() - start, 2),
-                            "device": str(_device(cfg)), "threads": torch.get_num_threads()})
+                            "device": str(device), "threads": torch.get_num_threads()})
     print(f"Figure 1: ReLU {relu_e} epochs, tanh {tanh_e} epochs to {cfg.target_error:g}% training error "
           f"(ratio {metrics['epochs_ratio']}); test error without LRN {relu.test_error}, with LRN {relu_lrn.test_error}")
     return metrics
