@@ -294,17 +294,20 @@ class ILSVRCDataset(RawDataset):
     def _pattern(self, split: str) -> re.Pattern[str]:
         return re.compile(rf"^ILSVRC{self.layout.year}_{split}_(\d{{8}})\.JPEG$")
 
+    def _numbered(self, split: str) -> tuple[Path, re.Pattern[str], list[int], str]:
+        """val's or test's tar, its image-name pattern, the ground truth (a class id per image
+        number) and the file that truth comes from (for messages)."""
+        if split == "val":
+            return self.files["val"], self._pattern("val"), self.devkit.val_truth, self.layout.devkit_val_truth
+        assert self._test_truth is not None
+        return self.files["test"], self._pattern("test"), self._test_truth, str(self.files["test_ground_truth"])
+
     def iter_split(self, split: str) -> Iterator[RawRecord]:
         self._check_split(split)
         if split == "train":
             return iter_train_tar(self.files["train"], set(self.devkit.words), self._split_patches("train"))
-        if split == "val":
-            return iter_numbered_tar(self.files["val"], self._pattern("val"), self.devkit.val_truth,
-                                     self.devkit.wnid_of_id, self.layout.devkit_val_truth, self._split_patches("val"))
-        assert self._test_truth is not None
-        return iter_numbered_tar(self.files["test"], self._pattern("test"), self._test_truth,
-                                 self.devkit.wnid_of_id, str(self.files["test_ground_truth"]),
-                                 self._split_patches("test"))
+        path, pattern, truth, label = self._numbered(split)
+        return iter_numbered_tar(path, pattern, truth, self.devkit.wnid_of_id, label, self._split_patches(split))
 
     def split_file(self, split: str) -> str:
         """The file `split` is read from (for messages)."""
@@ -316,12 +319,8 @@ class ILSVRCDataset(RawDataset):
         self._check_split(split)
         if split == "train":
             return list_train_tar(self.files["train"], set(self.devkit.words))
-        if split == "val":
-            return list_numbered_tar(self.files["val"], self._pattern("val"), self.devkit.val_truth,
-                                     self.devkit.wnid_of_id, self.layout.devkit_val_truth)
-        assert self._test_truth is not None
-        return list_numbered_tar(self.files["test"], self._pattern("test"), self._test_truth,
-                                 self.devkit.wnid_of_id, str(self.files["test_ground_truth"]))
+        path, pattern, truth, label = self._numbered(split)
+        return list_numbered_tar(path, pattern, truth, self.devkit.wnid_of_id, label)
 
     def expected(self, split: str) -> tuple[dict[str, int], str] | None:
         """Images per wnid that the devkit says `split` holds, and where it says so; None where it
@@ -332,10 +331,9 @@ class ILSVRCDataset(RawDataset):
             if not any(counts.values()):
                 return None
             return dict(counts), f"{self.files['devkit']}:{self.layout.devkit_meta} num_train_images"
-        truth = self.devkit.val_truth if split == "val" else self._test_truth
-        label = (f"{self.files['devkit']}:{self.layout.devkit_val_truth}" if split == "val"
-                 else str(self.files["test_ground_truth"]))
-        assert truth is not None
+        _, _, truth, label = self._numbered(split)
+        if split == "val":  # the truth file inside the devkit tar
+            label = f"{self.files['devkit']}:{label}"
         counts = {w: 0 for w in self.devkit.words}
         for sid in truth:
             counts[self.devkit.wnid_of_id[sid]] += 1
