@@ -88,14 +88,16 @@ def identify(data: DataConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"source": data.source}
     if data.source in LAYOUTS:
         layout, root = LAYOUTS[data.source], _user_root(data)
-        names = {**layout.files, **layout.optional}
-        out["files"] = {role: file_stat(root / name) for role, name in names.items()}
+        out["files"] = _stat_of({role: root / name for role, name in {**layout.files, **layout.optional}.items()},
+                                data.source)
     elif data.source == "imagefolder":
-        out["files"] = {"root": tree_stat(_user_root(data))}
+        out["files"] = _stat_of({"root": _user_root(data)}, data.source)
     return out
 
 
 def _stat_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
+    """What identifies the user's files: each file's stat (ILSVRC layouts; None where missing),
+    or the whole tree's (an image folder)."""
     if layout == "imagefolder":
         return {"root": tree_stat(files["root"])}
     return {role: file_stat(path) for role, path in files.items()}
@@ -122,7 +124,7 @@ def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
     return read_json(manifest_path)
 
 
-def open_raw(raw_dir: str | Path, check_files: bool = True) -> RawDataset:
+def open_raw(raw_dir: str | Path) -> RawDataset:
     """Open the raw dataset that stage `download` described in `raw_dir`/manifest.json: the
     selected images only (manifest "selection"), refusing user files changed since download."""
     raw_dir = Path(raw_dir)
@@ -130,8 +132,7 @@ def open_raw(raw_dir: str | Path, check_files: bool = True) -> RawDataset:
     manifest = read_manifest(raw_dir)
     layout = manifest.get("layout")
     files = {role: _resolve(raw_dir, p) for role, p in manifest.get("files", {}).items()}
-    if check_files:
-        check_unchanged(manifest, files, manifest_path)
+    check_unchanged(manifest, files, manifest_path)
     if layout in LAYOUTS:
         ds: RawDataset = ILSVRCDataset(LAYOUTS[layout], files)
     elif layout == "imagefolder":
