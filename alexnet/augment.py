@@ -27,22 +27,15 @@ Nothing is clipped: the paper feeds the centred values straight in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from alexnet.config import AugmentConfig, ConfigError
+from alexnet.config import AugmentConfig, ConfigError, PcaMagnitude
 from alexnet.pixels import MeanMode, Normalization, as_tensor, center_offset, render, select_mean, to_numpy, torchvision_normalize
 
-PcaMagnitude = Literal["eigval_01", "sqrt_eigval", "eigval_255"]
-# Who uses which lighting magnitude (see the module docstring and docs/fidelity.md).
-MAGNITUDES = {
-    "eigval_01": "alpha_i * lambda_i on [0, 1] pixels: fb.resnet.torch; MXNet/GluonCV, tensorpack (x255 on 0-255)",
-    "sqrt_eigval": "alpha_i * sqrt(lambda_i), the component's stdev: the authors' cuda-convnet2",
-    "eigval_255": "alpha_i * lambda_i on 0-255 pixels: the formula literally on 0-255",
-}
 
 @dataclass(frozen=True)
 class InputStats:
@@ -138,7 +131,7 @@ def lighting_magnitudes(eigvals_255: Any, mode: PcaMagnitude) -> np.ndarray:
         return np.sqrt(vals)
     if mode == "eigval_255":
         return vals
-    raise ConfigError(f"augment.pca_magnitude: expected one of {', '.join(map(repr, MAGNITUDES))}, got {mode!r}")
+    raise ConfigError(f"augment.pca_magnitude: expected one of {', '.join(map(repr, get_args(PcaMagnitude)))}, got {mode!r}")
 
 
 def lighting_rms(eigvals_255: Any, mode: PcaMagnitude, pca_std: float = 0.1) -> float:

@@ -223,6 +223,9 @@ class ModelConfig:
                    self.remove_conv)
 
 
+PcaMagnitude = Literal["eigval_01", "sqrt_eigval", "eigval_255"]  # augment.pca_magnitude, below
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Training-time augmentation (paper, Section 4.1); each switchable for ablations."""
@@ -238,7 +241,7 @@ class AugmentConfig:
     # sqrt(lambda_i), the component's standard deviation, as the authors' own cuda-convnet2 does
     # (~7.2 levels). eigval_255: lambda_i of 0-255 pixels literally (~820 levels: the image is
     # wiped out). alexnet/augment.py and docs/fidelity.md give the derivations.
-    pca_magnitude: Literal["eigval_01", "sqrt_eigval", "eigval_255"] = "sqrt_eigval"
+    pca_magnitude: PcaMagnitude = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
     def __post_init__(self) -> None:
