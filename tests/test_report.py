@@ -324,3 +324,13 @@ def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
     if variant == "nothing yet":
         assert "run `dvc repro train`" in md and "run `dvc repro results`" in md and "was not run" in md
         assert md.count("not produced (run `dvc repro analyze`)") == len(FIGURES)
+
+
+def test_the_file_names_the_report_reads_are_the_ones_the_stages_write():
+    """The report imports none of the stages' modules (its deps stay files), so their shared file
+    names are spelled on both sides: this keeps each pair equal."""
+    from alexnet import analysis, cifar, report as R, train
+
+    assert R.ARCHITECTURE == train.ARCHITECTURE_NAME
+    assert R.FIGURES_LIST == analysis.FIGURES_LIST
+    assert R.CIFAR_FIGURE == cifar.FIGURE
