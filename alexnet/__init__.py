@@ -10,10 +10,15 @@ Modules, one concern each:
     model       the paper's network, its ablation switches, the torchvision variant
     augment     batched, on-device crops, flips, PCA lighting, mean subtraction
     train       SGD with the paper's update and schedule, checkpoints, determinism, DDP
-    evaluate    centre and ten-crop testing, ensembles
-    metrics     metrics/evaluate.json's flat headline keys, and reading the evaluation back
+    evaluate    centre and ten-crop testing, ensembles, the first net's measures for the ablations
+    metrics     top-k error, counted alike by training and evaluation
+    predictions data/eval/ and metrics/evaluate.json's flat keys, and reading the evaluation back
+    kernels     conv1's colour per column: Figure 3's specialisation as a number
     results     the paper's tables beside ours
     analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
+    ablations   the ablation arms as DVC experiments, their measures, ablations/results.json
+    verdict     the claims' verdict rule (a t interval against the paper's number), stated once
+    claims      the paper's claims beside ours, judged by that rule
     report      the paper-style HTML/Markdown report
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
 """

@@ -1,6 +1,7 @@
 """The paper's ablations as DVC experiments: queue and run them, then collect their metrics.
 
-Owns the arms (what each changes against params.yaml, the baseline), the `dvc exp run --queue`
+Owns the arms (what each changes against params.yaml, the baseline, and the claims it is judged
+on), the measures (the number per run each claim is judged by), the `dvc exp run --queue`
 commands that run them, and ablations/results.json (in git), which the `claims` stage reads.
 
     python -m alexnet.ablations list
@@ -17,11 +18,13 @@ experiment already ran (or is queued) on this commit with the same params is ski
 queueing, `run` prints how many runs it queues and their cost from the baseline's recorded
 training time (records/train-seed<N>.json).
 
-By default each experiment runs the pipeline up to `evaluate` (`--target`), the stage whose
-metrics the claims use; the figures and the report are not rebuilt per arm.
+By default each experiment runs the pipeline up to `evaluate` (`--target`), which writes every
+number the measures need; the figures and the report are not rebuilt per arm.
 
-`collect` reads `dvc exp show --json` and writes, per (arm, seed) found, its params, seed, git
-revisions (the experiment's and its baseline commit's), dataset, epochs and headline errors.
+`collect` reads `dvc exp show --json` and, per (arm, seed) found, the experiment commit's own run
+records (records/train-seed<N>.json: epochs run, plateau stop, seconds, device, parameters;
+records/evaluate.json: classes), and writes its params, git revisions, the comparability of its
+data (alexnet.config.comparable, with the reason) and every measured number.
 """
 
 from __future__ import annotations
@@ -32,44 +35,100 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from alexnet.config import ConfigError, comparable, params_from_dict
 from alexnet.errors import PipelineError
 from alexnet.fileio import read_json, write_json
+from alexnet.predictions import RUN_MEASURES
 
 FORMAT = "alexnet-repro/ablations"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: comparability, training records and the run measures per run
 EVALUATE_METRICS = "metrics/evaluate.json"
+EVALUATE_RECORD = "records/evaluate.json"
 PREFIX = "ablate-"
 
 
 @dataclass(frozen=True)
+class Measure:
+    """A number per run of ablations/results.json, and how an arm's run is set against its baseline's.
+
+    `sign` orients the effect so that positive is the paper's direction: +1 the arm's value minus
+    (points) or over (ratio) the baseline's, -1 the baseline's minus or over the arm's, 0 the run's
+    own value (a claim about one net, no pairing). `same`: run fields a pair must share.
+    """
+
+    key: str
+    what: str  # in words, for the claims table
+    scale: Literal["points", "ratio"]
+    sign: int
+    value: Callable[[dict[str, Any]], float | None]
+    censored: Callable[[dict[str, Any]], bool] = lambda run: False  # measured, but the run ended first
+    same: tuple[str, ...] = ()
+
+
+def _gap(run: dict[str, Any]) -> float | None:
+    val, train = run.get("val_center_top1_error"), run.get("train_center_top1_error")
+    return None if val is None or train is None else val - train
+
+
+MEASURES = {m.key: m for m in (
+    Measure("top1", "top-1 error, one net, ten crops: arm - baseline", "points", 1, lambda r: r.get("top1_error")),
+    Measure("top5", "top-5 error, one net, ten crops: arm - baseline", "points", 1, lambda r: r.get("top5_error")),
+    Measure("overfit", "overfitting: validation minus training top-1 error (centre crop, the net as evaluated: "
+            "no dropout or augmentation), arm - baseline", "points", 1, _gap),
+    Measure("train-error", "training top-1 error (centre crop, the net as evaluated), arm - baseline", "points", 1,
+            lambda r: r.get("train_center_top1_error")),
+    # the plateau stop (train.plateau_stop) marks convergence; a run that hit train.epochs first is censored
+    Measure("converge", "epochs to converge (until the plateau stop), baseline / arm", "ratio", -1,
+            lambda r: r.get("epochs_run") if r.get("converged") else None,
+            censored=lambda r: r.get("converged") is False),
+    Measure("time", "training time, arm / baseline, on the same device", "ratio", 1,
+            lambda r: r.get("train_seconds"), same=("device",)),
+    Measure("specialise", "conv1 columns' colour gap beyond chance, points (alexnet.kernels), each baseline run",
+            "points", 0, lambda r: r.get("conv1_column_specialisation")),
+)}
+
+
+@dataclass(frozen=True)
 class Arm:
-    """One ablation: params.yaml overrides against the baseline, and the claim it tests."""
+    """One ablation: params.yaml overrides against the baseline, and what it is judged on."""
 
     name: str
     overrides: dict[str, Any]
-    claim: str  # alexnet.paper.ABLATIONS[...].name
-    what: str
+    judged_on: tuple[tuple[str, str], ...]  # (alexnet.paper.CLAIMS key, MEASURES key)
+    what: str  # the change in words: for the depth arms, which reading of "remove a layer" it is
 
 
 ARMS: tuple[Arm, ...] = (
-    Arm("baseline", {}, "", "params.yaml as it is (the reference for every arm)"),
-    Arm("no-lrn", {"model.lrn": False}, "model.lrn", "no local response normalisation (Section 3.3)"),
-    Arm("no-overlap-pool", {"model.overlapping_pool": False}, "model.overlapping_pool",
-        "2x2 stride-2 pooling instead of 3x3 stride 2 (Section 3.4)"),
+    Arm("baseline", {}, (("columns-specialise", "specialise"),),
+        "params.yaml as it is: every arm's reference, and Figure 3's columns in every run"),
+    Arm("no-lrn", {"model.lrn": False}, (("lrn-top1", "top1"), ("lrn-top5", "top5")),
+        "no local response normalisation"),
+    Arm("no-overlap-pool", {"model.overlapping_pool": False},
+        (("overlap-top1", "top1"), ("overlap-top5", "top5"), ("overlap-overfit", "overfit")),
+        "2x2 stride-2 pooling instead of 3x3 stride 2"),
     # model.groups 1 is the paper's footnote net: half the kernels of conv1-conv4, conv5 and the
     # fc layers kept (alexnet/model.py, ONE_GPU_CONV), at the baseline's model.width.
-    Arm("one-column", {"model.groups": 1}, "model.groups",
-        "one column with half the kernels per conv layer (Section 3.2 footnote)"),
-    Arm("no-pca-lighting", {"augment.pca_lighting": False}, "augment.pca_lighting",
-        "no PCA colour augmentation (Section 4.1)"),
-    Arm("no-dropout", {"model.dropout": 0.0}, "model.dropout", "no dropout in fc6 and fc7 (Section 4.2)"),
-    Arm("no-conv3", {"model.remove_conv": 3}, "depth", "conv3 removed (Section 7)"),
-    Arm("no-conv4", {"model.remove_conv": 4}, "depth", "conv4 removed (Section 7)"),
-    Arm("no-conv5", {"model.remove_conv": 5}, "depth", "conv5 removed (Section 7)"),
+    Arm("one-column", {"model.groups": 1}, (("columns-top1", "top1"), ("columns-top5", "top5"),
+                                            ("columns-time", "time")),
+        "one column with half the kernels in conv1-conv4; both nets on one device, so the time is "
+        "not the paper's two GPUs against one"),
+    Arm("no-pca-lighting", {"augment.pca_lighting": False}, (("pca-top1", "top1"),), "no PCA colour augmentation"),
+    Arm("no-crops-flips", {"augment.random_crop": False, "augment.flip": False},
+        (("crops-flips-overfit", "overfit"),), "trained on the centre crop, never flipped"),
+    Arm("no-dropout", {"model.dropout": 0.0}, (("dropout-overfit", "overfit"), ("dropout-converge", "converge")),
+        "no dropout in fc6 and fc7"),
+    Arm("no-weight-decay", {"train.weight_decay": 0.0}, (("weight-decay-train", "train-error"),), "no weight decay"),
+    Arm("no-conv3", {"model.remove_conv": 3}, (("depth-top1", "top1"),),
+        "conv3 removed: conv4 takes conv2's maps, each column its own, so the columns first meet in fc6"),
+    Arm("no-conv4", {"model.remove_conv": 4}, (("depth-top1", "top1"),),
+        "conv4 removed: conv5 takes conv3's 384 maps (the same shapes: nothing else changes)"),
+    Arm("no-conv5", {"model.remove_conv": 5, "model.remove_conv_keep_fc6": True}, (("depth-top1", "top1"),),
+        "conv5 removed: conv4 gets conv5's 256 maps, so fc6 keeps its 256x6x6 input"),
 )
 ARMS_BY_NAME = {a.name: a for a in ARMS}
 
@@ -85,6 +144,11 @@ def yaml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(yaml_value(v) for v in value) + "]"
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def overrides_text(arm: Arm) -> str:
+    """The arm's exact params, as `dvc exp run` sets them."""
+    return " ".join(f"-S {k}={yaml_value(v)}" for k, v in arm.overrides.items()) or "(no overrides)"
 
 
 def run_overrides(arm: Arm, seed: int, common: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -318,8 +382,45 @@ def headline_errors(evaluate: dict | None) -> dict[str, float] | None:
         return None
 
 
-def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS) -> dict[str, Any]:
-    """ablations/results.json's content from `dvc exp show --json` output.
+def git_json(rev: str, path: str) -> dict | None:
+    """A JSON file as committed in `rev` (an experiment's commit), or None where it is not there."""
+    result = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _subset_active(raw: Any) -> bool | None:
+    """Whether params.yaml's data.subset (as an experiment recorded it) takes less than everything."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return params_from_dict({"data": {"subset": raw}}).data.subset.active
+    except ConfigError:
+        return None
+
+
+def run_numbers(exp: Experiment, seed: int, read: Callable[[str, str], dict | None]) -> dict[str, Any]:
+    """What one run measured, beyond its headline errors: the evaluation's run measures
+    (metrics/evaluate.json), and its training record (records/train-seed<N>.json) as committed in
+    the experiment. None where the run predates a measure."""
+    metrics = exp.metrics.get(EVALUATE_METRICS) or {}
+    record = read(exp.rev, f"records/train-seed{seed}.json") or {}
+    return {"val_center_top1_error": metrics.get("center_top1_error"),
+            **{k: metrics.get(k) for k in RUN_MEASURES},
+            "epochs_run": record.get("epochs"), "converged": record.get("stopped_by_schedule"),
+            "train_seconds": record.get("seconds"), "device": record.get("device"),
+            "parameters": record.get("parameters")}
+
+
+def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS,
+            read: Callable[[str, str], dict | None] = git_json) -> dict[str, Any]:
+    """ablations/results.json's content from `dvc exp show --json` output, and the run records each
+    experiment committed (`read(rev, path)`: git by default).
 
     Per (arm, seed) the newest experiment named ablate-<arm>-s<seed> (baselines in the order DVC
     lists them, the current commit first) that has evaluate metrics and the arm's params.
@@ -338,24 +439,30 @@ def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS) -> dict[str, Any]:
         if errors is None or not matches(exp, run_overrides(arm, seed)):
             continue
         seen.add((arm.name, seed))
+        source, epochs = get_param(exp.params, "data.source"), get_param(exp.params, "train.epochs")
+        classes = (read(exp.rev, EVALUATE_RECORD) or {}).get("classes")
+        subset = _subset_active(get_param(exp.params, "data.subset"))
+        fit = comparable(source, classes, subset, epochs)
         runs.append({
-            "name": exp.name, "arm": arm.name, "claim": arm.claim, "seed": seed,
+            "name": exp.name, "arm": arm.name, "seed": seed,
             "params": {k: get_param(exp.params, k) for k in
-                       [*arm.overrides, "train.seeds", "train.epochs", "model.width", "data.source"]},
-            "dataset": get_param(exp.params, "data.source"),
-            "epochs": get_param(exp.params, "train.epochs"),
+                       [*arm.overrides, "train.seeds", "train.epochs", "model.width", "data.source", "data.subset"]},
+            "dataset": source, "classes": classes, "subset": subset, "epochs": epochs,
+            "comparable": fit.ok, "comparable_reason": fit.reason,
             "experiment_rev": exp.rev, "baseline_rev": exp.baseline,
-            **errors,
+            **errors, **run_numbers(exp, seed, read),
         })
     runs.sort(key=lambda r: ([a.name for a in arms].index(r["arm"]), r["seed"]))
-    return {"format": FORMAT, "version": FORMAT_VERSION, "metric": "single net, ten crops (metrics/evaluate.json)",
-            "note": ("collected by `python -m alexnet.ablations collect` from `dvc exp show --json`; runs on "
-                     "data.source tiny are pipeline checks, not reproductions"),
+    return {"format": FORMAT, "version": FORMAT_VERSION, "metric": "single net (metrics/evaluate.json)",
+            "note": ("collected by `python -m alexnet.ablations collect` from `dvc exp show --json` and each "
+                     "experiment's run records; runs that are not comparable (alexnet.config.comparable) are "
+                     "pipeline checks, not reproductions"),
             "runs": runs}
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
-    """ablations/results.json, checked; a missing file is an empty collection."""
+    """ablations/results.json, checked; a missing file is an empty collection. Runs of a version 1
+    file (no comparability recorded) are judged by alexnet.config.comparable from what they hold."""
     path = Path(path)
     if not path.is_file():
         return {"format": FORMAT, "version": FORMAT_VERSION, "runs": []}
@@ -363,6 +470,10 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
         raise PipelineError(f"{path}: not an ablations results file (format {FORMAT!r}); "
                             "rewrite it with `python -m alexnet.ablations collect`")
+    for run in data["runs"]:
+        if "comparable" not in run:
+            fit = comparable(run.get("dataset"), run.get("classes"), run.get("subset"), run.get("epochs"))
+            run.update(comparable=fit.ok, comparable_reason=fit.reason)
     return data
 
 
@@ -391,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             for a in ARMS:
-                sets = " ".join(f"-S {k}={yaml_value(v)}" for k, v in a.overrides.items()) or "(no overrides)"
-                print(f"{a.name:16s} {sets:32s} {a.what}")
+                print(f"{a.name:16s} {overrides_text(a)}\n{'':16s} {a.what}")
+                for claim, measure in a.judged_on:
+                    print(f"{'':16s} judged on: {claim} by {MEASURES[measure].what}")
         elif args.command == "run":
             if "baseline" not in args.arms:
                 print("note: the baseline arm is not among --arms; collect needs it for each seed")

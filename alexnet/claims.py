@@ -1,218 +1,226 @@
-"""The claims table (stage `claims`): each of the paper's ablation claims beside ours, with a verdict.
+"""The claims table (stage `claims`): each claim of the paper beside ours, with an interval and a verdict.
 
-Owns reports/claims/claims.{md,csv,tex} (the report shows claims.md in its section 5).
-Inputs: ablations/results.json (alexnet.ablations, collected from the DVC experiments) and
-metrics/cifar.json (stage cifar). The paper's numbers come from `alexnet.paper`.
+Owns reports/claims/claims.{md,csv,tex} (the report shows claims.md in its section 5). Inputs:
+ablations/results.json (alexnet.ablations, collected from the DVC experiments) and
+reports/cifar/runs.json (stage cifar: Figure 1 and the CIFAR-10 LRN claim, per seed). The
+paper's words and numbers come from `alexnet.paper`, the rule from `alexnet.verdict` (its text is
+printed under the table), which runs are the paper's data from `alexnet.config.comparable` (as
+collect recorded it per run).
 
-Ours, per ImageNet arm: delta = arm's error - baseline's error (percentage points), paired by
-seed (the two nets share the seed, so their initial weights and batch order), then the mean,
-the sample standard deviation and n of those deltas. A positive delta means the design choice
-the arm removes lowers the error, the paper's sign.
-
-The verdict rule (top-1 delta; the paper's own number where it has one, its direction else):
-- "not run": no arm run with a baseline run of the same seed;
-- "pipeline check (<dataset>)": the runs are not on ILSVRC (e.g. the tiny dataset): they show the
-  pipeline works and are never evidence for or against the paper;
-- "too few runs (n=1)": one seed gives no spread to judge noise by;
-- "within noise": |mean| < 2 x standard error (std / sqrt(n));
-- "consistent" / "not consistent": resolved beyond noise, with the paper's sign / the other sign.
-CIFAR-10 rows are one run each (no spread): on the real archive "consistent" means ReLU reaches
-the target error faster (ratio > 1), and LRN lowers the test error.
+One row per claim an arm is judged on (alexnet.ablations.ARMS: the claim and the measure), then
+the two CIFAR-10 rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from alexnet import paper
-from alexnet.ablations import ARMS, read_results
-from alexnet.fileio import atomic_dir, read_json
+from alexnet import paper, verdict
+from alexnet.ablations import ARMS, MEASURES, Arm, Measure, overrides_text, read_results
+from alexnet.cifar_data import RUNS, shown_run
+from alexnet.errors import PipelineError
+from alexnet.fileio import atomic_dir
 from alexnet.tables import latex_table, titled_table
 
 TITLE = "The paper's claims, checked"
-IMAGENET = ("ilsvrc2012", "ilsvrc2010", "url")
-COLUMNS = ["claim", "section", "arm", "paper_top1", "paper_top5", "ours_top1_mean", "ours_top1_std",
-           "ours_top5_mean", "ours_top5_std", "n", "seeds", "dataset", "epochs", "verdict", "note"]
+COLUMNS = ["claim", "section", "words", "paper", "scale", "kind", "mean", "low", "high", "n", "seeds",
+           "measure", "data", "verdict", "arm", "overrides", "note"]
 
 
-def _stats(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return round(mean, 3), None
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return round(mean, 3), round(math.sqrt(var), 3)
+def _row(claim: paper.Claim, judged: verdict.Verdict, **cells: Any) -> dict[str, Any]:
+    return {"claim": claim.key, "section": claim.section, "words": claim.words, "paper": claim.value,
+            "scale": claim.scale, "kind": claim.kind, "mean": judged.mean, "low": judged.low, "high": judged.high,
+            "n": judged.n, "verdict": judged.text, **cells}
 
 
-def verdict(deltas: list[float], datasets: set[str], direction: int) -> str:
-    """The stated rule (module docstring) for one ImageNet arm's top-1 deltas."""
-    if not deltas:
-        return "not run"
-    other = sorted(d for d in datasets if d not in IMAGENET)
-    if other:
-        return f"pipeline check ({', '.join(other)})"
-    n = len(deltas)
-    if n < 2:
-        return "too few runs (n=1)"
-    mean, std = _stats(deltas)
-    se = std / math.sqrt(n)
-    if abs(mean) < 2 * se:
-        return "within noise"
-    return "consistent" if mean * direction > 0 else "not consistent"
+def _effect(measure: Measure, arm_value: float, base_value: float | None) -> float | None:
+    """One seed's effect, oriented so that positive is the paper's direction (a ratio: its log)."""
+    if measure.sign == 0:
+        return arm_value
+    ours, ref = (arm_value, base_value) if measure.sign > 0 else (base_value, arm_value)
+    if measure.scale == "points":
+        return ours - ref
+    return math.log(ours / ref) if ours > 0 and ref > 0 else None
+
+
+def _data(runs: list[dict[str, Any]]) -> str:
+    """The data the runs were measured on, e.g. 'tiny (10 classes), 8 epochs'."""
+    def one(r: dict[str, Any]) -> str:
+        extra = [f"{r['classes']} classes"] if r.get("classes") else []
+        extra += ["subset"] if r.get("subset") else []
+        return f"{r.get('dataset')}" + (f" ({', '.join(extra)})" if extra else "") + f", {r.get('epochs')} epochs"
+    return "; ".join(sorted({one(r) for r in runs}))
+
+
+def _paired(arm: Arm, measure: Measure, runs: list[dict[str, Any]]) -> tuple[list, list[str]]:
+    """(the (arm run, baseline run or None) pairs, notes on seeds left out) for one arm and measure.
+    A pair is one seed: the same dataset and epochs, and the measure's `same` fields, differing
+    only by the arm."""
+    mine = [r for r in runs if r.get("arm") == arm.name]
+    if measure.sign == 0:
+        return [(r, None) for r in mine], []
+    base = {r["seed"]: r for r in runs if r.get("arm") == "baseline"}
+    keys = ("dataset", "epochs", *measure.same)
+    pairs, left = [], []
+    for r in mine:
+        b = base.get(r["seed"])
+        if b is not None and all(r.get(k) == b.get(k) for k in keys):
+            pairs.append((r, b))
+        else:
+            left.append(r["seed"])
+    return pairs, [f"seeds {left} have no baseline run of the same {', '.join(keys)} and are left out"] if left else []
+
+
+def ablation_row(arm: Arm, claim: paper.Claim, measure: Measure, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One claim an arm is judged on: per seed the measure's effect, then alexnet.verdict's rule."""
+    pairs, notes = _paired(arm, measure, runs)
+    effects, seeds, used, censored, older = [], [], [], 0, 0
+    for r, b in pairs:
+        if measure.censored(r) or (b is not None and measure.censored(b)):
+            censored += 1
+            used += [r, b]
+            continue
+        a_value, b_value = measure.value(r), measure.value(b) if b is not None else None
+        if a_value is None or (b is not None and b_value is None):
+            older += 1
+            continue
+        effect = _effect(measure, a_value, b_value)
+        if effect is not None:
+            effects.append(effect)
+            seeds.append(r["seed"])
+            used += [r] + ([b] if b is not None else [])
+    used = [u for u in used if u is not None]
+    reasons = sorted({u["comparable_reason"] for u in used if not u["comparable"]})
+    judged = verdict.judge(effects, claim.scale, claim.kind, claim.value, "; ".join(reasons), censored)
+    if older:
+        notes.append(f"{older} seed(s) ran before this measure was recorded: run the arm again and collect")
+    if censored:
+        notes.append(f"{len(effects)} of {len(effects) + censored} seeds converged (the plateau stop) within "
+                     "train.epochs in both runs")
+    for key in measure.same if used else ():  # e.g. the device the times were measured on
+        notes.append(f"{key}: " + "; ".join(sorted({str(u.get(key)) for u in used})))
+    params = {u["arm"]: u.get("parameters") for u in used if u.get("parameters")}
+    if arm.name in params and "baseline" in params and params[arm.name] != params["baseline"]:
+        change = params[arm.name] / params["baseline"] - 1
+        notes.append(f"parameters {params[arm.name]:,} against the baseline's {params['baseline']:,} ({change:+.1%})")
+    return _row(claim, judged, seeds=" ".join(map(str, seeds)), measure=measure.what, data=_data(used),
+                arm=arm.name, overrides=overrides_text(arm), note="; ".join([arm.what, *notes]))
 
 
 def ablation_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per ImageNet arm (baseline aside), ours paired with the baseline by seed."""
     runs = results.get("runs", [])
-    base = {r["seed"]: r for r in runs if r.get("arm") == "baseline"}
-    claims = {a.name: a for a in paper.ABLATIONS}
-    rows = []
-    for arm in ARMS:
-        if arm.name == "baseline":
-            continue
-        claim = claims[arm.claim]
-        # a pair is the same seed, dataset and epochs, differing only by the arm
-        mine = [r for r in runs if r.get("arm") == arm.name and r["seed"] in base
-                and (r.get("dataset"), r.get("epochs")) == (base[r["seed"]].get("dataset"), base[r["seed"]].get("epochs"))]
-        d1 = [r["top1_error"] - base[r["seed"]]["top1_error"] for r in mine]
-        d5 = [r["top5_error"] - base[r["seed"]]["top5_error"] for r in mine]
-        (m1, s1), (m5, s5) = _stats(d1), _stats(d5)
-        datasets = {str(r.get("dataset")) for r in mine} | {str(base[r["seed"]].get("dataset")) for r in mine}
-        unpaired = [r["seed"] for r in runs if r.get("arm") == arm.name and r not in mine]
-        note = arm.what
-        if unpaired:
-            note += f"; seeds {unpaired} have no baseline run of the same dataset and epochs and are left out"
-        rows.append({
-            "claim": claim.claim, "section": claim.section, "arm": arm.name,
-            "paper_top1": claim.top1_gain, "paper_top5": claim.top5_gain,
-            "ours_top1_mean": m1, "ours_top1_std": s1, "ours_top5_mean": m5, "ours_top5_std": s5,
-            "n": len(mine), "seeds": " ".join(str(r["seed"]) for r in mine),
-            "dataset": ", ".join(sorted(datasets)) if mine else "",
-            "epochs": ", ".join(sorted({str(r.get("epochs")) for r in mine})) if mine else "",
-            "verdict": verdict(d1, datasets, paper.ABLATION_DIRECTION.get(arm.claim, 1)), "note": note,
-        })
-    return rows
+    return [ablation_row(arm, paper.CLAIMS_BY_KEY[claim], MEASURES[measure], runs)
+            for arm in ARMS for claim, measure in arm.judged_on]
 
 
 def cifar_rows(cifar: dict[str, Any]) -> list[dict[str, Any]]:
-    """Figure 1's ratio and the CIFAR-10 LRN claim (one run each)."""
-    dataset = cifar.get("dataset")
-    epochs = str(cifar.get("epochs")) if cifar else ""
-
-    def judge(value: float | None, good: bool) -> str:
-        if not cifar:
-            return "not run"
-        if dataset != "cifar10":
-            return f"pipeline check ({dataset})"
-        if value is None:
-            return "target not reached"
-        return ("consistent" if good else "not consistent") + " (1 run)"
-
-    ratio = cifar.get("epochs_ratio")
-    gain = cifar.get("lrn_gain")
-    lrn_paper = paper.CIFAR_LRN_TEST_ERROR
-    return [
-        {"claim": f"ReLU reaches {paper.FIGURE1_TARGET_ERROR:g}% CIFAR-10 training error about "
-                  f"{paper.FIGURE1_SPEEDUP:g}x faster than tanh (epochs ratio tanh / ReLU; Figure 1)",
-         "section": "3.1", "arm": RATIO_ARM, "paper_top1": paper.FIGURE1_SPEEDUP, "paper_top5": None,
-         "ours_top1_mean": ratio, "ours_top1_std": None, "ours_top5_mean": None, "ours_top5_std": None,
-         "n": 1 if cifar else 0, "seeds": "", "dataset": dataset or "", "epochs": epochs,
-         "verdict": judge(ratio, ratio is not None and ratio > 1),
-         "note": (f"ReLU {cifar.get('relu_epochs_to_target')} epochs (lr {cifar.get('relu_lr')}), tanh "
-                  f"{cifar.get('tanh_epochs_to_target')} epochs (lr {cifar.get('tanh_lr')})") if cifar else ""},
-        {"claim": f"on CIFAR-10 a four-layer CNN: {lrn_paper['without']:g}% test error without LRN, "
-                  f"{lrn_paper['with']:g}% with (test-error gain, points)",
-         "section": "3.3", "arm": "cifar: lrn", "paper_top1": round(lrn_paper["without"] - lrn_paper["with"], 3),
-         "paper_top5": None, "ours_top1_mean": gain, "ours_top1_std": None, "ours_top5_mean": None,
-         "ours_top5_std": None, "n": 1 if cifar else 0, "seeds": "", "dataset": dataset or "", "epochs": epochs,
-         "verdict": judge(gain, gain is not None and gain > 0),
-         "note": (f"test error {cifar.get('no_lrn_test_error')}% without LRN, {cifar.get('lrn_test_error')}% with"
-                  if cifar else "")},
-    ]
-
-
-def claims_table(results: dict[str, Any], cifar: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(ablation_rows(results) + cifar_rows(cifar), columns=COLUMNS)
+    """Figure 1's tanh/ReLU ratio and the CIFAR-10 LRN gain, per seed, from reports/cifar/runs.json
+    (stage cifar); both "not run" without it."""
+    fig1_claim, lrn_claim = paper.CLAIMS_BY_KEY["relu-speed"], paper.CLAIMS_BY_KEY["cifar-lrn"]
+    if not cifar:
+        return [_row(c, verdict.judge([], c.scale, c.kind, c.value), seeds="", measure="", data="",
+                     arm="cifar", overrides="", note="") for c in (fig1_claim, lrn_claim)]
+    # The CIFAR-10 counterpart of config.comparable (which is ILSVRC's): the real images, or a pipeline check.
+    not_comparable = "" if cifar["dataset"] == "cifar10" else cifar["dataset"]
+    data = ("CIFAR-10" if cifar["official_pixels"] else "CIFAR-10, JPEG copy") if not not_comparable else cifar["dataset"]
+    fig1, lrn = cifar["figure1"], cifar["lrn"]
+    reached = [s for s in fig1["seeds"] if s["ratio"] is not None]
+    target = f"{fig1['target_error']:g}% training error"
+    judged = verdict.judge([math.log(s["ratio"]) for s in reached], fig1_claim.scale, fig1_claim.kind,
+                           fig1_claim.value, not_comparable, len(fig1["seeds"]) - len(reached))
+    rows = [_row(fig1_claim, judged, seeds=" ".join(str(s["seed"]) for s in reached),
+                 measure=f"epochs to {target}, tanh / ReLU, per seed", data=data, arm="cifar: relu vs tanh",
+                 overrides=f"relu lr {fig1['relu_lr']:g}, tanh lr {fig1['tanh_lr']:g}, at most "
+                           f"{fig1['max_epochs']} epochs",
+                 note=f"{cifar['copy']}; {len(reached)} of {len(fig1['seeds'])} seeds reached {target} with both "
+                      f"nets within {fig1['max_epochs']} epochs")]
+    seeds = lrn["seeds"]
+    judged = verdict.judge([s["gain"] for s in seeds], lrn_claim.scale, lrn_claim.kind, lrn_claim.value,
+                           not_comparable)
+    if not lrn["converged"] and seeds:
+        # beside the verdict, so that nobody reads it as the paper's converged numbers
+        judged = dataclasses.replace(judged, text=f"{judged.text}, after {lrn['epochs']} epochs (the authors "
+                                                  f"trained ~{lrn['paper_epochs']})")
+    note = cifar["copy"]
+    if seeds:
+        without, with_ = (sum(s[k] for s in seeds) / len(seeds) for k in ("without", "with"))
+        note += (f"; test error {without:.2f}% without LRN, {with_:.2f}% with (means; the paper: "
+                 f"{paper.CIFAR_LRN_TEST_ERROR['without']:g}% and {paper.CIFAR_LRN_TEST_ERROR['with']:g}%)")
+    rows.append(_row(lrn_claim, judged, seeds=" ".join(str(s["seed"]) for s in seeds),
+                     measure="test error without LRN - with LRN, per seed", data=data, arm="cifar: lrn",
+                     overrides=f"LRN off / on, {lrn['epochs']} epochs", note=note))
+    return rows
 
 
-RATIO_ARM = "cifar: relu vs tanh"
-
-
-def _num(v: Any, ratio: bool = False) -> str:
-    """A delta as the claims table prints it: signed points, or a ratio ('x'); '-' when absent."""
+def _num(v: Any, scale: str) -> str:
+    """An effect as the table prints it: signed points, or a ratio ('x'); '-' when absent."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    return f"{v:.2f}x" if ratio else f"{v:+.2f}"
+    return f"{v:.2f}x" if scale == "ratio" else f"{v:+.2f}"
 
 
 def display(df: pd.DataFrame) -> pd.DataFrame:
-    """Text cells: ours as mean ± std (n), the paper's number signed."""
-    def ours(row: pd.Series, k: str) -> str:
-        if row["n"] == 0 or pd.isna(row[f"ours_{k}_mean"]):
-            return "not run" if row["n"] == 0 else "-"
-        text = _num(row[f"ours_{k}_mean"], ratio=row["arm"] == RATIO_ARM)
-        if not pd.isna(row[f"ours_{k}_std"]):
-            text += f" ± {row[f'ours_{k}_std']:.2f}"
+    """Text cells: the paper's number with its kind, ours as mean [interval]."""
+    def theirs(row: pd.Series) -> str:
+        if row["kind"] == "direction":
+            return "a sign only"
+        return ("over " if row["kind"] == "at_least" else "") + _num(row["paper"], row["scale"])
+
+    def ours(row: pd.Series) -> str:
+        text = _num(row["mean"], row["scale"])
+        if not pd.isna(row["low"]):
+            text += f" [{_num(row['low'], row['scale'])}, {_num(row['high'], row['scale'])}]"
         return text
 
-    out = pd.DataFrame({
-        "Claim (section)": [f"{c} ({s})" for c, s in zip(df["claim"], df["section"])],
-        "Arm": df["arm"],
-        "Paper (top-1)": [_num(v, ratio=a == RATIO_ARM) for v, a in zip(df["paper_top1"], df["arm"])],
-        "Ours (top-1)": [ours(r, "top1") for _, r in df.iterrows()],
-        "Paper top-5": [_num(v) for v in df["paper_top5"]],
-        "Ours top-5": [ours(r, "top5") for _, r in df.iterrows()],
+    return pd.DataFrame({
+        "Claim (section)": [f"{w} ({s})" for w, s in zip(df["words"], df["section"])],
+        "Paper": [theirs(r) for _, r in df.iterrows()],
+        "Ours: mean [95% interval]": [ours(r) for _, r in df.iterrows()],
         "n": df["n"].astype(int).astype(str),
-        "Dataset": df["dataset"].replace("", "-"),
-        "Epochs": df["epochs"].replace("", "-"),
+        "Measured as": df["measure"].replace("", "-"),
+        "Data": df["data"].replace("", "-"),
         "Verdict": df["verdict"],
+        "Arm: params": [f"{a}: {o}" if o else a for a, o in zip(df["arm"], df["overrides"])],
+        "Note": df["note"].replace("", "-"),
     })
-    return out
 
 
 def notes() -> list[str]:
     return [
         f"Paper: {paper.CITATION}",
-        "ImageNet rows: delta = error of the net without the choice - error of the baseline net with the same "
-        "seed, in percentage points (single net, ten crops, metrics/evaluate.json of each DVC experiment); "
-        "mean ± sample standard deviation over the n seeds; positive = the choice lowers the error, the "
-        "paper's sign. The paper's column is the error reduction it attributes to the choice.",
-        "CIFAR-10 rows (stage cifar, metrics/cifar.json), in the top-1 columns: Figure 1 as tanh's epochs over "
-        f"ReLU's to reach {paper.FIGURE1_TARGET_ERROR:g}% training error (x); LRN as test error without - with LRN "
-        "(points). One run each.",
-        "Verdict: 'pipeline check (dataset)' for runs not on ILSVRC (never evidence either way); 'too few "
-        "runs (n=1)' without a spread; 'within noise' when |mean| < 2 x std / sqrt(n); otherwise "
-        "'consistent' (the paper's sign) or 'not consistent'; 'not run' without results.",
-        "Arms: `python -m alexnet.ablations run`, then `python -m alexnet.ablations collect` (docs/ablations.md).",
+        *verdict.rule(),
+        "ImageNet rows: one DVC experiment per arm and seed (`python -m alexnet.ablations run`, then `collect`: "
+        "docs/ablations.md). CIFAR-10 rows: stage cifar, reports/cifar/runs.json.",
     ]
 
 
 def to_markdown(df: pd.DataFrame) -> str:
     shown = display(df)
-    numeric = [False, False, True, True, True, True, True, False, True, False]
+    numeric = [False, True, True, True, False, False, False, False, False]
     return titled_table(TITLE, list(shown.columns), [list(r) for r in shown.itertuples(index=False)], numeric, notes())
 
 
 def to_latex(df: pd.DataFrame) -> str:
-    return latex_table(display(df), "p{6cm}lrrrrrllp{3cm}", TITLE, "tab:claims")
+    return latex_table(display(df), "p{4.5cm}rrrp{2.5cm}p{2cm}p{2cm}p{2cm}p{3cm}", TITLE, "tab:claims")
 
 
-def claims(ablations_path: str | Path, cifar_path: str | Path, out_dir: str | Path,
-           cifar_record_path: str | Path | None = None) -> pd.DataFrame:
+def claims(ablations_path: str | Path, cifar_folders: list[str | Path], out_dir: str | Path) -> pd.DataFrame:
     """Stage `claims`: write claims.md, claims.csv and claims.tex into `out_dir`."""
     results = read_results(ablations_path)
-    cifar = read_json(cifar_path) if Path(cifar_path).is_file() else {}
-    if cifar and cifar_record_path and Path(cifar_record_path).is_file():
-        cifar = {**read_json(cifar_record_path), **cifar}  # the dataset and epochs the run used
-    df = claims_table(results, cifar)
+    cifar, folder = shown_run(cifar_folders)
+    try:
+        cifar_part = cifar_rows(cifar)
+    except (KeyError, TypeError) as e:
+        raise PipelineError(f"{folder}/{RUNS}: not the cifar stage's runs.json ({e!r}); rerun `dvc repro cifar`") from e
+    df = pd.DataFrame(ablation_rows(results) + cifar_part, columns=COLUMNS)
     with atomic_dir(out_dir) as tmp:
         df.to_csv(tmp / "claims.csv", index=False)
         (tmp / "claims.md").write_text(to_markdown(df))
         (tmp / "claims.tex").write_text(to_latex(df))
-    print(display(df).drop(columns=["Claim (section)"]).to_string(index=False))
+    print(display(df)[["Arm: params", "Ours: mean [95% interval]", "n", "Verdict"]].to_string(index=False))
     return df

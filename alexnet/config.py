@@ -196,8 +196,12 @@ class ModelConfig:
     dropout: float = 0.5
     conv6: bool = False  # the sixth conv layer of the paper's pre-trained (starred) models
     # Section 7's depth claim: 3, 4 or 5 removes that middle conv layer (0 = none); the next layer
-    # takes the removed layer's input, and fc6's input size follows the last conv layer left.
+    # takes its input, keeping its own grouping (without conv3 the columns first meet in fc6).
     remove_conv: Literal[0, 3, 4, 5] = 0
+    # Without conv5, conv4 has conv5's 256 maps, so that fc6 keeps its 256x6x6 input and only depth
+    # changes (the paper says only "removing any of the middle layers"); false: fc6 takes conv4's
+    # 384 maps (384x6x6, +30% parameters). Removing conv3 or conv4 leaves fc6's input as it is.
+    remove_conv_keep_fc6: bool = True
     # paper: every layer N(0, init_std); he: fc8 N(0, init_std), every other layer
     # N(0, sqrt(2 / fan_in)) (docs/fidelity.md, "Initialisation": why the tiny run needs it).
     init: Literal["paper", "he"] = "paper"
@@ -351,38 +355,50 @@ class AnalyzeConfig:
 
 @dataclass(frozen=True)
 class CifarConfig:
-    """CIFAR-10 checks of the paper's Figure 1 (ReLU vs tanh) and LRN claim (Section 3.3).
+    """The paper's CIFAR-10 claims: Figure 1 (ReLU vs tanh) and the LRN result (Section 3.3).
 
-    The net is cuda-convnet's four-layer CIFAR-10 net (layers-18pct: conv 32-32-64 5x5 and one fc
-    layer; see alexnet/cifar.py), trained with no regularisation of any kind, as in Figure 1.
+    Figure 1's net is cuda-convnet's layers-18pct (conv 32-32-64 5x5 and one fc layer), trained
+    with no regularisation; the LRN claim's nets are layers-conv-local-13pct and -11pct with their
+    layer-params (alexnet/cifar_nets.py, alexnet/cifar.py). Defaults are the authors' settings.
     """
 
-    # tiny: a generated set in the official cifar-10-python.tar.gz format; file: the official
-    # archive at `archive` (MD5 c58f30108f718f92721af3b95e74349a), verified in place, never copied.
-    source: Literal["tiny", "file"] = "tiny"
-    archive: str = ""
+    # Where the images come from (stage cifar_download; alexnet/cifar_data.py): tiny, a generated
+    # set in the official python format; python / binary, the official cifar-10-python.tar.gz /
+    # cifar-10-binary.tar.gz at `path` (MD5-checked); folder, <path>/{train,test}/<class>/*.png|jpg.
+    source: Literal["tiny", "python", "binary", "folder"] = "tiny"
+    path: str = ""
     verify_md5: bool = True  # false only for a deliberately re-packed archive
+    allow_partial: bool = False  # accept other than 5,000 training and 1,000 test images per class
     tiny_train_per_class: int = 50  # the generated set: images per class in data_batch_1..5
     tiny_test_per_class: int = 20  # ... and in test_batch
     tiny_seed: int = 0
+    # Figure 1
     width: float = 1.0  # channel multiplier of the 32-32-64 conv layers; 1.0 is cuda-convnet's net
-    epochs: int = 40  # each net of the sweep trains this long (Figure 1's axis ends at 35)
+    epochs: int = 40  # a net stops at the target error or after this many epochs (Figure 1's axis ends at 35)
     batch_size: int = 128
     lr_grid: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.1])  # tried per activation
     momentum: float = 0.9
     target_error: float = 25.0  # Figure 1: epochs to reach 25% training error
     input_scale: float = 0.015625  # centred 0-255 pixels times this (unit scale for the default init)
-    lrn_size: int = 5  # the paper's LRN (Section 3.3), after conv1 and conv2 in the LRN comparison
-    lrn_alpha: float = 1e-4
-    lrn_beta: float = 0.75
-    lrn_k: float = 2.0
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # the grid runs on the first
+    # The LRN claim: layers-conv-local-13pct / -11pct and their layer-params files
+    lrn_epochs: list[int] = field(default_factory=lambda: [390, 10, 10])  # at lrn_lr, /10, /100 (authors: ~410)
+    lrn_lr: float = 0.001  # epsW; biases at twice it (epsB)
+    lrn_momentum: float = 0.9
+    lrn_weight_decay: float = 0.004  # wc of local3, local4, fc10 (conv layers 0)
+    lrn_batch_size: int = 128
+    lrn_width: float = 1.0  # channel multiplier of the 64-64-32-32 layers
+    lrn_crop: int = 24  # cifar-cropped, crop-border 4
+    lrn_size: int = 5  # the 11pct net's rnorm layers: size, scale, pow
+    lrn_scale: float = 0.001
+    lrn_pow: float = 0.75
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = True  # speed only (memory layout of the convolutions)
 
     def __post_init__(self) -> None:
-        if self.source == "file":
-            _check(bool(self.archive), "cifar.archive", "the path of cifar-10-python.tar.gz when cifar.source is file",
-                   self.archive)
+        if self.source != "tiny":
+            _check(bool(self.path), "cifar.path", f"the path of the CIFAR-10 {self.source} copy when cifar.source is "
+                   f"{self.source}", self.path)
         _check(self.tiny_train_per_class >= 1, "cifar.tiny_train_per_class", "a positive integer",
                self.tiny_train_per_class)
         _check(self.tiny_test_per_class >= 1, "cifar.tiny_test_per_class", "a positive integer", self.tiny_test_per_class)
@@ -394,7 +410,21 @@ class CifarConfig:
         _check(0 <= self.momentum < 1, "cifar.momentum", "a number in [0, 1)", self.momentum)
         _check(0 < self.target_error < 100, "cifar.target_error", "a percentage in (0, 100)", self.target_error)
         _check(self.input_scale > 0, "cifar.input_scale", "a positive number", self.input_scale)
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "cifar.seeds",
+               "a non-empty list of distinct seeds", self.seeds)
+        for s in self.seeds:
+            _check_seed(s, "cifar.seeds")
+        _check(len(self.lrn_epochs) == 3 and all(e >= 0 for e in self.lrn_epochs) and self.lrn_epochs[0] >= 1,
+               "cifar.lrn_epochs", "[epochs at lrn_lr, at lrn_lr/10, at lrn_lr/100], the first at least 1",
+               self.lrn_epochs)
+        _check(self.lrn_lr > 0, "cifar.lrn_lr", "a positive number", self.lrn_lr)
+        _check(0 <= self.lrn_momentum < 1, "cifar.lrn_momentum", "a number in [0, 1)", self.lrn_momentum)
+        _check(self.lrn_weight_decay >= 0, "cifar.lrn_weight_decay", "a number >= 0", self.lrn_weight_decay)
+        _check(self.lrn_batch_size >= 1, "cifar.lrn_batch_size", "a positive integer", self.lrn_batch_size)
+        _check(0.0 < self.lrn_width <= 4.0, "cifar.lrn_width", "a number in (0, 4]", self.lrn_width)
+        _check(8 <= self.lrn_crop <= 32, "cifar.lrn_crop", "a crop size in [8, 32]", self.lrn_crop)
         _check(self.lrn_size >= 1 and self.lrn_size % 2 == 1, "cifar.lrn_size", "an odd positive integer", self.lrn_size)
+        _check(self.lrn_scale >= 0, "cifar.lrn_scale", "a number >= 0", self.lrn_scale)
 
 
 @dataclass(frozen=True)
@@ -560,7 +590,42 @@ NOT_RECIPE = {
               "chance_warn_steps"),
 }
 RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
-PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")
+PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")  # the official ILSVRC files (url: a mirror of them)
+PAPER_CLASSES = 1000  # ILSVRC's classes
+PIPELINE_CHECK = "pipeline check"  # what every table calls a number that is not comparable
+
+
+@dataclass(frozen=True)
+class Comparability:
+    """Whether a run's numbers may stand beside the paper's, and if not, why."""
+
+    ok: bool
+    reason: str  # "" when ok, else e.g. "data.source tiny; 10 classes; 8 epochs < 90"
+
+
+def comparable(source: str, classes: int | None, subset: bool | None, epochs: int | None) -> Comparability:
+    """The one rule for "the paper's data": Tables 1 and 2 (alexnet.results), the claims table
+    (alexnet.ablations records it per run) and the report's banner all ask it.
+
+    Comparable: the official ILSVRC files (`source` in PAPER_SOURCES), all 1000 classes (the store's
+    count), no `data.subset`, and a training budget (`train.epochs`) of at least the paper's ~90
+    epochs (the plateau stop may end a run earlier, as the paper's did). `classes` or `subset`
+    None: not recorded, so not comparable. `epochs` None: a net not trained here (torchvision's
+    weights), whose training is not this rule's to judge.
+    """
+    why = []
+    if source not in PAPER_SOURCES:
+        why.append(f"data.source {source}")
+    if classes is not None and classes != PAPER_CLASSES:
+        why.append(f"{classes} classes")
+    if subset:
+        why.append("data.subset")
+    paper_epochs = TrainConfig().epochs  # the defaults are the paper's settings
+    if epochs is not None and epochs < paper_epochs:
+        why.append(f"{epochs} epochs < {paper_epochs}")
+    if not why:  # unknowns matter only when nothing known already decides
+        why = [f"{name} not recorded" for name, v in (("classes", classes), ("subset", subset)) if v is None]
+    return Comparability(not why, "; ".join(why))
 
 
 def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:

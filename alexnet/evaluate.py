@@ -2,7 +2,9 @@
 
 Owns stage `evaluate` (`evaluate`), running a net on the ten crops (`predict`; their geometry is
 alexnet.pixels'); it saves each net's probabilities (alexnet.predictions), so that the results
-and analysis stages never rerun a net.
+and analysis stages never rerun a net. The ablation arms run up to this stage, so it also scores
+the first net on training images and measures its conv1 columns (`run_measures`): what the arms
+are judged on besides the error.
 
 Paper, Section 4.1: "At test time, the network makes a prediction by extracting five 224x224
 patches (the four corner patches and the center patch) as well as their horizontal reflections
@@ -27,6 +29,7 @@ from alexnet import pixels
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.kernels import column_colour
 from alexnet.loader import BatchLoader
 from alexnet.model import default_device
 from alexnet.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
@@ -60,15 +63,17 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
 
 def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
                  normalization: str, batch_size: int, device: torch.device | str = "cpu",
-                 desc: str = "evaluate") -> dict[str, np.ndarray]:
-    """Softmax probabilities of every image of a store split, per scheme: `{scheme: float32 [N, C]}`.
+                 desc: str = "evaluate", indices: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Softmax probabilities of every image of a store split (or its rows `indices`, in that
+    order), per scheme: `{scheme: float32 [N, C]}`.
 
-    The split's images in order, `batch_size` at a time, read ahead by the training loader
-    (its uint8 output; JPEGs decoded on the CPU, as the store decodes them)."""
+    The images in order, `batch_size` at a time, read ahead by the training loader (its uint8
+    output; JPEGs decoded on the CPU, as the store decodes them)."""
     device = torch.device(device)
     model = model.to(device).eval()
     loader = BatchLoader(split, batch_size, input_size=crop, stats=None, augment=None, device=device, seed=0,
-                         shuffle=False, drop_last=False, mean="none", decode="cpu", output="uint8")
+                         shuffle=False, drop_last=False, mean="none", decode="cpu", output="uint8",
+                         indices=indices)
     out: dict[str, list[np.ndarray]] = {s: [] for s in SCHEMES}
     for images, _ in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch"):
         p = predict(model, images, crop, mean, normalization, device)
@@ -158,11 +163,40 @@ def _torchvision_nets(weights: str | Path, store, split_name: str) -> list:
     return [("torchvision", load_torchvision_state_dict(weights, num_classes=1000), {})]
 
 
+def training_rows(train_images: int, eval_images: int) -> np.ndarray:
+    """The training images the first net is scored on: as many as the evaluation split holds (all,
+    if fewer), evenly spaced over the store's order, so every class is in (the store is by class)."""
+    n = min(train_images, eval_images)
+    return np.linspace(0, train_images - 1, n).round().astype(np.int64)  # steps >= 1 apart: distinct
+
+
+def run_measures(model: torch.nn.Module, store, mean: np.ndarray | None, params: Params,
+                 device: torch.device, eval_images: int) -> dict[str, float]:
+    """The first net's numbers the ablation arms are judged on, besides its errors (they run up to
+    this stage): its centre-crop error on training images, which set beside the validation's
+    is the overfitting gap, with the net as evaluated (no dropout, no augmentation) on both sides;
+    and, for the paper's two-column net, conv1's colour per column (alexnet.kernels)."""
+    if "train" not in store.splits:  # a store of evaluation images only (a val-only copy): nothing to score
+        return {}
+    split = store.split("train")
+    rows = training_rows(len(split), eval_images)
+    norm, size = model.input_normalization, pixels.input_size_of(model)
+    probs = evaluate_net(model, split, size, mean if norm == "paper" else None, norm, params.evaluate.batch_size,
+                         device, desc="evaluate on training images", indices=rows)
+    errors = error_rates(probs["center"], np.asarray(split.labels, dtype=np.int64)[rows])
+    out = {f"train_center_{k}": round(v, 6) for k, v in errors.items()}
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and cfg.arch == "paper" and cfg.groups == 2:
+        out.update(column_colour(model.conv1.weight.detach().float().cpu().numpy()))
+    return out
+
+
 def _score(nets: list, split, mean: np.ndarray | None, store, params: Params, device: torch.device,
-           tmp: Path) -> list[Member]:
+           tmp: Path) -> tuple[list[Member], dict[str, float]]:
     """Each net's centre-crop and ten-crop softmax on the split, saved as float16 under `tmp`;
-    every net at its own crop and normalisation (what it was trained with)."""
-    members = []
+    every net at its own crop and normalisation (what it was trained with). Also the first net's
+    run_measures."""
+    members, measures = [], {}
     for tag, model, info in nets:
         _check_net(tag, model, info, store.num_classes, params)
         norm, size = model.input_normalization, pixels.input_size_of(model)
@@ -170,9 +204,11 @@ def _score(nets: list, split, mean: np.ndarray | None, store, params: Params, de
                              params.evaluate.batch_size, device, desc=f"evaluate {tag}")
         for s in SCHEMES:
             np.save(probs_path(tmp, tag, s), probs[s].astype(np.float16))
+        if not members:
+            measures = run_measures(model, store, mean, params, device, len(split))
         members.append(Member(tag, size, norm, info.get("epochs", info.get("epochs_run")) if isinstance(info, dict) else None))
         del model
-    return members
+    return members, measures
 
 
 def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
@@ -204,7 +240,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
 
     with atomic_dir(out_dir) as tmp:
         np.save(tmp / "labels.npy", labels)
-        members = _score(nets, split, mean, store, params, device, tmp)
+        members, measures = _score(nets, split, mean, store, params, device, tmp)
         tags = [mb.tag for mb in members]
         # Metrics from the saved (float16) files, so that anyone recomputing them from data/eval
         # with ensemble_metrics gets exactly these numbers.
@@ -228,8 +264,10 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "device": device.type,
         "input_sizes": [mb.input_size for mb in members],  # each net's own crop
         "classes": store.num_classes,  # for the results and report stages, which never open the store
+        # run_measures' training images
+        "train_images_scored": min(len(store.split("train")), len(labels)) if "train" in store.splits else 0,
     }
-    write_json(metrics_path, headline_metrics(m))
+    write_json(metrics_path, {**headline_metrics(m), **measures})
     if record_path is not None:
         write_json(record_path, record)
-    return {**record, **m}
+    return {**record, **m, **measures}

@@ -188,10 +188,13 @@ class AlexNet(nn.Module):
             ("conv2", nn.Conv2d(conv[0], conv[1], 5, padding=2, groups=g)), ("act2", act()),
             ("norm2", lrn()), ("pool2", nn.MaxPool2d(pool_k, 2)),
         ]
-        # conv3..conv5; model.remove_conv drops one (Section 7's depth claim): the next layer then
-        # takes the removed layer's input, keeping its own grouping, and names stay conv<N>.
+        # conv3..conv5 as (maps, groups); model.remove_conv drops one (Section 7's depth claim): the
+        # next layer takes the removed layer's input, keeping its own grouping; names stay conv<N>.
+        middle = {3: (conv[2], 1), 4: (conv[3], g), 5: (conv[4], g)}
+        if cfg.remove_conv == 5 and cfg.remove_conv_keep_fc6:
+            middle[4] = (conv[4], g)  # fc6 still sees conv5's maps: only depth changes
         below = conv[1]
-        for n, (c, groups) in zip((3, 4, 5), ((conv[2], 1), (conv[3], g), (conv[4], g))):
+        for n, (c, groups) in middle.items():
             if n != cfg.remove_conv:
                 layers += [(f"conv{n}", nn.Conv2d(below, c, 3, padding=1, groups=groups)), (f"act{n}", act())]
                 below = c

@@ -6,13 +6,17 @@ analysis reads them without either importing the other's stage. Paper, Section 6
 averages its nets' softmax probabilities, not their logits. Training never imports this module,
 so a change here reruns no training.
 
-metrics/evaluate.json holds the headline errors and nothing else (what `dvc metrics diff` and
-`dvc exp show` compare), under stable flat keys in this order:
+metrics/evaluate.json holds results only (what `dvc metrics diff` and `dvc exp show` compare),
+under stable flat keys: first the headline errors, in this order:
     top1_error, top5_error                                   one net (the first seed), ten crops
     ensemble_top1_error, ensemble_top5_error                 all nets' softmax averaged, ten crops
     center_top1_error, center_top5_error                     one net, the centre crop
     ensemble_center_top1_error, ensemble_center_top5_error   all nets, the centre crop
-Errors in percent. records/evaluate.json (a run record, not a metric) holds what was evaluated:
+Errors in percent. Then what the ablation arms are judged on besides the error (alexnet.evaluate's
+run_measures, RUN_MEASURES below): the first net's centre-crop errors on as many training images
+as the evaluation split holds (`train_center_top1_error`, `train_center_top5_error`), and for the
+two-column net conv1's colour per column (alexnet.kernels). records/evaluate.json (a run record,
+not a metric) holds what was evaluated:
 split, images, nets, members, epochs, dataset, model, torchvision_weights, input_size, mean,
 per_class_scheme, device. `read_evaluation` joins the two into the nested form
 `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]` that the results,
@@ -85,6 +89,12 @@ HEADLINE_PREFIX = {("single", "ten_crop"): "", ("ensemble", "ten_crop"): "ensemb
                    ("single", "center"): "center_", ("ensemble", "center"): "ensemble_center_"}
 
 
+# After the headline: the first net's measures for the ablation arms (alexnet.evaluate.run_measures);
+# the conv1 ones only for the two-column net.
+RUN_MEASURES = ("train_center_top1_error", "train_center_top5_error", "conv1_colour_column1",
+                "conv1_colour_column2", "conv1_column_specialisation")
+
+
 def headline_metrics(m: dict) -> dict[str, float]:
     """`{"single": {scheme: errors}, "ensemble": ...}` as metrics/evaluate.json's flat keys:
     `top1_error`, `top5_error` (one net, ten crops), `ensemble_top1_error`, `ensemble_top5_error`,
@@ -104,8 +114,9 @@ def nested_metrics(flat: dict) -> dict:
 
 def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = None) -> dict:
     """What the evaluate stage wrote, as one dict: the run record's descriptors (split, images,
-    nets, members, epochs, dataset, model, ...) and the errors nested as
-    `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]`.
+    nets, members, epochs, dataset, model, ...), the errors nested as
+    `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]`, and the
+    RUN_MEASURES the file holds, flat.
 
     The one reader of metrics/evaluate.json (flat headline keys, see headline_metrics) and
     records/evaluate.json; the results, report and claims stages go through it."""
@@ -123,4 +134,4 @@ def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = N
         nested = nested_metrics(flat)
     except KeyError as e:
         raise PipelineError(f"{metrics_path} lacks {e.args[0]!r}: written by older code; rerun `dvc repro evaluate`") from e
-    return {**record, **nested}
+    return {**record, **nested, **{k: flat[k] for k in RUN_MEASURES if k in flat}}

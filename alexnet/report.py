@@ -6,7 +6,8 @@ alexnet/templates/report.md.j2 renders it as Markdown in the paper's order (setu
 training, Tables 1 and 2, ablations, Section 6.1's figures, provenance), and the HTML is that
 Markdown rendered by markdown-it-py into report.html.j2 with every image embedded as base64, so
 the two say the same thing and the HTML opens anywhere on its own. Every number states where it
-came from and how many runs it rests on; a tiny-dataset run carries a banner saying so.
+came from and how many runs it rests on; a run that is not the paper's (alexnet.config.comparable:
+the tiny dataset, a subset, fewer epochs) carries a banner saying so.
 
 It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
 evaluation records, the trained nets' info.json and architecture.json, the figures' list
@@ -35,7 +36,8 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from matplotlib.ticker import MaxNLocator
 
 from alexnet import paper, provenance
-from alexnet.config import Params, paper_deviations, to_dict
+from alexnet.cifar_data import shown_run
+from alexnet.config import Params, comparable, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
 from alexnet.predictions import read_evaluation
 from alexnet.tables import fmt, md_table
@@ -44,8 +46,9 @@ from alexnet.tables import fmt, md_table
 ARCHITECTURE = "architecture.json"  # models/seed<N>/
 FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims)
-CIFAR_FIGURE = "figure1.png"  # reports/cifar/ (alexnet.cifar.FIGURE)
+CIFAR_FIGURE = "figure1.png"  # in a CIFAR-10 run's folder (alexnet.cifar.FIGURE)
 TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
+NOT_COMPARABLE_BANNER = "not the paper's data and training: not comparable with the paper"
 # Section titles, in the paper's order; tests check that every one is present.
 SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
             "5. Ablations", "6. Qualitative results (Section 6.1)", "7. Provenance")
@@ -65,7 +68,9 @@ class ReportInputs:
     models: Path  # models/ (seed<N>/info.json, model.pt)
     lock: Path  # dvc.lock
     claims: Path | None = None  # reports/claims (stage claims)
-    cifar: Path | None = None  # reports/cifar (stage cifar: Figure 1)
+    # CIFAR-10 runs (Figure 1): the committed real-data run and stage cifar's, shown as
+    # alexnet.cifar_data.shown_run picks (the real one when there is one)
+    cifar: list[Path] = field(default_factory=list)
     records: Path | None = None  # records/ (prepare.json, evaluate.json, analyze.json); None: metrics/
 
 
@@ -326,15 +331,19 @@ def _results(runs: Runs, tables: Path) -> dict[str, Any]:
 
 def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
     """Section 5: the claims stage's table and Figure 1 (stage cifar); else the results stage's
-    ablation tables; else the paper's claims with the switch behind each."""
+    ablation tables; else the paper's claims."""
     table = src.claims / CLAIMS_TABLE if src.claims else None
-    figure1 = src.cifar / CIFAR_FIGURE if src.cifar else None
+    runs, folder = shown_run(src.cifar)
+    figure1 = folder / CIFAR_FIGURE if folder else None
     has_claims = table is not None and table.is_file()
     return {"claims": _demote(table.read_text()) if has_claims else None,
             "figure1": _image(figure1, md_dir, "Figure 1: training error vs epochs", "cifar")
             if has_claims and figure1 is not None and figure1.is_file() else None,
+            "figure1_data": {"data": runs.get("copy"), "folder": folder.as_posix() if folder else None,
+                             "seeds": len(runs.get("figure1", {}).get("seeds", [])),
+                             "grid": " ".join(f"{lr:g}" for lr in runs.get("figure1", {}).get("lr_grid", []))},
             "tables": [_demote(p.read_text()) for p in sorted(src.tables.glob("ablation*.md"))],
-            "switches": [[f"`{a.name}`", a.section, a.claim] for a in paper.ABLATIONS]}
+            "claims_list": [[c.section, c.words] for c in paper.CLAIMS]}
 
 
 def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
@@ -369,6 +378,9 @@ def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dic
     return {"seed": a.get("model_seed", params.train.seeds[0]),
             "figures": {key: _image(figures / names[key] if key in names else None, md_dir, alt)
                         for key, alt in alts.items()},
+            # Figure 3 as numbers: the first net's conv1 columns (evaluate's run measures, alexnet.kernels)
+            "colour": {k: runs.evaluate.get(f"conv1_{k}") for k in ("colour_column1", "colour_column2",
+                                                                    "column_specialisation")},
             "top5_images": params.analyze.top5_images, "analyze_seed": params.analyze.seed,
             "top5_hits": a.get("top5_figure_hits"), "retrieval": _retrieval(params, a),
             "tsne_points": a.get("tsne_points"), "tsne_perplexity": a.get("tsne_perplexity")}
@@ -411,6 +423,16 @@ def _summary(params: Params, runs: Runs) -> dict[str, Any]:
     return {"ten_crop": ten, "ensemble": ens if ens and (ev.get("nets") or 0) > 1 else None, "retrieval": retrieval}
 
 
+def _banner(params: Params, evaluation: dict) -> dict[str, Any] | None:
+    """The warning at the top when this run is not the paper's (alexnet.config.comparable, the rule
+    Tables 1 and 2 and the claims table use); None when it is."""
+    fit = comparable(params.data.source, evaluation.get("classes"), params.data.subset.active, params.train.epochs)
+    if fit.ok:
+        return None
+    tiny = params.data.source == "tiny"
+    return {"title": TINY_BANNER if tiny else NOT_COMPARABLE_BANNER, "tiny": tiny, "reason": fit.reason}
+
+
 def report_context(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> dict[str, Any]:
     """Everything the report shows, as one dict: what report.md.j2 renders (and the HTML page shows).
 
@@ -419,7 +441,7 @@ def report_context(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, 
     ev = runs.evaluate
     return {
         "title": params.report.title, "source": params.data.source, "sections": SECTIONS,
-        "banner": TINY_BANNER if params.data.source == "tiny" else None,
+        "banner": _banner(params, ev),
         "prepare": {"train_images": runs.prepare.get("images", {}).get("train")},
         "evaluation": {"images": ev.get("images"), "split": ev.get("split", ""), "nets": ev.get("nets")},
         "summary": _summary(params, runs),

@@ -7,16 +7,16 @@ The paper's numbers come from `alexnet.paper`; ours from metrics/evaluate.json. 
 - Our single net (the first seed) fills the paper's single-CNN row ("CNN" in Table 1, "1 CNN" in
   Table 2); our ensemble of N >= 2 nets fills "5 CNNs", and the row says N.
 - A number lands in the table of the data it was measured on: ILSVRC-2010 test -> Table 1, an
-  ILSVRC-2012-layout validation split -> Table 2. The tiny dataset and image folders also go to
-  Table 2 but are marked "not comparable".
+  ILSVRC-2012-layout validation split -> Table 2. The tiny dataset, image folders, subsets and
+  short runs also go to Table 2 but are marked "not comparable", by alexnet.config.comparable (the
+  rule the claims table uses too).
 - Anything the pipeline did not measure reads "not run", with the reason. Nothing is filled in:
   not the baselines, not the pre-trained starred rows, not ILSVRC-2012 test (labels withheld;
   the paper's val/test gap of <= 0.1% is no licence to copy one into the other).
 - Difference = ours - paper, in percentage points (positive: our error is higher).
 - The status column says what a number of ours is (`status`): "reproduced" only for the paper's
-  net evaluated on the paper's data (1000 ILSVRC classes); on the tiny dataset, an image folder
-  or a subset of classes it is a "pipeline check", never a reproduction; torchvision's weights
-  or architecture are "measured", not the paper's net.
+  net evaluated on the paper's data (config.comparable); otherwise a "pipeline check (why)",
+  never a reproduction; torchvision's weights or architecture are "measured", not the paper's net.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pandas as pd
 
 from alexnet import paper
 from alexnet.errors import PipelineError
-from alexnet.config import Params
+from alexnet.config import PIPELINE_CHECK, Params, comparable
 from alexnet.fileio import atomic_dir
 from alexnet.predictions import read_evaluation
 from alexnet.tables import latex_table, titled_table
@@ -50,7 +50,8 @@ class Provenance:
     split: str
     images: int
     classes: int | None
-    comparable: bool  # False for the tiny dataset, image folders and non-1000-class stores
+    comparable: bool  # alexnet.config.comparable: the paper's data and training budget
+    reason: str  # why not comparable ("" when it is)
     nets: int
     members: tuple[str, ...]
     epochs: tuple[Any, ...]
@@ -70,12 +71,14 @@ class Provenance:
             parts.append(self.model)
         text = "; ".join(parts)
         if not self.comparable:
-            text = f"{self.dataset}, not comparable: " + text
+            text = f"{self.dataset}, not comparable ({self.reason}): " + text
         return text
 
 
-def provenance(evaluation: dict, source: str, classes: int | None = None) -> Provenance:
-    """What metrics/evaluate.json (and the dataset's source) say about the evaluated numbers."""
+def provenance(evaluation: dict, source: str, classes: int | None, subset: bool | None,
+               budget: int | None) -> Provenance:
+    """What metrics/evaluate.json (and the params: the dataset's source, data.subset, the training
+    budget train.epochs) say about the evaluated numbers."""
     for key in ("split", "images", "nets", "single", "ensemble"):
         if key not in evaluation:
             raise PipelineError(f"the evaluation metrics lack {key!r}: rerun the evaluate stage")
@@ -87,7 +90,6 @@ def provenance(evaluation: dict, source: str, classes: int | None = None) -> Pro
         dataset = "ILSVRC-2010"
     else:
         dataset = DATASET_NAMES.get(source, source or "unknown dataset")
-    comparable = source in ("ilsvrc2012", "ilsvrc2010", "url") and classes in (None, 1000)
     members = tuple(evaluation.get("members", ()))
     epochs = tuple(evaluation.get("epochs", ()))
     if evaluation.get("torchvision_weights"):
@@ -96,17 +98,16 @@ def provenance(evaluation: dict, source: str, classes: int | None = None) -> Pro
         model = f"model.arch {evaluation['model']}"
     else:
         model = "paper"
-    return Provenance(table, dataset, split, int(evaluation["images"]), classes, comparable,
+    # torchvision's published weights were not trained here: no training budget to judge
+    fit = comparable(source, classes, subset, None if evaluation.get("torchvision_weights") else budget)
+    return Provenance(table, dataset, split, int(evaluation["images"]), classes, fit.ok, fit.reason,
                       int(evaluation["nets"]), members, epochs, model)
-
-
-PIPELINE_CHECK = "pipeline check"
 
 
 def status(prov: Provenance) -> str:
     """What a filled-in number is (see the module docstring)."""
     if not prov.comparable:
-        return f"{PIPELINE_CHECK} ({prov.dataset}, not comparable)"
+        return f"{PIPELINE_CHECK} ({prov.reason})"
     if prov.model != "paper":
         return "measured (not the paper's net)"
     return "reproduced"
@@ -254,7 +255,7 @@ def notes(prov: Provenance) -> list[str]:
            "Diff = ours - paper, percentage points (positive: our error is higher).",
            f"Evaluated: {prov.describe(prov.nets)}."]
     if not prov.comparable:
-        out.append(f"These numbers are on the {prov.dataset}, not the paper's data: not comparable "
+        out.append(f"These numbers are not the paper's data and training ({prov.reason}): not comparable "
                    "with the paper's.")
     return out
 
@@ -269,7 +270,7 @@ def results(evaluation_path: str | Path, out_dir: str | Path,
     evaluate stage's metrics (`evaluation_path`) and run record (`record_path`)."""
     evaluation = read_evaluation(evaluation_path, record_path)
     classes = evaluation.get("classes")  # the store's class count (records/evaluate.json)
-    prov = provenance(evaluation, params.data.source, classes)
+    prov = provenance(evaluation, params.data.source, classes, params.data.subset.active, params.train.epochs)
     if all(e is None for e in prov.epochs) and prov.model == "paper":
         # older metrics without the nets' own epoch counts: the param they were trained with
         prov = Provenance(**{**prov.__dict__, "epochs": (params.train.epochs,) * prov.nets})

@@ -4,7 +4,7 @@ Owns the training loop and everything a run writes:
     models/seed<N>/model.pt, info.json,  the trained net (alexnet.model.save_trained), how it was
       architecture.json                  made, and its layer table: nothing that varies between
                                          reruns, so DVC's hash is stable
-    records/train-seed<N>.json           the run record: seconds, images/s, git revision (varies)
+    records/train-seed<N>.json           the run record: epochs run, seconds, images/s, git revision
     checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
     dvclive/train-seed<N>/               per-epoch curves, step = epoch (errors in percent); no timings
 
@@ -37,7 +37,8 @@ from alexnet.config import Params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
-from alexnet.model import architecture, build_model, configure_determinism, load_failure, save_trained, torch_load
+from alexnet.model import (architecture, build_model, configure_determinism, count_parameters, load_failure,
+                           save_trained, torch_load)
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
 from alexnet.store import PreparedStore, layout_files
@@ -496,7 +497,9 @@ def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: 
         write_json(tmp / ARCHITECTURE_NAME, architecture(run.model))
     if run_record is not None:
         write_json(run_record, {
-            "seed": seed, "epochs": len(run.history), "seconds": round(run.seconds, 3),
+            # epochs run, and whether the plateau stop ended them (the ablations' epochs to converge)
+            "seed": seed, "epochs": len(run.history), "stopped_by_schedule": run.schedule.stopped,
+            "parameters": count_parameters(run.model), "seconds": round(run.seconds, 3),
             "images_per_second": round(run.history[-1]["images_per_second"], 1),
             "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
             "device": info["device"], "git_revision": provenance.git_revision(),

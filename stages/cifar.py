@@ -1,9 +1,10 @@
 """Stage cifar: the paper's Figure 1 (ReLU vs tanh, epochs to 25% training error, lr chosen per
-activation by a sweep) and its CIFAR-10 LRN claim (test error with and without LRN).
+activation by a grid, then several seeds) and its CIFAR-10 LRN claim (cuda-convnet's 13pct and
+11pct nets, test error with and without LRN, per seed).
 
 Usage (as dvc.yaml runs it):
     python stages/cifar.py --params params.yaml --data data/cifar --out reports/cifar \
-        --metrics metrics/cifar.json --run-record records/cifar.json
+        --metrics metrics/cifar.json --run-record records/cifar.json --checkpoints checkpoints/cifar
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    cifar(params.cifar, args.data, args.out, args.metrics, args.run_record)
+    cifar(params.cifar, args.data, args.out, args.metrics, args.run_record, args.checkpoints)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--data", required=True, help="the cifar_download stage's folder (data/cifar)")
-    parser.add_argument("--out", required=True, help="folder for figure1.png and curves.csv (reports/cifar)")
+    parser.add_argument("--out", required=True, help="folder for figure1.png, the curves and runs.json (reports/cifar)")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/cifar.json)")
     parser.add_argument("--run-record", required=True, help="timings JSON to write (records/cifar.json)")
+    parser.add_argument("--checkpoints", help="folder for each net's per-epoch checkpoint (a rerun resumes from them)")
     run_stage(main, parser)

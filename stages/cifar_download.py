@@ -1,5 +1,6 @@
-"""Stage cifar_download: the CIFAR-10 archive for Figure 1 and the LRN claim, verified; or, by
-default (cifar.source: tiny), a generated tiny set written in the official format.
+"""Stage cifar_download: CIFAR-10 for Figure 1 and the LRN claim, read from the user's copy
+(cifar.source: python or binary archive, or an image folder at cifar.path), checked and stored as
+arrays; or, by default (cifar.source: tiny), a generated tiny set written in the official format.
 
 Usage (as dvc.yaml runs it):
     python stages/cifar_download.py --params params.yaml --out data/cifar
@@ -20,5 +21,5 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
-    parser.add_argument("--out", required=True, help="folder for manifest.json (and the generated archive): data/cifar")
+    parser.add_argument("--out", required=True, help="folder for the image arrays and manifest.json: data/cifar")
     run_stage(main, parser)

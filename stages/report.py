@@ -4,7 +4,7 @@ reports/report.html (figures embedded), plus the training-curves figure they sho
 Usage (as dvc.yaml runs it):
     python stages/report.py --params params.yaml --metrics metrics --records records --tables reports/tables \
         --figures reports/figures --live dvclive --models models --lock dvc.lock \
-        --claims reports/claims --cifar reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
+        --claims reports/claims --cifar reports/real/cifar10 reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alexnet.report import ReportInputs, report
 def main(args: argparse.Namespace, params: Params) -> None:
     src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
-                  claims=Path(args.claims) if args.claims else None, cifar=Path(args.cifar) if args.cifar else None,
+                  claims=Path(args.claims) if args.claims else None, cifar=[Path(c) for c in args.cifar],
                   records=Path(args.records) if args.records else None)
     report(params, src, args.out, args.markdown, args.curves)
 
@@ -36,7 +36,9 @@ if __name__ == "__main__":
     parser.add_argument("--models", required=True, help="trained nets with info.json (models)")
     parser.add_argument("--lock", required=True, help="dvc.lock, for the data hashes (dvc.lock)")
     parser.add_argument("--claims", default=None, help="the claims stage's tables (reports/claims)")
-    parser.add_argument("--cifar", default=None, help="the cifar stage's figures (reports/cifar)")
+    parser.add_argument("--cifar", nargs="*", default=[],
+                        help="CIFAR-10 run folders (reports/real/cifar10 reports/cifar): Figure 1 of the first on the "
+                             "real CIFAR-10, else of the first that has one")
     parser.add_argument("--curves", required=True, help="training-curves PNG to write (reports/training_curves.png)")
     parser.add_argument("--out", required=True, help="HTML report to write (reports/report.html)")
     parser.add_argument("--markdown", required=True, help="Markdown report to write (reports/report.md)")

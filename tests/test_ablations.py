@@ -26,6 +26,9 @@ def test_queue_command_for_each_kind_of_override():
     assert "model.groups=1" in queue_command(ARMS_BY_NAME["one-column"], 1)
     assert "model.overlapping_pool=false" in queue_command(ARMS_BY_NAME["no-overlap-pool"], 1)
     assert "augment.pca_lighting=false" in queue_command(ARMS_BY_NAME["no-pca-lighting"], 1)
+    assert queue_command(ARMS_BY_NAME["no-crops-flips"], 0)[6:10] == [
+        "-S", "augment.random_crop=false", "-S", "augment.flip=false"]
+    assert "train.weight_decay=0.0" in queue_command(ARMS_BY_NAME["no-weight-decay"], 0)
     # the baseline changes nothing but the seed list
     assert queue_command(ARMS_BY_NAME["baseline"], 1)[6:] == ["-S", "train.seeds=[1]", "evaluate"]
 
@@ -103,17 +106,74 @@ def test_queue_status_parsing():
     assert ablations.queue_busy(text) == 2
 
 
+def _committed(files: dict[str, dict]):
+    """`read(rev, path)` for collect: the run records each experiment committed, by (rev prefix, path)."""
+    def read(rev: str, path: str) -> dict | None:
+        return next((data for (prefix, p), data in files.items() if rev.startswith(prefix) and p == path), None)
+    return read
+
+
 def test_collect_takes_successful_runs_with_their_params():
-    out = collect(SHOW)
-    assert out["format"] == ablations.FORMAT
+    out = collect(SHOW, read=_committed({}))
+    assert (out["format"], out["version"]) == (ablations.FORMAT, 2)
     runs = {r["name"]: r for r in out["runs"]}
     assert set(runs) == {"ablate-baseline-s0", "ablate-no-lrn-s0"}  # the queued and the failed one left out
     r = runs["ablate-no-lrn-s0"]
-    assert (r["arm"], r["seed"], r["claim"], r["dataset"], r["epochs"]) == ("no-lrn", 0, "model.lrn", "tiny", 8)
+    assert (r["arm"], r["seed"], r["dataset"], r["epochs"]) == ("no-lrn", 0, "tiny", 8)
     assert (r["top1_error"], r["top5_error"]) == (32.0, 4.0)
     assert r["params"]["model.lrn"] is False and r["params"]["train.seeds"] == [0]
     assert r["experiment_rev"].startswith("42701ef") and r["baseline_rev"].startswith("fe29cc8")
     assert [x["arm"] for x in out["runs"]] == ["baseline", "no-lrn"]  # ARMS order
+    # alexnet.config.comparable, recorded with its reason; the recording predates the run measures
+    assert (r["comparable"], r["comparable_reason"]) == (False, "data.source tiny; 8 epochs < 90")
+    assert r["classes"] is None and r["train_center_top1_error"] is None and r["epochs_run"] is None
+
+
+def test_collect_records_what_each_measure_needs():
+    """The run measures from metrics/evaluate.json, the training record and the class count from
+    the files the experiment committed."""
+    show = copy.deepcopy(SHOW)
+    for group in show[1]["experiments"]:
+        for rev in group["revs"]:
+            if rev["name"] == "ablate-no-lrn-s0":
+                data = rev["data"]
+                data["metrics"]["metrics/evaluate.json"]["data"] = {
+                    "top1_error": 32.0, "top5_error": 4.0, "center_top1_error": 33.0, "train_center_top1_error": 12.5,
+                    "train_center_top5_error": 1.0, "conv1_colour_column1": 20.0, "conv1_colour_column2": 60.0,
+                    "conv1_column_specialisation": 31.0}
+                data["params"]["params.yaml"]["data"]["data"].update(
+                    source="ilsvrc2012", subset={"classes": 0, "wnids": [], "train_per_class": 100,
+                                                 "eval_per_class": 0, "seed": 0, "allow_partial": False})
+    read = _committed({("42701ef", "records/train-seed0.json"): {
+        "epochs": 7, "stopped_by_schedule": True, "seconds": 61.5, "device": "cpu x 1", "parameters": 4234},
+        ("42701ef", "records/evaluate.json"): {"classes": 1000}})
+    r = {x["name"]: x for x in collect(show, read=read)["runs"]}["ablate-no-lrn-s0"]
+    assert (r["val_center_top1_error"], r["train_center_top1_error"], r["conv1_column_specialisation"]) == (33.0, 12.5, 31.0)
+    assert (r["epochs_run"], r["converged"], r["train_seconds"], r["device"], r["parameters"]) == (
+        7, True, 61.5, "cpu x 1", 4234)
+    # ILSVRC-2012, all 1000 classes, but 100 training images per class and 8 epochs: not the paper's
+    assert (r["dataset"], r["classes"], r["subset"]) == ("ilsvrc2012", 1000, True)
+    assert (r["comparable"], r["comparable_reason"]) == (False, "data.subset; 8 epochs < 90")
+
+
+def test_every_measure_an_arm_names_exists_and_judges_a_paper_claim():
+    from alexnet import paper
+
+    for arm in ablations.ARMS:
+        for claim, measure in arm.judged_on:
+            assert claim in paper.CLAIMS_BY_KEY and measure in ablations.MEASURES, (arm.name, claim, measure)
+            # a ratio claim is judged by a ratio measure, points by points
+            assert paper.CLAIMS_BY_KEY[claim].scale == ablations.MEASURES[measure].scale, (arm.name, claim)
+
+
+def test_list_shows_every_arm_with_its_params_and_what_it_is_judged_on(capsys):
+    assert ablations.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("no-crops-flips", "no-weight-decay", "no-conv5", "no-dropout", "one-column"):
+        assert name in out
+    assert "-S augment.random_crop=false -S augment.flip=false" in out and "-S train.weight_decay=0.0" in out
+    assert "judged on: dropout-converge by epochs to converge" in out
+    assert "judged on: columns-time by training time" in out and "fc6 keeps its 256x6x6 input" in out
 
 
 def test_collect_ignores_runs_whose_params_do_not_match_their_name():
@@ -122,7 +182,7 @@ def test_collect_ignores_runs_whose_params_do_not_match_their_name():
         for rev in group["revs"]:
             if rev["name"] == "ablate-no-lrn-s0":
                 rev["data"]["params"]["params.yaml"]["data"]["model"]["lrn"] = True
-    assert {r["name"] for r in collect(show)["runs"]} == {"ablate-baseline-s0"}
+    assert {r["name"] for r in collect(show, read=_committed({}))["runs"]} == {"ablate-baseline-s0"}
 
 
 def test_headline_errors_reads_single_ten_crop():

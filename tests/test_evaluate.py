@@ -84,17 +84,24 @@ def test_per_class_errors_and_best_scheme():
 S = 256
 
 
-def _write_store(root, images: np.ndarray, labels: np.ndarray, num_classes: int, split: str = "val"):
-    """A prepared store written by hand from the documented layout (not by alexnet.prepare)."""
+def _write_store(root, images: np.ndarray, labels: np.ndarray, num_classes: int, split: str = "val",
+                 train: tuple[np.ndarray, np.ndarray] | None = None):
+    """A prepared store written by hand from the documented layout (not by alexnet.prepare): the
+    evaluation split, and a training split when `train` gives its (images, labels)."""
     (root / "shards").mkdir(parents=True)
-    np.save(root / "shards" / f"{split}-00000.npy", images)
+    splits = {split: (images, labels), **({"train": train} if train is not None else {})}
+    index = []
+    for name, (imgs, labs) in splits.items():
+        np.save(root / "shards" / f"{name}-00000.npy", imgs)
+        index.append(pd.DataFrame({"split": name, "shard": 0, "offset": range(len(labs)), "label": labs,
+                                   "wnid": [f"n{i:08d}" for i in labs],
+                                   "source": [f"{name}{i}.JPEG" for i in range(len(labs))]}))
     pd.DataFrame({"label": range(num_classes), "wnid": [f"n{i:08d}" for i in range(num_classes)],
                   "name": [f"class {i}" for i in range(num_classes)]}).to_csv(root / "classes.csv", index=False)
-    pd.DataFrame({"split": split, "shard": 0, "offset": range(len(labels)), "label": labels,
-                  "wnid": [f"n{i:08d}" for i in labels], "source": [f"img{i}.JPEG" for i in range(len(labels))]}
-                 ).to_csv(root / "index.csv", index=False)
+    pd.concat(index).to_csv(root / "index.csv", index=False)
     (root / "meta.json").write_text(json.dumps({"size": S, "source": "tiny", "eval_split": split,
-                                                "splits": {split: len(labels)}, "num_classes": num_classes}))
+                                                "splits": {n: len(v[1]) for n, v in splits.items()},
+                                                "num_classes": num_classes}))
 
 
 def _write_stats(root, mean_image: np.ndarray):
@@ -136,7 +143,9 @@ def test_evaluate_stage_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
     labels = np.array([0, 2, 0])
-    _write_store(tmp_path / "prepared", images, labels, 3)
+    train_images = rng.integers(0, 256, (7, S, S, 3), dtype=np.uint8)
+    train_labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    _write_store(tmp_path / "prepared", images, labels, 3, train=(train_images, train_labels))
     mean = rng.uniform(60, 200, (S, S, 3))
     _write_stats(tmp_path / "stats", mean)
     params = params_from_dict({"model": {"width": 0.0625, "input_size": 227}, "train": {"seeds": [3, 1]},
@@ -161,10 +170,17 @@ def test_evaluate_stage_end_to_end(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "eval" / "labels.npy"), labels)
 
     flat = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
-    # The metrics file: the eight headline errors, numbers only, under stable flat keys in this order.
+    # The metrics file: the eight headline errors, then the first net's measures for the ablation
+    # arms, numbers only, under stable flat keys in this order.
     assert list(flat) == ["top1_error", "top5_error", "ensemble_top1_error", "ensemble_top5_error",
                           "center_top1_error", "center_top5_error", "ensemble_center_top1_error",
-                          "ensemble_center_top5_error"]
+                          "ensemble_center_top5_error", *predictions.RUN_MEASURES]
+    # the first net (seed 3) on 3 training images (as many as val holds), rows 0, 3 and 6 (evenly spaced)
+    train_centred = train_images[[0, 3, 6]].astype(np.float32) - mean.astype(np.float32)
+    train_want = _numpy_ten_crop(nets[3], train_centred, 227)["center"]
+    assert flat["train_center_top1_error"] == pytest.approx(
+        _hand_errors(train_want, train_labels[[0, 3, 6]])["top1_error"], abs=1e-4)
+    assert flat["conv1_colour_column1"] >= 0 and flat["conv1_colour_column2"] >= 0  # alexnet.kernels' own tests
     assert all(type(v) is float for v in flat.values())
     assert (flat["top1_error"], flat["center_top5_error"]) == (m["single"]["ten_crop"]["top1_error"],
                                                                m["single"]["center"]["top5_error"])
@@ -175,6 +191,7 @@ def test_evaluate_stage_end_to_end(tmp_path):
     assert saved == json.loads(json.dumps(m))
     assert (saved["split"], saved["images"], saved["nets"]) == ("val", 3, 2)
     assert saved["members"] == ["seed3", "seed1"] and saved["epochs"] == [7, 7] and saved["input_size"] == 227
+    assert saved["train_images_scored"] == 3
     for s in ev.SCHEMES:
         assert set(saved["single"][s]) == {"top1_error", "top5_error"}
         f16 = {k: want[k][s].astype(np.float16).astype(np.float32) for k in want}

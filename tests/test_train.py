@@ -372,6 +372,9 @@ def test_outputs(reference: Path):
     record = json.loads((out / "run.json").read_text())
     assert record["seconds"] > 0 and record["images_per_second"] > 0 and "git_revision" in record
     assert record["epochs"] == 3 and record["device"] == info["device"]
+    # what the ablations' convergence and time rows read: ended by the plateau stop or not, the net's size
+    assert record["stopped_by_schedule"] is info["stopped_by_schedule"]
+    assert record["parameters"] == sum(v.numel() for v in state.values()) and record["parameters"] > 0
     assert len(record["images_per_second_per_epoch"]) == 3
     # What decides bit-identity: torch's CPU kernels, threads, the determinism switches, versions.
     bits = record["bit_identity"]

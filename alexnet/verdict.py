@@ -1,0 +1,134 @@
+"""The claims table's verdict rule, stated once: one claim's per-seed effects against the paper's number.
+
+Owns `judge` (effects -> mean, 95% interval, verdict) and `rule()`, the rule in words, which the
+claims table prints under itself and docs/ablations.md holds verbatim (tests/test_verdict.py
+compares them), so the text cannot drift from the code. Which runs count as the paper's data is
+`alexnet.config.comparable`; the caller passes its reason here. Torch-free.
+
+Effects are oriented by the caller so that positive is the paper's direction: a difference in
+percentage points (scale "points"), or the log of a ratio (scale "ratio"; the paper's number is
+the ratio itself, e.g. 6 for "six times faster").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+from alexnet.config import PIPELINE_CHECK
+
+LEVEL = 0.95  # two-sided
+Scale = Literal["points", "ratio"]
+# about: "reduces ... by 1.4%"; at_least: "by over 1%"; direction: no number, a sign only
+Kind = Literal["about", "at_least", "direction"]
+
+NOT_RUN = "not run"
+INCOMPLETE = "incomplete"
+ONE_RUN = "one run"
+OPPOSITE = "opposite sign"
+NO_EFFECT = "no effect resolved"
+MATCHES = "matches the paper"
+SMALLER = "smaller effect"
+LARGER = "larger effect"
+DIRECTION = "paper's direction"
+SIZE_UNRESOLVED = "paper's direction, size unresolved"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim judged: the verdict, and ours on the claim's scale (a ratio: exp of the log effect)."""
+
+    text: str
+    n: int
+    mean: float | None = None  # the mean effect (ratio: the geometric mean ratio)
+    low: float | None = None  # the interval (None for n < 2)
+    high: float | None = None
+
+
+def t_interval(effects: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the LEVEL two-sided Student t interval of the mean, n - 1 degrees of freedom."""
+    n = len(effects)
+    if n < 2:
+        raise ValueError("an interval needs two or more effects")
+    mean = sum(effects) / n
+    sd = math.sqrt(sum((e - mean) ** 2 for e in effects) / (n - 1))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def _decide(low: float, high: float, kind: Kind, target: float | None) -> str:
+    """The rule's last steps, on the effect scale (target: the paper's number there)."""
+    if high < 0:
+        return OPPOSITE
+    if low <= 0:
+        return NO_EFFECT
+    if kind == "direction" or target is None:
+        return DIRECTION
+    if kind == "at_least":
+        return MATCHES if low >= target else SMALLER if high < target else SIZE_UNRESOLVED
+    return MATCHES if low <= target <= high else SMALLER if high < target else LARGER
+
+
+def _unseen(half: float, scale: Scale) -> str:
+    """The smallest effect the interval could have told from zero: its half-width."""
+    return f"x/÷{math.exp(half):.2f}" if scale == "ratio" else f"±{half:.2f} points"
+
+
+def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | None = None,
+          not_comparable: str = "", censored: int = 0) -> Verdict:
+    """The verdict on one claim: `effects` per seed (points, or log ratios), oriented so that
+    positive is the paper's direction; `value` the paper's number (points, or the ratio);
+    `not_comparable` why the runs are not the paper's data (alexnet.config.comparable), "" if they
+    are; `censored` how many further seeds have no measure (a net that never reached the target)."""
+    n = len(effects)
+    back = math.exp if scale == "ratio" else (lambda x: x)
+    if n == 0 and not censored:
+        return Verdict(NOT_RUN, 0)
+    mean = back(sum(effects) / n) if n else None
+    if not_comparable:
+        text = f"{PIPELINE_CHECK} ({not_comparable})"
+    elif censored:
+        text = f"{INCOMPLETE} ({n} of {n + censored} seeds measured)"
+    elif n == 1:
+        text = ONE_RUN
+    else:
+        text = ""
+    if n < 2:
+        return Verdict(text, n, mean)
+    m, low, high = t_interval(effects)
+    if not text:
+        target = None if value is None else math.log(value) if scale == "ratio" else value
+        text = _decide(low, high, kind, target)
+        if text == NO_EFFECT:
+            text += f" (effects within {_unseen(high - m, scale)} unseen)"
+    return Verdict(text, n, back(m), back(low), back(high))
+
+
+def rule() -> list[str]:
+    """The rule in words, one line per step: the claims table's notes and docs/ablations.md."""
+    pct = f"{LEVEL:.0%}"
+    return [
+        "Ours, per seed: the arm's number against the baseline net of the same seed (the same initial "
+        "weights and batch order): a difference in percentage points, or a ratio judged on its logarithm; "
+        "oriented so that a positive difference (a ratio above 1) is the paper's direction. A run's own "
+        "number where the claim is about one net (the columns' specialisation).",
+        f"Interval: the mean over the n seeds with its {pct} two-sided Student t interval (n - 1 degrees "
+        "of freedom); for a ratio, the geometric mean and the exponential of the log interval.",
+        f"'{NOT_RUN}': no run to measure. '{PIPELINE_CHECK} (why)': the runs are not the paper's data and "
+        "training (alexnet.config.comparable: ILSVRC files, 1000 classes, no subset, the paper's epochs); "
+        "they show the pipeline works and are no evidence either way.",
+        f"'{INCOMPLETE} (k of n seeds measured)': some seeds have no measure (a net that did not reach the "
+        f"target within its epochs), so the measured ones are a biased sample. '{ONE_RUN}': n = 1, no spread.",
+        f"'{OPPOSITE}': the interval lies below zero. '{NO_EFFECT}': it holds zero; its half-width is the "
+        "smallest effect these runs could have told from none.",
+        f"Above zero: '{MATCHES}' when the interval holds the paper's number (for an 'over X' claim: lies "
+        f"above X); '{SMALLER}' / '{LARGER}' when it lies below / above it; '{DIRECTION}' for a claim with "
+        f"no number; '{SIZE_UNRESOLVED}' for an 'over X' claim whose interval holds X.",
+    ]
+
+
+__all__ = ["LEVEL", "Verdict", "judge", "rule", "t_interval"]
