@@ -19,6 +19,9 @@ Modules, one concern each:
     ablations   the ablation arms as DVC experiments, their measures, ablations/results.json
     verdict     the claims' verdict rule (a t interval against the paper's number), stated once
     claims      the paper's claims beside ours, judged by that rule
+    cifar_data  CIFAR-10 from the official archives or an image folder, checked; the generated tiny set
+    cifar_nets  the authors' CIFAR-10 nets: Figure 1's four-layer net, the 13%/11% conv-local nets
+    cifar       Figure 1 (lr grid, then seeds) and the CIFAR-10 LRN claim, resumable per net
     report      the paper-style HTML/Markdown report
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
 """

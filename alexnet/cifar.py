@@ -11,7 +11,9 @@ of `cifar.lr_grid` that reaches `cifar.target_error` training error in the fewes
 `cifar.seeds[0]`); the grid's nets train in lockstep, an epoch each in turn, and a net stops
 once it reaches the target, diverges, reaches `cifar.epochs`, or can no longer beat the best
 net's epochs to the target (it has trained that many epochs without reaching it: pruning it
-changes no chosen rate). Then the chosen rate trains with every other seed. Training error is
+changes no chosen rate), or has stalled (still within 2 points of chance after 3 epochs: dead
+ReLUs or saturated tanh units; it could in principle recover, so this rule, unlike the last,
+is a judgement, stated here). Then the chosen rate trains with every other seed. Training error is
 the error on the minibatches as they are trained on, per epoch (what cuda-convnet prints).
 
 The LRN claim, as the authors ran it: cuda-convnet's `layers-conv-local-13pct` (no
@@ -61,6 +63,7 @@ LRN_CURVES = "lrn_curves.csv"
 CODE_SHA256 = {name: hashlib.sha256(Path(__file__).with_name(name).read_bytes()).hexdigest()
                for name in ("cifar.py", "cifar_nets.py", "cifar_data.py", "model.py")}
 CHANCE = 90.0  # % training error before the first step (10 classes)
+STALL_EPOCHS, STALL_MARGIN = 3, 2.0  # a net within 2 points of chance after 3 epochs has stalled
 
 
 def device_for(cfg: CifarConfig) -> torch.device:
@@ -215,6 +218,8 @@ def stop_reason(run: NetRun, cfg: CifarConfig, best: float) -> str:
         return "max_epochs"
     if len(run.train_error) >= best:  # its own epochs to target will be more than `best`
         return "pruned"
+    if len(run.train_error) >= STALL_EPOCHS and min(run.train_error) >= CHANCE - STALL_MARGIN:
+        return "stalled"  # still at chance: dead ReLUs or saturated tanh units at too high a rate
     return ""
 
 
@@ -479,7 +484,6 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     inputs = prepare_inputs(data, device, cfg.channels_last)
     ckpt_dir = Path(checkpoints) if checkpoints else None
     fig1 = figure1(inputs, cfg, device, manifest["md5"], ckpt_dir)
-    fig1_seconds = time.perf_counter() - start
     lrn = lrn_claim(inputs, cfg, device, manifest["md5"], ckpt_dir)
     runs = runs_record(manifest, cfg, fig1, lrn)
     metrics = metrics_of(runs)
@@ -498,9 +502,10 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
         "dataset": manifest["dataset"], "source": manifest["source"], "copy": manifest["copy"],
         "train_images": manifest["train_images"], "test_images": manifest["test_images"],
         "seconds": round(time.perf_counter() - start, 2), "device": str(device), "threads": torch.get_num_threads(),
-        "figure1_net_epochs": fig1_epochs, "figure1_seconds": round(fig1_seconds, 2),
+        # training seconds summed over the nets, across resumes (checkpoints carry each net's time)
+        "figure1_net_epochs": fig1_epochs, "figure1_train_seconds": round(sum(r.seconds for r in nets), 1),
         "figure1_images_per_second": round(fig1_epochs * len(data.train_labels) / max(sum(r.seconds for r in nets), 1e-9)),
-        "lrn_net_epochs": lrn_epochs,
+        "lrn_net_epochs": lrn_epochs, "lrn_train_seconds": round(lrn_seconds, 1),
         "lrn_images_per_second": round(lrn_epochs * len(data.train_labels) / lrn_seconds) if lrn_seconds else None,
         "revision": git_revision(), "hardware": hardware(),
         "code_sha256": CODE_SHA256,

@@ -195,7 +195,8 @@ def notes() -> list[str]:
         f"Paper: {paper.CITATION}",
         *verdict.rule(),
         "ImageNet rows: one DVC experiment per arm and seed (`python -m alexnet.ablations run`, then `collect`: "
-        "docs/ablations.md). CIFAR-10 rows: stage cifar, reports/cifar/runs.json.",
+        "docs/ablations.md). CIFAR-10 rows: the committed real-data run (configs/cifar10.yaml, "
+        "reports/real/cifar10/runs.json) when there is one, else stage cifar's reports/cifar/runs.json.",
     ]
 
 
