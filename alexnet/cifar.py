@@ -52,7 +52,7 @@ from alexnet.cifar_data import RUNS, CifarData, open_cifar
 from alexnet.cifar_nets import ConvLocalNet, Figure1Net
 from alexnet.config import CifarConfig
 from alexnet.fileio import atomic_dir, atomic_path, write_json
-from alexnet.model import configure_determinism
+from alexnet.model import configure_determinism, torch_load
 from alexnet.provenance import git_revision, hardware
 
 FIGURE = "figure1.png"
@@ -121,7 +121,7 @@ class Trainer:
         """Resume from the checkpoint if it was made with the same settings (key)."""
         if self.path is None or not self.path.is_file():
             return False
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        state = torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
         if state.get("key") != self.key:
             print(f"checkpoint {self.path} was made with other settings: not used")
             return False
@@ -150,13 +150,13 @@ def train_epoch(trainer: Trainer, x: Tensor, y: Tensor, batch_size: int,
     gen = batch_generator(run.seed, epoch)
     order = torch.randperm(len(y), generator=gen)
     net.train()
-    wrong = torch.zeros((), dtype=torch.int64)
+    wrong = torch.zeros((), dtype=torch.int64, device=y.device)  # read once per epoch: no per-step sync
     for start in range(0, len(y), batch_size):
-        idx = order[start:start + batch_size]
-        xb = x[idx.to(x.device)]
+        idx = order[start:start + batch_size].to(x.device)
+        xb = x[idx]
         if views is not None:
             xb = views(xb, gen)
-        yb = y[idx.to(y.device)]
+        yb = y[idx]
         logits = net(xb)
         loss = F.cross_entropy(logits, yb)
         if not torch.isfinite(loss):
@@ -164,7 +164,7 @@ def train_epoch(trainer: Trainer, x: Tensor, y: Tensor, batch_size: int,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        wrong += (logits.argmax(1) != yb).sum().cpu()
+        wrong += (logits.argmax(1) != yb).sum()
     return 100.0 * int(wrong) / len(y)
 
 
