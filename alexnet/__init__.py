@@ -24,6 +24,8 @@ Modules, one concern each:
     cifar       Figure 1 (lr grid, then seeds) and the CIFAR-10 LRN claim, resumable per net
     report      the paper-style HTML/Markdown report
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
+    runtime     the numerics mode (bit identity across CPUs), threads, determinism switches
+    lockcheck   a fresh dvc.lock's output hashes against the committed ones (CI's bit-identity check)
 """
 
 __version__ = "0.1.0"

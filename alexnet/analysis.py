@@ -26,7 +26,7 @@ import torch
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
-from alexnet import pixels, retrieval
+from alexnet import pixels, retrieval, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
 from alexnet.fileio import atomic_dir, write_json
@@ -328,6 +328,7 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
 
+    runtime.configure(params.numerics, params.train.deterministic)
     seed = params.train.seeds[0]
     model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=default_device())
     store = PreparedStore(prepared_dir)
@@ -341,5 +342,5 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     headline, record = split_metrics(metrics, params.analyze.precision_k)
     write_json(metrics_path, headline)
     if record_path is not None:
-        write_json(record_path, record)
+        write_json(record_path, {**record, "numerics": runtime.numerics_record(params.numerics)})
     return metrics

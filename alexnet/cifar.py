@@ -50,9 +50,10 @@ from torch import Tensor, nn
 from alexnet import paper
 from alexnet.cifar_data import RUNS, CifarData, open_cifar
 from alexnet.cifar_nets import ConvLocalNet, Figure1Net
-from alexnet.config import CifarConfig
+from alexnet import runtime
+from alexnet.config import CifarConfig, NumericsConfig
 from alexnet.fileio import atomic_dir, atomic_path, write_json
-from alexnet.model import configure_determinism, torch_load
+from alexnet.model import torch_load
 from alexnet.provenance import git_revision, hardware
 
 FIGURE = "figure1.png"
@@ -475,10 +476,11 @@ def lrn_rows(lrn: list[tuple[NetRun, NetRun]]) -> pd.DataFrame:
 
 
 def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_path: str | Path,
-          run_record: str | Path, checkpoints: str | Path | None = None) -> dict[str, Any]:
+          run_record: str | Path, checkpoints: str | Path | None = None,
+          numerics: NumericsConfig = NumericsConfig()) -> dict[str, Any]:
     """Stage `cifar`: Figure 1 (grid, then seeds), the LRN nets, their outputs; returns the metrics."""
     start = time.perf_counter()
-    configure_determinism(True)
+    runtime.configure(numerics, deterministic=True)
     data, manifest = open_cifar(data_dir)
     device = device_for(cfg)
     inputs = prepare_inputs(data, device, cfg.channels_last)
@@ -508,7 +510,7 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
         "lrn_net_epochs": lrn_epochs, "lrn_train_seconds": round(lrn_seconds, 1),
         "lrn_images_per_second": round(lrn_epochs * len(data.train_labels) / lrn_seconds) if lrn_seconds else None,
         "revision": git_revision(), "hardware": hardware(),
-        "code_sha256": CODE_SHA256,
+        "code_sha256": CODE_SHA256, "numerics": runtime.numerics_record(numerics),
         "torch": torch.__version__,
     })
     print(f"Figure 1: ReLU {metrics['relu_epochs_to_target']} epochs (lr {metrics['relu_lr']}), tanh "

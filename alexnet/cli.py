@@ -9,6 +9,7 @@ from collections.abc import Callable
 from alexnet.config import Params, load_params
 from alexnet.errors import USER_ERRORS
 from alexnet.fileio import disk_full_as_error
+from alexnet.runtime import pin
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -20,10 +21,14 @@ def stage_parser(doc: str | None) -> argparse.ArgumentParser:
 
 def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
-    """Parse args, load and validate params, run `main`; known errors exit 2 with one clear line."""
+    """Parse args, load and validate params, pin the numerics, run `main`; known errors exit 2
+    with one clear line. Only a real command line (`argv` None) is pinned, re-executed under the
+    pinned environment if need be: a caller in the same process (a test) keeps its environment."""
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
+        if argv is None:
+            pin(params.numerics)
         with disk_full_as_error():  # a write outside alexnet.fileio's helpers: still one line
             main(args, params)
     except USER_ERRORS as e:

@@ -435,6 +435,19 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class NumericsConfig:
+    """How CPU arithmetic runs (alexnet/runtime.py): bit identity across CPUs, at a speed cost."""
+
+    # The same bits on every x86-64 CPU with AVX2 (Intel or AMD, AVX2 or AVX-512); off: each
+    # library's fastest kernels for the CPU it finds (identical reruns on the same CPU model only).
+    bit_identity: bool = False
+    threads: int = 2  # with bit_identity: the thread count of every library (results depend on it)
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.threads <= 256, "numerics.threads", "an integer in [1, 256]", self.threads)
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml. Cross-section checks live here."""
 
@@ -449,6 +462,7 @@ class Params:
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     cifar: CifarConfig = field(default_factory=CifarConfig)
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
 
     def __post_init__(self) -> None:
         _check(self.model.input_size <= self.prepare.image_side, "model.input_size",

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet import pixels
+from alexnet import pixels, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
@@ -221,6 +221,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     images, nets, members, epochs, ...). Returns both as read_evaluation does."""
     from alexnet.store import PreparedStore
 
+    runtime.configure(params.numerics, params.train.deterministic)
     store = PreparedStore(prepared_dir)
     split_name = store.eval_split
     split = store.split(split_name)
@@ -266,6 +267,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "classes": store.num_classes,  # for the results and report stages, which never open the store
         # run_measures' training images
         "train_images_scored": min(len(store.split("train")), len(labels)) if "train" in store.splits else 0,
+        "numerics": runtime.numerics_record(params.numerics),
     }
     write_json(metrics_path, {**headline_metrics(m), **measures})
     if record_path is not None:

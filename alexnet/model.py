@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from typing import Any
 import math
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
@@ -295,16 +293,6 @@ def build_model(cfg: ModelConfig, num_classes: int, *, generator: torch.Generato
     model = AlexNet(cfg, num_classes)
     model.init_weights(generator)
     return model
-
-
-def configure_determinism(deterministic: bool) -> None:
-    """torch.use_deterministic_algorithms and cuDNN switches (torchvision references style)."""
-    if deterministic:
-        # cuBLAS needs a fixed workspace for reproducible GEMMs; read when cuBLAS initialises.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = deterministic
 
 
 def default_device() -> torch.device:

@@ -13,6 +13,7 @@ rounding is the final division.
 from __future__ import annotations
 
 import io
+import math
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -105,16 +106,67 @@ def finalize(sums: Sums) -> Stats:
     # no cancellation, one correctly rounded division.
     cov = np.array([[(p * g[a][b] - s[a] * s[b]) / (p * p) for b in range(3)] for a in range(3)])
     channel_std = np.sqrt(np.diag(cov))
-    vals, vecs = np.linalg.eigh(cov)
-    order = np.argsort(vals)[::-1]
-    vals, vecs = vals[order], vecs[:, order]
-    # An eigenvector's sign is arbitrary; fix it (largest-magnitude component positive) so that
-    # reruns and platforms agree.
-    for i in range(3):
-        if vecs[np.argmax(np.abs(vecs[:, i])), i] < 0:
-            vecs[:, i] = -vecs[:, i]
+    vals, vecs = eigh3(cov.tolist())
     return Stats(mean_image=mean_image, channel_mean=channel_mean, channel_std=channel_std, cov=cov,
-                 eigvals=vals, eigvecs=vecs, count=np.int64(p))
+                 eigvals=np.array(vals), eigvecs=np.array(vecs), count=np.int64(p))
+
+
+def eigh3(a: list[list[float]], max_sweeps: int = 50) -> tuple[list[float], list[list[float]]]:
+    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric 3x3 matrix, by cyclic
+    Jacobi rotations in a fixed order in Python floats.
+
+    Why not numpy's eigh: LAPACK's result depends on the BLAS kernels the CPU selects (an AVX2
+    and an AVX-512 machine differed in the last digit of an eigenvalue), and the eigenvectors
+    feed the colour augmentation of every training step. Here every operation is an IEEE-754
+    double +, -, *, / or sqrt, each correctly rounded, so the bits are the same on every machine.
+    Each eigenvector's sign is fixed: its largest-magnitude component (the first, on a tie) is
+    positive.
+    """
+    a = [[float(v) for v in row] for row in a]
+    if any(a[i][j] != a[j][i] for i in range(3) for j in range(3)):
+        raise ValueError("eigh3 needs a symmetric matrix")
+    v = [[1.0 if i == j else 0.0 for j in range(3)] for i in range(3)]
+    for _ in range(max_sweeps):
+        if a[0][1] == 0.0 and a[0][2] == 0.0 and a[1][2] == 0.0:
+            break
+        for p, q in ((0, 1), (0, 2), (1, 2)):
+            apq = a[p][q]
+            if apq == 0.0:
+                continue
+            # Negligible against both diagonal entries: zero it instead of rotating (no effect
+            # on the diagonal at double precision).
+            if abs(a[p][p]) + 100.0 * abs(apq) == abs(a[p][p]) and abs(a[q][q]) + 100.0 * abs(apq) == abs(a[q][q]):
+                a[p][q] = a[q][p] = 0.0
+                continue
+            theta = (a[q][q] - a[p][p]) / (2.0 * apq)
+            # t = tan of the rotation angle, the smaller root of t^2 + 2 t theta - 1 = 0
+            t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0)) if abs(theta) < 1e150 else 0.5 / abs(theta)
+            if theta < 0:
+                t = -t
+            c = 1.0 / math.sqrt(t * t + 1.0)
+            s = t * c
+            a[p][p] -= t * apq
+            a[q][q] += t * apq
+            a[p][q] = a[q][p] = 0.0
+            r = 3 - p - q  # the third index
+            arp, arq = a[r][p], a[r][q]
+            a[r][p] = a[p][r] = c * arp - s * arq
+            a[r][q] = a[q][r] = s * arp + c * arq
+            for row in v:
+                vp, vq = row[p], row[q]
+                row[p] = c * vp - s * vq
+                row[q] = s * vp + c * vq
+    else:
+        raise ValueError(f"eigh3 did not converge in {max_sweeps} sweeps")
+    # Descending; equal eigenvalues keep their index order (sorted is stable).
+    order = sorted(range(3), key=lambda i: -a[i][i])
+    vals = [a[i][i] for i in order]
+    cols = [[v[r][i] for r in range(3)] for i in order]
+    for k, col in enumerate(cols):
+        big = max(range(3), key=lambda r: (abs(col[r]), -r))
+        if col[big] < 0:
+            cols[k] = [-x for x in col]
+    return vals, [[cols[i][r] for i in range(3)] for r in range(3)]
 
 
 def compute_sums(store: PreparedStore, split: str = TRAIN_SPLIT, workers: int = 0,

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet import distributed, provenance
+from alexnet import distributed, provenance, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import Params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
-from alexnet.model import (architecture, build_model, configure_determinism, count_parameters, load_failure,
+from alexnet.model import (architecture, build_model, count_parameters, load_failure,
                            save_trained, torch_load)
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
@@ -57,7 +57,7 @@ EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max
 # deps of train) but for argument parsing, error printing, atomic writes and the run record's
 # provenance. A test keeps the two lists in step.
 TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "loader.py", "metrics.py", "model.py", "optim.py",
-                 "pixels.py", "stats.py", "store.py", "train.py")
+                 "pixels.py", "runtime.py", "stats.py", "store.py", "train.py")
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -116,7 +116,7 @@ def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, 
     """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
     train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
     return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
-            "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
+            "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
 
 
 def code_fingerprint() -> dict[str, str]:
@@ -503,7 +503,8 @@ def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: 
             "images_per_second": round(run.history[-1]["images_per_second"], 1),
             "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
             "device": info["device"], "git_revision": provenance.git_revision(),
-            "dirty_paths": provenance.dirty_paths_or_none(), "bit_identity": provenance.bit_identity()})
+            "dirty_paths": provenance.dirty_paths_or_none(), "bit_identity": provenance.bit_identity(),
+            "numerics": runtime.numerics_record(params.numerics)})
 
 
 def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,
@@ -513,7 +514,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
     Works as one process or as one rank of a torchrun launch (see alexnet.distributed).
     """
     cfg = params.train
-    configure_determinism(cfg.deterministic)
+    runtime.configure(params.numerics, cfg.deterministic)
     ctx = distributed.setup(cfg.device)
     try:
         run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)

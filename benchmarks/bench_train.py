@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                        # about a minute on a 2-core CPU
     python benchmarks/bench_train.py --width 1 --batch-size 128 --steps 20 --device cuda --amp bf16 --channels-last
+    python benchmarks/bench_train.py --bit-identity          # numerics.bit_identity's cost (README, "Exact reruns")
 
 Writes a prepared store of random 256x256 images (docs/architecture.md layout) and random
 training statistics to a temp folder, builds the paper's net (--width, 224 input), then times,
@@ -37,7 +38,8 @@ from alexnet.model import build_model  # noqa: E402
 from alexnet.optim import build_optimizer  # noqa: E402
 from alexnet.stats import Stats  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
-from alexnet.model import configure_determinism  # noqa: E402
+from alexnet import runtime  # noqa: E402
+from alexnet.config import NumericsConfig  # noqa: E402
 from alexnet.train import _make_loaders, train_one_epoch  # noqa: E402
 from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
 
@@ -72,15 +74,21 @@ def main() -> None:
     ap.add_argument("--amp", default="none", choices=["none", "bf16"])
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--bit-identity", action="store_true",
+                    help="numerics.bit_identity (re-executes under its pinned environment; writes bench_train_bit_identity.json)")
+    ap.add_argument("--threads", type=int, default=2, help="numerics.threads with --bit-identity")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    numerics = NumericsConfig(bit_identity=args.bit_identity, threads=args.threads)
+    runtime.pin(numerics)  # torch is loaded: with --bit-identity this starts again under the pinned environment
+    out = args.out or RESULTS.with_name("bench_train_bit_identity.json" if args.bit_identity else RESULTS.name)
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     params = params_from_dict({
         "model": {"width": args.width},
         "train": {"batch_size": args.batch_size, "epochs": 1, "device": args.device, "amp": args.amp,
                   "channels_last": args.channels_last, "compile": args.compile, "deterministic": False}})
-    configure_determinism(False)
+    runtime.configure(numerics, deterministic=False)
     ctx = distributed.setup(args.device)
     device = ctx.device
     n = args.batch_size * args.steps
@@ -133,7 +141,7 @@ def main() -> None:
 
     print(f"training step, {device} ({dev_name}), width {args.width}, batch {args.batch_size}, "
           f"{args.steps} steps x {args.repeat} runs (median), amp {args.amp}, channels_last {args.channels_last}, "
-          f"compile {args.compile}, torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
+          f"compile {args.compile}, bit_identity {args.bit_identity}, torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
     print(f"{'':<6}{'img/s':>10}{'img/CPU-s':>12}{'wall s':>9}")
     for name, r in rows.items():
         print(f"{name:<6}{r['images_per_s']:>10.1f}{r['images_per_cpu_s']:>12.1f}{r['wall_s']:>9.2f}")
@@ -146,8 +154,9 @@ def main() -> None:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "images_per_run": n, "bare": rows["bare"], "loop": rows["loop"],
         "overhead_wall": overhead_wall, "overhead_cpu": overhead_cpu,
+        "numerics": runtime.numerics_record(numerics),
     }
-    write_result(args.out, result)
+    write_result(out, result)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from alexnet.analysis import analyze
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.analysis import analyze  # here: after run_stage pinned the numerics
     analyze(args.prepared, args.stats, args.models, args.eval, args.out, args.metrics, params,
             record_path=args.record)
 

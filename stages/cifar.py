@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from alexnet.cifar import cifar
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    cifar(params.cifar, args.data, args.out, args.metrics, args.run_record, args.checkpoints)
+    from alexnet.cifar import cifar  # here: after run_stage pinned the numerics
+    cifar(params.cifar, args.data, args.out, args.metrics, args.run_record, args.checkpoints, params.numerics)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from alexnet.cifar_data import cifar_download
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.cifar_data import cifar_download  # here: after run_stage pinned the numerics
     cifar_download(params.cifar, args.out)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from alexnet.claims import claims
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.claims import claims  # here: after run_stage pinned the numerics
     claims(args.ablations, args.cifar, args.out)
 
 

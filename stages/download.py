@@ -13,10 +13,10 @@ import argparse
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.sources import download_raw
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.sources import download_raw  # here: after run_stage pinned the numerics
     manifest = download_raw(params.data, params.tiny, args.out)
     print(f"download: {manifest['source']} ({manifest['layout']}) -> {args.out}, verified={manifest['verified']}")
 

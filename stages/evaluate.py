@@ -20,7 +20,6 @@ from pathlib import Path
 from alexnet.cli import run_stage, stage_parser
 from alexnet.errors import PipelineError
 from alexnet.config import Params
-from alexnet.evaluate import evaluate
 
 # The pipeline's own outputs (dvc.yaml): a torchvision evaluation written there would overwrite
 # them, or put the report out of date.
@@ -37,6 +36,7 @@ def _inside_pipeline_outputs(path: str) -> str | None:
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.evaluate import evaluate  # here: after run_stage pinned the numerics
     if args.torchvision_weights:
         for option in ("out", "metrics", "record"):
             value = getattr(args, option)

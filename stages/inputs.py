@@ -17,10 +17,10 @@ import argparse
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
 from alexnet.fileio import write_json
-from alexnet.sources import identify
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.sources import identify  # here: after run_stage pinned the numerics
     write_json(args.out, identify(params.data))
 
 

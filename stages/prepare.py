@@ -14,10 +14,10 @@ import argparse
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.prepare import prepare
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.prepare import prepare  # here: after run_stage pinned the numerics
     prepare(args.raw, args.out, params.prepare, metrics_path=args.metrics)
 
 

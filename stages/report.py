@@ -14,10 +14,10 @@ from pathlib import Path
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.report import ReportInputs, report
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.report import ReportInputs, report  # here: after run_stage pinned the numerics
     src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
                   claims=Path(args.claims) if args.claims else None, cifar=[Path(c) for c in args.cifar],

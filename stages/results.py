@@ -12,10 +12,10 @@ import argparse
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.results import results
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.results import results  # here: after run_stage pinned the numerics
     results(args.evaluation, args.out, params, record_path=args.record)
 
 

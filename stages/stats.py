@@ -13,10 +13,10 @@ import argparse
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.stats import stats
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.stats import stats  # here: after run_stage pinned the numerics
     stats(args.prepared, args.out, params.stats, metrics_path=args.metrics)
 
 

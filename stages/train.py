@@ -15,10 +15,10 @@ import argparse
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.train import train
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
+    from alexnet.train import train  # here: after run_stage pinned the numerics
     train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live, args.run_record)
 
 

@@ -638,7 +638,7 @@ def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tenso
     from alexnet.optim import build_optimizer
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
-    from alexnet.model import configure_determinism
+    from alexnet.runtime import configure_determinism
     from alexnet.train import _make_loaders, seed_everything, stream_seed, train_one_epoch
 
     params = tiny_params(device=device)
