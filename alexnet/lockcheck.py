@@ -4,10 +4,9 @@
     python -m alexnet.lockcheck --committed origin/main --lock dvc.lock
 
 Every output dvc.lock records (cached or not: data, models, evaluations, figures, tables, metrics,
-DVCLive curves) must have the committed hash. Left aside, each for a reason that is not the
-arithmetic: run records (wall times, revisions, the machine), checkpoints (training state kept for
-resuming) and the rendered report (it names the revision and machine that rendered it, and the
-retrieval timings). Exit status 1 names each output that differs, is new or is missing; 0 says how
+DVCLive curves, the report) must have the committed hash. Left aside, each for a reason that is
+not the arithmetic: run records (wall times, revisions, the machine) and checkpoints (training
+state kept for resuming, with its timings). Exit status 1 names each output that differs, is new or is missing; 0 says how
 many matched. `.ci/run` runs it after `dvc repro` (README, "Exact reruns").
 """
 
@@ -22,7 +21,7 @@ from typing import Any
 import yaml
 
 # Outputs whose bytes are not a function of the pipeline's inputs, by design.
-NOT_COMPARED = ("records/", "checkpoints/", "reports/report.html", "reports/report.md")
+NOT_COMPARED = ("records/", "checkpoints/")
 
 
 def output_hashes(lock: dict[str, Any]) -> dict[str, str]:

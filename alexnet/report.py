@@ -359,13 +359,11 @@ def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
         ("fc7 -> auto-encoder binary code, Hamming", "autoencoder", bits),
         ("fc7 -> random-hyperplane LSH code, Hamming", "lsh", bits),
     ]
-    rows = []
-    for label, key, size in methods:
-        ms = a.get(f"{key}_query_ms")
-        rows.append([label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks]
-                    + [fmt(ms, 4) if ms is not None else "-"])
-    rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks) + ["-"])
-    return {"k_columns": [f"precision@{k}" for k in ks], "rows": rows, "numeric": [False, False] + [True] * (len(ks) + 1),
+    # No query times: they change on every run (records/analyze.json has them), and the report is
+    # a function of the pipeline's inputs only.
+    rows = [[label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks] for label, key, size in methods]
+    rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks))
+    return {"k_columns": [f"precision@{k}" for k in ks], "rows": rows, "numeric": [False, False] + [True] * len(ks),
             "query_images": a.get("query_images"), "train_images": a.get("train_images")}
 
 
@@ -387,23 +385,22 @@ def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dic
 
 
 def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]:
-    """Section 7: revision, data hashes (dvc.lock), hardware, library versions and the params used."""
+    """Section 7: data hashes (dvc.lock), the training device and numerics, library versions and
+    the params used. Not the revision or machine that rendered it: the report is a function of
+    the pipeline's inputs only, so a rerun gives the same bytes (README, "Exact reruns")."""
     hashes = dvc_lock_hashes(src.lock)
-    hw = provenance.hardware()
-    revision = provenance.git_revision()
-    rows = [["git revision (report)", f"`{revision}`" + (
-        " (tracked files other than the pipeline's outputs differ from this commit)"
-        if revision.endswith(provenance.DIRTY) else "")]]
+    rows = []
     for path in ("data/raw", "data/prepared", "data/stats"):
         rows.append([f"{path} md5 (dvc.lock)", f"`{hashes[path]}`" if path in hashes else "not in dvc.lock"])
-    rows.append(["CPU (report)", hw["cpu"]])
-    rows.append(["GPU (report)", hw["gpu"]])
     for seed, info in sorted(runs.infos.items()):
         cap = info.get("cpu_capability")
         rows.append([f"training device (seed {seed})", str(info.get("device", "-"))
                      + (f", torch CPU capability {cap}" if cap else "")])
-    rows.append(["training run records", "records/train-seed<N>.json: wall time, images/s, the revision "
-                 "trained from, and what decides bit-identity (CPU capability, threads, determinism switches)"])
+    n = params.numerics
+    rows.append(["numerics (params.yaml)", f"bit_identity {n.bit_identity}, {n.threads} threads: the same bits on any "
+                 "AVX2 CPU" if n.bit_identity else "bit_identity false: each library's fastest kernels for its CPU"])
+    rows.append(["run records", "records/*.json: wall times, images/s, the revision and machine each stage ran on, "
+                 "and what decides bit-identity (not part of this report: they change on every rerun)"])
     rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in provenance.library_versions(LIBRARIES).items())])
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
     if first:

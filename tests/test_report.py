@@ -168,8 +168,11 @@ def test_numbers_and_their_sources(tiny_report):
     assert "| ensemble, ten-crop | 2 | 37.25 | 9.75 |" in md
     assert "metrics/evaluate.json" in md
     # Retrieval table: fc7 beats pixels in this made-up run, and the numbers are copied faithfully.
-    assert re.search(r"\| fc7, Euclidean \(exact\) \| 1,024 floats \(4,096 B\) \| 0\.625 \| 0\.600 \| 0\.575 \| 0\.5000 \|", md)
-    assert "| chance (random training image) | - | 0.100 | 0.100 | 0.100 | - |" in md
+    assert re.search(r"\| fc7, Euclidean \(exact\) \| 1,024 floats \(4,096 B\) \| 0\.625 \| 0\.600 \| 0\.575 \|\n", md)
+    assert "| chance (random training image) | - | 0.100 | 0.100 | 0.100 |\n" in md
+    # No clock and no machine in the report: query times (0.5 ms here) and the revision stay in records/.
+    assert "0.5000" not in md and "query time (ms)" not in md
+    assert "git revision" not in md and "abc123" not in md
     # Architecture: train's architecture.json, row by row, beside the paper's (Section 3).
     assert "| conv1 | 6 x 11x11x3, stride 4, groups 1 | 96 x 11x11x3, stride 4 | 2,184 |" in md
     assert "| fc8 | 204 -> 10 | 1000 | 2,050 |" in md
