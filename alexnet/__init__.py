@@ -17,6 +17,7 @@ Modules, one concern each:
     results     the paper's tables beside ours
     analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
     ablations   the ablation arms as DVC experiments, their measures, ablations/results.json
+    expqueue    DVC's experiment queue for a long sweep: task states, stale tasks, workers, a planning lock
     verdict     the claims' verdict rule (a t interval against the paper's number), stated once
     claims      the paper's claims beside ours, judged by that rule
     cifar_data  CIFAR-10 from the official archives or an image folder, checked; the generated tiny set

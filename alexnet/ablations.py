@@ -6,6 +6,7 @@ commands that run them, and ablations/results.json (in git), which the `claims` 
 
     python -m alexnet.ablations list
     python -m alexnet.ablations run [--arms no-lrn no-dropout] [--seeds 0 1] [--jobs 2] [--dry-run]
+    python -m alexnet.ablations status [--arms ...] [--seeds 0 1]
     python -m alexnet.ablations collect --out ablations/results.json
 
 `run` queues one experiment per (arm, seed), named `ablate-<arm>-s<seed>`, each with
@@ -16,7 +17,14 @@ net of the same seed (same initial weights and batch order, so the pair differs 
 arm), and the spread of those paired differences over seeds is the noise. An (arm, seed) whose
 experiment already ran (or is queued) on this commit with the same params is skipped. Before
 queueing, `run` prints how many runs it queues and their cost from the baseline's recorded
-training time (records/train-seed<N>.json).
+training time (records/train-seed<N>.json); while it waits, n of N done and the time left.
+
+A sweep survives a crash: rerun the same `run` command. A task that a killed worker left listed
+as Running with its process gone (alexnet/expqueue.py) is marked failed and queued again, queued
+tasks get workers, and the wait resumes; a run that still fails ends the command with an error
+naming it. Two `run` commands started together queue each experiment once (a lock around
+planning). `status` shows each (arm, seed): done (top-1 error), running, queued, failed (its log's
+last line), stale or not run, and the training time left.
 
 By default each experiment runs the pipeline up to `evaluate` (`--target`), which writes every
 number the measures need; the figures and the report are not rebuilt per arm.
@@ -40,8 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from alexnet import expqueue
 from alexnet.config import ConfigError, comparable, params_from_dict
 from alexnet.errors import PipelineError
+from alexnet.expqueue import dvc
 from alexnet.fileio import read_json, write_json
 from alexnet.predictions import RUN_MEASURES
 
@@ -301,15 +311,6 @@ def _duration(seconds: float) -> str:
 
 # --- running DVC -----------------------------------------------------------------------------------
 
-def dvc(*args: str, capture: bool = True) -> str:
-    """Run `dvc args...`; a failure is a PipelineError with DVC's message."""
-    result = subprocess.run(["dvc", *args], capture_output=capture, text=True)
-    if result.returncode != 0:
-        msg = (result.stderr or result.stdout or "").strip().splitlines()
-        raise PipelineError(f"`dvc {' '.join(args)}` failed: {msg[-1] if msg else result.returncode}")
-    return result.stdout or ""
-
-
 def exp_show(*extra: str) -> list[dict]:
     out = dvc("exp", "show", "--json", *extra)
     try:
@@ -325,46 +326,128 @@ def git_head() -> str:
 
 def queue_busy(status_text: str) -> int:
     """How many tasks `dvc queue status` lists as Queued or Running."""
-    busy = 0
-    for line in status_text.splitlines():
-        cells = line.split()
-        if len(cells) >= 2 and cells[0] != "Task" and cells[-1] in ("Queued", "Running"):
-            busy += 1
-    return busy
+    return sum(t.status in expqueue.WAITING for t in expqueue.parse_status(status_text)[0])
+
+
+def queue_plan(arms: list[Arm], seeds: list[int], target: str | None, common: dict[str, Any] | None,
+               records_dir: str | Path, jobs: int, quiet: bool = False) -> Plan:
+    """Under the planning lock: settle stale tasks (a dead worker's), then queue what has not run."""
+    with expqueue.planning():
+        tasks, workers = expqueue.status()
+        for t in expqueue.stale(tasks, workers):
+            print(f"stale {t.name or t.rev}: listed Running but its process is gone (a killed worker); "
+                  "marking it failed and queueing it again")
+        expqueue.settle_stale(expqueue.stale(tasks, workers))
+        plan = plan_runs(arms, seeds, parse_exp_show(exp_show()), common)
+        if not quiet:
+            for arm, seed, why in plan.skipped:
+                print(f"skip {exp_name(arm.name, seed)}: {why}")
+            epochs = (common or {}).get("train.epochs")
+            print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+        for arm, seed in plan.queue:
+            cmd = queue_command(arm, seed, target, common)
+            print("$ " + " ".join(cmd))
+            dvc(*cmd[1:])
+    return plan
 
 
 def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str | None,
         records_dir: str | Path = "records", poll: float = 10.0, common: dict[str, Any] | None = None) -> Plan:
-    """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for the queue."""
-    experiments = [] if dry_run else parse_exp_show(exp_show())
-    head = "" if dry_run else git_head()
-    plan = plan_runs(arms, seeds, experiments, common)
-    for arm, seed, why in plan.skipped:
-        print(f"skip {exp_name(arm.name, seed)}: {why}")
-    epochs = (common or {}).get("train.epochs")
-    print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
-    for arm, seed in plan.queue:
-        cmd = queue_command(arm, seed, target, common)
-        print("$ " + " ".join(cmd))
-        if not dry_run:
-            dvc(*cmd[1:])
-    if dry_run or not plan.queue:
+    """Queue the (arm, seed) runs that have not run yet, start `jobs` workers, wait for them.
+
+    Rerunning the same command after a crash finishes the sweep: a task a killed worker left
+    Running is settled and queued again, queued tasks get workers, and the wait resumes. Ends
+    with an error naming every run that failed; never success while a run is missing.
+    """
+    if dry_run:
+        plan = plan_runs(arms, seeds, [], common)
+        epochs = (common or {}).get("train.epochs")
+        print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+        for arm, seed in plan.queue:
+            print("$ " + " ".join(queue_command(arm, seed, target, common)))
         return plan
-    print(f"$ dvc queue start -j {jobs}")
-    dvc("queue", "start", "-j", str(jobs))
-    start = time.monotonic()
-    while (busy := queue_busy(dvc("queue", "status"))) > 0:
-        print(f"  {busy} run(s) queued or running after {time.monotonic() - start:.0f} s", flush=True)
+    head = git_head()
+    names = {exp_name(a.name, s) for a in arms for s in seeds}
+    plan = queue_plan(arms, seeds, target, common, records_dir, jobs)
+    per_run = (baseline_train_seconds(records_dir) or (None, {}))[0]
+    start, started_done = time.monotonic(), None
+    while True:
+        tasks, workers = expqueue.status()
+        mine = [t for t in tasks if t.name in names]
+        if expqueue.stale(mine, workers):  # a worker died while we waited: settle, requeue, go on
+            queue_plan(arms, seeds, target, common, records_dir, jobs, quiet=True)
+            continue
+        waiting = [t for t in mine if t.status in expqueue.WAITING]
+        if not waiting:
+            break
+        if not workers:
+            print(f"$ dvc queue start -j {jobs}")
+            expqueue.start_workers(jobs)
+        done = sum(t.status == "Success" for t in mine)
+        started_done = done if started_done is None else started_done
+        print(progress_line(len(names) - len(waiting), len(names), len(waiting), jobs,
+                            time.monotonic() - start, done - started_done, per_run), flush=True)
         time.sleep(poll)
-    print(dvc("queue", "status"))
     # the experiments of the commit they were queued on, even if HEAD has moved since
-    done = {e.name: e for e in parse_exp_show(exp_show(*(["--rev", head] if head else [])))}
-    failed = [exp_name(a.name, s) for a, s in plan.queue if (done.get(exp_name(a.name, s)) is None
-                                                             or done[exp_name(a.name, s)].state == "failed")]
+    found = {e.name: e for e in parse_exp_show(exp_show(*(["--rev", head] if head else [])))}
+    failed = sorted(n for n in names if n not in found or found[n].state == "failed")
     if failed:
-        raise PipelineError(f"{len(failed)} run(s) failed: {', '.join(failed)} (see `dvc queue logs <name>`)")
+        raise PipelineError(f"{len(failed)} of {len(names)} run(s) did not finish: {', '.join(failed)} "
+                            "(`python -m alexnet.ablations status` shows why; rerun the same command to retry)")
     print("All runs done: `dvc exp show` lists them; `python -m alexnet.ablations collect` gathers their metrics.")
     return plan
+
+
+def progress_line(finished: int, total: int, waiting: int, jobs: int, elapsed: float, done_here: int,
+                  per_run: float | None) -> str:
+    """`n of N done` and the time left: from this wait's own pace once a run finished in it, else
+    from the baseline's recorded training time per net."""
+    pace = elapsed / done_here if done_here else per_run
+    left = f", about {_duration(pace * math.ceil(waiting / max(1, jobs)))} left" if pace else ""
+    return f"  {finished} of {total} run(s) done, {waiting} queued or running{left} ({elapsed:.0f} s so far)"
+
+
+def sweep_status(arms: list[Arm], seeds: list[int], records_dir: str | Path = "records") -> list[dict[str, Any]]:
+    """Per (arm, seed): done (its top-1 error), running, queued, failed (its log's last line),
+    stale (listed Running, its process gone) or not run."""
+    tasks, workers = expqueue.status()
+    by_name = {t.name: t for t in tasks if t.name}
+    stale = {t.name for t in expqueue.stale(tasks, workers)}
+    exps: dict[str, Experiment] = {}
+    for e in parse_exp_show(exp_show()):
+        if e.name and (e.name not in exps or e.state == "success"):
+            exps[e.name] = e
+    rows = []
+    for arm in arms:
+        for seed in seeds:
+            name = exp_name(arm.name, seed)
+            task, exp = by_name.get(name), exps.get(name)
+            detail = ""
+            if name in stale:
+                state, detail = "stale", "its process is gone (a killed worker): `ablations run` queues it again"
+            elif task is not None and task.status in expqueue.WAITING:
+                state = task.status.lower()
+            elif exp is not None and exp.state == "success":
+                state = "done"
+                errors = headline_errors(exp.metrics.get(EVALUATE_METRICS))
+                detail = f"top-1 {errors['top1_error']:.2f}%" if errors else "no metrics/evaluate.json"
+            elif (task is not None and task.status == "Failed") or (exp is not None and exp.state == "failed"):
+                state, detail = "failed", expqueue.last_log_line(name)
+            else:
+                state = "not run"
+            rows.append({"run": name, "state": state, "detail": detail})
+    return rows
+
+
+def status_lines(rows: list[dict[str, Any]], workers: int | None, per_run: float | None) -> list[str]:
+    lines = [f"{r['run']:32s} {r['state']:8s} {r['detail']}".rstrip() for r in rows]
+    left = [r for r in rows if r["state"] in ("queued", "running", "stale", "not run", "failed")]
+    done = sum(r["state"] == "done" for r in rows)
+    summary = f"{done} of {len(rows)} done; {workers if workers is not None else '?'} worker(s) active"
+    if per_run and left:
+        summary += (f"; about {_duration(per_run * math.ceil(len(left) / max(1, workers or 1)))} of training left "
+                    "(the baseline's recorded time per net)")
+    return lines + [summary]
 
 
 # --- collection ---------------------------------------------------------------------------------
@@ -494,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a param set alike for every arm, baseline included (e.g. train.epochs=2 for a quick check)")
     r.add_argument("--dry-run", action="store_true", help="print the commands and the cost, queue nothing")
+    st = sub.add_parser("status", help="per arm and seed: done, running, queued, failed, stale or not run")
+    st.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS])
+    st.add_argument("--seeds", nargs="+", type=int, default=[0])
+    st.add_argument("--records", default="records", help="folder with the baseline's run records, train-seed<N>.json")
     c = sub.add_parser("collect", help="gather the arms' metrics from `dvc exp show --json` into a file")
     c.add_argument("--out", default="ablations/results.json")
     c.add_argument("--all-commits", action="store_true", help="look at experiments of every commit, not only HEAD's")
@@ -510,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("note: the baseline arm is not among --arms; collect needs it for each seed")
             run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
                 args.records, common=parse_set(args.set))
+        elif args.command == "status":
+            rows = sweep_status([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.records)
+            per_run = (baseline_train_seconds(args.records) or (None, {}))[0]
+            print("\n".join(status_lines(rows, expqueue.status()[1], per_run)))
         else:
             extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
             results = collect(exp_show(*extra))

@@ -1,0 +1,112 @@
+"""`dvc repro` killed with -9 at a few moments, then rerun: every output equals an uninterrupted run's.
+
+A copy of this repository (its files as they are, git-committed in a temporary folder) runs a
+small version of the tiny pipeline twice: once straight through, once killed (the whole process
+group, as a crash would) while the first net trains (after its first checkpoint) and again
+while evaluate runs, then rerun to the end. Every output dvc.lock records (run records and
+checkpoints aside: alexnet.lockcheck) has the same hash in both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alexnet.lockcheck import output_hashes
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc and git")]
+
+REPO = Path(__file__).resolve().parents[1]
+# Small enough to run three times in a few minutes; every stage still runs.
+SMALL = {
+    "tiny": {"train_per_class": 12, "val_per_class": 4},
+    "model": {"width": 0.125},
+    "train": {"epochs": 2, "chance_warn_steps": 0},
+    "analyze": {"tsne_points": 40, "queries": 3},
+    "cifar": {"tiny_train_per_class": 10, "tiny_test_per_class": 4, "epochs": 2, "lr_grid": [0.03], "seeds": [0],
+              "lrn_epochs": [1, 0, 0]},
+    "numerics": {"bit_identity": False},  # about interruption, not other CPUs: the fast kernels
+}
+
+
+def sh(*cmd: str, cwd: Path) -> str:
+    return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def copy_of_repo(dest: Path) -> Path:
+    """The project's files (tracked and new, not ignored) in a fresh git repository, small params."""
+    files = sh("git", "ls-files", "-co", "--exclude-standard", cwd=REPO).splitlines()
+    for name in files:
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    for section, values in SMALL.items():
+        params[section].update(values)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=dest)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=dest)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", cwd=dest)
+    return dest
+
+
+def repro(cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    return subprocess.Popen(["dvc", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def running(cwd: Path, script: str) -> bool:
+    """Whether a process under `cwd` runs stages/<script>."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if script in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    Path(os.readlink(proc / "cwd")).is_relative_to(cwd):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 600) -> None:
+    """SIGKILL `proc`'s whole process group (dvc and the stage under it) once `ready()`."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"dvc repro ended before {what}: {proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def finish(cwd: Path) -> dict[str, str]:
+    proc = repro(cwd)
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, out
+    return output_hashes(yaml.safe_load((cwd / "dvc.lock").read_text()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see the stages")
+def test_killed_repro_reruns_to_the_same_outputs(tmp_path):
+    straight = finish(copy_of_repo(tmp_path / "straight"))
+
+    crashed = copy_of_repo(tmp_path / "crashed")
+    first = repro(crashed)
+    kill_when(first, lambda: (crashed / "checkpoints/seed0/last.pt").exists()
+              and not (crashed / "models/seed0").exists(), "the first net's first checkpoint")
+    second = repro(crashed)
+    kill_when(second, lambda: running(crashed, "stages/evaluate.py"), "evaluate to start")
+    assert finish(crashed) == straight
+    assert {"data/stats", "models/seed0", "data/eval", "reports/report.md", "metrics/evaluate.json"} <= set(straight)
