@@ -413,8 +413,14 @@ def sweep_status(arms: list[Arm], seeds: list[int], records_dir: str | Path = "r
     tasks, workers = expqueue.status()
     by_name = {t.name: t for t in tasks if t.name}
     stale = {t.name for t in expqueue.stale(tasks, workers)}
+    names = {exp_name(a.name, s) for a in arms for s in seeds}
+    # HEAD's experiments; every commit's when the queue finished runs queued on an earlier one
+    shown = parse_exp_show(exp_show())
+    if any(t.status == "Success" for t in tasks if t.name in names) and \
+            not {t.name for t in tasks if t.status == "Success"} <= {e.name for e in shown}:
+        shown = parse_exp_show(exp_show("--all-commits"))
     exps: dict[str, Experiment] = {}
-    for e in parse_exp_show(exp_show()):
+    for e in shown:
         if e.name and (e.name not in exps or e.state == "success"):
             exps[e.name] = e
     rows = []
@@ -427,10 +433,10 @@ def sweep_status(arms: list[Arm], seeds: list[int], records_dir: str | Path = "r
                 state, detail = "stale", "its process is gone (a killed worker): `ablations run` queues it again"
             elif task is not None and task.status in expqueue.WAITING:
                 state = task.status.lower()
-            elif exp is not None and exp.state == "success":
+            elif (exp is not None and exp.state == "success") or (task is not None and task.status == "Success"):
                 state = "done"
-                errors = headline_errors(exp.metrics.get(EVALUATE_METRICS))
-                detail = f"top-1 {errors['top1_error']:.2f}%" if errors else "no metrics/evaluate.json"
+                errors = headline_errors(exp.metrics.get(EVALUATE_METRICS)) if exp is not None else None
+                detail = f"top-1 {errors['top1_error']:.2f}%" if errors else ""
             elif (task is not None and task.status == "Failed") or (exp is not None and exp.state == "failed"):
                 state, detail = "failed", expqueue.last_log_line(name)
             else:

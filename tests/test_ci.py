@@ -56,17 +56,26 @@ def test_the_workflow_runs_ci_and_comments_on_pull_requests():
     doc = yaml.safe_load(WORKFLOW.read_text())
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` as true
     assert {"push", "pull_request"} <= set(triggers)
+    assert triggers["push"] == {"branches": ["main"]}  # a pull request's push runs once, not twice
     steps = [s for job in doc["jobs"].values() for s in job["steps"]]
     runs = [s.get("run", "") for s in steps]
     assert any(r.strip() == "bash .ci/run" for r in runs)
-    cml = [s for s in steps if "cml comment create" in s.get("run", "")]
-    assert len(cml) == 1 and cml[0]["if"] == "github.event_name == 'pull_request'"
+    cml = [s for s in steps if "cml comment" in s.get("run", "")]
+    # only where the token can write (not a fork's pull request), one comment updated in place
+    assert len(cml) == 1 and cml[0]["if"] == ("github.event_name == 'pull_request' && "
+                                              "github.event.pull_request.head.repo.full_name == github.repository")
     body = cml[0]["run"]
+    assert "cml comment update --target=pr --watermark-title=" in body and "cml comment create" not in body
+    assert "--depth" not in body  # the checkout is full (fetch-depth 0); a shallow fetch would cut it
     assert 'dvc exp diff "origin/$BASE" --md' in body and "reports/training_curves.png" in body
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert uploads and "reports/report.html" in uploads[0]["with"]["path"] and "dvc_plots/" in uploads[0]["with"]["path"]
+    assert any('dvc plots diff "origin/$BASE"' in r for r in runs)
     assert "reports/report.md" in body  # the report's headline
     assert any(s.get("uses", "").startswith("iterative/setup-cml@") for s in steps)
     python = [s for s in steps if s.get("uses", "").startswith("actions/setup-python@")]
     assert python and python[0]["with"]["python-version"] == "3.11"
+    assert python[0]["with"]["cache"] == "pip" and python[0]["with"]["cache-dependency-path"] == "constraints.txt"
 
 
 def _pins() -> dict[str, str]:

@@ -1,10 +1,12 @@
-"""`dvc repro` killed with -9 at a few moments, then rerun: every output equals an uninterrupted run's.
+"""The whole pipeline as users run it: killed and rerun, and shared through a DVC remote.
 
 A copy of this repository (its files as they are, git-committed in a temporary folder) runs a
-small version of the tiny pipeline twice: once straight through, once killed (the whole process
-group, as a crash would) while the first net trains (after its first checkpoint) and again
-while evaluate runs, then rerun to the end. Every output dvc.lock records (run records and
-checkpoints aside: alexnet.lockcheck) has the same hash in both.
+small version of the tiny pipeline straight through. Then:
+- another copy is killed with -9 (the whole process group, as a crash would) while the first net
+  trains (after its first checkpoint) and again while evaluate runs, then rerun to the end: every
+  output dvc.lock records (run records aside: alexnet.lockcheck) has the straight run's hash;
+- the straight run is pushed to a remote in a temporary folder and cloned: `dvc pull` then
+  `dvc repro` reruns nothing, and `dvc status` lists nothing but the always-checked `inputs`.
 """
 
 from __future__ import annotations
@@ -98,15 +100,40 @@ def finish(cwd: Path) -> dict[str, str]:
     return output_hashes(yaml.safe_load((cwd / "dvc.lock").read_text()))
 
 
-@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see the stages")
-def test_killed_repro_reruns_to_the_same_outputs(tmp_path):
-    straight = finish(copy_of_repo(tmp_path / "straight"))
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A copy run straight through: (its folder, its output hashes)."""
+    repo = copy_of_repo(tmp_path_factory.mktemp("straight"))
+    return repo, finish(repo)
 
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see the stages")
+def test_killed_repro_reruns_to_the_same_outputs(tmp_path, straight):
     crashed = copy_of_repo(tmp_path / "crashed")
     first = repro(crashed)
     kill_when(first, lambda: (crashed / "checkpoints/seed0/last.pt").exists()
               and not (crashed / "models/seed0").exists(), "the first net's first checkpoint")
     second = repro(crashed)
     kill_when(second, lambda: running(crashed, "stages/evaluate.py"), "evaluate to start")
-    assert finish(crashed) == straight
-    assert {"data/stats", "models/seed0", "data/eval", "reports/report.md", "metrics/evaluate.json"} <= set(straight)
+    assert finish(crashed) == straight[1]
+    assert {"data/stats", "models/seed0", "data/eval", "reports/report.md", "metrics/evaluate.json"} <= set(straight[1])
+
+
+def test_a_clone_pulls_the_results_and_reruns_nothing(tmp_path, straight):
+    repo, hashes = straight
+    remote = tmp_path / "remote"
+    sh("dvc", "remote", "add", "-f", "-d", "shared", str(remote), cwd=repo)
+    sh("dvc", "push", cwd=repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results", cwd=repo)
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    sh("dvc", "pull", cwd=clone)
+    status = sh("dvc", "status", cwd=clone)
+    assert [ln.strip() for ln in status.splitlines() if ln.strip()] == ["inputs:", "always changed"], status
+    proc = subprocess.run(["dvc", "repro"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "Running stage 'inputs'" in proc.stdout
+    ran = [ln for ln in proc.stdout.splitlines() if ln.startswith("Running stage") and "'inputs'" not in ln]
+    assert not ran, proc.stdout
+    assert output_hashes(yaml.safe_load((clone / "dvc.lock").read_text())) == hashes
