@@ -27,6 +27,7 @@ Modules, one concern each:
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
     runtime     the numerics mode (bit identity across CPUs), threads, determinism switches
     lockcheck   a fresh dvc.lock's output hashes against the committed ones (CI's bit-identity check)
+    exptable    the experiments table: headline errors and the params that differ, in 120 columns
 """
 
 __version__ = "0.1.0"
