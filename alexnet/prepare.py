@@ -416,15 +416,17 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
 
 
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
-            metrics_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Stage entry point: open data/raw with alexnet.sources, write the store and the metrics."""
+            metrics_path: str | Path | None = None, progress: bool = True,
+            root: str | Path | None = None) -> dict[str, Any]:
+    """Stage entry point: open data/raw with alexnet.sources (a user's own files in `root`,
+    params data.root), write the store and the metrics."""
     from alexnet.sources import open_raw, read_manifest  # here: write_store itself takes any RawDataset-like object
     from alexnet.sources.subset import summary
 
     raw_dir = Path(raw_dir)
     recorded = read_manifest(raw_dir)
     source = str(recorded.get("source", "unknown"))
-    metrics = write_store(open_raw(raw_dir), out_dir, cfg, source, progress=progress,
+    metrics = write_store(open_raw(raw_dir, root), out_dir, cfg, source, progress=progress,
                           subset=summary(recorded.get("selection")))
     if metrics_path is not None:
         write_json(metrics_path, metrics)

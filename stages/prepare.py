@@ -3,7 +3,8 @@
     python stages/prepare.py --params params.yaml --raw data/raw --out data/prepared \
         --metrics metrics/prepare.json
 
-Reads params section `prepare`; writes the store of docs/architecture.md and the metrics
+Reads params section `prepare`, and `data.root` to find a user's own files (where they are, not
+what they are: dvc.yaml does not list it, so moving the files reruns nothing here); writes the store of docs/architecture.md and the metrics
 (images per split, quarantined images, images/s). Undecodable images are listed in
 data/prepared/quarantine.csv.
 """
@@ -18,7 +19,7 @@ from alexnet.config import Params
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.prepare import prepare  # here: after run_stage pinned the numerics
-    prepare(args.raw, args.out, params.prepare, metrics_path=args.metrics)
+    prepare(args.raw, args.out, params.prepare, metrics_path=args.metrics, root=params.data.root)
 
 
 if __name__ == "__main__":

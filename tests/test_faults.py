@@ -95,7 +95,7 @@ def test_replacing_the_val_tar_changes_what_download_depends_on(tmp_path):
     assert set(identify(data)["files"]) == {"train", "val", "devkit"}
     download_raw(data, TINY, tmp_path / "raw", progress=False)
     manifest = read_json(tmp_path / "raw" / "manifest.json")
-    assert manifest["stat"]["val"]["path"] == str((root / VAL).resolve())
+    assert manifest["content"]["val"]["name"] == VAL and "path" not in manifest["content"]["val"]
 
     # Another val tar of the same name (one image different): what download depends on changes.
     other = _val_members()
@@ -104,10 +104,10 @@ def test_replacing_the_val_tar_changes_what_download_depends_on(tmp_path):
     assert json.dumps(identify(data)) != first
     # And a stage that runs without download noticing (dvc repro -s prepare) refuses the stale manifest.
     with pytest.raises(PipelineError, match=rf"{VAL} changed since the download stage"):
-        open_raw(tmp_path / "raw")
+        open_raw(tmp_path / "raw", root)
     download_raw(data, TINY, tmp_path / "raw", progress=False)  # the rerun records the new file
-    assert read_json(tmp_path / "raw" / "manifest.json")["stat"] != manifest["stat"]
-    open_raw(tmp_path / "raw")
+    assert read_json(tmp_path / "raw" / "manifest.json")["content"] != manifest["content"]
+    open_raw(tmp_path / "raw", root)
 
 
 def test_image_folder_identity_covers_every_file(tmp_path):
@@ -167,7 +167,7 @@ def test_a_partial_copy_is_accepted_when_asked_and_stated(tmp_path):
     members = [m for m in train_members() if not m[0].startswith("n02000002")]
     root = _release(tmp_path / "imagenet", train=members)
     download_raw(_data(root, allow_partial=True), TINY, tmp_path / "raw", progress=False)
-    m = prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False)
+    m = prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False, root=root)
     meta = read_json(tmp_path / "prep" / "meta.json")
     assert meta["splits"] == {"train": 5, "val": 5} and meta["num_classes"] == 3
     assert meta["subset"]["complete"] is False
@@ -183,7 +183,7 @@ def test_the_complete_default_records_no_subset(tmp_path):
     root = _release(tmp_path / "imagenet")
     manifest = download_raw(_data(root), TINY, tmp_path / "raw", progress=False)
     assert "selection" not in manifest
-    prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False)
+    prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False, root=root)
     assert "subset" not in read_json(tmp_path / "prep" / "meta.json")  # the default store is unchanged
 
 
@@ -480,7 +480,7 @@ def test_a_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch):
     download_raw(_data(root), TINY, tmp_path / "raw", progress=False)
     monkeypatch.setattr(P.np, "save", full)
     with pytest.raises(DiskFullError, match=r"no space left on the device while writing .*prep") as err:
-        prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False)
+        prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False, root=root)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "prep").exists() and not list(tmp_path.glob(".prep.*"))  # nothing half-written
 
@@ -551,7 +551,7 @@ def test_a_subset_is_deterministic_and_recorded(tmp_path):
     assert set(sel["classes"]) <= {leaf["wnid"] for leaf in LEAVES}
     # one training image per chosen class; val: one per chosen class that has val images
     assert sel["splits"]["train"]["images"] == 2
-    prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False)
+    prepare(tmp_path / "raw", tmp_path / "prep", PrepareConfig(image_side=32, workers=1), progress=False, root=root)
     meta = read_json(tmp_path / "prep" / "meta.json")
     assert meta["num_classes"] == 2 and meta["splits"]["train"] == 2
     assert meta["subset"]["params"]["classes"] == 2 and meta["subset"]["complete"] is True
@@ -573,7 +573,7 @@ def test_a_subset_by_wordnet_ids(tmp_path):
     # val truth 3, 1, 2, 2, 1 -> n02, n03, n01, n01, n03: two of n01 and two of n03
     assert m["selection"]["splits"] == {"train": {"images": 5, "expected": 5, "names": None},
                                         "val": {"images": 4, "expected": 4, "names": None}}
-    ds = open_raw(tmp_path / "raw")
+    ds = open_raw(tmp_path / "raw", root)
     assert [c.wnid for c in ds.classes] == ["n01000001", "n03000003"]
     assert sorted(r.source for r in ds.iter_split("val")) == [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (2, 3, 4, 5)]
     with pytest.raises(PipelineError, match="n09999999 not among"):

@@ -355,7 +355,7 @@ def test_stage_entry_point(tmp_path, monkeypatch):
         P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1), progress=False)
     raw_dir.mkdir()
     (raw_dir / "manifest.json").write_text(json.dumps({"source": "tiny"}))
-    monkeypatch.setattr(alexnet.sources, "open_raw", lambda d: make_raw())
+    monkeypatch.setattr(alexnet.sources, "open_raw", lambda d, root=None: make_raw())
     m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1),
                   metrics_path=tmp_path / "metrics" / "prepare.json", progress=False)
     assert json.loads((tmp_path / "metrics" / "prepare.json").read_text())["images"] == m["images"]

@@ -69,16 +69,45 @@ def test_download_verifies_published_md5(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [root]  # nothing half-written
 
 
-def test_download_passes_when_md5_matches_and_records_paths_in_place(tmp_path, monkeypatch):
+def test_download_passes_when_md5_matches_and_records_names_in_place(tmp_path, monkeypatch):
     root = tmp_path / "imagenet"
     files = make_ilsvrc2012(root)
     real = {role: hashlib.md5(p.read_bytes()).hexdigest() for role, p in files.items()}
     monkeypatch.setitem(ilsvrc.LAYOUTS, "ilsvrc2012", dataclasses.replace(ILSVRC2012, md5=real))
     m = download_raw(DataConfig(source="ilsvrc2012", root=str(root)), TINY, tmp_path / "raw", progress=False)
     assert m["verified"] is True and m["md5"] == real
-    assert m["files"] == {role: str(p.resolve()) for role, p in files.items()}
+    assert m["files"] == {role: p.name for role, p in files.items()} and m["root"] == "data.root"
+    assert m["where"]["val"]["path"] == str(files["val"].resolve())  # for the run record, not the manifest
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["manifest.json"]  # verified in place
-    assert len(list(open_raw(tmp_path / "raw").iter_split("val"))) == 5
+    assert len(list(open_raw(tmp_path / "raw", root).iter_split("val"))) == 5
+    with pytest.raises(PipelineError, match="data.root is empty"):
+        open_raw(tmp_path / "raw")
+
+
+def test_moving_the_files_leaves_the_manifest_byte_identical(tmp_path, monkeypatch):
+    """What identifies the user's files is what is in them: the same tars at another path, touched
+    later, give the same data/raw (so DVC reruns nothing after download); a replaced tar does not."""
+    import os
+    import shutil
+
+    first, moved = tmp_path / "a" / "imagenet", tmp_path / "b" / "elsewhere"
+    files = make_ilsvrc2012(first)
+    real = {role: hashlib.md5(p.read_bytes()).hexdigest() for role, p in files.items()}
+    monkeypatch.setitem(ilsvrc.LAYOUTS, "ilsvrc2012", dataclasses.replace(ILSVRC2012, md5=real))
+    download_raw(DataConfig(source="ilsvrc2012", root=str(first)), TINY, tmp_path / "raw1", progress=False)
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    for p in moved.iterdir():
+        os.utime(p, ns=(1, 1))
+    download_raw(DataConfig(source="ilsvrc2012", root=str(moved)), TINY, tmp_path / "raw2", progress=False)
+    assert (tmp_path / "raw1" / "manifest.json").read_bytes() == (tmp_path / "raw2" / "manifest.json").read_bytes()
+    assert len(list(open_raw(tmp_path / "raw1", moved).iter_split("val"))) == 5  # found through data.root
+    # data.root pointing at other files of the same names: refused, not read
+    other = tmp_path / "other"
+    shutil.copytree(moved, other)
+    (other / files["val"].name).write_bytes(b"not the val tar")
+    with pytest.raises(PipelineError, match="changed since the download stage"):
+        open_raw(tmp_path / "raw1", other)
 
 
 def test_verify_md5_false_skips_the_check(tmp_path):
@@ -88,7 +117,7 @@ def test_verify_md5_false_skips_the_check(tmp_path):
                      tmp_path / "raw", progress=False)
     assert m["verified"] is False and set(m["md5"].values()) == {None}
     m2 = read_json(tmp_path / "raw" / "manifest.json")
-    assert m2 == m
+    assert m2 == {k: v for k, v in m.items() if k != "where"}  # where the files were: the run record's
 
 
 def test_missing_devkit_is_named(tmp_path):
@@ -210,7 +239,7 @@ def test_ilsvrc2010_test_split_labels_gzip_and_patch(tmp_path):
                      progress=False)
     assert m["layout"] == "ilsvrc2010" and m["verified"] is False  # no published MD5s to check
     assert set(m["files"]) == {"train", "val", "test", "devkit", "test_ground_truth", "patch"}
-    ds = open_raw(tmp_path / "raw")
+    ds = open_raw(tmp_path / "raw", tmp_path / "in")
     assert ds.splits == ["train", "val", "test"] and ds.eval_split == "test"
     test = list(ds.iter_split("test"))
     assert [r.wnid for r in test] == ["n01000001", "n01000001", "n02000002", "n03000003"]

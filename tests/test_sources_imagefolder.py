@@ -52,9 +52,10 @@ def test_wrong_trees(tmp_path):
 def test_download_stage_records_the_folder(tmp_path):
     root = _tree(tmp_path / "imgs")
     m = download_raw(DataConfig(source="imagefolder", root=str(root)), TinyConfig(), tmp_path / "raw", progress=False)
-    stat, skipped = m.pop("stat"), m.pop("skipped")
-    assert m == {"source": "imagefolder", "layout": "imagefolder", "files": {"root": str(root.resolve())},
+    content, where, skipped = m.pop("content"), m.pop("where"), m.pop("skipped")
+    assert m == {"source": "imagefolder", "layout": "imagefolder", "files": {"root": "."}, "root": "data.root",
                  "md5": {"root": None}, "verified": False}
-    assert stat["root"]["path"] == str(root.resolve()) and stat["root"]["files"] == 12  # 6 images + 6 skipped
+    assert content["root"]["files"] == 12 and "path" not in content["root"]  # 6 images + 6 skipped; no path
+    assert where["root"]["path"] == str(root.resolve())  # the run record's
     assert skipped == {"dangling_links": 0, "unknown_extension": 3, "hidden": 3, "not_a_file": 0}
-    assert len(list(open_raw(tmp_path / "raw").iter_split("val"))) == 2
+    assert len(list(open_raw(tmp_path / "raw", root).iter_split("val"))) == 2

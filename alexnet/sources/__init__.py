@@ -15,8 +15,14 @@ A user's own files (ilsvrc*, imagefolder) stay where they are, so DVC cannot see
 image folder, a digest of its whole listing): stage `inputs` writes it to data/inputs.json on
 every `dvc repro` (always_changed, milliseconds), byte-identical while nothing changed, and
 stage download depends on that file, so replacing a file reruns download and what follows,
-and nothing else. manifest.json keeps the same record ("stat") beside the MD5s, and `open_raw`
-refuses files that no longer match it.
+and nothing else. manifest.json (a cached output: its hash decides whether prepare reruns)
+identifies them by what is in them, not where they are or when they were touched: file names
+relative to `data.root`, the MD5s, and per file its bytes and a digest of its first and last MiB
+(an image folder: its listing of relative paths and sizes). So moving the files and pointing
+data.root there reruns download (it MD5-checks them again) and nothing after it: prepare finds
+them through data.root, which it reads but does not depend on. `open_raw` refuses files that no
+longer match the manifest; where they were, and their mtimes, go to the run record
+(records/download.json).
 
 Before any decoding, download also checks every split's listing against the devkit and takes
 the subset `data.subset` asks for (alexnet.sources.subset); the record goes into manifest.json.
@@ -42,11 +48,33 @@ __all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "
            "read_manifest"]
 
 MANIFEST = "manifest.json"
+ROOT_PARAM = "data.root"  # manifest "root": the files' names are relative to params data.root
+RECORD_KEY = "where"  # in download_raw's return only (the run record): paths and mtimes of the user's files
 
 
 def _resolve(raw_dir: Path, path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else raw_dir / p
+
+
+SAMPLE = 1 << 20  # bytes read from each end of a user's file for its content_stat
+
+
+def content_stat(path: Path) -> dict[str, Any] | None:
+    """What identifies a file wherever it lies: its name, bytes and a SHA-256 of its first and
+    last SAMPLE bytes (None if missing). Cheap on a 140 GB tar; a change in the middle of a file
+    of the same size goes unnoticed here, and download's MD5 check catches it."""
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            h.update(f.read(SAMPLE))
+            if size > SAMPLE:
+                f.seek(max(SAMPLE, size - SAMPLE))
+                h.update(f.read(SAMPLE))
+    except FileNotFoundError:
+        return None
+    return {"name": path.name, "bytes": size, "ends_sha256": h.hexdigest()}
 
 
 def file_stat(path: Path) -> dict[str, Any] | None:
@@ -58,9 +86,10 @@ def file_stat(path: Path) -> dict[str, Any] | None:
     return {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def tree_stat(root: Path) -> dict[str, Any]:
-    """An image folder's identity: file count, bytes and a digest of every (path, bytes, mtime_ns)
-    under root/train and root/val (dangling links included as such), in sorted order."""
+def tree_stat(root: Path, times: bool = True) -> dict[str, Any]:
+    """An image folder's identity: file count, bytes and a digest of every (path, bytes, mtime_ns;
+    without `times`: path relative to root, bytes) under root/train and root/val (dangling links
+    included as such), in sorted order; with `times`, the root's path too."""
     h = hashlib.sha256()
     files = total = 0
     for split in ("train", "val"):
@@ -70,12 +99,13 @@ def tree_stat(root: Path) -> dict[str, Any]:
                 p = Path(dirpath) / name
                 try:
                     st = p.stat()
-                    entry = f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                    entry = f"{p.relative_to(root)}\0{st.st_size}" + (f"\0{st.st_mtime_ns}\n" if times else "\n")
                     files, total = files + 1, total + st.st_size
                 except FileNotFoundError:
                     entry = f"{p.relative_to(root)}\0dangling\n"
                 h.update(entry.encode("utf-8", "surrogateescape"))
-    return {"path": str(root), "files": files, "bytes": total, "listing_sha256": h.hexdigest()}
+    out = {"files": files, "bytes": total, "listing_sha256": h.hexdigest()}
+    return {"path": str(root), **out} if times else out
 
 
 def _user_root(data: DataConfig) -> Path:
@@ -96,24 +126,31 @@ def identify(data: DataConfig) -> dict[str, Any]:
 
 
 def _stat_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
-    """What identifies the user's files: each file's stat (ILSVRC layouts; None where missing),
-    or the whole tree's (an image folder)."""
+    """Where the user's files are and when they were touched (data/inputs.json, the run record):
+    each file's stat (ILSVRC layouts; None where missing), or the whole tree's (an image folder)."""
     if layout == "imagefolder":
         return {"root": tree_stat(files["root"])}
     return {role: file_stat(path) for role, path in files.items()}
 
 
+def _content_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
+    """What is in the user's files, wherever they are (manifest.json's "content")."""
+    if layout == "imagefolder":
+        return {"root": tree_stat(files["root"], times=False)}
+    return {role: content_stat(path) for role, path in files.items()}
+
+
 def check_unchanged(manifest: dict[str, Any], files: dict[str, Path], label: Path) -> None:
     """Refuse user files that differ from what download recorded (replaced after it ran)."""
-    recorded = manifest.get("stat")
+    recorded = manifest.get("content")
     if not recorded:
         return
-    now = _stat_of(files, manifest.get("layout", ""))
+    now = _content_of(files, manifest.get("layout", ""))
     for role, before in recorded.items():
         if now.get(role) != before:
-            what = before.get("path") if before else role
-            raise PipelineError(f"{what} changed since the download stage recorded it in {label} "
-                                "(replaced or touched): run `dvc repro` so that download checks it again")
+            raise PipelineError(f"{files[role]} changed since the download stage recorded it in {label} "
+                                "(replaced, or data.root points at other files): run `dvc repro` so that "
+                                "download checks it again")
 
 
 def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
@@ -124,14 +161,20 @@ def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
     return read_json(manifest_path)
 
 
-def open_raw(raw_dir: str | Path) -> RawDataset:
+def open_raw(raw_dir: str | Path, root: str | Path | None = None) -> RawDataset:
     """Open the raw dataset that stage `download` described in `raw_dir`/manifest.json: the
-    selected images only (manifest "selection"), refusing user files changed since download."""
+    selected images only (manifest "selection"), refusing user files changed since download.
+    A user's own files (manifest "root": "data.root") are found in `root` (params data.root)."""
     raw_dir = Path(raw_dir)
     manifest_path = raw_dir / MANIFEST
     manifest = read_manifest(raw_dir)
     layout = manifest.get("layout")
-    files = {role: _resolve(raw_dir, p) for role, p in manifest.get("files", {}).items()}
+    base = raw_dir
+    if manifest.get("root") == ROOT_PARAM:
+        if not root:
+            raise PipelineError(f"{manifest_path} lists files in data.root, and data.root is empty")
+        base = Path(root).expanduser().resolve()
+    files = {role: _resolve(base, p) for role, p in manifest.get("files", {}).items()}
     check_unchanged(manifest, files, manifest_path)
     if layout in LAYOUTS:
         ds: RawDataset = ILSVRCDataset(LAYOUTS[layout], files)
@@ -200,29 +243,31 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
             for role, name in layout.optional.items():  # used when present, never required
                 if (root / name).is_file():
                     paths[role] = root / name
-            stat = _stat_of(paths, layout.name)  # before reading: a file replaced meanwhile then differs
+            where = _stat_of(paths, layout.name)  # before reading: a file replaced meanwhile then differs
+            content = _content_of(paths, layout.name)
             md5, verified = _verify({r: p for r, p in paths.items() if r in layout.files}, layout.md5,
                                     data.verify_md5)
             md5.update({role: None for role in paths if role not in layout.files})
-            files = {role: str(p) for role, p in paths.items()}  # verified in place, not copied
-            extra = {"stat": stat}
+            files = {role: p.name for role, p in paths.items()}  # verified in place, not copied
+            extra = {"root": ROOT_PARAM, "content": content, RECORD_KEY: where}
         elif data.source == "imagefolder":
             root = _user_root(data)
-            stat = {"root": tree_stat(root)}
+            where = {"root": tree_stat(root)}
             ds = ImageFolderDataset(root)  # fails now, naming the problem, if the tree is wrong
-            manifest = {"source": "imagefolder", "layout": "imagefolder", "files": {"root": str(root)},
-                        "md5": {"root": None}, "verified": False, "stat": stat}
+            manifest = {"source": "imagefolder", "layout": "imagefolder", "files": {"root": "."}, "root": ROOT_PARAM,
+                        "md5": {"root": None}, "verified": False, "content": {"root": tree_stat(root, times=False)}}
             write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
-            return manifest
+            return {**manifest, RECORD_KEY: where}
         else:  # config.py's Literal already refuses this; kept for a clear message
             raise PipelineError(f"unknown data.source {data.source!r}")
         # Parse the devkit and list every tar now, so a broken or incomplete file fails this
         # stage (in seconds) rather than the next (after hours of decoding).
         ds = ILSVRCDataset(layout, paths)
+        where = extra.pop(RECORD_KEY, None)
         manifest = {"source": data.source, "layout": layout.name, "files": files, "md5": md5,
                     "verified": bool(verified), **extra}
         write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
-    return manifest
+    return {**manifest, RECORD_KEY: where} if where is not None else manifest
 
 
 def _download_urls(data: DataConfig, out_dir: Path, progress: bool) -> dict:
