@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from alexnet import expqueue
 from alexnet.expqueue import Task
@@ -28,6 +30,14 @@ def test_parse_status_reads_tasks_names_and_workers():
     assert expqueue.parse_status("No experiment tasks in the queue.\n") == ([], None)
 
 
+def _wait_for_exec(pid: int, marker: str = "exec-run") -> None:
+    """Until the child has exec'd (right after the fork, /proc shows the parent's command line)."""
+    deadline = time.monotonic() + 30
+    while marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def _process_file(run_dir, rev: str, **info) -> None:
     d = run_dir / (rev + "0" * 33)
     d.mkdir(parents=True)
@@ -38,6 +48,7 @@ def test_stale_is_a_running_task_whose_process_is_gone(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "exec-run"])
+    _wait_for_exec(live.pid)
     try:
         _process_file(tmp_path, "aaaaaaa", pid=dead.pid)  # killed: no return code, no process
         _process_file(tmp_path, "bbbbbbb", pid=live.pid)  # still running
@@ -55,7 +66,8 @@ def test_stale_is_a_running_task_whose_process_is_gone(tmp_path):
 
 
 def test_a_reused_pid_of_another_program_is_not_the_task(tmp_path):
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "sleeper"])
+    _wait_for_exec(other.pid, "sleeper")
     try:
         _process_file(tmp_path, "aaaaaaa", pid=other.pid)
         assert expqueue.process_alive("aaaaaaa", tmp_path) is False
