@@ -1,6 +1,8 @@
 """AlexNet (Krizhevsky, Sutskever, Hinton, 2012), reproduced end to end.
 
-Modules, one concern each:
+Modules, one concern each (tests/test_package.py keeps this list complete):
+    errors      the error classes a stage turns into one clear line
+    cli         what every stage script shares: argument parsing, numerics pinning, one-line errors
     config      params.yaml as typed, validated dataclasses
     fileio      atomic writes, safe tar reading, checksums
     sources     raw datasets: the tiny generator, ILSVRC-2010/2012, image folders, URLs
@@ -8,13 +10,20 @@ Modules, one concern each:
     store       reading the prepared store
     stats       mean image, channel moments, RGB PCA
     model       the paper's network, its ablation switches, the torchvision variant
+    pixels      stored pixels -> network input without randomness: crops, mirroring, mean subtraction
     augment     batched, on-device crops, flips, PCA lighting, mean subtraction
+    loader      batches from the store, read ahead by threads, augmented on the device
+    optim       the paper's SGD update and its learning-rate schedule
+    distributed one process or one rank of a torchrun launch (DDP)
     train       SGD with the paper's update and schedule, checkpoints, determinism, DDP
     evaluate    centre and ten-crop testing, ensembles, the first net's measures for the ablations
     metrics     top-k error, counted alike by training and evaluation
     predictions data/eval/ and metrics/evaluate.json's flat keys, and reading the evaluation back
     kernels     conv1's colour per column: Figure 3's specialisation as a number
+    paper       the paper's numbers and claims, as the tables and the claims table quote them
+    tables      Markdown and LaTeX tables and cells, one way for report, results and claims
     results     the paper's tables beside ours
+    retrieval   fc7 nearest neighbours, binary codes (auto-encoder, LSH) and their precision
     analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
     ablations   the ablation arms as DVC experiments, their measures, ablations/results.json
     expqueue    DVC's experiment queue for a long sweep: task states, stale tasks, workers, a planning lock
