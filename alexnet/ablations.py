@@ -329,21 +329,32 @@ def queue_busy(status_text: str) -> int:
     return sum(t.status in expqueue.WAITING for t in expqueue.parse_status(status_text)[0])
 
 
+def print_plan(plan: Plan, jobs: int, records_dir: str | Path, common: dict[str, Any] | None) -> None:
+    """What is skipped and why, then how many runs are queued and their cost."""
+    for arm, seed, why in plan.skipped:
+        print(f"skip {exp_name(arm.name, seed)}: {why}")
+    epochs = (common or {}).get("train.epochs")
+    print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+
+
+def seconds_per_net(records_dir: str | Path) -> float | None:
+    """The baseline's recorded training seconds per net (None without a record)."""
+    found = baseline_train_seconds(records_dir)
+    return found[0] if found else None
+
+
 def queue_plan(arms: list[Arm], seeds: list[int], target: str | None, common: dict[str, Any] | None,
                records_dir: str | Path, jobs: int, quiet: bool = False) -> Plan:
     """Under the planning lock: settle stale tasks (a dead worker's), then queue what has not run."""
     with expqueue.planning():
-        tasks, workers = expqueue.status()
-        for t in expqueue.stale(tasks, workers):
+        stale = expqueue.stale(*expqueue.status())
+        for t in stale:
             print(f"stale {t.name or t.rev}: listed Running but its process is gone (a killed worker); "
                   "marking it failed and queueing it again")
-        expqueue.settle_stale(expqueue.stale(tasks, workers))
+        expqueue.settle_stale(stale)
         plan = plan_runs(arms, seeds, parse_exp_show(exp_show()), common)
         if not quiet:
-            for arm, seed, why in plan.skipped:
-                print(f"skip {exp_name(arm.name, seed)}: {why}")
-            epochs = (common or {}).get("train.epochs")
-            print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+            print_plan(plan, jobs, records_dir, common)
         for arm, seed in plan.queue:
             cmd = queue_command(arm, seed, target, common)
             print("$ " + " ".join(cmd))
@@ -361,15 +372,14 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
     """
     if dry_run:
         plan = plan_runs(arms, seeds, [], common)
-        epochs = (common or {}).get("train.epochs")
-        print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+        print_plan(plan, jobs, records_dir, common)
         for arm, seed in plan.queue:
             print("$ " + " ".join(queue_command(arm, seed, target, common)))
         return plan
     head = git_head()
     names = {exp_name(a.name, s) for a in arms for s in seeds}
     plan = queue_plan(arms, seeds, target, common, records_dir, jobs)
-    per_run = (baseline_train_seconds(records_dir) or (None, {}))[0]
+    per_run = seconds_per_net(records_dir)
     start, started_done = time.monotonic(), None
     while True:
         tasks, workers = expqueue.status()
@@ -407,9 +417,9 @@ def progress_line(finished: int, total: int, waiting: int, jobs: int, elapsed: f
     return f"  {finished} of {total} run(s) done, {waiting} queued or running{left} ({elapsed:.0f} s so far)"
 
 
-def sweep_status(arms: list[Arm], seeds: list[int], records_dir: str | Path = "records") -> list[dict[str, Any]]:
+def sweep_status(arms: list[Arm], seeds: list[int]) -> tuple[list[dict[str, Any]], int | None]:
     """Per (arm, seed): done (its top-1 error), running, queued, failed (its log's last line),
-    stale (listed Running, its process gone) or not run."""
+    stale (listed Running, its process gone) or not run; and the queue's active workers."""
     tasks, workers = expqueue.status()
     by_name = {t.name: t for t in tasks if t.name}
     stale = {t.name for t in expqueue.stale(tasks, workers)}
@@ -442,7 +452,7 @@ def sweep_status(arms: list[Arm], seeds: list[int], records_dir: str | Path = "r
             else:
                 state = "not run"
             rows.append({"run": name, "state": state, "detail": detail})
-    return rows
+    return rows, workers
 
 
 def status_lines(rows: list[dict[str, Any]], workers: int | None, per_run: float | None) -> list[str]:
@@ -604,9 +614,8 @@ def main(argv: list[str] | None = None) -> int:
             run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
                 args.records, common=parse_set(args.set))
         elif args.command == "status":
-            rows = sweep_status([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.records)
-            per_run = (baseline_train_seconds(args.records) or (None, {}))[0]
-            print("\n".join(status_lines(rows, expqueue.status()[1], per_run)))
+            rows, workers = sweep_status([ARMS_BY_NAME[n] for n in args.arms], args.seeds)
+            print("\n".join(status_lines(rows, workers, seconds_per_net(args.records))))
         else:
             extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
             results = collect(exp_show(*extra))

@@ -86,11 +86,12 @@ def file_stat(path: Path) -> dict[str, Any] | None:
     return {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def tree_stat(root: Path, times: bool = True) -> dict[str, Any]:
-    """An image folder's identity: file count, bytes and a digest of every (path, bytes, mtime_ns;
-    without `times`: path relative to root, bytes) under root/train and root/val (dangling links
-    included as such), in sorted order; with `times`, the root's path too."""
-    h = hashlib.sha256()
+def tree_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An image folder's identity, from one walk of root/train and root/val in sorted order
+    (dangling links included as such): file count, bytes and a digest of every entry, as
+    (where and when: the root's path, each (path, bytes, mtime_ns); what: each (path relative to
+    root, bytes), no path, no time)."""
+    timed, untimed = hashlib.sha256(), hashlib.sha256()
     files = total = 0
     for split in ("train", "val"):
         for dirpath, dirnames, filenames in os.walk(root / split):
@@ -99,13 +100,18 @@ def tree_stat(root: Path, times: bool = True) -> dict[str, Any]:
                 p = Path(dirpath) / name
                 try:
                     st = p.stat()
-                    entry = f"{p.relative_to(root)}\0{st.st_size}" + (f"\0{st.st_mtime_ns}\n" if times else "\n")
+                    entry = f"{p.relative_to(root)}\0{st.st_size}"
+                    timed.update(f"{entry}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                    untimed.update(f"{entry}\n".encode("utf-8", "surrogateescape"))
                     files, total = files + 1, total + st.st_size
                 except FileNotFoundError:
-                    entry = f"{p.relative_to(root)}\0dangling\n"
-                h.update(entry.encode("utf-8", "surrogateescape"))
-    out = {"files": files, "bytes": total, "listing_sha256": h.hexdigest()}
-    return {"path": str(root), **out} if times else out
+                    entry = f"{p.relative_to(root)}\0dangling\n".encode("utf-8", "surrogateescape")
+                    timed.update(entry)
+                    untimed.update(entry)
+    counts = {"files": files, "bytes": total}
+    return ({"path": str(root), **counts, "listing_sha256": timed.hexdigest()},
+            {**counts, "listing_sha256": untimed.hexdigest()})
+
 
 
 def _user_root(data: DataConfig) -> Path:
@@ -129,14 +135,14 @@ def _stat_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
     """Where the user's files are and when they were touched (data/inputs.json, the run record):
     each file's stat (ILSVRC layouts; None where missing), or the whole tree's (an image folder)."""
     if layout == "imagefolder":
-        return {"root": tree_stat(files["root"])}
+        return {"root": tree_stats(files["root"])[0]}
     return {role: file_stat(path) for role, path in files.items()}
 
 
 def _content_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
     """What is in the user's files, wherever they are (manifest.json's "content")."""
     if layout == "imagefolder":
-        return {"root": tree_stat(files["root"], times=False)}
+        return {"root": tree_stats(files["root"])[1]}
     return {role: content_stat(path) for role, path in files.items()}
 
 
@@ -223,6 +229,7 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
         return _download_urls(data, out_dir, progress)
     with atomic_dir(out_dir) as tmp:
         extra: dict = {}
+        where: dict | None = None  # a user's files: their paths and mtimes, for the run record only
         if data.source == "tiny":
             from alexnet.sources import tiny as tiny_source  # heavy imports only when used
 
@@ -249,21 +256,20 @@ def download_raw(data: DataConfig, tiny: TinyConfig, out_dir: str | Path, progre
                                     data.verify_md5)
             md5.update({role: None for role in paths if role not in layout.files})
             files = {role: p.name for role, p in paths.items()}  # verified in place, not copied
-            extra = {"root": ROOT_PARAM, "content": content, RECORD_KEY: where}
+            extra = {"root": ROOT_PARAM, "content": content}
         elif data.source == "imagefolder":
             root = _user_root(data)
-            where = {"root": tree_stat(root)}
+            timed, untimed = tree_stats(root)
             ds = ImageFolderDataset(root)  # fails now, naming the problem, if the tree is wrong
             manifest = {"source": "imagefolder", "layout": "imagefolder", "files": {"root": "."}, "root": ROOT_PARAM,
-                        "md5": {"root": None}, "verified": False, "content": {"root": tree_stat(root, times=False)}}
+                        "md5": {"root": None}, "verified": False, "content": {"root": untimed}}
             write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
-            return {**manifest, RECORD_KEY: where}
+            return {**manifest, RECORD_KEY: {"root": timed}}
         else:  # config.py's Literal already refuses this; kept for a clear message
             raise PipelineError(f"unknown data.source {data.source!r}")
         # Parse the devkit and list every tar now, so a broken or incomplete file fails this
         # stage (in seconds) rather than the next (after hours of decoding).
         ds = ILSVRCDataset(layout, paths)
-        where = extra.pop(RECORD_KEY, None)
         manifest = {"source": data.source, "layout": layout.name, "files": files, "md5": md5,
                     "verified": bool(verified), **extra}
         write_json(tmp / MANIFEST, _finish(ds, data, manifest, progress))
