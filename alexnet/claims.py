@@ -59,12 +59,12 @@ def _data(runs: list[dict[str, Any]]) -> str:
 
 def _paired(arm: Arm, measure: Measure, runs: list[dict[str, Any]]) -> tuple[list, list[str]]:
     """(the (arm run, baseline run or None) pairs, notes on seeds left out) for one arm and measure.
-    A pair is one seed: the same dataset and epochs, and the measure's `same` fields, differing
-    only by the arm."""
+    A pair is one seed of the arm and of its reference arm (the baseline, or e.g. the baseline
+    trained as long): the same dataset and epochs, and the measure's `same` fields."""
     mine = [r for r in runs if r.get("arm") == arm.name]
     if measure.sign == 0:
         return [(r, None) for r in mine], []
-    base = {r["seed"]: r for r in runs if r.get("arm") == "baseline"}
+    base = {r["seed"]: r for r in runs if r.get("arm") == arm.reference}
     keys = ("dataset", "epochs", *measure.same)
     pairs, left = [], []
     for r in mine:
@@ -73,7 +73,8 @@ def _paired(arm: Arm, measure: Measure, runs: list[dict[str, Any]]) -> tuple[lis
             pairs.append((r, b))
         else:
             left.append(r["seed"])
-    return pairs, [f"seeds {left} have no baseline run of the same {', '.join(keys)} and are left out"] if left else []
+    return pairs, [f"seeds {left} have no {arm.reference} run of the same {', '.join(keys)} and are left out"] \
+        if left else []
 
 
 def ablation_row(arm: Arm, claim: paper.Claim, measure: Measure, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,9 +106,10 @@ def ablation_row(arm: Arm, claim: paper.Claim, measure: Measure, runs: list[dict
     for key in measure.same if used else ():  # e.g. the device the times were measured on
         notes.append(f"{key}: " + "; ".join(sorted({str(u.get(key)) for u in used})))
     params = {u["arm"]: u.get("parameters") for u in used if u.get("parameters")}
-    if arm.name in params and "baseline" in params and params[arm.name] != params["baseline"]:
-        change = params[arm.name] / params["baseline"] - 1
-        notes.append(f"parameters {params[arm.name]:,} against the baseline's {params['baseline']:,} ({change:+.1%})")
+    ref = arm.reference
+    if arm.name in params and ref in params and params[arm.name] != params[ref]:
+        change = params[arm.name] / params[ref] - 1
+        notes.append(f"parameters {params[arm.name]:,} against the {ref}'s {params[ref]:,} ({change:+.1%})")
     return _row(claim, judged, seeds=" ".join(map(str, seeds)), measure=measure.what, data=_data(used),
                 arm=arm.name, overrides=overrides_text(arm), note="; ".join([arm.what, *notes]))
 

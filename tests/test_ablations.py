@@ -172,8 +172,8 @@ def test_list_shows_every_arm_with_its_params_and_what_it_is_judged_on(capsys):
     for name in ("no-crops-flips", "no-weight-decay", "no-conv5", "no-dropout", "one-column"):
         assert name in out
     assert "-S augment.random_crop=false -S augment.flip=false" in out and "-S train.weight_decay=0.0" in out
-    assert "judged on: dropout-converge by epochs to converge" in out
-    assert "judged on: columns-time by training time" in out and "fc6 keeps its 256x6x6 input" in out
+    assert "judged on: dropout-converge by epochs to converge" in out and "against: baseline-converge" in out
+    assert "judged on: columns-time by training time" in out and "fc6 takes conv4's 384 maps" in out
 
 
 def test_collect_ignores_runs_whose_params_do_not_match_their_name():
@@ -208,3 +208,25 @@ def test_read_results_checks_the_format(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"runs": []}))
     with pytest.raises(PipelineError, match="not an ablations results file"):
         ablations.read_results(tmp_path / "bad.json")
+
+
+def test_no_two_depth_arms_build_the_same_net():
+    """The sweep found no-conv4 and no-conv5 (with fc6's input kept) to be one net: equal errors in
+    every seed. Each depth arm must be its own reading of "removing a middle layer"."""
+    import torch
+    import yaml
+
+    from alexnet.config import params_from_dict
+    from alexnet.model import AlexNet
+
+    base = yaml.safe_load(Path("params.yaml").read_text())
+    shapes = {}
+    for name in ("no-conv3", "no-conv4", "no-conv5"):
+        raw = copy.deepcopy(base)
+        for key, value in ablations.ARMS_BY_NAME[name].overrides.items():
+            section, field_name = key.split(".")
+            raw[section][field_name] = value
+        with torch.device("meta"):
+            net = AlexNet(params_from_dict(raw).model, 10)
+        shapes[name] = tuple(tuple(v.shape) for v in net.state_dict().values())  # the layers' names differ
+    assert len(set(shapes.values())) == 3, "two depth arms build the same network"

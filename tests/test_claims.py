@@ -80,14 +80,17 @@ def test_epochs_to_converge_with_censored_seeds():
     def r(arm, seed, epochs, converged):
         return run(arm, seed, 40.0, epochs_run=epochs, converged=converged)
 
-    base = [r("baseline", 0, 60, True), r("baseline", 1, 64, True), r("baseline", 2, 90, False)]
-    arm = [r("no-dropout", 0, 30, True), r("no-dropout", 1, 33, True), r("no-dropout", 2, 31, True)]
-    row = rows_of(base + arm)[("no-dropout", "dropout-converge")]
+    base = [r("baseline-converge", 0, 60, True), r("baseline-converge", 1, 64, True),
+            r("baseline-converge", 2, 90, False)]
+    arm = [r("no-dropout-converge", s, e, True) for s, e in ((0, 30), (1, 33), (2, 31))]
+    # the 8-epoch baseline is not this arm's reference: its censored runs change nothing
+    plain = [r("baseline", s, 8, False) for s in range(3)]
+    row = rows_of(plain + base + arm)[("no-dropout-converge", "dropout-converge")]
     # seed 2's baseline hit train.epochs before its plateau stop: no ratio, and no verdict from the others
     assert row["verdict"] == "incomplete (2 of 3 seeds measured)" and "2 of 3 seeds converged" in row["note"]
     assert row["mean"] == pytest.approx(math.exp((math.log(60 / 30) + math.log(64 / 33)) / 2))
-    base[2] = r("baseline", 2, 62, True)
-    row = rows_of(base + arm)[("no-dropout", "dropout-converge")]
+    base[2] = r("baseline-converge", 2, 62, True)
+    row = rows_of(plain + base + arm)[("no-dropout-converge", "dropout-converge")]
     logs = np.log([60 / 30, 64 / 33, 62 / 31])  # with dropout / without: "roughly doubles"
     half = T_DF2 * logs.std(ddof=1) / math.sqrt(3)
     assert row["low"] == pytest.approx(math.exp(logs.mean() - half)) and row["verdict"] == verdict.MATCHES
@@ -104,12 +107,12 @@ def test_training_time_pairs_only_runs_on_the_same_device():
 
 
 def test_depth_rows_state_the_parameter_change():
-    runs = [run("baseline", 0, 40.0, parameters=60_965_224), run("no-conv5", 0, 42.0, parameters=60_301_672)]
+    runs = [run("baseline", 0, 40.0, parameters=60_965_224), run("no-conv5", 0, 42.0, parameters=79_396_968)]
     row = rows_of(runs)[("no-conv5", "depth-top1")]
     assert row["verdict"] == verdict.ONE_RUN and row["mean"] == 2.0
-    assert "parameters 60,301,672 against the baseline's 60,965,224 (-1.1%)" in row["note"]
-    assert "fc6 keeps its 256x6x6 input" in row["note"]
-    assert row["overrides"] == "-S model.remove_conv=5 -S model.remove_conv_keep_fc6=true"
+    assert "parameters 79,396,968 against the baseline's 60,965,224 (+30.2%)" in row["note"]
+    assert "fc6 takes conv4's 384 maps" in row["note"]
+    assert row["overrides"] == "-S model.remove_conv=5 -S model.remove_conv_keep_fc6=false"
 
 
 def test_column_specialisation_is_each_baseline_runs_own_number():
