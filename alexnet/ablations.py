@@ -294,24 +294,35 @@ def baseline_train_seconds(records_dir: str | Path = "records") -> tuple[float, 
     return sum(secs) / len(secs), records[0]
 
 
-def cost_line(runs: int, jobs: int, records_dir: str | Path = "records", epochs: int | None = None) -> str:
-    """What `run` prints before it starts: runs queued and their cost from the baseline's record
-    (scaled to `epochs` per net when the runs train a different number of epochs)."""
+def cost_line(epochs: list[int | None], jobs: int, records_dir: str | Path = "records") -> str:
+    """What `run` prints before it starts: the runs queued (`epochs`: each one's train.epochs, None
+    for the baseline's) and their cost from the baseline's record, scaled by epochs per net; an
+    upper bound where the plateau stop may end a run first."""
+    runs = len(epochs)
     found = baseline_train_seconds(records_dir)
     if found is None:
         return (f"Queueing {runs} run(s) (one net each). No baseline run record ({records_dir}/train-seed<N>.json) "
                 "to estimate their cost from: run `dvc repro` first to know.")
     secs, rec = found
+    base_epochs = rec.get("epochs") if isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 else None
     base = (f"The baseline trained one net in {secs:.0f} s ({rec.get('epochs', '?')} epochs on "
             f"{rec.get('device', '?')}; {records_dir}/train-seed<N>.json)")
-    if epochs and isinstance(rec.get("epochs"), int) and rec["epochs"] > 0 and epochs != rec["epochs"]:
-        secs *= epochs / rec["epochs"]
-        base += f"; at {epochs} epoch(s) a run that is {secs:.0f} s"
-    total = runs * secs
-    wall = math.ceil(runs / max(1, jobs)) * secs
-    return (f"Queueing {runs} run(s) (one net each). {base}, so about {_duration(total)} of training in all, "
+    each = [secs * (e / base_epochs if e and base_epochs else 1.0) for e in epochs]
+    longer = sorted({e for e in epochs if e and base_epochs and e != base_epochs})
+    if longer:
+        base += "; at " + ", ".join(f"{e} epochs a run is {secs * e / base_epochs:.0f} s" for e in longer)
+    total = sum(each)
+    wall = max(total / max(1, jobs), max(each, default=0.0))
+    bound = "at most " if any(e and base_epochs and e > base_epochs for e in epochs) else ""
+    return (f"Queueing {runs} run(s) (one net each). {base}, so {bound}about {_duration(total)} of training in all, "
             f"{_duration(wall)} wall time with {jobs} worker(s) if the machine has the cores (or GPUs) for them, "
             "plus evaluation and DVC's set-up per run.")
+
+
+def run_epochs(arm: Arm, seed: int, common: dict[str, Any] | None) -> int | None:
+    """The train.epochs a run of `arm` sets (None: params.yaml's, the baseline record's)."""
+    epochs = run_overrides(arm, seed, common).get("train.epochs")
+    return epochs if isinstance(epochs, int) else None
 
 
 def _duration(seconds: float) -> str:
@@ -348,8 +359,7 @@ def print_plan(plan: Plan, jobs: int, records_dir: str | Path, common: dict[str,
     """What is skipped and why, then how many runs are queued and their cost."""
     for arm, seed, why in plan.skipped:
         print(f"skip {exp_name(arm.name, seed)}: {why}")
-    epochs = (common or {}).get("train.epochs")
-    print(cost_line(len(plan.queue), jobs, records_dir, epochs if isinstance(epochs, int) else None))
+    print(cost_line([run_epochs(arm, seed, common) for arm, seed in plan.queue], jobs, records_dir))
 
 
 def seconds_per_net(records_dir: str | Path) -> float | None:

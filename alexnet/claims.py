@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper, verdict
-from alexnet.ablations import ARMS, MEASURES, Arm, Measure, overrides_text, read_results
+from alexnet.ablations import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
 from alexnet.cifar_data import RUNS, shown_run
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir
@@ -61,10 +61,13 @@ def _paired(arm: Arm, measure: Measure, runs: list[dict[str, Any]]) -> tuple[lis
     """(the (arm run, baseline run or None) pairs, notes on seeds left out) for one arm and measure.
     A pair is one seed of the arm and of its reference arm (the baseline, or e.g. the baseline
     trained as long): the same dataset and epochs, and the measure's `same` fields."""
-    mine = [r for r in runs if r.get("arm") == arm.name]
+    stale = [r for r in runs if r.get("arm") in (arm.name, arm.reference) and not _current(r)]
+    notes = [f"{len(stale)} run(s) collected under other params than {arm.name}'s or {arm.reference}'s "
+             "are left out: run the arm again and collect"] if stale else []
+    mine = [r for r in runs if r.get("arm") == arm.name and _current(r)]
     if measure.sign == 0:
-        return [(r, None) for r in mine], []
-    base = {r["seed"]: r for r in runs if r.get("arm") == arm.reference}
+        return [(r, None) for r in mine], notes
+    base = {r["seed"]: r for r in runs if r.get("arm") == arm.reference and _current(r)}
     keys = ("dataset", "epochs", *measure.same)
     pairs, left = [], []
     for r in mine:
@@ -73,8 +76,17 @@ def _paired(arm: Arm, measure: Measure, runs: list[dict[str, Any]]) -> tuple[lis
             pairs.append((r, b))
         else:
             left.append(r["seed"])
-    return pairs, [f"seeds {left} have no {arm.reference} run of the same {', '.join(keys)} and are left out"] \
-        if left else []
+    if left:
+        notes.append(f"seeds {left} have no {arm.reference} run of the same {', '.join(keys)} and are left out")
+    return pairs, notes
+
+
+def _current(run: dict[str, Any]) -> bool:
+    """Whether a collected run has its arm's overrides as the arm defines them now (an arm
+    redefined since, e.g. no-conv5, leaves its old runs behind in ablations/results.json)."""
+    arm = ARMS_BY_NAME.get(run.get("arm", ""))
+    recorded = run.get("params") or {}
+    return arm is not None and all(recorded.get(k) == v for k, v in arm.overrides.items())
 
 
 def ablation_row(arm: Arm, claim: paper.Claim, measure: Measure, runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -31,6 +31,9 @@ def _check(ok: bool, key: str, expected: str, value: Any) -> None:
         raise ConfigError(f"{key}: expected {expected}, got {value!r}")
 
 
+# data.root's default: an empty folder in the repository (data/user/README.md), for the sources
+# that read no files of the user's; dvc.yaml's download stage depends on data.root.
+USER_FILES = "data/user"
 MAX_SEED = 2**63 - 1  # numpy's SeedSequence and torch.manual_seed both take any integer in [0, 2**63)
 
 
@@ -82,15 +85,20 @@ class DataConfig:
     # `root`; imagefolder: `root`/train and `root`/val class folders; url: the official
     # ILSVRC-2012 (or -2010, see url_layout) files downloaded from `urls` (your own mirror).
     source: Literal["tiny", "ilsvrc2012", "ilsvrc2010", "imagefolder", "url"] = "tiny"
-    root: str = ""
+    # dvc.yaml's download stage depends on this folder (DVC hashes every file in it), so it must
+    # exist for every source: the tiny and url sources leave the repository's empty USER_FILES alone.
+    root: str = USER_FILES
     verify_md5: bool = True  # false only for re-packed copies whose MD5s differ from the published
     urls: dict[str, str] = field(default_factory=dict)  # file name -> http(s)/file URL
     url_layout: Literal["ilsvrc2012", "ilsvrc2010"] = "ilsvrc2012"
     subset: SubsetConfig = field(default_factory=SubsetConfig)
 
     def __post_init__(self) -> None:
+        _check(bool(self.root), "data.root", f"a folder ({USER_FILES} when data.source needs no files of yours)",
+               self.root)
         if self.source in ("ilsvrc2012", "ilsvrc2010", "imagefolder"):
-            _check(bool(self.root), "data.root", f"a folder path when data.source is {self.source}", self.root)
+            _check(Path(self.root) != Path(USER_FILES), "data.root",
+                   f"the folder holding your files when data.source is {self.source}", self.root)
         if self.source == "url":
             _check(bool(self.urls), "data.urls", "a mapping of file name to URL when data.source is url", self.urls)
             for name, url in self.urls.items():

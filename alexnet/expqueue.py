@@ -92,15 +92,14 @@ def process_alive(rev: str, run_dir: Path = RUN_DIR) -> bool | None:
 
 
 def stale(tasks: list[Task], workers: int | None, run_dir: Path = RUN_DIR) -> list[Task]:
-    """The Running tasks whose process is gone (or, with no process file, that no worker runs)."""
-    out = []
-    for t in tasks:
-        if t.status != "Running":
-            continue
-        alive = process_alive(t.rev, run_dir)
-        if alive is False or (alive is None and workers == 0):
-            out.append(t)
-    return out
+    """The Running tasks nobody will finish: no worker is active, and the task's process is gone
+    (killed, or ended and never collected) or never started. While a worker is active it collects
+    a task whose process has just ended (listed Running meanwhile: seconds here, minutes for
+    ILSVRC-size outputs) and marks a killed one failed, so nothing is stale then; with several
+    workers, a dead one's task is settled once the others are done."""
+    if workers != 0:
+        return []
+    return [t for t in tasks if t.status == "Running" and process_alive(t.rev, run_dir) is not True]
 
 
 def settle_stale(tasks: list[Task]) -> None:

@@ -1,7 +1,7 @@
 """Stage analyze: Figure 3 kernels, Figure 4 top-5 and fc7 neighbours, binary codes, t-SNE.
 
 Usage (as dvc.yaml runs it):
-    python stages/analyze.py --params params.yaml --prepared data/prepared --stats data/stats \
+    python -m stages.analyze --params params.yaml --prepared data/prepared --stats data/stats \
         --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json \
         --record records/analyze.json
 """

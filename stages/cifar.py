@@ -3,7 +3,7 @@ activation by a grid, then several seeds) and its CIFAR-10 LRN claim (cuda-convn
 11pct nets, test error with and without LRN, per seed).
 
 Usage (as dvc.yaml runs it):
-    python stages/cifar.py --params params.yaml --data data/cifar --out reports/cifar \
+    python -m stages.cifar --params params.yaml --data data/cifar --out reports/cifar \
         --metrics metrics/cifar.json --run-record records/cifar.json --checkpoints checkpoints/cifar
 """
 

@@ -3,7 +3,7 @@
 arrays; or, by default (cifar.source: tiny), a generated tiny set written in the official format.
 
 Usage (as dvc.yaml runs it):
-    python stages/cifar_download.py --params params.yaml --out data/cifar
+    python -m stages.cifar_download --params params.yaml --out data/cifar
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 intervals and verdicts, as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
-    python stages/claims.py --params params.yaml --ablations ablations/results.json \
+    python -m stages.claims --params params.yaml --ablations ablations/results.json \
         --cifar reports/real/cifar10 reports/cifar --out reports/claims
 """
 

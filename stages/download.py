@@ -1,6 +1,6 @@
 """Stage download: a verified raw dataset in data/raw/ (tiny, ILSVRC-2012/2010, image folder, URLs).
 
-    python stages/download.py --params params.yaml --out data/raw --record records/download.json
+    python -m stages.download --params params.yaml --out data/raw --record records/download.json
 
 Reads params sections `data` and `tiny`; writes data/raw/manifest.json (docs/architecture.md) and,
 for the tiny and url sources, the official ILSVRC files beside it. A user's own ImageNet files

@@ -2,12 +2,12 @@
 paper's ten crops (Section 4.1), on the evaluation split.
 
 Usage (as dvc.yaml runs it):
-    python stages/evaluate.py --params params.yaml --prepared data/prepared --stats data/stats \
+    python -m stages.evaluate --params params.yaml --prepared data/prepared --stats data/stats \
         --models models --out data/eval --metrics metrics/evaluate.json --record records/evaluate.json
 
 torchvision's published AlexNet weights (a local state_dict file; nothing is downloaded), with
 torchvision's preprocessing, outside the pipeline (its outputs must not land in metrics/):
-    python stages/evaluate.py --params params.yaml --prepared data/prepared \
+    python -m stages.evaluate --params params.yaml --prepared data/prepared \
         --torchvision-weights /path/to/alexnet-owt-7be5be79.pth \
         --out torchvision-eval --metrics torchvision-eval/metrics.json --record torchvision-eval/record.json
 """

@@ -1,6 +1,6 @@
 """Stage prepare: raw images -> data/prepared/ (shorter side 256, central 256x256 crop, RGB).
 
-    python stages/prepare.py --params params.yaml --raw data/raw --out data/prepared \
+    python -m stages.prepare --params params.yaml --raw data/raw --out data/prepared \
         --metrics metrics/prepare.json
 
 Reads params section `prepare`, and `data.root` to find a user's own files (where they are, not

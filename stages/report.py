@@ -2,7 +2,7 @@
 reports/report.html (figures embedded), plus the training-curves figure they show.
 
 Usage (as dvc.yaml runs it):
-    python stages/report.py --params params.yaml --metrics metrics --records records --tables reports/tables \
+    python -m stages.report --params params.yaml --metrics metrics --records records --tables reports/tables \
         --figures reports/figures --live dvclive --models models --lock dvc.lock \
         --claims reports/claims --cifar reports/real/cifar10 reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
 """

@@ -2,7 +2,7 @@
 reproduced numbers beside them, as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
-    python stages/results.py --params params.yaml --evaluation metrics/evaluate.json \
+    python -m stages.results --params params.yaml --evaluation metrics/evaluate.json \
         --record records/evaluate.json --out reports/tables
 """
 

@@ -1,6 +1,6 @@
 """Stage stats: mean image, channel mean/std and RGB PCA of the prepared training split.
 
-    python stages/stats.py --params params.yaml --prepared data/prepared --out data/stats \
+    python -m stages.stats --params params.yaml --prepared data/prepared --out data/stats \
         --metrics metrics/stats.json
 
 Reads params section `stats`; writes data/stats/stats.npz (loaded by alexnet.stats.load_stats),

@@ -1,12 +1,12 @@
 """Stage train@<seed>: one net trained the paper's way (SGD, Section 5), resumable, DDP-ready.
 
 Usage (as dvc.yaml runs it, for seed 0):
-    python stages/train.py --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
+    python -m stages.train --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
         --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0 \
         --run-record records/train-seed0.json
 
 Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
-    torchrun --standalone --nproc_per_node 8 stages/train.py <the same arguments>
+    torchrun --standalone --nproc_per_node 8 -m stages.train <the same arguments>
 """
 
 from __future__ import annotations

@@ -76,12 +76,18 @@ def test_same_name_other_params_is_not_rerun_silently():
 def test_cost_line_uses_the_baseline_run_record(tmp_path):
     (tmp_path / "train-seed0.json").write_text(json.dumps({"seconds": 30.0, "epochs": 8, "device": "cpu"}))
     (tmp_path / "train-seed1.json").write_text(json.dumps({"seconds": 50.0, "epochs": 8, "device": "cpu"}))
-    line = ablations.cost_line(9, 2, tmp_path)
-    # 9 runs x 40 s mean = 360 s = 6.0 min; 2 workers: ceil(9/2) = 5 rounds x 40 s = 200 s = 3.3 min
-    assert "Queueing 9 run(s)" in line and "40 s" in line and "6.0 min" in line and "3.3 min" in line
-    assert "run `dvc repro` first" in ablations.cost_line(3, 1, tmp_path / "none")
+    line = ablations.cost_line([None] * 9, 2, tmp_path)
+    # 9 runs x 40 s mean = 360 s = 6.0 min; 2 workers: 180 s = 3.0 min
+    assert "Queueing 9 run(s)" in line and "40 s" in line and "6.0 min" in line and "3.0 min" in line
+    assert "at most" not in line
+    assert "run `dvc repro` first" in ablations.cost_line([None] * 3, 1, tmp_path / "none")
     # --set train.epochs=2 against the baseline's 8: a quarter of the time per net
-    assert "10 s" in ablations.cost_line(1, 1, tmp_path, epochs=2)
+    assert "10 s" in ablations.cost_line([2], 1, tmp_path)
+    # the convergence pair's 120 epochs: 15x the time per net, an upper bound (the plateau stop)
+    plan = [ablations.run_epochs(ARMS_BY_NAME[a], 0, None) for a in ("no-lrn", "baseline-converge")]
+    assert plan == [None, ablations.CONVERGE_EPOCHS]
+    line = ablations.cost_line(plan, 1, tmp_path)
+    assert "at 120 epochs a run is 600 s" in line and "at most about 10.7 min" in line
 
 
 def test_set_applies_to_every_arm_and_enters_the_skip_check():

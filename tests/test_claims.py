@@ -12,16 +12,19 @@ import pytest
 
 from alexnet import claims, paper, verdict
 from alexnet import results as rs
-from alexnet.ablations import ARMS, read_results
+from alexnet.ablations import ARMS, ARMS_BY_NAME, read_results
 from alexnet.config import comparable
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
 
 
-def run(arm, seed, top1, top5=5.0, dataset="ilsvrc2012", epochs=90, classes=1000, subset=False, **numbers):
+def run(arm, seed, top1, top5=5.0, dataset="ilsvrc2012", epochs=90, classes=1000, subset=False, params=None,
+        **numbers):
     """One run as `python -m alexnet.ablations collect` writes it (format 2)."""
     fit = comparable(dataset, classes, subset, epochs)
-    return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "dataset": dataset, "classes": classes,
+    params = dict(ARMS_BY_NAME[arm].overrides) if params is None else params
+    return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "params": params, "dataset": dataset,
+            "classes": classes,
             "subset": subset, "epochs": epochs, "comparable": fit.ok, "comparable_reason": fit.reason,
             "top1_error": top1, "top5_error": top5, **numbers}
 
@@ -113,6 +116,17 @@ def test_depth_rows_state_the_parameter_change():
     assert "parameters 79,396,968 against the baseline's 60,965,224 (+30.2%)" in row["note"]
     assert "fc6 takes conv4's 384 maps" in row["note"]
     assert row["overrides"] == "-S model.remove_conv=5 -S model.remove_conv_keep_fc6=false"
+
+
+def test_runs_collected_before_their_arm_was_redefined_are_left_out():
+    """no-conv5 once kept fc6's input (the same net as no-conv4); its old runs must not fill the new row."""
+    old = {"model.remove_conv": 5, "model.remove_conv_keep_fc6": True}
+    runs = [run("baseline", s, 40.0) for s in range(3)] + [run("no-conv5", s, 42.0, params=old) for s in range(3)]
+    row = rows_of(runs)[("no-conv5", "depth-top1")]
+    assert row["n"] == 0 and row["verdict"] == verdict.NOT_RUN
+    assert "3 run(s) collected under other params than no-conv5's or baseline's are left out" in row["note"]
+    runs += [run("no-conv5", 0, 43.0)]
+    assert rows_of(runs)[("no-conv5", "depth-top1")]["mean"] == 3.0
 
 
 def test_column_specialisation_is_each_baseline_runs_own_number():

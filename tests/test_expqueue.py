@@ -57,8 +57,10 @@ def test_stale_is_a_running_task_whose_process_is_gone(tmp_path):
                  Task("ddddddd", "d", "Running"), Task("eeeeeee", "e", "Queued")]
         assert expqueue.process_alive("bbbbbbb", tmp_path) is True
         assert expqueue.process_alive("ddddddd", tmp_path) is None  # no process file yet
-        # with a live worker, a task without a process file is starting; without one, it is stale
-        assert [t.name for t in expqueue.stale(tasks, 1, tmp_path)] == ["a", "c"]
+        # an active worker collects c and marks a failed (the sweep that killed a task whose process had just
+        # ended, listed Running until collected, failed with "not a valid running experiment"); without one,
+        # every Running task but the live b is stale
+        assert expqueue.stale(tasks, 1, tmp_path) == []
         assert [t.name for t in expqueue.stale(tasks, 0, tmp_path)] == ["a", "c", "d"]
     finally:
         live.kill()

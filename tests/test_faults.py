@@ -27,7 +27,7 @@ from alexnet import config as C
 from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
 from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
-from alexnet.sources import download_raw, identify, open_raw
+from alexnet.sources import download_raw, open_raw
 from alexnet.prepare import prepare, process_image, write_store
 
 from sources_helpers import LEAVES, VAL_TRUTH, jpeg, make_ilsvrc2012, tar_bytes, train_members
@@ -86,13 +86,11 @@ def test_no_param_has_a_name_dvc_drops(where):
 
 # 2. The user's files are dependencies DVC tracks ----------------------------------------------
 
-def test_replacing_the_val_tar_changes_what_download_depends_on(tmp_path):
+def test_replacing_the_val_tar_changes_the_manifest_and_stops_a_stale_one(tmp_path):
+    """(What `dvc status` says is tests/test_pipeline_runs.py's: data.root is a DVC dependency.)"""
     root = tmp_path / "imagenet"
     make_ilsvrc2012(root)
     data = _data(root)
-    first = json.dumps(identify(data))
-    assert json.dumps(identify(data)) == first  # byte-identical while nothing changed: DVC sees no change
-    assert set(identify(data)["files"]) == {"train", "val", "devkit"}
     download_raw(data, TINY, tmp_path / "raw", progress=False)
     manifest = read_json(tmp_path / "raw" / "manifest.json")
     assert manifest["content"]["val"]["name"] == VAL and "path" not in manifest["content"]["val"]
@@ -101,7 +99,6 @@ def test_replacing_the_val_tar_changes_what_download_depends_on(tmp_path):
     other = _val_members()
     other[0] = (other[0][0], jpeg((1, 2, 3), (20, 20)))
     (root / VAL).write_bytes(tar_bytes(other))
-    assert json.dumps(identify(data)) != first
     # And a stage that runs without download noticing (dvc repro -s prepare) refuses the stale manifest.
     with pytest.raises(PipelineError, match=rf"{VAL} changed since the download stage"):
         open_raw(tmp_path / "raw", root)
@@ -110,22 +107,18 @@ def test_replacing_the_val_tar_changes_what_download_depends_on(tmp_path):
     open_raw(tmp_path / "raw", root)
 
 
-def test_image_folder_identity_covers_every_file(tmp_path):
-    root = tmp_path / "folder"
-    for split in ("train", "val"):
-        (root / split / "n01440764").mkdir(parents=True)
-        (root / split / "n01440764" / "a.JPEG").write_bytes(jpeg((1, 1, 1)))
-    data = DataConfig(source="imagefolder", root=str(root))
-    before = identify(data)
-    os.utime(root / "val" / "n01440764" / "a.JPEG", ns=(1, 1))
-    assert identify(data) != before
-
-
-def test_dvc_yaml_reruns_download_when_inputs_change():
+def test_dvc_yaml_makes_data_root_downloads_dependency():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert stages["inputs"]["always_changed"] is True
-    assert "data/inputs.json" in stages["inputs"]["outs"]
-    assert "data/inputs.json" in stages["download"]["deps"]
+    assert "${data.root}" in stages["download"]["deps"]
+    assert not [name for name, st in stages.items() if st.get("always_changed")]  # dvc status tells the truth
+    assert (REPO / C.USER_FILES).is_dir() and load_params(REPO / "params.yaml").data.root == C.USER_FILES
+
+
+def test_data_root_is_a_folder_for_every_source():
+    with pytest.raises(ConfigError, match="data.root"):
+        DataConfig(root="")
+    with pytest.raises(ConfigError, match="the folder holding your files when data.source is ilsvrc2012"):
+        DataConfig(source="ilsvrc2012")
 
 
 # 3. Incomplete or inconsistent datasets fail unless a partial copy is accepted ------------------

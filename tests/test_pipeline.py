@@ -77,7 +77,8 @@ def test_stage_depends_on_all_the_code_it_runs(name):
     stage = STAGES[name].get("do", STAGES[name])  # foreach stages keep theirs under "do"
     deps = [d if isinstance(d, str) else next(iter(d)) for d in stage["deps"]]
     script = f"stages/{name}.py"
-    assert script in deps and script in stage["cmd"]
+    # as a module, so that it imports the alexnet of the checkout it runs in (stages/__init__.py)
+    assert script in deps and f"python -m stages.{name} " in stage["cmd"] and "stages/" not in stage["cmd"]
     missing = sorted(p for p in code_closure(ROOT / script) - EXEMPT if not covered(p, deps))
     assert not missing, f"dvc.yaml stage {name!r} runs {missing} but does not list them in deps"
 
@@ -258,3 +259,23 @@ def test_dvc_draws_the_charts_as_declared(tmp_path):
                 for split in (("",) if name == "lr" else ("train/", "val/"))}
         assert {f.removeprefix("dvclive/") for f in files} == want, name
         assert len(spec["data"]["values"]) == 3 * len(want)  # three epochs per series
+
+
+def test_a_stage_runs_the_alexnet_of_its_own_checkout(tmp_path):
+    """`dvc exp run --queue` runs each experiment in a copy of the repository. As dvc.yaml runs them
+    (python -m stages.<name>) the stages import the copy's package; as scripts they imported the
+    editable install's, the main workspace's code at the time the experiment ran."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copytree(ROOT / "alexnet", tmp_path / "alexnet")
+    (tmp_path / "alexnet" / "cli.py").write_text('raise SystemExit("the copy\'s alexnet")\n')
+
+    def run(*cmd: str) -> str:
+        proc = subprocess.run([sys.executable, *cmd, "--help"], cwd=tmp_path, capture_output=True, text=True)
+        return proc.stdout + proc.stderr
+
+    assert "the copy's alexnet" in run("-m", "stages.download")
+    assert "the copy's alexnet" not in run("stages/download.py")  # the old form: another checkout's code

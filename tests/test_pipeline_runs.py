@@ -6,7 +6,9 @@ small version of the tiny pipeline straight through. Then:
   trains (after its first checkpoint) and again while evaluate runs, then rerun to the end: every
   output dvc.lock records (run records aside: alexnet.lockcheck) has the straight run's hash;
 - the straight run is pushed to a remote in a temporary folder and cloned: `dvc pull` then
-  `dvc repro` reruns nothing, and `dvc status` lists nothing but the always-checked `inputs`.
+  `dvc repro` reruns nothing, and `dvc status` lists nothing;
+- a user's own files (data.root, outside the repository): replacing one makes `dvc status` say
+  so, and moving them (data.root pointed there) reruns download and nothing after it.
 """
 
 from __future__ import annotations
@@ -130,10 +132,43 @@ def test_a_clone_pulls_the_results_and_reruns_nothing(tmp_path, straight):
     sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path)
     sh("dvc", "pull", cwd=clone)
     status = sh("dvc", "status", cwd=clone)
-    assert [ln.strip() for ln in status.splitlines() if ln.strip()] == ["inputs:", "always changed"], status
+    assert status.strip() == "Data and pipelines are up to date.", status
     proc = subprocess.run(["dvc", "repro"], cwd=clone, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "Running stage 'inputs'" in proc.stdout
-    ran = [ln for ln in proc.stdout.splitlines() if ln.startswith("Running stage") and "'inputs'" not in ln]
-    assert not ran, proc.stdout
+    assert "Running stage" not in proc.stdout, proc.stdout
     assert output_hashes(yaml.safe_load((clone / "dvc.lock").read_text())) == hashes
+
+
+def test_dvc_status_sees_a_users_files_change_and_not_move(tmp_path):
+    """data.root is download's dependency in dvc.yaml: a replaced file is news to `dvc status`;
+    the same files elsewhere (data.root pointed there, mtimes new) rerun download only."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from sources_helpers import jpeg, make_ilsvrc2012, tar_bytes
+
+    repo = copy_of_repo(tmp_path / "repo")
+    root = tmp_path / "imagenet"
+    make_ilsvrc2012(root)
+
+    def point_at(folder: Path) -> None:
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["data"].update({"source": "ilsvrc2012", "root": str(folder), "verify_md5": False})
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    point_at(root)
+    sh("dvc", "repro", "prepare", cwd=repo)
+    assert sh("dvc", "status", "--with-deps", "prepare", cwd=repo).strip() == "Data and pipelines are up to date."
+
+    # the same name, one image different: dvc status names the folder, before any repro
+    val = root / "ILSVRC2012_img_val.tar"
+    members = [(f"ILSVRC2012_val_{i:08d}.JPEG", jpeg((i * 40, 0, 0))) for i in range(1, 6)]  # 5, as the devkit lists
+    val.write_bytes(tar_bytes(members))
+    status = sh("dvc", "status", "--with-deps", "prepare", cwd=repo)
+    assert "download:" in status and "modified:" in status and str(root) in status, status
+    sh("dvc", "repro", "prepare", cwd=repo)
+
+    moved = tmp_path / "elsewhere" / "ilsvrc"
+    shutil.copytree(root, moved)  # new paths, new mtimes, the same bytes
+    point_at(moved)
+    out = sh("dvc", "repro", "prepare", cwd=repo)
+    assert "Running stage 'download'" in out and "Running stage 'prepare'" not in out, out
+    assert sh("dvc", "status", "--with-deps", "prepare", cwd=repo).strip() == "Data and pipelines are up to date."

@@ -1,7 +1,7 @@
 """Raw datasets: where the images come from, verified, and how to stream them.
 
 Owns stage `download` (`download_raw`: params -> data/raw/ with manifest.json) and the reader
-every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. ReportInputs
+every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architecture.md. The sources
 (params.yaml `data.source`):
 
     tiny         generated ILSVRC-2012-format files (alexnet.sources.tiny), written into data/raw/
@@ -10,18 +10,16 @@ every later stage uses (`open_raw(raw_dir) -> RawDataset`), per docs/architectur
     imagefolder  data.root/train/<class>/, data.root/val/<class>/
     url          the official files of data.url_layout fetched from data.urls into data/raw/
 
-A user's own files (ilsvrc*, imagefolder) stay where they are, so DVC cannot see them change.
-`identify(data)` states what identifies them without reading them (path, bytes, mtime_ns; for an
-image folder, a digest of its whole listing): stage `inputs` writes it to data/inputs.json on
-every `dvc repro` (always_changed, milliseconds), byte-identical while nothing changed, and
-stage download depends on that file, so replacing a file reruns download and what follows,
-and nothing else. manifest.json (a cached output: its hash decides whether prepare reruns)
-identifies them by what is in them, not where they are or when they were touched: file names
-relative to `data.root`, the MD5s, and per file its bytes and a digest of its first and last MiB
-(an image folder: its listing of relative paths and sizes). So moving the files and pointing
-data.root there reruns download (it MD5-checks them again) and nothing after it: prepare finds
-them through data.root, which it reads but does not depend on. `open_raw` refuses files that no
-longer match the manifest; where they were, and their mtimes, go to the run record
+A user's own files (ilsvrc*, imagefolder) stay where they are, in data.root, which stage
+download lists as a dependency in dvc.yaml: DVC hashes that folder's files (an external
+dependency when it lies outside the repository), so replacing one makes `dvc status` name it
+and `dvc repro` rerun download and what follows. manifest.json (a cached output: its hash decides
+whether prepare reruns) identifies them by what is in them, not where they are or when they were
+touched: file names relative to `data.root`, the MD5s, and per file its bytes and a digest of its
+first and last MiB (an image folder: its listing of relative paths and sizes). So moving the files
+and pointing data.root there reruns download (it MD5-checks them again) and nothing after it:
+prepare finds them through data.root, which it reads but does not depend on. `open_raw` refuses
+files that no longer match the manifest; where they were, and their mtimes, go to the run record
 (records/download.json).
 
 Before any decoding, download also checks every split's listing against the devkit and takes
@@ -44,8 +42,7 @@ from alexnet.sources.ilsvrc import LAYOUTS, ILSVRCDataset
 from alexnet.sources.imagefolder import ImageFolderDataset
 from alexnet.sources.subset import apply_selection, select
 
-__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "identify", "MANIFEST",
-           "read_manifest"]
+__all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "MANIFEST", "read_manifest"]
 
 MANIFEST = "manifest.json"
 ROOT_PARAM = "data.root"  # manifest "root": the files' names are relative to params data.root
@@ -118,21 +115,8 @@ def _user_root(data: DataConfig) -> Path:
     return Path(data.root).expanduser().resolve()
 
 
-def identify(data: DataConfig) -> dict[str, Any]:
-    """What identifies the user's own files of `data` (stage inputs' data/inputs.json). The tiny
-    and url sources keep their files in data/raw/, which DVC hashes itself: nothing to add."""
-    out: dict[str, Any] = {"source": data.source}
-    if data.source in LAYOUTS:
-        layout, root = LAYOUTS[data.source], _user_root(data)
-        out["files"] = _stat_of({role: root / name for role, name in {**layout.files, **layout.optional}.items()},
-                                data.source)
-    elif data.source == "imagefolder":
-        out["files"] = _stat_of({"root": _user_root(data)}, data.source)
-    return out
-
-
 def _stat_of(files: dict[str, Path], layout: str) -> dict[str, Any]:
-    """Where the user's files are and when they were touched (data/inputs.json, the run record):
+    """Where the user's files are and when they were touched (the run record, records/download.json):
     each file's stat (ILSVRC layouts; None where missing), or the whole tree's (an image folder)."""
     if layout == "imagefolder":
         return {"root": tree_stats(files["root"])[0]}
