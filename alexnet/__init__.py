@@ -10,6 +10,7 @@ Modules, one concern each (tests/test_package.py keeps this list complete):
     store       reading the prepared store
     stats       mean image, channel moments, RGB PCA
     model       the paper's network, its ablation switches, the torchvision variant
+    netstore    models/seed<N>/'s layout: model.pt, info.json, architecture.json (torch-free)
     pixels      stored pixels -> network input without randomness: crops, mirroring, mean subtraction
     augment     batched, on-device crops, flips, PCA lighting, mean subtraction
     loader      batches from the store, read ahead by threads, augmented on the device
@@ -34,7 +35,9 @@ Modules, one concern each (tests/test_package.py keeps this list complete):
     cifar       Figure 1 (lr grid, then seeds) and the CIFAR-10 LRN claim, resumable per net
     report      the paper-style HTML/Markdown report
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
-    runtime     the numerics mode (bit identity across CPUs), threads, determinism switches
+    pinning     bit identity's environment, set before torch or numpy loads (every stage)
+    runtime     torch's switches (bit identity, determinism), the device, safe torch.load
+    imports     which package modules a file runs (a checkpoint's code fingerprint, dvc.yaml's deps)
     lockcheck   a fresh dvc.lock's output hashes against the committed ones (CI's bit-identity check)
     exptable    the experiments table: headline errors and the params that differ, in 120 columns
 """

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from alexnet import expqueue
+from alexnet import expqueue, provenance
 from alexnet.config import ConfigError, comparable, params_from_dict
 from alexnet.errors import PipelineError
 from alexnet.expqueue import dvc
@@ -345,11 +345,6 @@ def exp_show(*extra: str) -> list[dict]:
         raise PipelineError(f"`dvc exp show --json` printed no JSON ({e})") from e
 
 
-def git_head() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
 def queue_busy(status_text: str) -> int:
     """How many tasks `dvc queue status` lists as Queued or Running."""
     return sum(t.status in expqueue.WAITING for t in expqueue.parse_status(status_text)[0])
@@ -401,7 +396,7 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
         for arm, seed in plan.queue:
             print("$ " + " ".join(queue_command(arm, seed, target, common)))
         return plan
-    head = git_head()
+    head = provenance.head_commit()
     names = {exp_name(a.name, s) for a in arms for s in seeds}
     plan = queue_plan(arms, seeds, target, common, records_dir, jobs)
     per_run = seconds_per_net(records_dir)

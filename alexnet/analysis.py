@@ -26,7 +26,7 @@ import torch
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
-from alexnet import pixels, retrieval, runtime
+from alexnet import netstore, pixels, retrieval, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
 from alexnet.fileio import atomic_dir, write_json
@@ -323,18 +323,19 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
             record_path: str | Path | None = None) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
     retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
-    from alexnet.model import default_device, load_trained
+    from alexnet.model import load_trained
     from alexnet.predictions import load_probs, probs_path
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore
 
     runtime.configure(params.numerics, params.train.deterministic)
     seed = params.train.seeds[0]
-    model, _ = load_trained(Path(models_dir) / f"seed{seed}" / "model.pt", map_location=default_device())
+    device = runtime.choose_device(params.train.device, "train.device")
+    model, _ = load_trained(netstore.net_dir(models_dir, seed) / netstore.MODEL, map_location=device)
     store = PreparedStore(prepared_dir)
     mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
     # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.
-    probs = load_probs(probs_path(eval_dir, f"seed{seed}", "center"))
+    probs = load_probs(probs_path(eval_dir, netstore.tag(seed), "center"))
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),
                     class_names=[str(n) for n in store.classes["name"]], mean=mean,
                     probs=probs)

@@ -53,7 +53,6 @@ from alexnet.cifar_nets import ConvLocalNet, Figure1Net
 from alexnet import runtime
 from alexnet.config import CifarConfig, NumericsConfig
 from alexnet.fileio import atomic_dir, atomic_path, write_json
-from alexnet.model import torch_load
 from alexnet.provenance import git_revision, hardware
 
 FIGURE = "figure1.png"
@@ -65,12 +64,6 @@ CODE_SHA256 = {name: hashlib.sha256(Path(__file__).with_name(name).read_bytes())
                for name in ("cifar.py", "cifar_nets.py", "cifar_data.py", "model.py")}
 CHANCE = 90.0  # % training error before the first step (10 classes)
 STALL_EPOCHS, STALL_MARGIN = 3, 2.0  # a net within 2 points of chance after 3 epochs has stalled
-
-
-def device_for(cfg: CifarConfig) -> torch.device:
-    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def epochs_to_target(errors: list[float], target: float, chance: float = CHANCE) -> float | None:
@@ -122,7 +115,7 @@ class Trainer:
         """Resume from the checkpoint if it was made with the same settings (key)."""
         if self.path is None or not self.path.is_file():
             return False
-        state = torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
+        state = runtime.torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
         if state.get("key") != self.key:
             print(f"checkpoint {self.path} was made with other settings: not used")
             return False
@@ -482,7 +475,7 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     start = time.perf_counter()
     runtime.configure(numerics, deterministic=True)
     data, manifest = open_cifar(data_dir)
-    device = device_for(cfg)
+    device = runtime.choose_device(cfg.device, "cifar.device")
     inputs = prepare_inputs(data, device, cfg.channels_last)
     ckpt_dir = Path(checkpoints) if checkpoints else None
     fig1 = figure1(inputs, cfg, device, manifest["md5"], ckpt_dir)

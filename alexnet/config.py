@@ -34,6 +34,13 @@ def _check(ok: bool, key: str, expected: str, value: Any) -> None:
 # data.root's default: an empty folder in the repository (data/user/README.md), for the sources
 # that read no files of the user's; dvc.yaml's download stage depends on data.root.
 USER_FILES = "data/user"
+# How a param bears on the results, where it is not the recipe (dataclass field metadata; read by
+# execution_params): SAME_BYTES, the outputs are the same bytes whatever its value, so dvc.yaml
+# does not list it (`-S train.loader_workers=4` reruns nothing) and a checkpoint made with another
+# value is resumed; SAME_RECIPE, the outputs may differ in their last bits or in how they are
+# stored, so dvc.yaml lists it, but a run still follows the paper (config.deviations skips it).
+SAME_BYTES = {"execution": "same bytes"}
+SAME_RECIPE = {"execution": "same recipe"}
 MAX_SEED = 2**63 - 1  # numpy's SeedSequence and torch.manual_seed both take any integer in [0, 2**63)
 
 
@@ -135,14 +142,14 @@ class PrepareConfig:
     """Resize to the shorter side `image_side`, centre-crop image_side x image_side (paper, Section 2)."""
 
     image_side: int = 256  # not `size`: DVC's run cache drops params of that name (DVC #10296)
-    shard_size: int = 1024  # images per shard file
-    workers: int = 0  # 0 = all cores
-    draft: bool = True  # let Pillow decode JPEGs already downscaled in the DCT domain
+    shard_size: int = field(default=1024, metadata=SAME_RECIPE)  # images per shard file
+    workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = all cores
+    draft: bool = field(default=True, metadata=SAME_RECIPE)  # Pillow decodes JPEGs downscaled in the DCT domain
     # npy: raw uint8 shards read through memory maps (196 kB per 256x256 image); jpeg: each image
     # stored as a 4:4:4 JPEG of jpeg_quality (~36 kB, 41.9 dB PSNR at 95 on photos), decoded by
     # the loader, on the GPU with CUDA (benchmarks/bench_jpeg.py measures the choice).
-    format: Literal["npy", "jpeg"] = "npy"
-    jpeg_quality: int = 95
+    format: Literal["npy", "jpeg"] = field(default="npy", metadata=SAME_RECIPE)
+    jpeg_quality: int = field(default=95, metadata=SAME_RECIPE)
     # Images whose header declares more pixels, or a longer side more than this many times the
     # shorter, are quarantined before they are decoded (a 1x16000 PNG would otherwise be resized
     # to 256 x 4,096,000 first: 3 GB). ImageNet's largest training image is ~4,300 x 3,000 and its
@@ -172,7 +179,7 @@ class PrepareConfig:
 class StatsConfig:
     """Mean image and RGB PCA over the training set (paper, Sections 2 and 4.1)."""
 
-    workers: int = 0  # 0 = all cores
+    workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = all cores: exact integer sums
 
     def __post_init__(self) -> None:
         _check(self.workers >= 0, "stats.workers", "an integer >= 0 (0 = all cores)", self.workers)
@@ -264,7 +271,8 @@ class AugmentConfig:
 class TrainConfig:
     """SGD and its schedule (paper, Section 5), devices and determinism."""
 
-    seeds: list[int] = field(default_factory=lambda: [0])  # one net per seed: the ensemble
+    # one net per seed: the ensemble (dvc.yaml's foreach, so not a param of each net's stage)
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=SAME_RECIPE)
     epochs: int = 90
     batch_size: int = 128
     lr: float = 0.01
@@ -289,16 +297,16 @@ class TrainConfig:
     max_lr_drops: int = 3  # the paper: "reduced three times prior to termination"
     plateau_stop: bool = True  # stop at the plateau after the last drop (false: run to `epochs`)
     step_epochs: list[int] = field(default_factory=lambda: [30, 60, 80])
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    deterministic: bool = True
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=SAME_RECIPE)
+    deterministic: bool = field(default=True, metadata=SAME_RECIPE)
     amp: Literal["none", "bf16"] = "none"
-    channels_last: bool = False
-    compile: bool = False
-    loader_workers: int = 0  # 0 = chosen from the machine
-    max_loss: float = 100.0  # a loss above this (or NaN) stops the run
+    channels_last: bool = field(default=False, metadata=SAME_RECIPE)
+    compile: bool = field(default=False, metadata=SAME_BYTES)  # treated as speed only, as torchvision's references
+    loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches
+    max_loss: float = field(default=100.0, metadata=SAME_BYTES)  # a loss above this (or NaN) stops the run
     # Learning-start diagnostic: after this many steps, a training loss still within 5% of
     # ln(classes) (chance) is reported once, with the usual causes. 0 = off. Never changes the run.
-    chance_warn_steps: int = 10000
+    chance_warn_steps: int = field(default=10000, metadata=SAME_BYTES)  # a warning only
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "train.seeds",
@@ -328,7 +336,7 @@ class TrainConfig:
 class EvaluateConfig:
     """Multi-crop testing (paper, Section 4.1) on the evaluation split."""
 
-    batch_size: int = 128  # images per batch (ten-crop runs 10x as many patches)
+    batch_size: int = field(default=128, metadata=SAME_BYTES)  # images per batch (ten crops: 10x as many patches)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "evaluate.batch_size", "a positive integer", self.batch_size)
@@ -604,13 +612,12 @@ def to_dict(params: Any) -> dict:
     return dataclasses.asdict(params)
 
 
-# Params that decide how fast or where the same arithmetic runs, or what is only reported: a run
-# that changes them still follows the paper. Everything else in these sections is the recipe.
-NOT_RECIPE = {
-    "prepare": ("shard_size", "workers", "format", "jpeg_quality", "draft"),
-    "train": ("seeds", "device", "deterministic", "channels_last", "compile", "loader_workers", "max_loss",
-              "chance_warn_steps"),
-}
+def execution_params(cls: type, kind: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The fields of config dataclass `cls` marked SAME_BYTES or SAME_RECIPE (`kind`: only those)."""
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if "execution" in f.metadata and (kind is None or f.metadata == kind))
+
+
 RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
 PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")  # the official ILSVRC files (url: a mirror of them)
 PAPER_CLASSES = 1000  # ILSVRC's classes
@@ -656,7 +663,7 @@ def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:
     The dataclass defaults are the paper's settings (so the comparison is with `Params()`), but
     for the dataset, whose default is the tiny one: any source but the ILSVRC files deviates.
     `train.seeds` is left out (the number of nets is the table row, not the recipe), and so are
-    the params of NOT_RECIPE.
+    the execution params (execution_params: SAME_BYTES and SAME_RECIPE fields).
     """
     out: list[tuple[str, Any, Any]] = []
     if params.data.source not in PAPER_SOURCES:
@@ -665,6 +672,6 @@ def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:
     for section in RECIPE_SECTIONS:
         ours, theirs = to_dict(getattr(params, section)), to_dict(getattr(paper, section))
         for key, value in ours.items():
-            if key not in NOT_RECIPE.get(section, ()) and value != theirs[key]:
+            if key not in execution_params(type(getattr(paper, section))) and value != theirs[key]:
                 out.append((f"{section}.{key}", value, theirs[key]))
     return out

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from alexnet.errors import PipelineError
+from alexnet.runtime import choose_device
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,10 @@ def setup(device: str) -> Context:
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("train.device is cuda but no CUDA device is available (use auto or cpu)")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    dev = choose_device(device, "train.device", local_rank)
+    use_cuda = dev.type == "cuda"
     if use_cuda:
-        if local_rank >= torch.cuda.device_count():
-            raise PipelineError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA devices")
-        dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         # torchrun provides MASTER_ADDR/MASTER_PORT; env:// reads them.
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://",

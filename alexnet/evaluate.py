@@ -25,13 +25,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet import pixels, runtime
+from alexnet import netstore, pixels, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.kernels import column_colour
 from alexnet.loader import BatchLoader
-from alexnet.model import default_device
 from alexnet.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
 from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates
 
@@ -45,7 +44,7 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
             mean: np.ndarray | None, normalization: str = "paper",
             device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Softmax probabilities of one batch of prepared images [n, S, S, 3] uint8, float32 on the CPU:
-    `{"center": [n, C], "ten_crop": [n, C], "logits_center": [n, C]}`.
+    `{"center": [n, C], "ten_crop": [n, C]}`.
 
     All ten patches go through the net in one batch of 10n; ten_crop averages their softmax
     outputs, centre is the unflipped centre patch among them (the same patch either way).
@@ -57,8 +56,7 @@ def predict(model: torch.nn.Module, images_u8: np.ndarray | torch.Tensor, crop: 
     x = pixels.ten_crop_input(images, crop, mean, normalization)
     logits = model(x).float().view(10, n, -1)
     probs = torch.softmax(logits, dim=2)
-    return {"center": probs[pixels.CENTER_VIEW].cpu(), "ten_crop": probs.mean(dim=0).cpu(),
-            "logits_center": logits[pixels.CENTER_VIEW].cpu()}
+    return {"center": probs[pixels.CENTER_VIEW].cpu(), "ten_crop": probs.mean(dim=0).cpu()}
 
 
 def evaluate_net(model: torch.nn.Module, split, crop: int, mean: np.ndarray | None,
@@ -113,11 +111,11 @@ def _load_nets(models_dir: Path, seeds: Sequence[int], device: torch.device):
     from alexnet.model import load_trained
 
     for seed in seeds:
-        path = models_dir / f"seed{seed}" / "model.pt"
+        path = netstore.net_dir(models_dir, seed) / netstore.MODEL
         if not path.is_file():
             raise PipelineError(f"{path} not found: train the net first (`dvc repro train@{seed}`)")
         model, info = load_trained(path, map_location=device)
-        yield f"seed{seed}", model, info
+        yield netstore.tag(seed), model, info
 
 
 def _check_net(tag: str, model: torch.nn.Module, info: dict, num_classes: int, params: Params) -> None:
@@ -228,7 +226,7 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     if len(split) == 0:
         raise PipelineError(f"the evaluation split {split_name!r} of {prepared_dir} is empty")
     labels = np.asarray(split.labels, dtype=np.int64)
-    device = default_device()
+    device = runtime.choose_device(params.train.device, "train.device")
     if torchvision_weights:
         nets, mean = _torchvision_nets(torchvision_weights, store, split_name), None
         info_out = {"model": "torchvision", "torchvision_weights": str(torchvision_weights)}

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
 from alexnet.fileio import atomic_path
+from alexnet.runtime import torch_load
 
 FORMAT = "alexnet-repro/model"
 FORMAT_VERSION = 1
@@ -295,11 +296,6 @@ def build_model(cfg: ModelConfig, num_classes: int, *, generator: torch.Generato
     return model
 
 
-def default_device() -> torch.device:
-    """Where a stage runs a net: the GPU when there is one."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -378,28 +374,6 @@ def load_trained(path: str | Path, map_location: Any = "cpu") -> tuple[nn.Module
         model = AlexNet(cfg, num_classes) if cfg.arch == "paper" else TorchvisionAlexNet(cfg, num_classes)
     _load_state(model, state, path, f"the {cfg.arch} architecture it records")
     return model.eval(), payload.get("info", {})
-
-
-def load_failure(e: Exception) -> str:
-    """One line saying why torch.load failed, without torch's advice to load with
-    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
-    text = str(e).strip()
-    if "weights_only" in text or "Weights only load failed" in text:
-        return "it holds objects other than tensors, not one of our files"
-    first = text.splitlines()[0] if text else type(e).__name__
-    return first if len(first) <= 160 else first[:157] + "..."
-
-
-def torch_load(path: str | Path, map_location: Any = "cpu", what: str = "model file", hint: str = "") -> Any:
-    """torch.load with weights_only=True: the one way the package reads a .pt file (nets,
-    torchvision weights, checkpoints); a missing or unreadable file is a PipelineError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{what} {path} not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for truncated or foreign files
-        raise PipelineError(f"{what} {path} cannot be read ({load_failure(e)}){hint}") from e
 
 
 def _load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> None:

@@ -416,7 +416,7 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
 
 
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
-            metrics_path: str | Path | None = None, progress: bool = True,
+            record_path: str | Path | None = None, progress: bool = True,
             root: str | Path | None = None) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.sources (a user's own files in `root`,
     params data.root), write the store and the metrics."""
@@ -428,6 +428,6 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
     source = str(recorded.get("source", "unknown"))
     metrics = write_store(open_raw(raw_dir, root), out_dir, cfg, source, progress=progress,
                           subset=summary(recorded.get("selection")))
-    if metrics_path is not None:
-        write_json(metrics_path, metrics)
+    if record_path is not None:
+        write_json(record_path, metrics)
     return metrics

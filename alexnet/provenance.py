@@ -56,23 +56,32 @@ def _git(args: list[str], cwd: Path | None) -> str:
 
 
 def dirty_paths(cwd: str | Path | None = None) -> list[str]:
-    """Tracked files that differ from HEAD, the pipeline's outputs left out (see the module docstring)."""
+    """Tracked files that differ from HEAD, the pipeline's outputs left out (see the module
+    docstring); [] outside a git checkout or without git."""
     cwd = Path(cwd) if cwd is not None else None
-    top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip())
-    excludes = []
-    for pattern in pipeline_outputs(top / "dvc.yaml"):
-        excludes += [f":(top,exclude,glob){pattern}", f":(top,exclude,glob){pattern}/**"]
-    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes], cwd)
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip())
+        excludes = []
+        for pattern in pipeline_outputs(top / "dvc.yaml"):
+            excludes += [f":(top,exclude,glob){pattern}", f":(top,exclude,glob){pattern}/**"]
+        status = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes], cwd)
+    except (OSError, subprocess.SubprocessError):
+        return []
     return [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def head_commit(cwd: str | Path | None = None) -> str:
+    """HEAD's commit hash; '' outside a git checkout or without git."""
+    try:
+        return _git(["rev-parse", "HEAD"], Path(cwd) if cwd else None).strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def git_revision(cwd: str | Path | None = None) -> str:
     """HEAD's commit, with '+dirty' when dirty_paths is not empty; 'unknown' outside a git checkout."""
-    try:
-        rev = _git(["rev-parse", "HEAD"], Path(cwd) if cwd else None).strip()
-        return rev + (DIRTY if dirty_paths(cwd) else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    rev = head_commit(cwd)
+    return rev + (DIRTY if dirty_paths(cwd) else "") if rev else "unknown"
 
 
 def cpu_name() -> str:
@@ -108,14 +117,6 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def dirty_paths_or_none() -> list[str]:
-    """dirty_paths, or [] outside a git checkout or without git (a run record lists nothing then)."""
-    try:
-        return dirty_paths()
-    except Exception:
-        return []
 
 
 def training_versions() -> dict[str, str]:
@@ -161,4 +162,4 @@ def bit_identity() -> dict[str, Any]:
     }
 
 
-__all__ = ["bit_identity", "cpu_name", "device_name", "dirty_paths_or_none", "hardware", "training_versions", "dirty_paths", "git_revision", "library_versions", "pipeline_outputs"]
+__all__ = ["bit_identity", "cpu_name", "device_name", "hardware", "training_versions", "dirty_paths", "git_revision", "head_commit", "library_versions", "pipeline_outputs"]

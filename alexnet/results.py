@@ -42,7 +42,7 @@ DATASET_NAMES = {"ilsvrc2012": "ILSVRC-2012", "ilsvrc2010": "ILSVRC-2010", "tiny
 
 
 @dataclass(frozen=True)
-class Provenance:
+class EvaluationSource:
     """Where the reproduced numbers come from."""
 
     table: int  # 1 or 2: which of the paper's tables the evaluation split corresponds to
@@ -76,7 +76,7 @@ class Provenance:
 
 
 def provenance(evaluation: dict, source: str, classes: int | None, subset: bool | None,
-               budget: int | None) -> Provenance:
+               budget: int | None) -> EvaluationSource:
     """What metrics/evaluate.json (and the params: the dataset's source, data.subset, the training
     budget train.epochs) say about the evaluated numbers."""
     for key in ("split", "images", "nets", "single", "ensemble"):
@@ -100,11 +100,11 @@ def provenance(evaluation: dict, source: str, classes: int | None, subset: bool 
         model = "paper"
     # torchvision's published weights were not trained here: no training budget to judge
     fit = comparable(source, classes, subset, None if evaluation.get("torchvision_weights") else budget)
-    return Provenance(table, dataset, split, int(evaluation["images"]), classes, fit.ok, fit.reason,
+    return EvaluationSource(table, dataset, split, int(evaluation["images"]), classes, fit.ok, fit.reason,
                       int(evaluation["nets"]), members, epochs, model)
 
 
-def status(prov: Provenance) -> str:
+def status(prov: EvaluationSource) -> str:
     """What a filled-in number is (see the module docstring)."""
     if not prov.comparable:
         return f"{PIPELINE_CHECK} ({prov.reason})"
@@ -123,7 +123,7 @@ def _diff(ours: float | None, theirs: float | None) -> float | None:
     return round(ours - theirs, 2)
 
 
-def table1(evaluation: dict, prov: Provenance) -> pd.DataFrame:
+def table1(evaluation: dict, prov: EvaluationSource) -> pd.DataFrame:
     """Table 1 (ILSVRC-2010 test): the paper's rows, ours beside them, one row per paper row
     (plus our ensemble, which the paper's Table 1 does not have, when there is one)."""
     rows = []
@@ -161,7 +161,7 @@ TABLE2_COLUMNS = ["model", "paper_top1_val", "ours_top1_val", "diff_top1_val", "
                   "diff_top5_val", "paper_top5_test", "ours_top5_test", "diff_top5_test", "status", "provenance"]
 
 
-def table2(evaluation: dict, prov: Provenance) -> pd.DataFrame:
+def table2(evaluation: dict, prov: EvaluationSource) -> pd.DataFrame:
     """Table 2 (ILSVRC-2012): the paper's rows, ours beside them."""
     rows = []
     for r in paper.TABLE2:
@@ -247,7 +247,7 @@ def to_latex(df: pd.DataFrame, title: str, label: str) -> str:
     return latex_table(display_frame(df), align, title, label)
 
 
-def notes(prov: Provenance) -> list[str]:
+def notes(prov: EvaluationSource) -> list[str]:
     """The footnotes printed under both tables."""
     out = [f"Paper: {paper.CITATION}",
            "Ours: ten-crop testing (four corners, centre, and their reflections; softmax averaged), "
@@ -273,7 +273,7 @@ def results(evaluation_path: str | Path, out_dir: str | Path,
     prov = provenance(evaluation, params.data.source, classes, params.data.subset.active, params.train.epochs)
     if all(e is None for e in prov.epochs) and prov.model == "paper":
         # older metrics without the nets' own epoch counts: the param they were trained with
-        prov = Provenance(**{**prov.__dict__, "epochs": (params.train.epochs,) * prov.nets})
+        prov = EvaluationSource(**{**prov.__dict__, "epochs": (params.train.epochs,) * prov.nets})
     tables = {"table1": table1(evaluation, prov), "table2": table2(evaluation, prov)}
     titles = {"table1": TABLE1_TITLE, "table2": TABLE2_TITLE}
     foot = notes(prov)

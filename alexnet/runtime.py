@@ -1,77 +1,31 @@
-"""How the numerical libraries run: the bit-identity mode, thread count and determinism switches.
+"""How a stage runs torch: its switches, its device, and the one way it reads a .pt file.
 
-Bit identity (`numerics.bit_identity`, README "Exact reruns"): the same params give the same bits
-on every x86-64 CPU with AVX2, Intel or AMD, AVX2 or AVX-512. Each library picks its kernels from
-the CPU it finds, and kernels of different vector widths sum in different orders, so each is
-pinned to one code path (measured in benchmarks/bench_numerics.py; tests/test_runtime.py trains
-under different starting environments and compares the weights):
+- `configure`: bit identity's torch switches (oneDNN and NNPACK off: their kernels and blocking
+  follow the CPU's ISA and cache sizes, so the convolutions run as ATen's im2col + MKL GEMM
+  instead; a fixed thread count), set after torch loads; the environment it relies on is
+  alexnet.pinning's, set before. What cannot be pinned is stated: a CUDA run is not covered
+  (cuDNN and cuBLAS are deterministic per GPU model only), nor a CPU without AVX2, nor another
+  torch, MKL or numpy build (the versions are in every run record).
+- `configure_determinism`: torch.use_deterministic_algorithms and cuDNN's switches.
+- `choose_device`: auto, cpu or cuda, one behaviour for every stage and one error for cuda
+  without a GPU.
+- `torch_load`: torch.load with weights_only=True, a missing or foreign file a PipelineError.
 
-- torch's own kernels: `ATEN_CPU_CAPABILITY=avx2` (the AVX2 path on AVX-512 CPUs too);
-- MKL, torch's BLAS: `MKL_CBWR=COMPATIBLE`, the only reproducibility branch MKL honours on AMD as
-  on Intel (its AVX2 branch falls back to per-CPU dispatch on AMD), with a fixed thread count;
-- oneDNN (mkldnn) off: its kernels and blocking follow the CPU's ISA and cache sizes, so the
-  convolutions run as ATen's im2col + MKL GEMM instead; NNPACK off for the same reason;
-- OpenBLAS (numpy, scipy, scikit-learn): `OPENBLAS_CORETYPE=Haswell`; numpy's own loops: its
-  AVX-512 targets disabled (`NPY_DISABLE_CPU_FEATURES`);
-- one thread count everywhere (`numerics.threads`): ATen splits reductions by thread count.
-
-The environment is read when each library loads, so `pin` runs in `alexnet.cli.run_stage` before a
-stage imports torch or numpy; where one was already loaded it re-executes the stage under the
-pinned environment. What cannot be pinned is stated: a CUDA run is not covered (cuDNN and cuBLAS
-are deterministic per GPU model only), nor a CPU without AVX2, nor another torch, MKL or numpy
-build (the versions are in every run record).
+Used by the stages that run a net: train, evaluate, analyze, cifar.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from alexnet.config import NumericsConfig
+from alexnet.errors import PipelineError
+from alexnet.pinning import PINNED_CAPABILITY, unpinned
 
-PINNED_CAPABILITY = "AVX2"
-# numpy 2.x's dispatch targets above AVX2 (numpy._core._multiarray_umath.__cpu_dispatch__);
-# one the running CPU lacks is ignored.
-NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
-# Libraries that read the pinned variables when they load.
-NUMERICAL_MODULES = ("numpy", "torch", "scipy", "sklearn")
-
-
-def pinned_env(cfg: NumericsConfig) -> dict[str, str]:
-    """The environment variables bit identity sets (empty when it is off)."""
-    if not cfg.bit_identity:
-        return {}
-    threads = str(cfg.threads)
-    return {
-        "ATEN_CPU_CAPABILITY": PINNED_CAPABILITY.lower(),
-        "MKL_CBWR": "COMPATIBLE",
-        "MKL_DYNAMIC": "FALSE",
-        "OMP_DYNAMIC": "FALSE",
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads,
-        "OPENBLAS_CORETYPE": "Haswell",
-        "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2,
-    }
-
-
-def unpinned(cfg: NumericsConfig) -> dict[str, str]:
-    """The pinned variables this process's environment does not have yet."""
-    return {k: v for k, v in pinned_env(cfg).items() if os.environ.get(k) != v}
-
-
-def pin(cfg: NumericsConfig, *, reexec: bool = True) -> None:
-    """Set the pinned environment; if a numerical library already loaded without it, start this
-    process again under it (`reexec`), so that every library reads it at load."""
-    missing = unpinned(cfg)
-    if not missing:
-        return
-    os.environ.update(missing)
-    if reexec and any(m in sys.modules for m in NUMERICAL_MODULES):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+if TYPE_CHECKING:
+    import torch
 
 
 def configure(cfg: NumericsConfig, deterministic: bool = True) -> None:
@@ -110,5 +64,42 @@ def numerics_record(cfg: NumericsConfig) -> dict[str, Any]:
             "mkl_cbwr": os.environ.get("MKL_CBWR", "")}
 
 
-__all__ = ["NUMERICAL_MODULES", "PINNED_CAPABILITY", "configure", "configure_determinism", "numerics_record",
-           "pin", "pinned_env", "unpinned"]
+def choose_device(requested: str, param: str, local_rank: int = 0) -> torch.device:
+    """The device a stage runs its nets on: `requested` is auto (the GPU when there is one), cpu or
+    cuda (the GPU `local_rank`); cuda without a GPU is a PipelineError naming `param`."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"{param} is cuda but no CUDA device is available (use auto or cpu)")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise PipelineError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA devices")
+    return torch.device("cuda", local_rank)
+
+
+def load_failure(e: Exception) -> str:
+    """One line saying why torch.load failed, without torch's advice to load with
+    weights_only=False (never safe for a file of unknown origin, and not what the user needs)."""
+    text = str(e).strip()
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds objects other than tensors, not one of our files"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
+def torch_load(path: str | Path, map_location: Any = "cpu", what: str = "model file", hint: str = "") -> Any:
+    """torch.load with weights_only=True: the one way the package reads a .pt file (nets,
+    torchvision weights, checkpoints); a missing or unreadable file is a PipelineError naming it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{what} {path} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise PipelineError(f"{what} {path} cannot be read ({load_failure(e)}){hint}") from e
+
+
+__all__ = ["choose_device", "configure", "configure_determinism", "load_failure", "numerics_record", "torch_load"]

@@ -245,13 +245,13 @@ def load_stats(stats_dir: str | Path) -> Stats:
 
 
 def stats(prepared_dir: str | Path, out_dir: str | Path, cfg: StatsConfig,
-          metrics_path: str | Path | None = None, progress: bool = True) -> Stats:
+          record_path: str | Path | None = None, progress: bool = True) -> Stats:
     """Stage entry point: statistics of the prepared training split -> data/stats, metrics."""
     store = PreparedStore(prepared_dir)
     if TRAIN_SPLIT not in store.splits:
         raise PipelineError(f"the prepared store {prepared_dir} has no {TRAIN_SPLIT!r} split")
     result = compute_stats(store, TRAIN_SPLIT, cfg.workers, progress)
     save_stats(result, out_dir)
-    if metrics_path is not None:
-        write_json(metrics_path, {"train_images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
+    if record_path is not None:
+        write_json(record_path, {"train_images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
     return result

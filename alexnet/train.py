@@ -31,14 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alexnet import distributed, provenance, runtime
+from alexnet import distributed, imports, netstore, provenance, runtime
 from alexnet.errors import PipelineError
-from alexnet.config import Params, to_dict
+from alexnet.config import SAME_BYTES, Params, TrainConfig, execution_params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.loader import BatchLoader
 from alexnet.metrics import topk_hits
-from alexnet.model import (architecture, build_model, count_parameters, load_failure,
-                           save_trained, torch_load)
+from alexnet.model import architecture, build_model, count_parameters, save_trained
+from alexnet.runtime import load_failure, torch_load
 from alexnet.optim import Schedule, build_optimizer, set_lr
 from alexnet.stats import load_stats
 from alexnet.store import PreparedStore, layout_files
@@ -46,18 +46,18 @@ from alexnet.store import PreparedStore, layout_files
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
-ARCHITECTURE_NAME = "architecture.json"  # beside model.pt and info.json in models/seed<N>/
 # The loss guard reads the loss back every step on the CPU, every GUARD_EVERY_CUDA steps on CUDA
 # (each read stalls the GPU queue).
 GUARD_EVERY_CUDA = 20
-# Params that change how fast the same arithmetic runs, not what it computes: a checkpoint made
-# with other values of these is still resumed.
-EXECUTION_ONLY = ("seeds", "epochs", "device", "compile", "loader_workers", "max_loss", "chance_warn_steps")
-# The modules whose source decides the trained weights: stages/train.py's imports (dvc.yaml's
-# deps of train) but for argument parsing, error printing, atomic writes and the run record's
-# provenance. A test keeps the two lists in step.
-TRAINING_CODE = ("augment.py", "config.py", "distributed.py", "loader.py", "metrics.py", "model.py", "optim.py",
-                 "pixels.py", "runtime.py", "stats.py", "store.py", "train.py")
+# Params a checkpoint made with other values of is still resumed: those that leave the bytes as
+# they are (config.SAME_BYTES), the seed list (each net's seed is in the identity), epochs (a
+# longer run extends a shorter one) and the device (a run moves between machines).
+EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
+# The modules whose source decides the trained weights: what this module and the numerics'
+# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes and the run
+# record's provenance (alexnet.imports reads the imports; dvc.yaml's deps of train are a superset).
+NOT_WEIGHTS = frozenset({"alexnet/__init__.py", "alexnet/errors.py", "alexnet/fileio.py", "alexnet/imports.py",
+                         "alexnet/provenance.py"})
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -119,10 +119,16 @@ def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, 
             "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
 
 
+def training_code() -> list[str]:
+    """The modules whose source decides the weights (root-relative paths, sorted)."""
+    here = Path(__file__).resolve()
+    modules = imports.closure(here) | imports.closure(here.with_name("pinning.py")) | {"alexnet/train.py"}
+    return sorted(modules - NOT_WEIGHTS)
+
+
 def code_fingerprint() -> dict[str, str]:
-    """SHA-256 of each TRAINING_CODE module's source, by file name."""
-    package = Path(__file__).resolve().parent
-    return {name: hashlib.sha256((package / name).read_bytes()).hexdigest() for name in TRAINING_CODE}
+    """SHA-256 of each training_code module's source, by its path in the package's folder."""
+    return {name: hashlib.sha256((imports.ROOT / name).read_bytes()).hexdigest() for name in training_code()}
 
 
 def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
@@ -491,10 +497,10 @@ def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: 
         "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
     }
     with atomic_dir(out) as tmp:
-        save_trained(tmp / "model.pt", run.model, params.model, run.store.num_classes, info)
-        write_json(tmp / "info.json", info)
+        save_trained(tmp / netstore.MODEL, run.model, params.model, run.store.num_classes, info)
+        write_json(tmp / netstore.INFO, info)
         # the report's architecture table, so that the report reads files and never the model
-        write_json(tmp / ARCHITECTURE_NAME, architecture(run.model))
+        write_json(tmp / netstore.ARCHITECTURE, architecture(run.model))
     if run_record is not None:
         write_json(run_record, {
             # epochs run, and whether the plateau stop ended them (the ablations' epochs to converge)
@@ -503,7 +509,7 @@ def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: 
             "images_per_second": round(run.history[-1]["images_per_second"], 1),
             "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
             "device": info["device"], "git_revision": provenance.git_revision(),
-            "dirty_paths": provenance.dirty_paths_or_none(), "bit_identity": provenance.bit_identity(),
+            "dirty_paths": provenance.dirty_paths(), "bit_identity": provenance.bit_identity(),
             "numerics": runtime.numerics_record(params.numerics)})
 
 

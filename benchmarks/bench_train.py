@@ -38,7 +38,7 @@ from alexnet.model import build_model  # noqa: E402
 from alexnet.optim import build_optimizer  # noqa: E402
 from alexnet.stats import Stats  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
-from alexnet import runtime  # noqa: E402
+from alexnet import pinning  # noqa: E402
 from alexnet.config import NumericsConfig  # noqa: E402
 from alexnet.train import _make_loaders, train_one_epoch  # noqa: E402
 from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     numerics = NumericsConfig(bit_identity=args.bit_identity, threads=args.threads)
-    runtime.pin(numerics)  # torch is loaded: with --bit-identity this starts again under the pinned environment
+    pinning.pin(numerics)  # torch is loaded: with --bit-identity this starts again under the pinned environment
     out = args.out or RESULTS.with_name("bench_train_bit_identity.json" if args.bit_identity else RESULTS.name)
     os.environ.setdefault("TQDM_DISABLE", "1")
 

@@ -3,6 +3,8 @@ paper's ten crops (Section 4.1), on the evaluation split.
 
 Usage (as dvc.yaml runs it):
     python -m stages.evaluate --params params.yaml --prepared data/prepared --stats data/stats \
+        --models models --out data/eval --metrics metrics/evaluate.json \
+        --record records/evaluate.json
         --models models --out data/eval --metrics metrics/evaluate.json --record records/evaluate.json
 
 torchvision's published AlexNet weights (a local state_dict file; nothing is downloaded), with

@@ -1,6 +1,7 @@
 """Stage prepare: raw images -> data/prepared/ (shorter side 256, central 256x256 crop, RGB).
 
     python -m stages.prepare --params params.yaml --raw data/raw --out data/prepared \
+        --record records/prepare.json
         --metrics metrics/prepare.json
 
 Reads params section `prepare`, and `data.root` to find a user's own files (where they are, not
@@ -19,12 +20,12 @@ from alexnet.config import Params
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.prepare import prepare  # here: after run_stage pinned the numerics
-    prepare(args.raw, args.out, params.prepare, metrics_path=args.metrics, root=params.data.root)
+    prepare(args.raw, args.out, params.prepare, record_path=args.record, root=params.data.root)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--raw", required=True, help="raw dataset folder (download's output)")
     parser.add_argument("--out", required=True, help="prepared store folder to write")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--record", required=True, help="run record JSON to write: counts, quarantined images, timings (records/prepare.json)")
     run_stage(main, parser)

@@ -2,7 +2,11 @@
 reports/report.html (figures embedded), plus the training-curves figure they show.
 
 Usage (as dvc.yaml runs it):
-    python -m stages.report --params params.yaml --metrics metrics --records records --tables reports/tables \
+    python -m stages.report --params params.yaml --metrics metrics --records records \
+        --tables reports/tables --figures reports/figures --live dvclive --models models \
+        --lock dvc.lock --curves reports/training_curves.png --out reports/report.html \
+        --markdown reports/report.md --claims reports/claims \
+        --cifar reports/real/cifar10 reports/cifar
         --figures reports/figures --live dvclive --models models --lock dvc.lock \
         --claims reports/claims --cifar reports/real/cifar10 reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
 """

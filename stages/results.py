@@ -3,6 +3,7 @@ reproduced numbers beside them, as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
     python -m stages.results --params params.yaml --evaluation metrics/evaluate.json \
+        --eval-record records/evaluate.json --out reports/tables
         --record records/evaluate.json --out reports/tables
 """
 
@@ -16,12 +17,12 @@ from alexnet.config import Params
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.results import results  # here: after run_stage pinned the numerics
-    results(args.evaluation, args.out, params, record_path=args.record)
+    results(args.evaluation, args.out, params, record_path=args.eval_record)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--evaluation", required=True, help="evaluation metrics (metrics/evaluate.json)")
-    parser.add_argument("--record", help="the evaluation's run record: split, images, nets (records/evaluate.json)")
+    parser.add_argument("--eval-record", help="the evaluation's run record: split, images, nets (records/evaluate.json)")
     parser.add_argument("--out", required=True, help="folder for table1/table2 .md/.csv/.tex (reports/tables)")
     run_stage(main, parser)

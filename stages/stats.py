@@ -1,6 +1,7 @@
 """Stage stats: mean image, channel mean/std and RGB PCA of the prepared training split.
 
     python -m stages.stats --params params.yaml --prepared data/prepared --out data/stats \
+        --record records/stats.json
         --metrics metrics/stats.json
 
 Reads params section `stats`; writes data/stats/stats.npz (loaded by alexnet.stats.load_stats),
@@ -17,12 +18,12 @@ from alexnet.config import Params
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.stats import stats  # here: after run_stage pinned the numerics
-    stats(args.prepared, args.out, params.stats, metrics_path=args.metrics)
+    stats(args.prepared, args.out, params.stats, record_path=args.record)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--prepared", required=True, help="prepared store folder (prepare's output)")
     parser.add_argument("--out", required=True, help="statistics folder to write")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--record", required=True, help="run record JSON to write: images, channel moments, timings (records/stats.json)")
     run_stage(main, parser)

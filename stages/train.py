@@ -1,9 +1,11 @@
 """Stage train@<seed>: one net trained the paper's way (SGD, Section 5), resumable, DDP-ready.
 
 Usage (as dvc.yaml runs it, for seed 0):
-    python -m stages.train --params params.yaml --seed 0 --prepared data/prepared --stats data/stats \
+    python -m stages.train --params params.yaml --seed 0 --prepared data/prepared \
+        --stats data/stats --out models/seed0 --checkpoints checkpoints/seed0 \
+        --live dvclive/train-seed0 --record records/train-seed0.json
         --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0 \
-        --run-record records/train-seed0.json
+        --record records/train-seed0.json
 
 Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
     torchrun --standalone --nproc_per_node 8 -m stages.train <the same arguments>
@@ -19,7 +21,7 @@ from alexnet.config import Params
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.train import train  # here: after run_stage pinned the numerics
-    train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live, args.run_record)
+    train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live, args.record)
 
 
 if __name__ == "__main__":
@@ -30,6 +32,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", required=True, help="folder for model.pt and info.json (models/seed<N>)")
     parser.add_argument("--checkpoints", required=True, help="folder for last.pt (checkpoints/seed<N>)")
     parser.add_argument("--live", required=True, help="DVCLive folder (dvclive/train-seed<N>)")
-    parser.add_argument("--run-record", help="JSON with the run's time, speed and git revision "
+    parser.add_argument("--record", help="JSON with the run's time, speed and git revision "
                         "(records/train-seed<N>.json)")
     run_stage(main, parser)

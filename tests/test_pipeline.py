@@ -7,62 +7,23 @@ those inside functions), transitively, from stages/<name>.py.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from alexnet.imports import closure
+
 ROOT = Path(__file__).resolve().parents[1]
-# Imported everywhere but cannot change what a stage computes: argument parsing and error
-# printing (cli), the error classes (errors), the package docstring and version string (__init__).
-# Their own imports are not followed: cli pins the numerics environment (alexnet/runtime.py) for
-# every stage, and a stage whose arithmetic depends on it imports runtime itself.
+# Argument parsing, error types, the package index: listed by no stage (an edit reruns nothing).
+# What they import is followed: cli's pinning of the numerics (alexnet/pinning.py) is every
+# stage's dependency.
 EXEMPT = {"alexnet/cli.py", "alexnet/errors.py", "alexnet/__init__.py"}
 
 
-def module_file(name: str) -> Path | None:
-    path = ROOT.joinpath(*name.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_modules(path: Path) -> set[str]:
-    """The alexnet modules `path` imports, at any depth of its code."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    if path.name == "__init__.py":
-        package = ".".join(path.relative_to(ROOT).parts[:-1])
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names if module_file(f"{base}.{a.name}")}
-    return {m for m in found if m.split(".")[0] == "alexnet"}
-
-
 def code_closure(script: Path) -> set[str]:
-    """Repo-relative paths of every alexnet module `script` runs (parent packages included)."""
-    files: set[Path] = set()
-    todo = [script]
-    while todo:
-        for name in imported_modules(todo.pop()):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                f = module_file(".".join(parts[:i]))
-                if f is not None and f not in files:
-                    files.add(f)
-                    if str(f.relative_to(ROOT)) not in EXEMPT:
-                        todo.append(f)
-    return {str(f.relative_to(ROOT)) for f in files}
+    return closure(script, ROOT)
 
 
 def covered(path: str, deps: list[str]) -> bool:
@@ -125,42 +86,70 @@ def test_the_closure_follows_imports_inside_functions():
 
 
 def test_checkpoints_fingerprint_the_code_train_depends_on():
-    """A finished checkpoint is resumed only by the code that made it (alexnet.train.TRAINING_CODE):
-    the modules dvc.yaml's train depends on, but for argument parsing, atomic writes and the run
-    record's provenance (git revision, CPU capability: what made the weights, not how)."""
-    from alexnet.train import TRAINING_CODE
+    """A finished checkpoint is resumed only by the code that made it (alexnet.train.training_code):
+    the modules dvc.yaml's train depends on, but for atomic writes and the run record's provenance
+    (git revision, CPU capability: what made the weights, not how)."""
+    from alexnet.train import NOT_WEIGHTS, code_fingerprint, training_code
 
-    closure = code_closure(ROOT / "stages" / "train.py") - EXEMPT - {"alexnet/fileio.py", "alexnet/provenance.py"}
-    assert {f"alexnet/{name}" for name in TRAINING_CODE} == closure
+    expected = code_closure(ROOT / "stages" / "train.py") - EXEMPT - NOT_WEIGHTS
+    assert set(training_code()) == expected
+    assert {"alexnet/pinning.py", "alexnet/runtime.py", "alexnet/model.py"} <= expected
+    assert set(code_fingerprint()) == expected
 
 
 # --------------------------------------------------------------------------- metrics, records, params
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-# What changes how fast training runs, not what it computes, or which nets exist (foreach), and
-# the learning-start warning's threshold (it prints a warning, the weights are the same).
-TRAIN_NOT_PARAMS = {"loader_workers", "compile", "seeds", "chance_warn_steps"}
 
 
 def _paths(entries) -> list[str]:
     return [e if isinstance(e, str) else next(iter(e)) for e in entries or []]
 
 
-def test_train_lists_every_train_param_but_the_speed_only_ones():
-    """`-S train.loader_workers=4` must not rerun training, `-S train.lr=...` must: every field of
-    TrainConfig (the dataclass, not dvc.yaml) is listed but those in TRAIN_NOT_PARAMS. A new train
-    param fails here until it is added to dvc.yaml."""
+def _section_classes() -> dict[str, type]:
     import dataclasses
 
-    from alexnet.config import TrainConfig
+    from alexnet.config import Params
+
+    return {f.name: type(getattr(Params(), f.name)) for f in dataclasses.fields(Params)}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in STAGES if n != "report"))
+def test_no_stage_lists_a_param_that_leaves_its_bytes_alone(name):
+    """`-S train.loader_workers=4` or `-S prepare.workers=1` must rerun nothing: no stage lists a
+    SAME_BYTES param (alexnet.config), by name or through its whole section. (The report prints
+    every param, so it reruns for any.)"""
+    from alexnet.config import SAME_BYTES, execution_params
+
+    sections = _section_classes()
+    listed = STAGES[name].get("do", STAGES[name]).get("params", [])
+    for entry in listed:
+        section, _, key = entry.partition(".")
+        same_bytes = execution_params(sections[section], SAME_BYTES)
+        assert (key or None) not in same_bytes and not (not key and same_bytes), (name, entry, same_bytes)
+
+
+@pytest.mark.parametrize("name,section", [("train", "train"), ("prepare", "prepare")])
+def test_stage_lists_every_param_that_changes_its_bytes(name, section):
+    """...and `-S train.lr=...` must: every other field of the section (the dataclass, not
+    dvc.yaml) is listed, train.seeds aside (dvc.yaml's foreach). A new param fails here until it
+    is added to dvc.yaml or marked SAME_BYTES."""
+    import dataclasses
+
+    from alexnet.config import SAME_BYTES, execution_params
+
+    cls = _section_classes()[section]
+    listed = {p.split(".", 1)[1] for p in STAGES[name].get("do", STAGES[name])["params"] if p.startswith(section + ".")}
+    expected = {f.name for f in dataclasses.fields(cls)} - set(execution_params(cls, SAME_BYTES))
+    assert listed == expected - ({"seeds"} if section == "train" else set())
+
+
+def test_a_checkpoint_resumes_across_what_leaves_the_bytes_alone():
+    from alexnet.config import SAME_BYTES, TrainConfig, execution_params
     from alexnet.train import EXECUTION_ONLY
 
-    listed = STAGES["train"]["do"]["params"]
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    assert "train" not in listed and {"model", "augment"} <= set(listed)
-    assert {p.split(".", 1)[1] for p in listed if p.startswith("train.")} == fields - TRAIN_NOT_PARAMS
-    # and what is left out is what a checkpoint may be resumed across (alexnet.train)
-    assert TRAIN_NOT_PARAMS <= set(EXECUTION_ONLY)
+    assert set(execution_params(TrainConfig, SAME_BYTES)) <= set(EXECUTION_ONLY)
+    assert set(EXECUTION_ONLY) - set(execution_params(TrainConfig, SAME_BYTES)) == {"seeds", "epochs", "device"}
 
 
 def test_evaluate_batch_size_reruns_no_evaluation():
@@ -178,7 +167,7 @@ def test_metrics_are_results_and_records_are_plain_outputs():
         metrics, outs = _paths(body.get("metrics")), _paths(body.get("outs"))
         assert all(m.startswith("metrics/") and m.endswith(".json") for m in metrics), (name, metrics)
         assert not [o for o in outs if o.startswith("metrics")], (name, outs)
-        written = re.findall(r"--(?:metrics|record|run-record) (\S+)", body["cmd"])
+        written = re.findall(r"--(?:metrics|record) (\S+)", body["cmd"])
         for path in written:
             if any(covered(d, [path]) for d in _paths(body.get("deps"))):
                 continue  # read, not written (results reads records/evaluate.json, report metrics/)
@@ -279,3 +268,23 @@ def test_a_stage_runs_the_alexnet_of_its_own_checkout(tmp_path):
 
     assert "the copy's alexnet" in run("-m", "stages.download")
     assert "the copy's alexnet" not in run("stages/download.py")  # the old form: another checkout's code
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_usage_line_is_the_command_dvc_yaml_runs(name):
+    """Each stage script's usage (its --help) shows dvc.yaml's command, paths included (seed 0 for
+    a foreach stage), so that nobody copies a path the pipeline does not write."""
+    doc = (ROOT / "stages" / f"{name}.py").read_text()
+    usage = re.search(rf"python -m stages\.{name} (?:[^\n]*\\\n)*[^\n]*", doc)
+    assert usage, f"stages/{name}.py shows no `python -m stages.{name}` usage line"
+    shown = " ".join(usage.group(0).replace("\\\n", " ").split())
+    body = STAGES[name].get("do", STAGES[name])
+    assert shown == " ".join(body["cmd"].replace("${item}", "0").split())
+
+
+def test_every_run_record_option_is_called_record():
+    """One name for the option that writes a stage's run record (records/<stage>.json)."""
+    for name, stage in STAGES.items():
+        cmd = stage.get("do", stage)["cmd"]
+        for option, path in re.findall(r"(--[\w-]+) (records/\S+)", cmd):
+            assert option == "--record" or path in _paths(stage.get("do", stage).get("deps")), (name, option)

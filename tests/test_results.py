@@ -197,7 +197,7 @@ def test_stage_script_runs(tmp_path):
     ev["single"]["ten_crop"]["top1_error"] = 28.999999999999996  # 100 * (1 - 0.71) in floats
     ev_path, record = _write_evaluation(tmp_path, ev)
     (tmp_path / "params.yaml").write_text("train:\n  seeds: [0, 1]\n")
-    out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--record", record,
+    out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--eval-record", record,
                     "--out", "tables", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     # dvc repro's output says where the tables are; it does not print them (they are wide)

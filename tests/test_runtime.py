@@ -19,20 +19,20 @@ import numpy as np
 import pytest
 from test_store import make_store
 
-from alexnet import runtime
+from alexnet import pinning, runtime
 from alexnet.config import NumericsConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A few SGD steps of the tiny net, after `runtime.pin` (torch already loaded: the re-exec path),
+# A few SGD steps of the tiny net, after `pinning.pin` (torch already loaded: the re-exec path),
 # printing a hash of the weights and the record of the numerics in effect.
 TRAIN_STEPS = """
 import hashlib, json, sys
 import torch
-from alexnet import runtime
+from alexnet import pinning, runtime
 from alexnet.config import ModelConfig, NumericsConfig, TrainConfig
 numerics = NumericsConfig(bit_identity=sys.argv[1] == "on", threads=2)
-runtime.pin(numerics)
+pinning.pin(numerics)
 runtime.configure(numerics, deterministic=True)
 from alexnet.model import build_model
 from alexnet.optim import build_optimizer
@@ -56,8 +56,8 @@ print(json.dumps({"weights": h.hexdigest(), "numerics": runtime.numerics_record(
 # What another machine would pick by itself, as far as one machine can be made to pick it.
 AS_AVX512 = {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512", "OPENBLAS_CORETYPE": "SkylakeX"}
 AS_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-           "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": runtime.NUMPY_ABOVE_AVX2}
-SET_BY_PIN = tuple(runtime.pinned_env(NumericsConfig(bit_identity=True)))
+           "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": pinning.NUMPY_ABOVE_AVX2}
+SET_BY_PIN = tuple(pinning.pinned_env(NumericsConfig(bit_identity=True)))
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
@@ -79,8 +79,8 @@ def _has_avx512() -> bool:
 
 
 def test_pinned_env_is_empty_when_off_and_names_every_library_when_on():
-    assert runtime.pinned_env(NumericsConfig(bit_identity=False)) == {}
-    env = runtime.pinned_env(NumericsConfig(bit_identity=True, threads=3))
+    assert pinning.pinned_env(NumericsConfig(bit_identity=False)) == {}
+    env = pinning.pinned_env(NumericsConfig(bit_identity=True, threads=3))
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["MKL_CBWR"] == "COMPATIBLE"
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
     assert env["OPENBLAS_CORETYPE"] == "Haswell"
@@ -88,14 +88,14 @@ def test_pinned_env_is_empty_when_off_and_names_every_library_when_on():
 
 def test_pin_sets_the_environment_in_process_without_reexec(monkeypatch):
     cfg = NumericsConfig(bit_identity=True, threads=2)
-    for k in runtime.pinned_env(cfg):  # set, then deleted: monkeypatch restores each afterwards
+    for k in pinning.pinned_env(cfg):  # set, then deleted: monkeypatch restores each afterwards
         monkeypatch.setenv(k, "")
         monkeypatch.delenv(k)
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")  # a user's own setting is overridden
-    assert runtime.unpinned(cfg)
-    runtime.pin(cfg, reexec=False)
-    assert runtime.unpinned(cfg) == {} and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
-    runtime.pin(NumericsConfig(bit_identity=False), reexec=False)  # off: touches nothing
+    assert pinning.unpinned(cfg)
+    pinning.pin(cfg, reexec=False)
+    assert pinning.unpinned(cfg) == {} and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
+    pinning.pin(NumericsConfig(bit_identity=False), reexec=False)  # off: touches nothing
     assert os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
 
 
@@ -127,7 +127,7 @@ def test_stats_stage_gives_the_same_bytes_under_other_blas_and_numpy_code_paths(
     for name, extra in (("a", AS_AVX512), ("b", AS_AVX2)):
         env = _clean_env(extra)
         done = subprocess.run([sys.executable, str(REPO / "stages" / "stats.py"), "--params", "params.yaml",
-                               "--prepared", "prep", "--out", name, "--metrics", f"{name}.json"],
+                               "--prepared", "prep", "--out", name, "--record", f"{name}.json"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         outs.append((tmp_path / name / "stats.npz").read_bytes())

@@ -130,7 +130,7 @@ def test_jpeg_store_stats_equal_those_of_its_decoded_images(tmp_path, monkeypatc
 def test_stage_outputs_and_load(tmp_path):
     make_store(tmp_path / "prep", n_train=9)
     out = tmp_path / "stats"
-    s = st.stats(tmp_path / "prep", out, StatsConfig(workers=1), metrics_path=tmp_path / "m.json",
+    s = st.stats(tmp_path / "prep", out, StatsConfig(workers=1), record_path=tmp_path / "m.json",
                  progress=False)
     loaded = st.load_stats(out)
     for name in ("mean_image", "channel_mean", "channel_std", "cov", "eigvals", "eigvecs", "count"):
@@ -162,7 +162,7 @@ def test_errors(tmp_path):
 def test_stage_script_reports_a_clear_error(tmp_path):
     """The stage as dvc.yaml runs it: a missing store is one line on stderr and exit status 2."""
     (tmp_path / "params.yaml").write_text("stats:\n  workers: 1\n")
-    r = run_stage("stats", "--params", "params.yaml", "--prepared", "prep", "--out", "stats", "--metrics", "m.json",
+    r = run_stage("stats", "--params", "params.yaml", "--prepared", "prep", "--out", "stats", "--record", "m.json",
                   cwd=tmp_path)
     assert_clear_error(r, "prepare stage")
     assert not (tmp_path / "stats").exists()

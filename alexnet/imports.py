@@ -1,0 +1,54 @@
+"""Which of the package's modules a file runs, read from its source: its imports (those inside
+functions too), followed transitively. One definition for the two places that need it: a
+checkpoint's code fingerprint (alexnet.train: the modules that decide the weights) and the test
+that dvc.yaml lists every module a stage runs among its deps (tests/test_pipeline.py).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = "alexnet"
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding the package (and stages/ in a checkout)
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The file of module `name` (a package's __init__.py), or None where it is not a file under root."""
+    path = root.joinpath(*name.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """The package's modules `path` imports anywhere in it (relative imports resolved)."""
+    package = ".".join(path.relative_to(root).parts[:-1])  # what a relative import is relative to
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names if module_file(f"{base}.{a.name}", root)}
+    return {m for m in found if m.split(".")[0] == PACKAGE}
+
+
+def closure(start: Path, root: Path = ROOT) -> set[str]:
+    """Root-relative paths of every package module `start` runs, parent packages included."""
+    files: set[Path] = set()
+    todo = [start]
+    while todo:
+        for name in imported_modules(todo.pop(), root):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                f = module_file(".".join(parts[:i]), root)
+                if f is not None and f not in files:
+                    files.add(f)
+                    todo.append(f)
+    return {f.relative_to(root).as_posix() for f in files}
