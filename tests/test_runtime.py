@@ -194,3 +194,22 @@ def test_eigh3_hand_computed_cases():
                                                       [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     with pytest.raises(ValueError, match="symmetric"):
         eigh3([[1, 2, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_one_device_choice_and_one_error_for_cuda_without_a_gpu(monkeypatch):
+    import pytest
+    import torch
+
+    from alexnet.errors import PipelineError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.choose_device("auto", "train.device") == torch.device("cpu")
+    assert runtime.choose_device("cpu", "cifar.device") == torch.device("cpu")
+    with pytest.raises(PipelineError, match="cifar.device is cuda but no CUDA device is available"):
+        runtime.choose_device("cuda", "cifar.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runtime.choose_device("auto", "train.device", local_rank=1) == torch.device("cuda", 1)
+    assert runtime.choose_device("cpu", "train.device") == torch.device("cpu")
+    with pytest.raises(PipelineError, match="LOCAL_RANK 2 but only 2 CUDA devices"):
+        runtime.choose_device("cuda", "train.device", local_rank=2)
