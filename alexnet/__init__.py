@@ -26,7 +26,8 @@ Modules, one concern each (tests/test_package.py keeps this list complete):
     results     the paper's tables beside ours
     retrieval   fc7 nearest neighbours, binary codes (auto-encoder, LSH) and their precision
     analysis    kernels, top-5 figures, fc7 retrieval, binary codes, t-SNE
-    ablations   the ablation arms as DVC experiments, their measures, ablations/results.json
+    arms        the ablation arms, the measures their claims are judged by, reading ablations/results.json
+    ablations   the arms as DVC experiments: queue, sweep, status, collect into ablations/results.json
     expqueue    DVC's experiment queue for a long sweep: task states, stale tasks, workers, a planning lock
     verdict     the claims' verdict rule (a t interval against the paper's number), stated once
     claims      the paper's claims beside ours, judged by that rule

@@ -1,13 +1,13 @@
 """The claims table (stage `claims`): each claim of the paper beside ours, with an interval and a verdict.
 
 Owns reports/claims/claims.{md,csv,tex} (the report shows claims.md in its section 5). Inputs:
-ablations/results.json (alexnet.ablations, collected from the DVC experiments) and
+ablations/results.json (alexnet.arms reads it; alexnet.ablations collects it from the DVC experiments) and
 reports/cifar/runs.json (stage cifar: Figure 1 and the CIFAR-10 LRN claim, per seed). The
 paper's words and numbers come from `alexnet.paper`, the rule from `alexnet.verdict` (its text is
 printed under the table), which runs are the paper's data from `alexnet.config.comparable` (as
 collect recorded it per run).
 
-One row per claim an arm is judged on (alexnet.ablations.ARMS: the claim and the measure), then
+One row per claim an arm is judged on (alexnet.arms.ARMS: the claim and the measure), then
 the two CIFAR-10 rows.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper, verdict
-from alexnet.ablations import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
+from alexnet.arms import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
 from alexnet.cifar_data import RUNS, shown_run
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir

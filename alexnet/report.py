@@ -1,13 +1,14 @@
 """The report stage: one paper-style report of a run, as Markdown and as self-contained HTML.
 
 Owns reports/report.md, reports/report.html and the training-curves figure beside them. What the
-report shows is gathered once into one dict (`report_context`: numbers, table rows, image paths);
-alexnet/templates/report.md.j2 renders it as Markdown in the paper's order (setup, architecture,
-training, Tables 1 and 2, ablations, Section 6.1's figures, provenance), and the HTML is that
-Markdown rendered by markdown-it-py into report.html.j2 with every image embedded as base64, so
-the two say the same thing and the HTML opens anywhere on its own. Every number states where it
-came from and how many runs it rests on; a run that is not the paper's (alexnet.config.comparable:
-the tiny dataset, a subset, fewer epochs) carries a banner saying so.
+report shows is gathered once into one dict (`report_context`: numbers, table rows as data, image
+paths, flags), one key a section; alexnet/templates/report.md.j2 owns every word and every piece
+of Markdown and renders it in the paper's order (setup, architecture, training, Tables 1 and 2,
+the claims, Section 6.1's figures, provenance). The HTML is that Markdown rendered by markdown-it-py
+into report.html.j2 with every image embedded as base64, so the two say the same thing and the
+HTML opens anywhere on its own. Every number states where it came from and how many runs it rests
+on; a run that is not the paper's (alexnet.config.comparable: the tiny dataset, a subset, fewer
+epochs) carries a banner saying so.
 
 It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
 evaluation records, the trained nets' info.json and architecture.json, the figures' list
@@ -35,23 +36,21 @@ from markupsafe import Markup
 from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from matplotlib.ticker import MaxNLocator
 
-from alexnet import paper, provenance
+from alexnet import netstore, paper, provenance
 from alexnet.cifar_data import shown_run
 from alexnet.config import Params, comparable, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
 from alexnet.predictions import read_evaluation
-from alexnet.tables import fmt, md_table
+from alexnet.tables import fmt
 
 # What the stages before the report write for it, by name (the report imports none of them).
-ARCHITECTURE = "architecture.json"  # models/seed<N>/
 FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims)
 CIFAR_FIGURE = "figure1.png"  # in a CIFAR-10 run's folder (alexnet.cifar.FIGURE)
-TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
-NOT_COMPARABLE_BANNER = "not the paper's data and training: not comparable with the paper"
-# Section titles, in the paper's order; tests check that every one is present.
-SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2",
-            "5. Ablations", "6. Qualitative results (Section 6.1)", "7. Provenance")
+RESULT_TABLES = ("table1", "table2")  # reports/tables/<name>.md (alexnet.results)
+ANALYSIS_FIGURES = ("kernels", "top5", "neighbours", "tsne")  # figures.json's keys, in the report's order
+RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # analyze's <method>_precision_at_<k>
+HASHED_DATA = ("data/raw", "data/prepared", "data/stats")  # dvc.lock outputs the provenance names
 CURVES = ("loss", "top1_error", "top5_error", "lr")
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
              "pillow", "scipy")
@@ -62,16 +61,16 @@ class ReportInputs:
     """Where the report reads from (the stage's command-line paths)."""
 
     metrics: Path  # metrics/ (evaluate.json, analyze.json: the headline numbers)
+    records: Path  # records/ (prepare.json, evaluate.json, analyze.json)
     tables: Path  # reports/tables
     figures: Path  # reports/figures
     live: Path  # dvclive/ (train-seed<N>/)
     models: Path  # models/ (seed<N>/info.json, model.pt)
     lock: Path  # dvc.lock
-    claims: Path | None = None  # reports/claims (stage claims)
+    claims: Path  # reports/claims (stage claims)
     # CIFAR-10 runs (Figure 1): the committed real-data run and stage cifar's, shown as
     # alexnet.cifar_data.shown_run picks (the real one when there is one)
-    cifar: list[Path] = field(default_factory=list)
-    records: Path | None = None  # records/ (prepare.json, evaluate.json, analyze.json); None: metrics/
+    cifar: list[Path]
 
 
 @dataclass
@@ -90,6 +89,11 @@ class Runs:
 def _read_json(path: Path) -> dict:
     """A stage's JSON file, or {} when that stage has not run yet (the report then says so)."""
     return read_json(path) if path.is_file() else {}
+
+
+def _read_text(path: Path) -> str | None:
+    """Another stage's Markdown, or None when it has not run yet."""
+    return path.read_text() if path.is_file() else None
 
 
 # --- reading the run ------------------------------------------------------------------------
@@ -116,20 +120,19 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
 
 def _read_evaluation(src: ReportInputs) -> dict:
     """metrics/evaluate.json joined with its run record (alexnet.predictions.read_evaluation)."""
-    metrics, record = src.metrics / "evaluate.json", (src.records or src.metrics) / "evaluate.json"
+    metrics, record = src.metrics / "evaluate.json", src.records / "evaluate.json"
     if not metrics.is_file():
         return {}
-    return read_evaluation(metrics, record if record.is_file() and record != metrics else None)
+    return read_evaluation(metrics, record if record.is_file() else None)
 
 
 def load_runs(src: ReportInputs, seeds: list[int]) -> Runs:
-    records = src.records or src.metrics
     runs = Runs(evaluate=_read_evaluation(src),
-                analyze=_read_json(records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
-                prepare=_read_json(records / "prepare.json"),
-                architecture=_read_json(src.models / f"seed{seeds[0]}" / ARCHITECTURE) if seeds else {})
+                analyze=_read_json(src.records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
+                prepare=_read_json(src.records / "prepare.json"),
+                architecture=_read_json(netstore.net_dir(src.models, seeds[0]) / netstore.ARCHITECTURE) if seeds else {})
     for seed in seeds:
-        info = _read_json(src.models / f"seed{seed}" / "info.json")
+        info = _read_json(netstore.net_dir(src.models, seed) / netstore.INFO)
         if info:
             runs.infos[seed] = info
         live = src.live / f"train-seed{seed}"
@@ -191,221 +194,135 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path) -> None:
         fig.savefig(tmp, dpi=100, format="png")
 
 
-# --- the report's data: one dict, rendered by templates/report.md.j2 ------------------------
+# --- the report's data: one dict, a key a section, rendered by templates/report.md.j2 --------
 
-def _image(path: Path | None, md_dir: Path, alt: str, stage: str = "analyze") -> dict[str, Any]:
-    """An image for the template: its path relative to the Markdown, or None when not produced."""
-    src = Path(os.path.relpath(path, md_dir)).as_posix() if path is not None and path.is_file() else None
-    return {"src": src, "alt": alt, "stage": stage}
-
-
-def _demote(markdown: str) -> str:
-    """A stage's own table file: its '## title' becomes a '###' under this report's section."""
-    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
-                   for line in markdown.splitlines(keepends=True))
+def _image(path: Path | None, md_dir: Path) -> str | None:
+    """An image's path relative to the Markdown, or None when its stage has not produced it."""
+    return Path(os.path.relpath(path, md_dir)).as_posix() if path is not None and path.is_file() else None
 
 
-def _plain(value: Any) -> str:
-    """A param as the report prints it in prose: floats without trailing zeros."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def describe_subset(sub: dict[str, Any] | None) -> str:
-    """One line: the whole dataset, or which part of it (meta.json / metrics/prepare.json "subset",
-    written by alexnet.sources.subset.summary)."""
+def _subset(sub: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Which part of the dataset prepare took (metrics/prepare.json "subset", written by
+    alexnet.sources.subset.summary); None: the whole dataset."""
     if not sub:
-        return "the whole dataset, every image the devkit lists"
-    parts = [f"{sub['num_classes']} classes"] + [f"{n:,} {s}" for s, n in sub["images"].items()]
+        return None
     p = sub["params"]
-    how = []
-    if p.get("wnids"):
-        how.append("classes listed in data.subset.wnids")
-    elif p.get("classes"):
-        how.append(f"classes chosen with seed {p.get('seed')}")
-    for key in ("train_per_class", "eval_per_class"):
-        if p.get(key):
-            how.append(f"{key} {p[key]}")
-    text = "subset: " + ", ".join(parts) + (f" ({'; '.join(how)})" if how else "")
-    if not sub["complete"]:
-        missing = sum(v["images_missing"] for v in sub["shortfall"].values())
-        text += f"; a partial copy: {missing:,} images the devkit lists are missing (data.subset.allow_partial)"
-    return text
+    return {"classes": sub["num_classes"], "images": sub["images"],
+            "classes_by": "wnids" if p.get("wnids") else "seed" if p.get("classes") else None, "seed": p.get("seed"),
+            "per_class": {key: p[key] for key in ("train_per_class", "eval_per_class") if p.get(key)},
+            # a partial copy (data.subset.allow_partial): how many listed images are missing
+            "missing": None if sub["complete"] else sum(v["images_missing"] for v in sub["shortfall"].values())}
 
 
 def _setup(params: Params, runs: Runs) -> dict[str, Any]:
-    """Section 1's table (this run beside the paper) and the recipe params that are not the paper's."""
-    p, ev, images = params, runs.evaluate, runs.prepare.get("images", {})
-    side = p.prepare.image_side
-    rows = [
-        ["dataset (data.source)", f"`{p.data.source}`" + (" (generated, ILSVRC-2012 file layout)"
-                                                          if p.data.source == "tiny" else ""),
-         "ILSVRC-2010 (Table 1) and ILSVRC-2012 (Table 2)"],
-        ["classes", fmt(ev.get("classes") or runs.infos.get(p.train.seeds[0], {}).get("num_classes")), "1,000"],
-        ["training images", fmt(images.get("train")), fmt(paper.DATASETS["ilsvrc2012"]["train"])],
-        ["evaluation images", f"{fmt(ev.get('images'))} ({ev.get('split', '-')} split)",
-         f"{paper.DATASETS['ilsvrc2012']['val']:,} (val) / {paper.DATASETS['ilsvrc2010']['test']:,} (2010 test)"],
-        ["quarantined (undecodable) images", fmt(runs.prepare.get("quarantined_total")), "-"],
-        # data.subset: which part of the official files was taken, and whether the copy was complete
-        ["images taken (data.subset)", describe_subset(runs.prepare.get("subset")), "the whole dataset"],
-        ["preprocessing", f"shorter side to {side}, centre {side}x{side}; mean subtracted: {p.augment.mean}",
-         f"shorter side to {paper.PREPARED_SIZE}, centre crop; mean image subtracted"],
-        ["nets trained (train.seeds)", f"{len(p.train.seeds)} (seeds {', '.join(map(str, p.train.seeds))})",
-         "1, 5 or 7 (Table 2)"],
-        ["epochs", f"{p.train.epochs} (train.epochs)" + (
-            "; trained: " + ", ".join(fmt(i.get("epochs")) for _, i in sorted(runs.infos.items())) if runs.infos else ""),
-         f"about {paper.EPOCHS}"],
-        ["batch, lr, momentum, weight decay",
-         f"{p.train.batch_size}, {p.train.lr:g}, {p.train.momentum:g}, {p.train.weight_decay:g}",
-         f"{paper.BATCH_SIZE}, {paper.LEARNING_RATE:g}, {paper.MOMENTUM:g}, {paper.WEIGHT_DECAY:g}"],
-        ["augmentation", f"random crop {p.augment.random_crop}, flip {p.augment.flip}, "
-                         f"PCA lighting {p.augment.pca_lighting} (sigma {p.augment.pca_std:g})",
-         f"random 224 crops, flips, PCA lighting (sigma {paper.PCA_STD:g})"],
-    ]
-    deviations = [[f"`{key}`", f"`{ours}`", f"`{theirs}`"] for key, ours, theirs in paper_deviations(params)]
-    return {"rows": rows, "deviations": deviations}
+    """Section 1: this run's dataset and recipe (the template sets the paper's beside them)."""
+    return {"classes": runs.evaluate.get("classes") or runs.infos.get(params.train.seeds[0], {}).get("num_classes"),
+            "train_images": runs.prepare.get("images", {}).get("train"),
+            "quarantined": runs.prepare.get("quarantined_total"),
+            "subset": _subset(runs.prepare.get("subset")),
+            "trained_epochs": [info.get("epochs") for _, info in sorted(runs.infos.items())],
+            "deviations": paper_deviations(params)}
 
 
-def _layer_rows(arch: dict[str, Any]) -> list[list[str]]:
-    """models/seed<N>/architecture.json's layers beside the paper's (Section 3)."""
-    paper_conv = {name: (k, shape, s) for name, k, shape, s in paper.CONV_LAYERS}
-    paper_fc = dict(paper.FC_LAYERS)
-    rows = []
-    for layer in arch["layers"]:
-        name = layer["name"]
-        if layer["kind"] == "conv":
-            kh, kw = layer["kernel"]
-            ours = (f"{layer['out_channels']} x {kh}x{kw}x{layer['in_channels_per_group']}, stride {layer['stride']}, "
-                    f"groups {layer['groups']}")
-            p = paper_conv.get(name)
-            theirs = f"{p[0]} x {p[1][0]}x{p[1][1]}x{p[1][2]}, stride {p[2]}" if p else "-"
-        else:
-            ours = f"{layer['in_features']} -> {layer['out_features']}"
-            theirs = f"{paper_fc[name]}" if name in paper_fc else "-"
-        rows.append([name, ours, theirs, f"{layer['parameters']:,}"])
-    return rows
+def _paper_layer(name: str) -> dict[str, Any] | None:
+    """The paper's layer of that name (Section 3), or None when the paper has none."""
+    conv = {n: {"kernels": k, "shape": shape, "stride": s} for n, k, shape, s in paper.CONV_LAYERS}
+    fc = {n: {"out_features": out} for n, out in paper.FC_LAYERS}
+    return (conv | fc).get(name)
 
 
 def _architecture(params: Params, arch: dict[str, Any]) -> dict[str, Any] | None:
-    """Section 2: train's architecture.json beside the paper's layers, and the model switches."""
+    """Section 2: train's architecture.json, each layer with the paper's; None: no net trained yet."""
     if not arch:
         return None
-    m, classes = params.model, arch.get("num_classes")
-    switches = ("arch", "input_size", "groups", "activation", "lrn", "lrn_k", "lrn_size", "lrn_alpha", "lrn_beta",
-                "lrn_divide_alpha_by_n", "overlapping_pool", "dropout", "conv6")
-    return {"rows": _layer_rows(arch) + [["**total**", "", "", f"**{arch['parameters']:,}**"]],
-            "parameters": arch["parameters"], "paper_parameters": paper.PARAMETERS,
-            "scaled": m.width != 1.0 or (classes or 1000) != 1000, "width": _plain(m.width),
-            "classes": classes if classes is not None else "?",
-            "switches": {name: _plain(getattr(m, name)) for name in switches},
-            "seed": params.train.seeds[0], "file": ARCHITECTURE}
+    classes = arch.get("num_classes")
+    return {"layers": [layer | {"paper": _paper_layer(layer["name"])} for layer in arch["layers"]],
+            "parameters": arch["parameters"], "classes": classes,
+            "scaled": params.model.width != 1.0 or (classes or 1000) != 1000, "seed": params.train.seeds[0]}
+
+
+def _net_row(seed: int, info: dict, curves: pd.DataFrame | None) -> dict[str, Any]:
+    """One net's last epoch (DVCLive) and where it trained (info.json)."""
+    last = curves.iloc[-1] if curves is not None and len(curves) else {}
+    return {"seed": seed, "epochs": info.get("epochs", len(curves) if curves is not None else None),
+            "loss": last.get("train/loss"), "top1_error": last.get("val/top1_error"),
+            "top5_error": last.get("val/top5_error"), "lr": last.get("lr"), "device": info.get("device")}
 
 
 def _training(params: Params, runs: Runs, curves_png: Path, md_dir: Path) -> dict[str, Any]:
-    """Section 3: the curves figure and each net's last epoch (DVCLive) and device (info.json)."""
+    """Section 3: the curves figure and each net's last epoch."""
+    # no curves: no figure, even a stale one from an earlier run
+    return {"curves": _image(curves_png, md_dir) if runs.curves else None, "runs": len(runs.curves),
+            "nets": [_net_row(seed, runs.infos.get(seed, {}), runs.curves.get(seed)) for seed in params.train.seeds]}
+
+
+def _evaluation_rows(ev: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every evaluation number: one net and the ensemble, centre crop and ten crops (none: not evaluated)."""
     rows = []
-    for seed in params.train.seeds:
-        info, df = runs.infos.get(seed, {}), runs.curves.get(seed)
-        last = df.iloc[-1] if df is not None and len(df) else {}
-        rows.append([f"seed {seed}", fmt(info.get("epochs", len(df) if df is not None else None)),
-                     fmt(last.get("train/loss"), 3), fmt(last.get("val/top1_error")), fmt(last.get("val/top5_error")),
-                     f"{last['lr']:g}" if "lr" in last else "-", info.get("device", "-")])
-    curves = (_image(curves_png, md_dir, "Training curves: loss, top-1/top-5 error and lr per epoch", "report")
-              if runs.curves else None)
-    return {"curves": curves, "rows": rows, "runs": len(runs.curves)}
+    for kind in ("single", "ensemble") if ev else ():
+        for scheme in ("center", "ten_crop"):
+            errors = (ev.get(kind) or {}).get(scheme) or {}
+            rows.append({"kind": kind, "scheme": scheme, "nets": 1 if kind == "single" else ev.get("nets"),
+                         "top1_error": errors.get("top1_error"), "top5_error": errors.get("top5_error")})
+    return rows
 
 
 def _results(runs: Runs, tables: Path) -> dict[str, Any]:
     """Section 4: the results stage's Tables 1 and 2 (None: not produced) and every evaluation number."""
-    found = {name: tables / f"{name}.md" for name in ("table1", "table2")}
-    rows = []
-    ev = runs.evaluate
-    for kind in ("single", "ensemble") if ev else ():
-        for scheme in ("center", "ten_crop"):
-            r = (ev.get(kind) or {}).get(scheme) or {}
-            nets = 1 if kind == "single" else ev.get("nets")
-            rows.append([f"{kind}, {scheme.replace('_', '-')}", fmt(nets), fmt(r.get("top1_error")),
-                         fmt(r.get("top5_error"))])
-    return {"tables": {name: _demote(p.read_text()) if p.is_file() else None for name, p in found.items()},
-            "rows": rows}
+    return {"tables": {name: _read_text(tables / f"{name}.md") for name in RESULT_TABLES},
+            "rows": _evaluation_rows(runs.evaluate)}
 
 
 def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
-    """Section 5: the claims stage's table and Figure 1 (stage cifar); else the results stage's
-    ablation tables; else the paper's claims."""
-    table = src.claims / CLAIMS_TABLE if src.claims else None
+    """Section 5: the claims stage's table (None: not run) and Figure 1 of the CIFAR-10 run it shows."""
     runs, folder = shown_run(src.cifar)
-    figure1 = folder / CIFAR_FIGURE if folder else None
-    has_claims = table is not None and table.is_file()
-    return {"claims": _demote(table.read_text()) if has_claims else None,
-            "figure1": _image(figure1, md_dir, "Figure 1: training error vs epochs", "cifar")
-            if has_claims and figure1 is not None and figure1.is_file() else None,
-            "figure1_data": {"data": runs.get("copy"), "folder": folder.as_posix() if folder else None,
-                             "seeds": len(runs.get("figure1", {}).get("seeds", [])),
-                             "grid": " ".join(f"{lr:g}" for lr in runs.get("figure1", {}).get("lr_grid", []))},
-            "tables": [_demote(p.read_text()) for p in sorted(src.tables.glob("ablation*.md"))],
-            "claims_list": [[c.section, c.words] for c in paper.CLAIMS]}
+    figure1 = runs.get("figure1", {})
+    return {"claims_table": _read_text(src.claims / CLAIMS_TABLE),
+            "figure1": _image(folder / CIFAR_FIGURE, md_dir) if folder else None,
+            "cifar": {"data_copy": runs.get("copy"), "folder": folder.as_posix() if folder else None,
+                      "seeds": len(figure1.get("seeds", [])), "lr_grid": figure1.get("lr_grid", [])}}
 
 
 def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
-    """Section 6's retrieval table: precision@k per search method against chance (analyze's numbers)."""
+    """Section 6's retrieval table: precision@k per search method against chance (analyze's numbers).
+    No query times: they change on every run (records/analyze.json has them), and the report is a
+    function of the pipeline's inputs only."""
     if not a:
         return None
     ks = sorted(params.analyze.precision_k)
-    bits = f"{fmt(a.get('code_bits'))} bits ({fmt(a.get('code_bytes_per_image'))} B)"
-    pixels = a.get("pixel_size", 32)
-    methods = [
-        ("fc7, Euclidean (exact)", "fc7", f"{fmt(a.get('fc7_dim'))} floats ({fmt(a.get('fc7_bytes_per_image'))} B)"),
-        (f"pixels, Euclidean ({pixels}x{pixels} RGB of the centre crop)", "pixel", f"{fmt(a.get('pixel_dim'))} floats"),
-        ("fc7 -> auto-encoder binary code, Hamming", "autoencoder", bits),
-        ("fc7 -> random-hyperplane LSH code, Hamming", "lsh", bits),
-    ]
-    # No query times: they change on every run (records/analyze.json has them), and the report is
-    # a function of the pipeline's inputs only.
-    rows = [[label, size] + [fmt(a.get(f"{key}_precision_at_{k}"), 3) for k in ks] for label, key, size in methods]
-    rows.append(["chance (random training image)", "-"] + [fmt(a.get("chance_precision"), 3)] * len(ks))
-    return {"k_columns": [f"precision@{k}" for k in ks], "rows": rows, "numeric": [False, False] + [True] * len(ks),
+    precision = {m: [a.get(f"{m}_precision_at_{k}") for k in ks] for m in RETRIEVAL_METHODS}
+    return {"ks": ks, "precision": precision | {"chance": [a.get("chance_precision")] * len(ks)},
+            "fc7_dim": a.get("fc7_dim"), "fc7_bytes": a.get("fc7_bytes_per_image"),
+            "pixel_dim": a.get("pixel_dim"), "pixel_size": a.get("pixel_size", 32),
+            "code_bits": a.get("code_bits"), "code_bytes": a.get("code_bytes_per_image"),
             "query_images": a.get("query_images"), "train_images": a.get("train_images")}
 
 
 def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dict[str, Any]:
-    """Section 6: the analyze stage's figures (by figures.json; none listed: "not produced") and numbers."""
+    """Section 6: the analyze stage's figures (by figures.json; unlisted: None) and numbers."""
     a = runs.analyze
     names = _read_json(figures / FIGURES_LIST)
-    alts = {"kernels": "Figure 3: conv1 kernels", "top5": "Figure 4 left: top-5 predictions",
-            "neighbours": "Figure 4 right: fc7 nearest neighbours", "tsne": "t-SNE of fc7 features"}
     return {"seed": a.get("model_seed", params.train.seeds[0]),
-            "figures": {key: _image(figures / names[key] if key in names else None, md_dir, alt)
-                        for key, alt in alts.items()},
+            "figures": {key: _image(figures / names[key], md_dir) if key in names else None
+                        for key in ANALYSIS_FIGURES},
             # Figure 3 as numbers: the first net's conv1 columns (evaluate's run measures, alexnet.kernels)
             "colour": {k: runs.evaluate.get(f"conv1_{k}") for k in ("colour_column1", "colour_column2",
                                                                     "column_specialisation")},
-            "top5_images": params.analyze.top5_images, "analyze_seed": params.analyze.seed,
             "top5_hits": a.get("top5_figure_hits"), "retrieval": _retrieval(params, a),
             "tsne_points": a.get("tsne_points"), "tsne_perplexity": a.get("tsne_perplexity")}
 
 
 def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]:
-    """Section 7: data hashes (dvc.lock), the training device and numerics, library versions and
-    the params used. Not the revision or machine that rendered it: the report is a function of
-    the pipeline's inputs only, so a rerun gives the same bytes (README, "Exact reruns")."""
+    """Section 7: data hashes (dvc.lock), the training devices, library versions and the params
+    used. Not the revision or machine that rendered it: the report is a function of the
+    pipeline's inputs only, so a rerun gives the same bytes (README, "Exact reruns")."""
     hashes = dvc_lock_hashes(src.lock)
-    rows = []
-    for path in ("data/raw", "data/prepared", "data/stats"):
-        rows.append([f"{path} md5 (dvc.lock)", f"`{hashes[path]}`" if path in hashes else "not in dvc.lock"])
-    for seed, info in sorted(runs.infos.items()):
-        cap = info.get("cpu_capability")
-        rows.append([f"training device (seed {seed})", str(info.get("device", "-"))
-                     + (f", torch CPU capability {cap}" if cap else "")])
-    n = params.numerics
-    rows.append(["numerics (params.yaml)", f"bit_identity {n.bit_identity}, {n.threads} threads: the same bits on any "
-                 "AVX2 CPU" if n.bit_identity else "bit_identity false: each library's fastest kernels for its CPU"])
-    rows.append(["run records", "records/*.json: wall times, images/s, the revision and machine each stage ran on, "
-                 "and what decides bit-identity (not part of this report: they change on every rerun)"])
-    rows.append(["libraries (report)", ", ".join(f"{k} {v}" for k, v in provenance.library_versions(LIBRARIES).items())])
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
-    if first:
-        rows.append(["libraries (training)", ", ".join(f"{k} {v}" for k, v in first.items() if v)])
-    return {"rows": rows,
+    return {"data_hashes": {path: hashes.get(path) for path in HASHED_DATA},
+            "devices": [{"seed": seed, "device": info.get("device"), "cpu_capability": info.get("cpu_capability")}
+                        for seed, info in sorted(runs.infos.items())],
+            "libraries": provenance.library_versions(LIBRARIES),
+            "training_libraries": {k: v for k, v in first.items() if v} if first else None,
             "params_yaml": yaml.safe_dump(to_dict(params), sort_keys=False, default_flow_style=None).rstrip()}
 
 
@@ -426,41 +343,57 @@ def _banner(params: Params, evaluation: dict) -> dict[str, Any] | None:
     fit = comparable(params.data.source, evaluation.get("classes"), params.data.subset.active, params.train.epochs)
     if fit.ok:
         return None
-    tiny = params.data.source == "tiny"
-    return {"title": TINY_BANNER if tiny else NOT_COMPARABLE_BANNER, "tiny": tiny, "reason": fit.reason}
+    return {"tiny": params.data.source == "tiny", "reason": fit.reason}
 
 
 def report_context(params: Params, runs: Runs, src: ReportInputs, md_dir: Path, curves_png: Path) -> dict[str, Any]:
     """Everything the report shows, as one dict: what report.md.j2 renders (and the HTML page shows).
 
-    Image paths are relative to `md_dir`, the Markdown's folder; tables are lists of formatted cells.
+    One key a section (setup ... provenance), besides the params and the paper's numbers the
+    template sets beside this run's. Image paths are relative to `md_dir`, the Markdown's folder;
+    numbers stay numbers (the template formats them).
     """
     ev = runs.evaluate
     return {
-        "title": params.report.title, "source": params.data.source, "sections": SECTIONS,
+        "params": params, "paper": paper,
         "banner": _banner(params, ev),
-        "prepare": {"train_images": runs.prepare.get("images", {}).get("train")},
-        "evaluation": {"images": ev.get("images"), "split": ev.get("split", ""), "nets": ev.get("nets")},
+        "evaluation": {"images": ev.get("images"), "split": ev.get("split"), "nets": ev.get("nets")},
         "summary": _summary(params, runs),
         "setup": _setup(params, runs),
-        "architecture": _architecture(params, runs.architecture), "architecture_file": ARCHITECTURE,
+        "architecture": _architecture(params, runs.architecture), "architecture_file": netstore.ARCHITECTURE,
         "training": _training(params, runs, curves_png, md_dir),
         "results": _results(runs, src.tables),
         "ablations": _ablations(src, md_dir),
         "qualitative": _qualitative(params, runs, src.figures, md_dir),
         "provenance": _provenance(params, runs, src),
-        "citation": paper.CITATION,
     }
 
 
 # --- rendering ------------------------------------------------------------------------------
 
+def _plain(value: Any) -> str:
+    """A value as prose prints it: floats without trailing zeros, '-' when absent."""
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    """Text read from a file, made safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|")
+
+
+def _demote(markdown: str) -> str:
+    """A stage's own table file: its '## title' becomes a '###' under this report's section."""
+    return "".join("#" + line if line.startswith("#") and line.lstrip("#").startswith(" ") else line
+                   for line in markdown.splitlines(keepends=True))
+
+
 def _templates() -> Environment:
     """alexnet/templates/ (package data): the Markdown report, the HTML page and its CSS."""
     env = Environment(loader=PackageLoader("alexnet", "templates"), autoescape=select_autoescape(["html.j2"]),
                       undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = fmt
-    env.globals["md_table"] = md_table
+    env.filters.update(fmt=fmt, plain=_plain, cell=_cell, demote=_demote)
     return env
 
 
@@ -491,9 +424,7 @@ def report(params: Params, src: ReportInputs, out_html: str | Path, out_md: str 
     if runs.curves:
         plot_training_curves(runs.curves, curves_png)
     md_dir = out_md.parent
-    context = report_context(params, runs, src, md_dir, curves_png)
-    markdown = render_markdown(context)
-    page = render_html(markdown, md_dir, context["title"])
+    markdown = render_markdown(report_context(params, runs, src, md_dir, curves_png))
     write_text(out_md, markdown)
-    write_text(out_html, page)
+    write_text(out_html, render_html(markdown, md_dir, params.report.title))
     return markdown

@@ -4,8 +4,6 @@ Usage (as dvc.yaml runs it):
     python -m stages.analyze --params params.yaml --prepared data/prepared --stats data/stats \
         --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json \
         --record records/analyze.json
-        --models models --eval data/eval --out reports/figures --metrics metrics/analyze.json \
-        --record records/analyze.json
 """
 
 from __future__ import annotations

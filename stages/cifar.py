@@ -5,7 +5,6 @@ activation by a grid, then several seeds) and its CIFAR-10 LRN claim (cuda-convn
 Usage (as dvc.yaml runs it):
     python -m stages.cifar --params params.yaml --data data/cifar --out reports/cifar \
         --metrics metrics/cifar.json --record records/cifar.json --checkpoints checkpoints/cifar
-        --metrics metrics/cifar.json --run-record records/cifar.json --checkpoints checkpoints/cifar
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ intervals and verdicts, as Markdown, CSV and LaTeX.
 Usage (as dvc.yaml runs it):
     python -m stages.claims --params params.yaml --ablations ablations/results.json \
         --cifar reports/real/cifar10 reports/cifar --out reports/claims
-        --cifar reports/real/cifar10 reports/cifar --out reports/claims
 """
 
 from __future__ import annotations

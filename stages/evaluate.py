@@ -5,7 +5,6 @@ Usage (as dvc.yaml runs it):
     python -m stages.evaluate --params params.yaml --prepared data/prepared --stats data/stats \
         --models models --out data/eval --metrics metrics/evaluate.json \
         --record records/evaluate.json
-        --models models --out data/eval --metrics metrics/evaluate.json --record records/evaluate.json
 
 torchvision's published AlexNet weights (a local state_dict file; nothing is downloaded), with
 torchvision's preprocessing, outside the pipeline (its outputs must not land in metrics/):

@@ -2,11 +2,11 @@
 
     python -m stages.prepare --params params.yaml --raw data/raw --out data/prepared \
         --record records/prepare.json
-        --metrics metrics/prepare.json
 
-Reads params section `prepare`, and `data.root` to find a user's own files (where they are, not
-what they are: dvc.yaml does not list it, so moving the files reruns nothing here); writes the store of docs/architecture.md and the metrics
-(images per split, quarantined images, images/s). Undecodable images are listed in
+Reads params section `prepare` (dvc.yaml lists all but workers, which changes no byte) and
+`data.root` to find a user's own files (where they are, not what they are: dvc.yaml does not list
+it, so moving the files reruns nothing here); writes the store of docs/architecture.md and the run
+record (images per split, quarantined images, images/s). Undecodable images are listed in
 data/prepared/quarantine.csv.
 """
 

@@ -7,8 +7,6 @@ Usage (as dvc.yaml runs it):
         --lock dvc.lock --curves reports/training_curves.png --out reports/report.html \
         --markdown reports/report.md --claims reports/claims \
         --cifar reports/real/cifar10 reports/cifar
-        --figures reports/figures --live dvclive --models models --lock dvc.lock \
-        --claims reports/claims --cifar reports/real/cifar10 reports/cifar --curves reports/training_curves.png --out reports/report.html --markdown reports/report.md
 """
 
 from __future__ import annotations
@@ -24,23 +22,21 @@ def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.report import ReportInputs, report  # here: after run_stage pinned the numerics
     src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
-                  claims=Path(args.claims) if args.claims else None, cifar=[Path(c) for c in args.cifar],
-                  records=Path(args.records) if args.records else None)
+                  claims=Path(args.claims), cifar=[Path(c) for c in args.cifar], records=Path(args.records))
     report(params, src, args.out, args.markdown, args.curves)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--metrics", required=True, help="metrics folder (evaluate.json, analyze.json)")
-    parser.add_argument("--records", help="run records folder (prepare.json, evaluate.json, analyze.json); "
-                        "default: the metrics folder")
+    parser.add_argument("--records", required=True, help="run records folder (records)")
     parser.add_argument("--tables", required=True, help="the results stage's tables (reports/tables)")
     parser.add_argument("--figures", required=True, help="the analyze stage's figures (reports/figures)")
     parser.add_argument("--live", required=True, help="DVCLive folder with train-seed<N>/ (dvclive)")
     parser.add_argument("--models", required=True, help="trained nets with info.json (models)")
     parser.add_argument("--lock", required=True, help="dvc.lock, for the data hashes (dvc.lock)")
-    parser.add_argument("--claims", default=None, help="the claims stage's tables (reports/claims)")
-    parser.add_argument("--cifar", nargs="*", default=[],
+    parser.add_argument("--claims", required=True, help="the claims stage's tables (reports/claims)")
+    parser.add_argument("--cifar", nargs="+", required=True,
                         help="CIFAR-10 run folders (reports/real/cifar10 reports/cifar): Figure 1 of the first on the "
                              "real CIFAR-10, else of the first that has one")
     parser.add_argument("--curves", required=True, help="training-curves PNG to write (reports/training_curves.png)")

@@ -4,7 +4,6 @@ reproduced numbers beside them, as Markdown, CSV and LaTeX.
 Usage (as dvc.yaml runs it):
     python -m stages.results --params params.yaml --evaluation metrics/evaluate.json \
         --eval-record records/evaluate.json --out reports/tables
-        --record records/evaluate.json --out reports/tables
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
     python -m stages.stats --params params.yaml --prepared data/prepared --out data/stats \
         --record records/stats.json
-        --metrics metrics/stats.json
 
-Reads params section `stats`; writes data/stats/stats.npz (loaded by alexnet.stats.load_stats),
-data/stats/stats.json (the same, readable) and the metrics (channel means/stds, eigenvalues).
+Reads params section `stats` (its one param, workers, changes no byte: dvc.yaml lists none);
+writes data/stats/stats.npz (loaded by alexnet.stats.load_stats), data/stats/stats.json (the same,
+readable) and the run record (channel means/stds, eigenvalues).
 """
 
 from __future__ import annotations

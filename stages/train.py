@@ -4,8 +4,6 @@ Usage (as dvc.yaml runs it, for seed 0):
     python -m stages.train --params params.yaml --seed 0 --prepared data/prepared \
         --stats data/stats --out models/seed0 --checkpoints checkpoints/seed0 \
         --live dvclive/train-seed0 --record records/train-seed0.json
-        --out models/seed0 --checkpoints checkpoints/seed0 --live dvclive/train-seed0 \
-        --record records/train-seed0.json
 
 Data-parallel, one node with 8 GPUs (or 2 CPU processes with gloo: same command):
     torchrun --standalone --nproc_per_node 8 -m stages.train <the same arguments>

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet import ablations
+from alexnet import ablations, arms
 from alexnet.ablations import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
 
 SHOW = json.loads((Path(__file__).parent / "expected" / "dvc_exp_show.json").read_text())
@@ -85,7 +85,7 @@ def test_cost_line_uses_the_baseline_run_record(tmp_path):
     assert "10 s" in ablations.cost_line([2], 1, tmp_path)
     # the convergence pair's 120 epochs: 15x the time per net, an upper bound (the plateau stop)
     plan = [ablations.run_epochs(ARMS_BY_NAME[a], 0, None) for a in ("no-lrn", "baseline-converge")]
-    assert plan == [None, ablations.CONVERGE_EPOCHS]
+    assert plan == [None, arms.CONVERGE_EPOCHS]
     line = ablations.cost_line(plan, 1, tmp_path)
     assert "at 120 epochs a run is 600 s" in line and "at most about 10.7 min" in line
 
@@ -210,10 +210,10 @@ def test_dry_run_prints_commands_and_cost_without_dvc(tmp_path, capsys, monkeypa
 def test_read_results_checks_the_format(tmp_path):
     from alexnet.errors import PipelineError
 
-    assert ablations.read_results(tmp_path / "missing.json")["runs"] == []
+    assert arms.read_results(tmp_path / "missing.json")["runs"] == []
     (tmp_path / "bad.json").write_text(json.dumps({"runs": []}))
     with pytest.raises(PipelineError, match="not an ablations results file"):
-        ablations.read_results(tmp_path / "bad.json")
+        arms.read_results(tmp_path / "bad.json")
 
 
 def test_no_two_depth_arms_build_the_same_net():

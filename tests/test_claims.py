@@ -12,7 +12,7 @@ import pytest
 
 from alexnet import claims, paper, verdict
 from alexnet import results as rs
-from alexnet.ablations import ARMS, ARMS_BY_NAME, read_results
+from alexnet.arms import ARMS, ARMS_BY_NAME, read_results
 from alexnet.config import comparable
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom

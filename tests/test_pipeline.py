@@ -278,6 +278,8 @@ def test_usage_line_is_the_command_dvc_yaml_runs(name):
     usage = re.search(rf"python -m stages\.{name} (?:[^\n]*\\\n)*[^\n]*", doc)
     assert usage, f"stages/{name}.py shows no `python -m stages.{name}` usage line"
     shown = " ".join(usage.group(0).replace("\\\n", " ").split())
+    after = doc[usage.end():].split("\n")[1:2]
+    assert not (after and after[0].lstrip().startswith("--")), f"stages/{name}.py: a stray line after the usage"
     body = STAGES[name].get("do", STAGES[name])
     assert shown == " ".join(body["cmd"].replace("${item}", "0").split())
 

