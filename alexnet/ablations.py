@@ -54,7 +54,7 @@ from alexnet.config import ConfigError, comparable, params_from_dict
 from alexnet.errors import PipelineError
 from alexnet.expqueue import dvc
 from alexnet.fileio import read_json, write_json
-from alexnet.predictions import RUN_MEASURES
+from alexnet.predictions import RUN_MEASURES, errors_of
 
 EVALUATE_METRICS = "metrics/evaluate.json"
 EVALUATE_RECORD = "records/evaluate.json"
@@ -354,7 +354,7 @@ def sweep_status(arms: list[Arm], seeds: list[int]) -> tuple[list[dict[str, Any]
                 state = task.status.lower()
             elif (exp is not None and exp.state == "success") or (task is not None and task.status == "Success"):
                 state = "done"
-                errors = headline_errors(exp.metrics.get(EVALUATE_METRICS)) if exp is not None else None
+                errors = errors_of(exp.metrics.get(EVALUATE_METRICS)) if exp is not None else None
                 detail = f"top-1 {errors['top1_error']:.2f}%" if errors else ""
             elif (task is not None and task.status == "Failed") or (exp is not None and exp.state == "failed"):
                 state, detail = "failed", expqueue.last_log_line(name)
@@ -376,19 +376,6 @@ def status_lines(rows: list[dict[str, Any]], workers: int | None, per_run: float
 
 
 # --- collection ---------------------------------------------------------------------------------
-
-def headline_errors(evaluate: dict | None) -> dict[str, float] | None:
-    """The single net's ten-crop top-1/top-5 error from metrics/evaluate.json (the paper's protocol).
-
-    Flat keys as alexnet.predictions.headline_metrics writes them (`top1_error`: one net, ten
-    crops); experiments made before the metrics were flattened nest them as single.ten_crop.
-    """
-    try:
-        ten = evaluate if "top1_error" in evaluate else evaluate["single"]["ten_crop"]
-        return {"top1_error": float(ten["top1_error"]), "top5_error": float(ten["top5_error"])}
-    except (KeyError, TypeError, ValueError):
-        return None
-
 
 def git_json(rev: str, path: str) -> dict | None:
     """A JSON file as committed in `rev` (an experiment's commit), or None where it is not there."""
@@ -443,7 +430,7 @@ def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS,
         if arm is None or not seed_txt.isdigit() or (arm.name, int(seed_txt)) in seen:
             continue
         seed = int(seed_txt)
-        errors = headline_errors(exp.metrics.get(EVALUATE_METRICS))
+        errors = errors_of(exp.metrics.get(EVALUATE_METRICS))
         if errors is None or not matches(exp, run_overrides(arm, seed)):
             continue
         seen.add((arm.name, seed))

@@ -270,4 +270,4 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
     write_json(metrics_path, {**headline_metrics(m), **measures})
     if record_path is not None:
         write_json(record_path, record)
-    return {**record, **m, **measures}
+    return {**record, **headline_metrics(m), **measures}

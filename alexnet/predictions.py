@@ -18,9 +18,9 @@ as the evaluation split holds (`train_center_top1_error`, `train_center_top5_err
 two-column net conv1's colour per column (alexnet.kernels). records/evaluate.json (a run record,
 not a metric) holds what was evaluated:
 split, images, nets, members, epochs, dataset, model, torchvision_weights, input_size, mean,
-per_class_scheme, device. `read_evaluation` joins the two into the nested form
-`["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]` that the results,
-report and claims code use. Never imports torch, so reading results does not load the
+per_class_scheme, device. `read_evaluation` joins the two into one flat dict, the keys as written
+(one error by kind and scheme: `metric_key`, `errors_of`), which the results and report stages
+read, and alexnet.ablations reads an experiment's metrics with `errors_of`. Never imports torch, so reading results does not load the
 model's libraries.
 """
 
@@ -104,22 +104,28 @@ def headline_metrics(m: dict) -> dict[str, float]:
             for (kind, scheme), prefix in HEADLINE_PREFIX.items() for k in TOP_K}
 
 
-def nested_metrics(flat: dict) -> dict:
-    """The inverse of headline_metrics: `{"single": {"center": {"top1_error", ...}, ...}, ...}`."""
-    out: dict = {kind: {} for kind in KINDS}
-    for (kind, scheme), prefix in HEADLINE_PREFIX.items():
-        out[kind][scheme] = {f"top{k}_error": flat[f"{prefix}top{k}_error"] for k in TOP_K}
-    return out
+def metric_key(kind: str, scheme: str, metric: str) -> str:
+    """metrics/evaluate.json's key for one error: metric_key("ensemble", "center", "top1_error")
+    is `ensemble_center_top1_error`."""
+    return HEADLINE_PREFIX[(kind, scheme)] + metric
+
+
+def errors_of(evaluation: dict | None, kind: str = "single", scheme: str = "ten_crop") -> dict[str, float] | None:
+    """`{"top1_error", "top5_error"}` of one kind and scheme from metrics/evaluate.json's flat keys
+    (read_evaluation's result, or an experiment's metrics in `dvc exp show`); None where absent."""
+    try:
+        return {f"top{k}_error": float(evaluation[metric_key(kind, scheme, f"top{k}_error")]) for k in TOP_K}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = None) -> dict:
-    """What the evaluate stage wrote, as one dict: the run record's descriptors (split, images,
-    nets, members, epochs, dataset, model, ...), the errors nested as
-    `["single" | "ensemble"]["center" | "ten_crop"]["top1_error" | "top5_error"]`, and the
-    RUN_MEASURES the file holds, flat.
+    """What the evaluate stage wrote, as one flat dict: the run record's descriptors (split,
+    images, nets, members, epochs, dataset, model, ...) and metrics/evaluate.json's keys as they
+    are (headline_metrics; one error: metric_key or errors_of).
 
-    The one reader of metrics/evaluate.json (flat headline keys, see headline_metrics) and
-    records/evaluate.json; the results, report and claims stages go through it."""
+    The one reader of metrics/evaluate.json and records/evaluate.json; the results and report
+    stages go through it, alexnet.ablations through errors_of."""
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
         raise PipelineError(f"{metrics_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
@@ -130,8 +136,8 @@ def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = N
         if not record_path.is_file():
             raise PipelineError(f"{record_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
         record = read_json(record_path)
-    try:
-        nested = nested_metrics(flat)
-    except KeyError as e:
-        raise PipelineError(f"{metrics_path} lacks {e.args[0]!r}: written by older code; rerun `dvc repro evaluate`") from e
-    return {**record, **nested, **{k: flat[k] for k in RUN_MEASURES if k in flat}}
+    missing = [metric_key(kind, scheme, f"top{k}_error") for kind, scheme in HEADLINE_PREFIX for k in TOP_K
+               if metric_key(kind, scheme, f"top{k}_error") not in flat]
+    if missing:
+        raise PipelineError(f"{metrics_path} lacks {missing[0]!r}: written by older code; rerun `dvc repro evaluate`")
+    return {**record, **flat}

@@ -40,7 +40,7 @@ from alexnet import netstore, paper, provenance
 from alexnet.cifar_data import shown_run
 from alexnet.config import Params, comparable, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
-from alexnet.predictions import read_evaluation
+from alexnet.predictions import errors_of, read_evaluation
 from alexnet.tables import fmt
 
 # What the stages before the report write for it, by name (the report imports none of them).
@@ -261,7 +261,7 @@ def _evaluation_rows(ev: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for kind in ("single", "ensemble") if ev else ():
         for scheme in ("center", "ten_crop"):
-            errors = (ev.get(kind) or {}).get(scheme) or {}
+            errors = errors_of(ev, kind, scheme) or {}
             rows.append({"kind": kind, "scheme": scheme, "nets": 1 if kind == "single" else ev.get("nets"),
                          "top1_error": errors.get("top1_error"), "top5_error": errors.get("top5_error")})
     return rows
@@ -329,8 +329,7 @@ def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]
 def _summary(params: Params, runs: Runs) -> dict[str, Any]:
     """The headline under the title: one net and the ensemble, ten crops; fc7 against pixel retrieval."""
     ev, a = runs.evaluate, runs.analyze
-    ten = (ev.get("single") or {}).get("ten_crop") or None
-    ens = (ev.get("ensemble") or {}).get("ten_crop") or None
+    ten, ens = errors_of(ev, "single", "ten_crop"), errors_of(ev, "ensemble", "ten_crop")
     k = min(params.analyze.precision_k)
     retrieval = ({"k": k, "fc7": a[f"fc7_precision_at_{k}"], "pixel": a.get(f"pixel_precision_at_{k}")}
                  if a.get(f"fc7_precision_at_{k}") is not None else None)

@@ -32,7 +32,7 @@ from alexnet import paper
 from alexnet.errors import PipelineError
 from alexnet.config import PIPELINE_CHECK, Params, comparable
 from alexnet.fileio import atomic_dir
-from alexnet.predictions import read_evaluation
+from alexnet.predictions import metric_key, read_evaluation
 from alexnet.tables import latex_table, titled_table
 
 SCHEME = "ten_crop"  # the paper's protocol; centre-crop numbers stay in metrics/evaluate.json
@@ -75,11 +75,11 @@ class EvaluationSource:
         return text
 
 
-def provenance(evaluation: dict, source: str, classes: int | None, subset: bool | None,
+def evaluation_source(evaluation: dict, source: str, classes: int | None, subset: bool | None,
                budget: int | None) -> EvaluationSource:
     """What metrics/evaluate.json (and the params: the dataset's source, data.subset, the training
     budget train.epochs) say about the evaluated numbers."""
-    for key in ("split", "images", "nets", "single", "ensemble"):
+    for key in ("split", "images", "nets", "top1_error", "ensemble_top1_error"):
         if key not in evaluation:
             raise PipelineError(f"the evaluation metrics lack {key!r}: rerun the evaluate stage")
     split = evaluation["split"]
@@ -114,7 +114,7 @@ def status(prov: EvaluationSource) -> str:
 
 
 def _ours(evaluation: dict, kind: str, key: str) -> float:
-    return float(evaluation[kind][SCHEME][key])
+    return float(evaluation[metric_key(kind, SCHEME, key)])
 
 
 def _diff(ours: float | None, theirs: float | None) -> float | None:
@@ -270,7 +270,7 @@ def results(evaluation_path: str | Path, out_dir: str | Path,
     evaluate stage's metrics (`evaluation_path`) and run record (`record_path`)."""
     evaluation = read_evaluation(evaluation_path, record_path)
     classes = evaluation.get("classes")  # the store's class count (records/evaluate.json)
-    prov = provenance(evaluation, params.data.source, classes, params.data.subset.active, params.train.epochs)
+    prov = evaluation_source(evaluation, params.data.source, classes, params.data.subset.active, params.train.epochs)
     if all(e is None for e in prov.epochs) and prov.model == "paper":
         # older metrics without the nets' own epoch counts: the param they were trained with
         prov = EvaluationSource(**{**prov.__dict__, "epochs": (params.train.epochs,) * prov.nets})

@@ -49,7 +49,7 @@ def test_parse_exp_show_reads_states_params_and_metrics():
     assert set(exps) == {"ablate-baseline-s0", "ablate-no-lrn-s0", "ablate-baseline-s1", "ablate-no-dropout-s0"}
     assert exps["ablate-no-lrn-s0"].state == "success"
     assert exps["ablate-no-lrn-s0"].params["model"]["lrn"] is False
-    assert exps["ablate-no-lrn-s0"].metrics["metrics/evaluate.json"]["single"]["ten_crop"]["top1_error"] == 32.0
+    assert exps["ablate-no-lrn-s0"].metrics["metrics/evaluate.json"]["top1_error"] == 32.0
     assert exps["ablate-baseline-s1"].state == "queued"
     assert exps["ablate-no-dropout-s0"].state == "failed"
     assert exps["ablate-no-lrn-s0"].baseline == "fe29cc8f7f5a1a9500de748786e3bac58a3ddc71"
@@ -191,11 +191,11 @@ def test_collect_ignores_runs_whose_params_do_not_match_their_name():
     assert {r["name"] for r in collect(show, read=_committed({}))["runs"]} == {"ablate-baseline-s0"}
 
 
-def test_headline_errors_reads_single_ten_crop():
-    assert ablations.headline_errors({"single": {"ten_crop": {"top1_error": 1, "top5_error": 2}}}) == {
+def test_errors_of_reads_the_flat_keys_the_pipeline_writes():
+    assert ablations.errors_of({"top1_error": 1, "top5_error": 2, "center_top1_error": 3}) == {
         "top1_error": 1.0, "top5_error": 2.0}
-    assert ablations.headline_errors({"single": {}}) is None
-    assert ablations.headline_errors(None) is None
+    assert ablations.errors_of({"single": {"ten_crop": {"top1_error": 1, "top5_error": 2}}}) is None  # old layout
+    assert ablations.errors_of(None) is None
 
 
 def test_dry_run_prints_commands_and_cost_without_dvc(tmp_path, capsys, monkeypatch):

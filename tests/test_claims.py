@@ -155,13 +155,13 @@ def test_an_ilsvrc_subset_is_judged_as_table_2_judges_it():
     claim_row = rows_of(runs)[("no-lrn", "lrn-top1")]
     ev = {"split": "val", "images": 50000, "nets": 1, "dataset": "ilsvrc2012", "members": ["seed0"], "epochs": [90],
           "model": "paper", "torchvision_weights": "",
-          "single": {s: {"top1_error": 40.0, "top5_error": 18.0} for s in ("center", "ten_crop")},
-          "ensemble": {s: {"top1_error": 40.0, "top5_error": 18.0} for s in ("center", "ten_crop")}}
-    table2 = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, True, 90)).set_index("model").loc["1 CNN"]
+          **{f"{prefix}top{k}_error": e for prefix in ("", "ensemble_", "center_", "ensemble_center_")
+             for k, e in ((1, 40.0), (5, 18.0))}}
+    table2 = rs.table2(ev, rs.evaluation_source(ev, "ilsvrc2012", 1000, True, 90)).set_index("model").loc["1 CNN"]
     assert claim_row["verdict"] == table2.status == "pipeline check (data.subset)"
     # and the full dataset is the paper's in both
     assert rows_of(runs_(False))[("no-lrn", "lrn-top1")]["verdict"] == verdict.MATCHES
-    assert rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, False, 90)).set_index("model").loc["1 CNN"].status == \
+    assert rs.table2(ev, rs.evaluation_source(ev, "ilsvrc2012", 1000, False, 90)).set_index("model").loc["1 CNN"].status == \
         "reproduced"
 
 

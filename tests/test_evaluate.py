@@ -182,23 +182,20 @@ def test_evaluate_stage_end_to_end(tmp_path):
         _hand_errors(train_want, train_labels[[0, 3, 6]])["top1_error"], abs=1e-4)
     assert flat["conv1_colour_column1"] >= 0 and flat["conv1_colour_column2"] >= 0  # alexnet.kernels' own tests
     assert all(type(v) is float for v in flat.values())
-    assert (flat["top1_error"], flat["center_top5_error"]) == (m["single"]["ten_crop"]["top1_error"],
-                                                               m["single"]["center"]["top5_error"])
-    assert flat["ensemble_center_top1_error"] == m["ensemble"]["center"]["top1_error"]
     record = json.loads((tmp_path / "records" / "evaluate.json").read_text())
     assert not {"single", "ensemble"} & set(record) and not any(k.endswith("_error") for k in record)
     saved = read_evaluation(tmp_path / "metrics" / "evaluate.json", tmp_path / "records" / "evaluate.json")
-    assert saved == json.loads(json.dumps(m))
+    assert saved == json.loads(json.dumps(m))  # what the stage returns is what it wrote, read back
     assert (saved["split"], saved["images"], saved["nets"]) == ("val", 3, 2)
     assert saved["members"] == ["seed3", "seed1"] and saved["epochs"] == [7, 7] and saved["input_size"] == 227
     assert saved["train_images_scored"] == 3
     for s in ev.SCHEMES:
-        assert set(saved["single"][s]) == {"top1_error", "top5_error"}
         f16 = {k: want[k][s].astype(np.float16).astype(np.float32) for k in want}
-        assert saved["single"][s] == _hand_errors(f16[3], labels)  # single = the first seed
-        assert saved["ensemble"][s] == _hand_errors((f16[3] + f16[1]) / 2, labels)
-        assert saved["single"][s]["top5_error"] == 0.0  # 3 classes: always in the top 5
-    assert predictions.ensemble_metrics(tmp_path / "eval", saved["members"]) == {k: saved[k] for k in ev.KINDS}
+        assert predictions.errors_of(saved, "single", s) == _hand_errors(f16[3], labels)  # single = the first seed
+        assert predictions.errors_of(saved, "ensemble", s) == _hand_errors((f16[3] + f16[1]) / 2, labels)
+        assert saved[predictions.metric_key("single", s, "top5_error")] == 0.0  # 3 classes: always in the top 5
+    again = predictions.headline_metrics(predictions.ensemble_metrics(tmp_path / "eval", saved["members"]))
+    assert again == {k: saved[k] for k in again}
 
     table = pd.read_csv(tmp_path / "eval" / "per_class.csv")
     assert list(table.columns) == ["label", "wnid", "name", "images", "top1_error", "top5_error"]
@@ -294,10 +291,11 @@ def test_evaluate_stage_with_torchvision_weights(tmp_path, torchvision_case, mon
     assert (m["model"], m["torchvision_weights"]) == ("torchvision", str(path))
     assert (m["nets"], m["members"]) == (1, ["torchvision"])
     assert m["input_size"] == 224 and m["mean"] == "torchvision"
-    assert m["ensemble"] == m["single"]
+    for s in ev.SCHEMES:
+        assert predictions.errors_of(m, "ensemble", s) == predictions.errors_of(m, "single", s)
     center = np.load(tmp_path / "eval" / "probs-torchvision-center.npy")
     np.testing.assert_allclose(center, _softmax(theirs.numpy()), atol=1e-4)
-    assert m["single"]["center"]["top1_error"] == (0.0 if theirs.argmax() == 999 else 100.0)
+    assert m["center_top1_error"] == (0.0 if theirs.argmax() == 999 else 100.0)
     assert np.load(tmp_path / "eval" / "probs-torchvision-ten_crop.npy").shape == (1, 1000)
 
 
@@ -316,8 +314,8 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
                     params, **tv)
 
 
-def test_headline_keys_round_trip_through_the_nested_form():
-    from alexnet.predictions import headline_metrics, nested_metrics
+def test_headline_keys_and_reading_one_error_back():
+    from alexnet.predictions import errors_of, headline_metrics, metric_key
 
     nested = {"single": {"center": {"top1_error": 1.0, "top5_error": 2.0},
                          "ten_crop": {"top1_error": 3.0, "top5_error": 4.0}},
@@ -327,7 +325,11 @@ def test_headline_keys_round_trip_through_the_nested_form():
     assert flat == {"top1_error": 3.0, "top5_error": 4.0, "ensemble_top1_error": 7.0, "ensemble_top5_error": 29.0,
                     "center_top1_error": 1.0, "center_top5_error": 2.0, "ensemble_center_top1_error": 5.0,
                     "ensemble_center_top5_error": 6.0}
-    assert nested_metrics(flat)["single"] == nested["single"]
+    for kind in ev.KINDS:
+        for scheme in ev.SCHEMES:
+            assert errors_of(flat, kind, scheme) == {k: round(v, 6) for k, v in nested[kind][scheme].items()}
+    assert metric_key("ensemble", "center", "top1_error") == "ensemble_center_top1_error"
+    assert errors_of({"top1_error": 1.0}) is None and errors_of(None) is None
 
 
 def test_read_evaluation_names_a_missing_or_old_file(tmp_path):

@@ -17,30 +17,24 @@ from alexnet.config import params_from_dict
 
 
 
-def _evaluation(split="val", dataset="ilsvrc2012", nets=2, images=50000, **extra):
-    def errs(t1, t5):
-        return {"top1_error": t1, "top5_error": t5}
+# metrics/evaluate.json's headline keys, written out by hand as docs/architecture.md gives them
+ERRORS = {"top1_error": 42.25, "top5_error": 19.5, "ensemble_top1_error": 39.5, "ensemble_top5_error": 17.75,
+          "center_top1_error": 44.0, "center_top5_error": 21.0, "ensemble_center_top1_error": 41.0,
+          "ensemble_center_top5_error": 19.0}
 
-    return {"split": split, "images": images, "nets": nets,
-            "single": {"center": errs(44.0, 21.0), "ten_crop": errs(42.25, 19.5)},
-            "ensemble": {"center": errs(41.0, 19.0), "ten_crop": errs(39.5, 17.75)},
+
+def _evaluation(split="val", dataset="ilsvrc2012", nets=2, images=50000, **extra):
+    """What alexnet.predictions.read_evaluation returns: the run record and the flat metrics."""
+    return {"split": split, "images": images, "nets": nets, **ERRORS,
             "dataset": dataset, "members": [f"seed{i}" for i in range(nets)], "epochs": [90] * nets,
             "model": "paper", "torchvision_weights": "", **extra}
 
 
 def _write_evaluation(folder, ev):
-    """The evaluate stage's two files for `ev`: the flat headline metrics (keys written out by
-    hand, as docs/architecture.md gives them) and the run record."""
-    flat = {"top1_error": ev["single"]["ten_crop"]["top1_error"], "top5_error": ev["single"]["ten_crop"]["top5_error"],
-            "ensemble_top1_error": ev["ensemble"]["ten_crop"]["top1_error"],
-            "ensemble_top5_error": ev["ensemble"]["ten_crop"]["top5_error"],
-            "center_top1_error": ev["single"]["center"]["top1_error"],
-            "center_top5_error": ev["single"]["center"]["top5_error"],
-            "ensemble_center_top1_error": ev["ensemble"]["center"]["top1_error"],
-            "ensemble_center_top5_error": ev["ensemble"]["center"]["top5_error"]}
+    """The evaluate stage's two files for `ev`: the flat headline metrics and the run record."""
     metrics, record = folder / "evaluate.json", folder / "evaluate-record.json"
-    metrics.write_text(json.dumps(flat))
-    record.write_text(json.dumps({k: v for k, v in ev.items() if k not in ("single", "ensemble")}))
+    metrics.write_text(json.dumps({k: v for k, v in ev.items() if k in ERRORS}))
+    record.write_text(json.dumps({k: v for k, v in ev.items() if k not in ERRORS}))
     return metrics, record
 
 
@@ -60,7 +54,7 @@ def test_paper_numbers_are_the_papers():
 
 def test_table2_on_ilsvrc2012_val():
     ev = _evaluation()
-    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
+    prov = rs.evaluation_source(ev, "ilsvrc2012", 1000, False, 90)
     t = rs.table2(ev, prov).set_index("model")
     one = t.loc["1 CNN"]
     assert (one.paper_top1_val, one.ours_top1_val, one.diff_top1_val) == (40.7, 42.25, 1.55)
@@ -87,7 +81,7 @@ def test_table2_on_ilsvrc2012_val():
 
 def test_table1_on_ilsvrc2010_test():
     ev = _evaluation(split="test", dataset="ilsvrc2010", nets=3, images=150000)
-    prov = rs.provenance(ev, "ilsvrc2010", 1000, False, 90)
+    prov = rs.evaluation_source(ev, "ilsvrc2010", 1000, False, 90)
     t = rs.table1(ev, prov).set_index("model")
     cnn = t.loc["CNN"]
     assert (cnn.ours_top1_error, cnn.diff_top1_error) == (42.25, 4.75)
@@ -102,7 +96,7 @@ def test_table1_on_ilsvrc2010_test():
 
 def test_single_net_leaves_the_ensemble_row_not_run():
     ev = _evaluation(nets=1)
-    t = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", 1000, False, 90)).set_index("model")
+    t = rs.table2(ev, rs.evaluation_source(ev, "ilsvrc2012", 1000, False, 90)).set_index("model")
     assert t.loc["5 CNNs"].status == "not run" and pd.isna(t.loc["5 CNNs"].ours_top1_val)
     assert "one seed" in t.loc["5 CNNs"].provenance
     assert t.loc["1 CNN"].ours_top1_val == 42.25
@@ -110,7 +104,7 @@ def test_single_net_leaves_the_ensemble_row_not_run():
 
 def test_tiny_dataset_is_marked_not_comparable(tmp_path):
     ev = _evaluation(dataset="tiny", images=200)
-    prov = rs.provenance(ev, "tiny", 10, False, 8)
+    prov = rs.evaluation_source(ev, "tiny", 10, False, 8)
     t = rs.table2(ev, prov).set_index("model")
     why = "data.source tiny; 10 classes; 8 epochs < 90"  # alexnet.config.comparable's reason
     assert t.loc["1 CNN"].provenance.startswith(f"tiny dataset, not comparable ({why})")
@@ -118,7 +112,7 @@ def test_tiny_dataset_is_marked_not_comparable(tmp_path):
     filled = t[t.status != "not run"]
     assert len(filled) == 2 and (filled.status == f"pipeline check ({why})").all()
     ev10 = _evaluation(dataset="ilsvrc2012")  # ILSVRC layout but only 10 classes: not comparable either
-    assert "reproduced" not in set(rs.table2(ev10, rs.provenance(ev10, "ilsvrc2012", 10, False, 90)).status)
+    assert "reproduced" not in set(rs.table2(ev10, rs.evaluation_source(ev10, "ilsvrc2012", 10, False, 90)).status)
     assert "10 classes" in t.loc["1 CNN"].provenance
     md = rs.to_markdown(rs.table2(ev, prov), rs.TABLE2_TITLE, rs.notes(prov))
     assert "tiny dataset, not comparable" in md
@@ -132,14 +126,14 @@ def test_tiny_dataset_is_marked_not_comparable(tmp_path):
 ])
 def test_ilsvrc_that_is_not_the_papers_run_is_a_pipeline_check(classes, subset, budget, why):
     ev = _evaluation()
-    row = rs.table2(ev, rs.provenance(ev, "ilsvrc2012", classes, subset, budget)).set_index("model").loc["1 CNN"]
+    row = rs.table2(ev, rs.evaluation_source(ev, "ilsvrc2012", classes, subset, budget)).set_index("model").loc["1 CNN"]
     assert row.status == f"pipeline check ({why})" and row.ours_top1_val == 42.25
 
 
 def test_torchvision_weights_provenance():
     ev = _evaluation(nets=1, model="torchvision", torchvision_weights="/data/alexnet.pth", members=["torchvision"],
                      epochs=[None])
-    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
+    prov = rs.evaluation_source(ev, "ilsvrc2012", 1000, False, 90)
     row = rs.table2(ev, prov).set_index("model").loc["1 CNN"]
     assert "torchvision AlexNet weights /data/alexnet.pth" in row.provenance and "epochs unknown" in row.provenance
     assert row.status == "measured (not the paper's net)"
@@ -147,7 +141,7 @@ def test_torchvision_weights_provenance():
 
 def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
     ev = _evaluation(nets=1)
-    prov = rs.provenance(ev, "ilsvrc2012", 1000, False, 90)
+    prov = rs.evaluation_source(ev, "ilsvrc2012", 1000, False, 90)
     df = rs.table2(ev, prov)
     md = rs.to_markdown(df, rs.TABLE2_TITLE, rs.notes(prov))
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
@@ -160,7 +154,7 @@ def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
     assert "\\toprule" in tex and "36.7 & not run" in tex and "1 CNN* &" in tex
     # escaping: an underscore in a path must not break LaTeX
     ev2 = _evaluation(nets=1, model="torchvision", torchvision_weights="/w/alex_net.pth")
-    tex2 = rs.to_latex(rs.table2(ev2, rs.provenance(ev2, "ilsvrc2012", 1000, False, 90)), "T", "tab:t")
+    tex2 = rs.to_latex(rs.table2(ev2, rs.evaluation_source(ev2, "ilsvrc2012", 1000, False, 90)), "T", "tab:t")
     assert "alex\\_net.pth" in tex2
 
 
@@ -186,7 +180,8 @@ def test_results_stage_missing_or_bad_evaluation(tmp_path):
     record.write_text(json.dumps({"split": "val"}))
     with pytest.raises(PipelineError, match="images"):
         rs.results(metrics, tmp_path / "t", params, record_path=record)
-    (tmp_path / "old.json").write_text(json.dumps(_evaluation()))  # the nested layout of older code
+    old = {"split": "val", "single": {"ten_crop": {"top1_error": 40.0, "top5_error": 18.0}}}
+    (tmp_path / "old.json").write_text(json.dumps(old))  # the nested layout of older code
     with pytest.raises(PipelineError, match="lacks 'top1_error'"):
         rs.results(tmp_path / "old.json", tmp_path / "t", params, record_path=record)
     assert not (tmp_path / "t").exists()
@@ -194,7 +189,7 @@ def test_results_stage_missing_or_bad_evaluation(tmp_path):
 
 def test_stage_script_runs(tmp_path):
     ev = _evaluation()
-    ev["single"]["ten_crop"]["top1_error"] = 28.999999999999996  # 100 * (1 - 0.71) in floats
+    ev["top1_error"] = 28.999999999999996  # 100 * (1 - 0.71) in floats
     ev_path, record = _write_evaluation(tmp_path, ev)
     (tmp_path / "params.yaml").write_text("train:\n  seeds: [0, 1]\n")
     out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--eval-record", record,
