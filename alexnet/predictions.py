@@ -33,7 +33,7 @@ import numpy as np
 
 from alexnet.errors import PipelineError
 from alexnet.fileio import read_json
-from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates
+from alexnet.metrics import SCHEMES, TOP_K, error_rates
 
 
 def probs_path(eval_dir: str | Path, tag: str, scheme: str) -> Path:
