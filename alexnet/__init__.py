@@ -1,6 +1,6 @@
 """AlexNet (Krizhevsky, Sutskever, Hinton, 2012), reproduced end to end.
 
-Modules, one concern each (tests/test_package.py keeps this list complete):
+Modules and packages, one concern each (tests/test_package.py keeps this list and each package's complete):
     errors      the error classes a stage turns into one clear line
     cli         what every stage script shares: argument parsing, numerics pinning, one-line errors
     config      params.yaml as typed, validated dataclasses
@@ -11,9 +11,7 @@ Modules, one concern each (tests/test_package.py keeps this list complete):
     stats       mean image, channel moments, RGB PCA
     model       the paper's network, its ablation switches, the torchvision variant
     netstore    models/seed<N>/'s layout: model.pt, info.json, architecture.json (torch-free)
-    pixels      stored pixels -> network input without randomness: crops, mirroring, mean subtraction
-    augment     batched, on-device crops, flips, PCA lighting, mean subtraction
-    loader      batches from the store, read ahead by threads, augmented on the device
+    input       the input pipeline: pixels (test-time crops), augment (training's), loader (batches)
     optim       the paper's SGD update and its learning-rate schedule
     distributed one process or one rank of a torchrun launch (DDP)
     train       SGD with the paper's update and schedule, checkpoints, determinism, DDP
@@ -31,9 +29,7 @@ Modules, one concern each (tests/test_package.py keeps this list complete):
     expqueue    DVC's experiment queue for a long sweep: task states, stale tasks, workers, a planning lock
     verdict     the claims' verdict rule (a t interval against the paper's number), stated once
     claims      the paper's claims beside ours, judged by that rule
-    cifar_data  CIFAR-10 from the official archives or an image folder, checked; the generated tiny set
-    cifar_nets  the authors' CIFAR-10 nets: Figure 1's four-layer net, the 13%/11% conv-local nets
-    cifar       Figure 1 (lr grid, then seeds) and the CIFAR-10 LRN claim, resumable per net
+    cifar       CIFAR-10's claims: data (the copy, checked), nets (the authors'), training (Figure 1, LRN)
     report      the paper-style HTML/Markdown report
     provenance  the git revision (clean or dirty, pipeline outputs aside), what decides bit-identity
     pinning     bit identity's environment, set before torch or numpy loads (every stage)

@@ -26,11 +26,12 @@ import torch
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
-from alexnet import netstore, pixels, retrieval, runtime
+from alexnet import netstore, retrieval, runtime
+from alexnet.input import pixels
 from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.loader import BatchLoader
+from alexnet.input.loader import BatchLoader
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {

@@ -22,7 +22,7 @@ import pandas as pd
 
 from alexnet import paper, verdict
 from alexnet.arms import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
-from alexnet.cifar_data import RUNS, shown_run
+from alexnet.cifar.data import RUNS, shown_run
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir
 from alexnet.tables import latex_table, titled_table

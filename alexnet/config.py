@@ -259,7 +259,7 @@ class AugmentConfig:
     # tensorpack do (~3.2 levels RMS per channel on ImageNet). sqrt_eigval (default):
     # sqrt(lambda_i), the component's standard deviation, as the authors' own cuda-convnet2 does
     # (~7.2 levels). eigval_255: lambda_i of 0-255 pixels literally (~820 levels: the image is
-    # wiped out). alexnet/augment.py and docs/fidelity.md give the derivations.
+    # wiped out). alexnet/input/augment.py and docs/fidelity.md give the derivations.
     pca_magnitude: PcaMagnitude = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
@@ -375,10 +375,10 @@ class CifarConfig:
 
     Figure 1's net is cuda-convnet's layers-18pct (conv 32-32-64 5x5 and one fc layer), trained
     with no regularisation; the LRN claim's nets are layers-conv-local-13pct and -11pct with their
-    layer-params (alexnet/cifar_nets.py, alexnet/cifar.py). Defaults are the authors' settings.
+    layer-params (alexnet/cifar/nets.py, alexnet/cifar/training.py). Defaults are the authors' settings.
     """
 
-    # Where the images come from (stage cifar_download; alexnet/cifar_data.py): tiny, a generated
+    # Where the images come from (stage cifar_download; alexnet/cifar/data.py): tiny, a generated
     # set in the official python format; python / binary, the official cifar-10-python.tar.gz /
     # cifar-10-binary.tar.gz at `path` (MD5-checked); folder, <path>/{train,test}/<class>/*.png|jpg.
     source: Literal["tiny", "python", "binary", "folder"] = "tiny"

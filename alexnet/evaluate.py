@@ -1,7 +1,7 @@
 """Testing: top-1/top-5 error with the centre crop and the paper's ten crops, single nets and ensembles.
 
 Owns stage `evaluate` (`evaluate`), running a net on the ten crops (`predict`; their geometry is
-alexnet.pixels'); it saves each net's probabilities (alexnet.predictions), so that the results
+alexnet.input.pixels'); it saves each net's probabilities (alexnet.predictions), so that the results
 and analysis stages never rerun a net. The ablation arms run up to this stage, so it also scores
 the first net on training images and measures its conv1 columns (`run_measures`): what the arms
 are judged on besides the error.
@@ -25,12 +25,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet import netstore, pixels, runtime
+from alexnet import netstore, runtime
+from alexnet.input import pixels
 from alexnet.errors import PipelineError
 from alexnet.config import Params
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.kernels import column_colour
-from alexnet.loader import BatchLoader
+from alexnet.input.loader import BatchLoader
 from alexnet.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
 from alexnet.metrics import KINDS, SCHEMES, TOP_K, error_rates
 

@@ -52,3 +52,12 @@ def closure(start: Path, root: Path = ROOT) -> set[str]:
                     files.add(f)
                     todo.append(f)
     return {f.relative_to(root).as_posix() for f in files}
+
+
+def runs_nothing(path: Path) -> bool:
+    """Whether a module is only its docstring (and __version__): a package index, which no
+    computation depends on."""
+    body = ast.parse(path.read_text()).body
+    return all((isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+               or (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__version__"])
+               for n in body)

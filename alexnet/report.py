@@ -37,7 +37,7 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from matplotlib.ticker import MaxNLocator
 
 from alexnet import netstore, paper, provenance
-from alexnet.cifar_data import shown_run
+from alexnet.cifar.data import shown_run
 from alexnet.config import Params, comparable, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
 from alexnet.predictions import errors_of, read_evaluation
@@ -46,7 +46,7 @@ from alexnet.tables import fmt
 # What the stages before the report write for it, by name (the report imports none of them).
 FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims)
-CIFAR_FIGURE = "figure1.png"  # in a CIFAR-10 run's folder (alexnet.cifar.FIGURE)
+CIFAR_FIGURE = "figure1.png"  # in a CIFAR-10 run's folder (alexnet.cifar.training.FIGURE)
 RESULT_TABLES = ("table1", "table2")  # reports/tables/<name>.md (alexnet.results)
 ANALYSIS_FIGURES = ("kernels", "top5", "neighbours", "tsne")  # figures.json's keys, in the report's order
 RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # analyze's <method>_precision_at_<k>
@@ -69,7 +69,7 @@ class ReportInputs:
     lock: Path  # dvc.lock
     claims: Path  # reports/claims (stage claims)
     # CIFAR-10 runs (Figure 1): the committed real-data run and stage cifar's, shown as
-    # alexnet.cifar_data.shown_run picks (the real one when there is one)
+    # alexnet.cifar.data.shown_run picks (the real one when there is one)
     cifar: list[Path]
 
 

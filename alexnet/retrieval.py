@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
-from alexnet import pixels
+from alexnet.input import pixels
 
 # Pixel-space baseline: the centre crop average-pooled to 32x32 RGB (3072-d), the "tiny images"
 # size of Torralba et al. 2008. Subtracting a common mean image would not change any Euclidean

@@ -35,7 +35,7 @@ from alexnet import distributed, imports, netstore, provenance, runtime
 from alexnet.errors import PipelineError
 from alexnet.config import SAME_BYTES, Params, TrainConfig, execution_params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
-from alexnet.loader import BatchLoader
+from alexnet.input.loader import BatchLoader
 from alexnet.metrics import topk_hits
 from alexnet.model import architecture, build_model, count_parameters, save_trained
 from alexnet.runtime import load_failure, torch_load
@@ -54,10 +54,10 @@ GUARD_EVERY_CUDA = 20
 # longer run extends a shorter one) and the device (a run moves between machines).
 EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
 # The modules whose source decides the trained weights: what this module and the numerics'
-# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes and the run
-# record's provenance (alexnet.imports reads the imports; dvc.yaml's deps of train are a superset).
-NOT_WEIGHTS = frozenset({"alexnet/__init__.py", "alexnet/errors.py", "alexnet/fileio.py", "alexnet/imports.py",
-                         "alexnet/provenance.py"})
+# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record's
+# provenance and the package indexes (alexnet.imports reads the imports; dvc.yaml's deps of train
+# are a superset).
+NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/imports.py", "alexnet/provenance.py"})
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -123,7 +123,7 @@ def training_code() -> list[str]:
     """The modules whose source decides the weights (root-relative paths, sorted)."""
     here = Path(__file__).resolve()
     modules = imports.closure(here) | imports.closure(here.with_name("pinning.py")) | {"alexnet/train.py"}
-    return sorted(modules - NOT_WEIGHTS)
+    return sorted(m for m in modules - NOT_WEIGHTS if not imports.runs_nothing(imports.ROOT / m))
 
 
 def code_fingerprint() -> dict[str, str]:

@@ -3,12 +3,12 @@
     python benchmarks/bench_cifar.py                 # about two minutes on a 2-core CPU
     python benchmarks/bench_cifar.py --images 6400 --repeat 3 --activation tanh
 
-Both train Figure 1's net (alexnet.cifar_nets.Figure1Net, width 1, batch 128, SGD with
+Both train Figure 1's net (alexnet.cifar.nets.Figure1Net, width 1, batch 128, SGD with
 momentum) on the same random uint8 32x32 images, one epoch of --images images per run; the
 median of --repeat interleaved runs:
   - plain: the textbook loop: a torch.utils.data.DataLoader over a TensorDataset of the float
     images (shuffle, batch 128), NCHW memory, `loss.item()` every step, torch's default threads;
-  - ours: alexnet.cifar.train_epoch as the stage runs it: the images on the device once as
+  - ours: alexnet.cifar.training.train_epoch as the stage runs it: the images on the device once as
     float32, the seeded batch order as index tensors, channels-last memory (cifar.channels_last),
     the error counted on the device and read once per epoch.
 Also the LRN claim's 11pct net (locally-connected layers, 24x24 crops and flips) in our loop.
@@ -30,9 +30,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import machine, timed, write_result  # noqa: E402
 
-from alexnet import cifar  # noqa: E402
-from alexnet.cifar_data import CifarData  # noqa: E402
-from alexnet.cifar_nets import Figure1Net  # noqa: E402
+from alexnet.cifar import training as cifar  # noqa: E402
+from alexnet.cifar.data import CifarData  # noqa: E402
+from alexnet.cifar.nets import Figure1Net  # noqa: E402
 from alexnet.config import CifarConfig  # noqa: E402
 
 

@@ -40,7 +40,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from alexnet.config import ModelConfig  # noqa: E402
 from alexnet.evaluate import evaluate_net  # noqa: E402
-from alexnet.pixels import ten_crop_input  # noqa: E402
+from alexnet.input.pixels import ten_crop_input  # noqa: E402
 from alexnet.model import build_model, count_parameters  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
 from common import machine, timed, write_result, write_store  # noqa: E402

@@ -38,7 +38,7 @@ from alexnet.model import build_model  # noqa: E402
 from alexnet.optim import build_optimizer  # noqa: E402
 from alexnet.stats import Stats  # noqa: E402
 from alexnet.store import PreparedStore  # noqa: E402
-from alexnet import pinning  # noqa: E402
+from alexnet import pinning, runtime  # noqa: E402
 from alexnet.config import NumericsConfig  # noqa: E402
 from alexnet.train import _make_loaders, train_one_epoch  # noqa: E402
 from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402

@@ -147,7 +147,7 @@ def test_kernel_grid_scales_each_kernel_and_places_it():
 
 
 class FakeSplit:
-    """An alexnet.loader.StoreView (what the analysis reads through the loader) over an in-memory array."""
+    """An alexnet.input.loader.StoreView (what the analysis reads through the loader) over an in-memory array."""
 
     format = "npy"
 

@@ -1,4 +1,4 @@
-"""alexnet.cifar and alexnet.cifar_nets: the authors' CIFAR-10 nets (checked against independent
+"""alexnet.cifar.training and alexnet.cifar.nets: the authors' CIFAR-10 nets (checked against independent
 computations), the Figure 1 protocol (epochs to target, the lr choice, pruning), the views of
 cuda-convnet's cropped provider, and the stage end to end: deterministic, resumable from its
 checkpoints with the same result."""
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from alexnet import cifar
-from alexnet.cifar import NetRun, best_run, crop_views, epochs_to_target, stop_reason, multiview_crops
-from alexnet.cifar_data import cifar_download
-from alexnet.cifar_nets import ConvLocalNet, Figure1Net, LocallyConnected2d
+from alexnet.cifar import training as cifar
+from alexnet.cifar.training import NetRun, best_run, crop_views, epochs_to_target, stop_reason, multiview_crops
+from alexnet.cifar.data import cifar_download
+from alexnet.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d
 from alexnet.config import CifarConfig, ConfigError, params_from_dict
 
 
@@ -211,7 +211,7 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
 
 def test_pruning_changes_no_chosen_rate(small_run):
     tmp, cfg, _ = small_run
-    from alexnet.cifar_data import open_cifar
+    from alexnet.cifar.data import open_cifar
 
     data, manifest = open_cifar(tmp / "raw")
     inputs = cifar.prepare_inputs(data, torch.device("cpu"), cfg.channels_last)

@@ -209,7 +209,7 @@ def test_cifar_rows_censored_copy_tiny_and_missing():
 
 
 def test_the_real_cifar_run_is_shown_over_the_tiny_check(tmp_path):
-    from alexnet.cifar_data import shown_run
+    from alexnet.cifar.data import shown_run
 
     for name, dataset in (("tiny", "tiny"), ("real", "cifar10")):
         (tmp_path / name).mkdir()

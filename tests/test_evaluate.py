@@ -13,7 +13,8 @@ import torchvision
 from stage_helpers import assert_clear_error, run_stage
 
 from alexnet import evaluate as ev
-from alexnet import metrics, pixels, predictions
+from alexnet import metrics, predictions
+from alexnet.input import pixels
 from alexnet.errors import PipelineError
 from alexnet.predictions import read_evaluation
 

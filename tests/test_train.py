@@ -403,8 +403,8 @@ def test_outputs(reference: Path):
 
 def test_train_metrics_are_correct_for_a_known_net(reference: Path, data: tuple[Path, Path]):
     """val metrics recomputed independently: centre crops through the saved net, numpy errors."""
-    from alexnet.augment import InputStats
-    from alexnet.pixels import crop_center_flip
+    from alexnet.input.augment import InputStats
+    from alexnet.input.pixels import crop_center_flip
     from alexnet.model import load_trained
     from alexnet.stats import load_stats
     from alexnet.store import PreparedStore

@@ -1,7 +1,7 @@
 """The training and evaluation input pipeline: prepared store -> augmented batches on the device.
 
 Owns batch order, data-parallel slicing, prefetching and host-to-device transfer. Pixels stay
-uint8 until they reach the device; `alexnet.augment` turns them into input there.
+uint8 until they reach the device; `alexnet.input.augment` turns them into input there.
 
 Determinism: the epoch's order is a permutation drawn from (seed, epoch) alone and each global
 batch's augmentation from (seed, epoch, batch index) alone, so
@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alexnet.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
-from alexnet.pixels import MeanMode
+from alexnet.input.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
+from alexnet.input.pixels import MeanMode
 from alexnet.config import AugmentConfig, ConfigError
 
 

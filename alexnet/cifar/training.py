@@ -3,7 +3,7 @@
 Owns metrics/cifar.json (results), records/cifar.json (timings, what ran where) and the
 stage's folder (reports/cifar/: figure1.png, curves.csv, lrn_curves.csv and runs.json, the
 per-seed numbers the claims table judges). The data is stage `cifar_download`'s store
-(`alexnet.cifar_data`); the nets are `alexnet.cifar_nets`.
+(`alexnet.cifar.data`); the nets are `alexnet.cifar.nets`.
 
 Figure 1, as the paper ran it: the four-layer net with ReLUs and with tanh units, no
 regularisation of any kind, SGD with momentum. For each activation the learning rate is the one
@@ -47,10 +47,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from torch import Tensor, nn
 
-from alexnet import paper
-from alexnet.cifar_data import RUNS, CifarData, open_cifar
-from alexnet.cifar_nets import ConvLocalNet, Figure1Net
-from alexnet import runtime
+from alexnet import imports, paper, runtime
+from alexnet.cifar.data import RUNS, CifarData, open_cifar
+from alexnet.cifar.nets import ConvLocalNet, Figure1Net
 from alexnet.config import CifarConfig, NumericsConfig
 from alexnet.fileio import atomic_dir, atomic_path, write_json
 from alexnet.provenance import git_revision, hardware
@@ -60,8 +59,8 @@ CURVES = "curves.csv"
 LRN_CURVES = "lrn_curves.csv"
 # The code that makes the numbers, hashed when it is imported (airbench style: the run record
 # names the code that ran, even when the files change while a long run goes on).
-CODE_SHA256 = {name: hashlib.sha256(Path(__file__).with_name(name).read_bytes()).hexdigest()
-               for name in ("cifar.py", "cifar_nets.py", "cifar_data.py", "model.py")}
+CODE_SHA256 = {name: hashlib.sha256((imports.ROOT / name).read_bytes()).hexdigest()
+               for name in sorted(imports.closure(Path(__file__)) | {"alexnet/cifar/training.py"})}
 CHANCE = 90.0  # % training error before the first step (10 classes)
 STALL_EPOCHS, STALL_MARGIN = 3, 2.0  # a net within 2 points of chance after 3 epochs has stalled
 

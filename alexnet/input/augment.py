@@ -5,8 +5,8 @@
   gives the same batch on the CPU and on a GPU. `batch_generator(seed, epoch, batch)` seeds one
   generator per global batch: a resumed epoch or another rank of a data-parallel run draws
   exactly what an uninterrupted single process would have drawn, and each rank slices its rows.
-- `apply_params` applies them through alexnet.pixels.render, the one place stored pixels become
-  network input (crop, mirror, mean subtraction: alexnet.pixels), plus the lighting shift.
+- `apply_params` applies them through alexnet.input.pixels.render, the one place stored pixels become
+  network input (crop, mirror, mean subtraction: alexnet.input.pixels), plus the lighting shift.
 
 PCA lighting (Section 4.1): to every pixel of an image add [p1 p2 p3][a1 m1, a2 m2, a3 m3]^T,
 p_i the eigenvectors of the training set's RGB covariance (from the stats stage, 0-255 units),
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from alexnet.config import AugmentConfig, ConfigError, PcaMagnitude
-from alexnet.pixels import MeanMode, Normalization, as_tensor, center_offset, render, select_mean, to_numpy, torchvision_normalize
+from alexnet.input.pixels import MeanMode, Normalization, as_tensor, center_offset, render, select_mean, to_numpy, torchvision_normalize
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ OFFICIAL_PER_CLASS = {"train": 5000, "test": 1000}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RECORD = 1 + 3072  # the binary format: label byte, then the pixels
 MANIFEST = "manifest.json"
-RUNS = "runs.json"  # stage cifar's per-seed numbers (alexnet.cifar), which claims and the report read
+RUNS = "runs.json"  # stage cifar's per-seed numbers (alexnet.cifar.training), which claims and the report read
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 TAR_MTIME = 1243296000  # 2009-05-26, fixed so the generated archive is byte-identical on every run
 

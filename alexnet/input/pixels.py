@@ -8,7 +8,7 @@ torchvision's normalisation, the same for training, evaluation and analysis.
   nothing. The torchvision variant instead takes (x/255 - mean) / std (`torchvision_normalize`).
 - `center_offset`, `ten_crop_views` (Section 4.1's ten test patches), `ten_crop_input`,
   `center_crop`, `center_input`, `input_size_of`: the test-time crops.
-The paper's random choices (crop offsets, flips, PCA lighting) are alexnet.augment's.
+The paper's random choices (crop offsets, flips, PCA lighting) are alexnet.input.augment's.
 """
 
 from __future__ import annotations
