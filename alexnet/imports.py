@@ -61,3 +61,43 @@ def runs_nothing(path: Path) -> bool:
     return all((isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
                or (isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["__version__"])
                for n in body)
+
+
+def module_graph(root: Path = ROOT) -> dict[str, list[str]]:
+    """Each package module (dotted, without the `alexnet.` prefix; a subpackage's __init__ by the
+    package name) and the package modules it imports directly, package indexes left out."""
+    graph = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        if path.name == "__init__.py" and runs_nothing(path):
+            continue
+        rel = path.relative_to(root / PACKAGE).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        deps = set()
+        for module in imported_modules(path, root):
+            f = module_file(module, root)
+            if f is None or (f.name == "__init__.py" and runs_nothing(f)):
+                continue
+            dep = f.relative_to(root / PACKAGE).with_suffix("")
+            dep_name = ".".join(dep.parts[:-1] if dep.name == "__init__" else dep.parts)
+            if dep_name and dep_name != name:
+                deps.add(dep_name)
+        graph[name] = sorted(deps)
+    return graph
+
+
+def layered(graph: dict[str, list[str]]) -> list[str]:
+    """The graph as docs/architecture.md draws it: `module -> imports`, each module below every
+    module it imports (a module that imports none stands alone), alphabetical within a layer."""
+    done: set[str] = set()
+    lines = []
+    while len(done) < len(graph):
+        layer = sorted(m for m, deps in graph.items() if m not in done and set(deps) <= done)
+        if not layer:  # an import cycle: draw the rest as it is
+            layer = sorted(set(graph) - done)
+        lines += [f"{m} -> {' '.join(graph[m])}" if graph[m] else m for m in layer]
+        done |= set(layer)
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(layered(module_graph())))
