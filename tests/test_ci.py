@@ -133,3 +133,23 @@ def test_run_all_help_prints_usage_and_runs_nothing():
     bad = subprocess.run(["bash", str(ROOT / "benchmarks" / "run_all.sh"), "--fast"], capture_output=True,
                          text=True, timeout=20)
     assert bad.returncode == 2 and "unknown argument" in bad.stderr
+
+
+def test_readme_training_times_are_the_committed_records():
+    """README's "Run times" names the nets' training seconds and images/s of the committed
+    tiny run; they must be what records/train-seed<N>.json say (while records/ is as committed:
+    a local `dvc repro` rewrites them with this machine's times)."""
+    import json
+    import subprocess
+
+    changed = subprocess.run(["git", "status", "--porcelain", "--", "records/"], cwd=ROOT, capture_output=True,
+                             text=True)
+    if changed.returncode != 0 or changed.stdout.strip():
+        pytest.skip("records/ differs from the last commit (or no git): a rerun's own times")
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"the two nets\s+trained in (\d+) s and (\d+) s \((\d+) and (\d+) images/s;\s+`records/"
+                      r"train-seed<N>\.json`\)", readme)
+    assert found, "README's Run times no longer states the nets' training times as this test reads them"
+    records = [json.loads((ROOT / "records" / f"train-seed{s}.json").read_text()) for s in (0, 1)]
+    assert [int(g) for g in found.groups()] == [*(round(r["seconds"]) for r in records),
+                                                 *(round(r["images_per_second"]) for r in records)]
