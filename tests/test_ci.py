@@ -148,7 +148,7 @@ def test_readme_training_times_are_the_committed_records():
         pytest.skip("records/ differs from the last commit (or no git): a rerun's own times")
     readme = (ROOT / "README.md").read_text()
     found = re.search(r"the two nets\s+trained in (\d+) s and (\d+) s \((\d+) and (\d+) images/s;\s+`records/"
-                      r"train-seed<N>\.json`\)", readme)
+                      r"train-seed<N>\.json`", readme)
     assert found, "README's Run times no longer states the nets' training times as this test reads them"
     records = [json.loads((ROOT / "records" / f"train-seed{s}.json").read_text()) for s in (0, 1)]
     assert [int(g) for g in found.groups()] == [*(round(r["seconds"]) for r in records),
