@@ -71,7 +71,7 @@ def repro(cwd: Path) -> subprocess.Popen:
 
 
 def running(cwd: Path, script: str) -> bool:
-    """Whether a process under `cwd` runs stages/<script>."""
+    """Whether a process under `cwd` runs `script` (e.g. stages.evaluate: `python -m stages.evaluate`)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -116,7 +116,7 @@ def test_killed_repro_reruns_to_the_same_outputs(tmp_path, straight):
     kill_when(first, lambda: (crashed / "checkpoints/seed0/last.pt").exists()
               and not (crashed / "models/seed0").exists(), "the first net's first checkpoint")
     second = repro(crashed)
-    kill_when(second, lambda: running(crashed, "stages/evaluate.py"), "evaluate to start")
+    kill_when(second, lambda: running(crashed, "stages.evaluate"), "evaluate to start")
     assert finish(crashed) == straight[1]
     assert {"data/stats", "models/seed0", "data/eval", "reports/report.md", "metrics/evaluate.json"} <= set(straight[1])
 
