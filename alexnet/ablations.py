@@ -234,11 +234,6 @@ def exp_show(*extra: str) -> list[dict]:
         raise PipelineError(f"`dvc exp show --json` printed no JSON ({e})") from e
 
 
-def queue_busy(status_text: str) -> int:
-    """How many tasks `dvc queue status` lists as Queued or Running."""
-    return sum(t.status in expqueue.WAITING for t in expqueue.parse_status(status_text)[0])
-
-
 def print_plan(plan: Plan, jobs: int, records_dir: str | Path, common: dict[str, Any] | None) -> None:
     """What is skipped and why, then how many runs are queued and their cost."""
     for arm, seed, why in plan.skipped:

@@ -671,7 +671,8 @@ def paper_deviations(params: Params) -> list[tuple[str, Any, Any]]:
     paper = Params()
     for section in RECIPE_SECTIONS:
         ours, theirs = to_dict(getattr(params, section)), to_dict(getattr(paper, section))
+        execution = execution_params(type(getattr(paper, section)))
         for key, value in ours.items():
-            if key not in execution_params(type(getattr(paper, section))) and value != theirs[key]:
+            if key not in execution and value != theirs[key]:
                 out.append((f"{section}.{key}", value, theirs[key]))
     return out

@@ -2,10 +2,10 @@
 
 DVC 3's queue (celery) lists a task as Running until its worker records the result. A worker
 killed with -9 (a crash, an out-of-memory kill, a lost ssh session) never does, so the task stays
-Running for ever and `dvc queue start` passes it by. A Running task is *stale* when the
-`dvc exp exec-run` process DVC started for it is gone: DVC's process file for it
-(`.dvc/tmp/exps/run/<rev>/<rev>.json`) names the pid, and a return code once it ended. `dvc queue
-kill` is DVC's own way to settle such a task: its process cannot be signalled, so DVC marks the
+Running for ever and `dvc queue start` passes it by. A Running task is *stale* when no worker is
+active and the `dvc exp exec-run` process DVC started for it is gone: DVC's process file for it
+(`.dvc/tmp/exps/run/<rev>/<rev>.json`) names the pid, and a return code once it ended (an active
+worker collects such a task itself, see `stale`). `dvc queue kill` is DVC's own way to settle such a task: its process cannot be signalled, so DVC marks the
 task failed, after which it can be removed and queued again (alexnet.ablations.run does).
 
 `planning()` is a lock (one `.dvc/tmp` file, flock) held while a command looks at the queue and

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import textwrap
 from typing import Any
+
+from alexnet.errors import PipelineError
+from alexnet.expqueue import dvc
 
 EVALUATE_METRICS = "metrics/evaluate.json"
 HEADLINE = {"top1_error": "top-1", "top5_error": "top-5", "ensemble_top1_error": "ens top-1",
@@ -120,13 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=120, help="the widest line (default 120)")
     ap.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD's")
     args = ap.parse_args(argv)
-    cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else [])
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        print(f"error: `{' '.join(cmd)}` failed: {lines[-1] if lines else done.returncode}", file=sys.stderr)
+    try:
+        show = dvc("exp", "show", "--json", *(["--all-commits"] if args.all_commits else []))
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    print(render(rows_of(json.loads(done.stdout)), args.width))
+    print(render(rows_of(json.loads(show)), args.width))
     return 0
 
 

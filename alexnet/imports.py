@@ -63,6 +63,12 @@ def runs_nothing(path: Path) -> bool:
                for n in body)
 
 
+def _dotted(path: Path, root: Path) -> str:
+    """A package file's module name without the `alexnet.` prefix (a package by its own name)."""
+    rel = path.relative_to(root / PACKAGE).with_suffix("")
+    return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+
+
 def module_graph(root: Path = ROOT) -> dict[str, list[str]]:
     """Each package module (dotted, without the `alexnet.` prefix; a subpackage's __init__ by the
     package name) and the package modules it imports directly, package indexes left out."""
@@ -70,15 +76,13 @@ def module_graph(root: Path = ROOT) -> dict[str, list[str]]:
     for path in sorted((root / PACKAGE).rglob("*.py")):
         if path.name == "__init__.py" and runs_nothing(path):
             continue
-        rel = path.relative_to(root / PACKAGE).with_suffix("")
-        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        name = _dotted(path, root)
         deps = set()
         for module in imported_modules(path, root):
             f = module_file(module, root)
             if f is None or (f.name == "__init__.py" and runs_nothing(f)):
                 continue
-            dep = f.relative_to(root / PACKAGE).with_suffix("")
-            dep_name = ".".join(dep.parts[:-1] if dep.name == "__init__" else dep.parts)
+            dep_name = _dotted(f, root)
             if dep_name and dep_name != name:
                 deps.add(dep_name)
         graph[name] = sorted(deps)

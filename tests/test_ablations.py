@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet import ablations, arms
+from alexnet import ablations, arms, expqueue
 from alexnet.ablations import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
 
 SHOW = json.loads((Path(__file__).parent / "expected" / "dvc_exp_show.json").read_text())
@@ -109,7 +109,8 @@ def test_queue_status_parsing():
             "6f28b43  ablate-no-lrn-s0      09:00 AM   Running\n"
             "463dc03  ablate-baseline-s1    09:00 AM   Queued\n"
             "0997ea4  ablate-no-lrn-s1      09:09 AM   Success\n\nWorker status: 1 active, 0 idle\n")
-    assert ablations.queue_busy(text) == 2
+    tasks, workers = expqueue.parse_status(text)
+    assert sum(t.status in expqueue.WAITING for t in tasks) == 2 and workers == 1
 
 
 def _committed(files: dict[str, dict]):

@@ -110,7 +110,6 @@ def tree_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             {**counts, "listing_sha256": untimed.hexdigest()})
 
 
-
 def _user_root(data: DataConfig) -> Path:
     return Path(data.root).expanduser().resolve()
 
