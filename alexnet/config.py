@@ -388,24 +388,34 @@ class CifarConfig:
     tiny_train_per_class: int = 50  # the generated set: images per class in data_batch_1..5
     tiny_test_per_class: int = 20  # ... and in test_batch
     tiny_seed: int = 0
-    # Figure 1
+    # Figure 1: one run per rnorm arm x activation x lr of the grid (seed grid_seed), then the
+    # chosen lr per arm and activation with every one of `seeds` (the evaluation seeds)
+    figure1_protocol: Literal["authors", "modern"] = "authors"  # alexnet/cifar/nets.py: init, bias rate, pooling
+    figure1_rnorm: list[bool] = field(default_factory=lambda: [True, False])  # arms: layers-18pct's rnorm layers on/off
     width: float = 1.0  # channel multiplier of the 32-32-64 conv layers; 1.0 is cuda-convnet's net
     epochs: int = 40  # a net stops at the target error or after this many epochs (Figure 1's axis ends at 35)
     batch_size: int = 128
-    lr_grid: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.1])  # tried per activation
+    # tried per arm and activation, sqrt(2) apart around layer-params-18pct's epsW 0.001; a chosen rate at
+    # an edge of the rates tried adds the next one beyond it, up to lr_grid_extend times
+    lr_grid: list[float] = field(default_factory=lambda: [0.00025, 0.00035, 0.0005, 0.0007, 0.001, 0.0014, 0.002,
+                                                          0.0028, 0.004])
+    lr_grid_extend: int = 3
     momentum: float = 0.9
     target_error: float = 25.0  # Figure 1: epochs to reach 25% training error
-    input_scale: float = 0.015625  # centred 0-255 pixels times this (unit scale for the default init)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # the grid runs on the first
+    input_scale: float = 1.0  # the mean-subtracted 0-255 pixels times this (the authors: 1)
+    grid_seed: int = 100  # the lr is chosen on this seed, which is not one of `seeds`
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # evaluation seeds (Figure 1)
     # The LRN claim: layers-conv-local-13pct / -11pct and their layer-params files
-    lrn_epochs: list[int] = field(default_factory=lambda: [390, 10, 10])  # at lrn_lr, /10, /100 (authors: ~410)
+    lrn_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # [] leaves the LRN claim out of this run
+    lrn_epochs: list[int] = field(default_factory=lambda: [430, 10, 10])  # at lrn_lr, /10, /100 (paper.CONV_LOCAL_EPOCHS)
     lrn_lr: float = 0.001  # epsW; biases at twice it (epsB)
     lrn_momentum: float = 0.9
-    lrn_weight_decay: float = 0.004  # wc of local3, local4, fc10 (conv layers 0)
+    lrn_weight_decay: float = 0.004  # wc of local3 and local4 (conv layers 0)
+    lrn_fc10_weight_decay: list[float] = field(default_factory=lambda: [0.004, 0.01])  # fc10's wc: 13pct, 11pct
     lrn_batch_size: int = 128
-    lrn_width: float = 1.0  # channel multiplier of the 64-64-32-32 layers
+    lrn_width: float = 1.0  # channel multiplier of the 64-64-32(11pct: 64)-32 layers
     lrn_crop: int = 24  # cifar-cropped, crop-border 4
-    lrn_size: int = 5  # the 11pct net's rnorm layers: size, scale, pow
+    lrn_size: int = 9  # the 11pct net's cmrnorm layers: size, scale, pow
     lrn_scale: float = 0.001
     lrn_pow: float = 0.75
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -421,8 +431,14 @@ class CifarConfig:
         _check(0.0 < self.width <= 4.0, "cifar.width", "a number in (0, 4]", self.width)
         _check(self.epochs >= 1, "cifar.epochs", "a positive integer", self.epochs)
         _check(self.batch_size >= 1, "cifar.batch_size", "a positive integer", self.batch_size)
-        _check(len(self.lr_grid) >= 1 and all(lr > 0 for lr in self.lr_grid), "cifar.lr_grid",
-               "a non-empty list of positive learning rates", self.lr_grid)
+        _check(len(self.lr_grid) >= 1 and all(lr > 0 for lr in self.lr_grid)
+               and list(self.lr_grid) == sorted(set(self.lr_grid)), "cifar.lr_grid",
+               "a non-empty increasing list of positive learning rates", self.lr_grid)
+        _check(self.lr_grid_extend >= 0, "cifar.lr_grid_extend", "an integer >= 0", self.lr_grid_extend)
+        _check(len(self.figure1_rnorm) >= 1 and len(set(self.figure1_rnorm)) == len(self.figure1_rnorm),
+               "cifar.figure1_rnorm", "a non-empty list of distinct booleans", self.figure1_rnorm)
+        _check(self.figure1_protocol == "authors" or not any(self.figure1_rnorm), "cifar.figure1_rnorm",
+               "[false] with figure1_protocol modern (the rnorm layers are the authors' protocol)", self.figure1_rnorm)
         _check(0 <= self.momentum < 1, "cifar.momentum", "a number in [0, 1)", self.momentum)
         _check(0 < self.target_error < 100, "cifar.target_error", "a percentage in (0, 100)", self.target_error)
         _check(self.input_scale > 0, "cifar.input_scale", "a positive number", self.input_scale)
@@ -430,6 +446,15 @@ class CifarConfig:
                "a non-empty list of distinct seeds", self.seeds)
         for s in self.seeds:
             _check_seed(s, "cifar.seeds")
+        _check_seed(self.grid_seed, "cifar.grid_seed")
+        _check(self.grid_seed not in self.seeds, "cifar.grid_seed", "a seed not in cifar.seeds (the lr is not chosen "
+               "on an evaluation seed)", self.grid_seed)
+        _check(len(set(self.lrn_seeds)) == len(self.lrn_seeds), "cifar.lrn_seeds", "a list of distinct seeds",
+               self.lrn_seeds)
+        for s in self.lrn_seeds:
+            _check_seed(s, "cifar.lrn_seeds")
+        _check(len(self.lrn_fc10_weight_decay) == 2 and all(w >= 0 for w in self.lrn_fc10_weight_decay),
+               "cifar.lrn_fc10_weight_decay", "[13pct's, 11pct's], each >= 0", self.lrn_fc10_weight_decay)
         _check(len(self.lrn_epochs) == 3 and all(e >= 0 for e in self.lrn_epochs) and self.lrn_epochs[0] >= 1,
                "cifar.lrn_epochs", "[epochs at lrn_lr, at lrn_lr/10, at lrn_lr/100], the first at least 1",
                self.lrn_epochs)

@@ -37,7 +37,7 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from matplotlib.ticker import MaxNLocator
 
 from alexnet import netstore, paper, provenance
-from alexnet.cifar.data import shown_run
+from alexnet.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE, shown_runs
 from alexnet.config import Params, comparable, paper_deviations, to_dict
 from alexnet.fileio import atomic_path, read_json, write_text
 from alexnet.predictions import errors_of, read_evaluation
@@ -46,7 +46,6 @@ from alexnet.tables import fmt
 # What the stages before the report write for it, by name (the report imports none of them).
 FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
 CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims)
-CIFAR_FIGURE = "figure1.png"  # in a CIFAR-10 run's folder (alexnet.cifar.training.FIGURE)
 RESULT_TABLES = ("table1", "table2")  # reports/tables/<name>.md (alexnet.results)
 ANALYSIS_FIGURES = ("kernels", "top5", "neighbours", "tsne")  # figures.json's keys, in the report's order
 RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # analyze's <method>_precision_at_<k>
@@ -274,13 +273,15 @@ def _results(runs: Runs, tables: Path) -> dict[str, Any]:
 
 
 def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
-    """Section 5: the claims stage's table (None: not run) and Figure 1 of the CIFAR-10 run it shows."""
-    runs, folder = shown_run(src.cifar)
-    figure1 = runs.get("figure1", {})
-    return {"claims_table": _read_text(src.claims / CLAIMS_TABLE),
-            "figure1": _image(folder / CIFAR_FIGURE, md_dir) if folder else None,
-            "cifar": {"data_copy": runs.get("copy"), "folder": folder.as_posix() if folder else None,
-                      "seeds": len(figure1.get("seeds", [])), "lr_grid": figure1.get("lr_grid", [])}}
+    """Section 5: the claims stage's table (None: not run) and Figure 1 of each CIFAR-10 run it shows."""
+    runs = []
+    for run, folder in shown_runs(src.cifar):
+        fig1 = run.get("figure1", {})
+        curves, ratio = (_image(folder / name, md_dir) for name in (CIFAR_FIGURE, RATIO_FIGURE))
+        runs.append({"protocol": fig1.get("protocol"), "curves": curves, "ratio": ratio, "data_copy": run.get("copy"),
+                     "folder": folder.as_posix(), "seeds": len(fig1.get("arms", [{}])[0].get("seeds", [])),
+                     "grid_seed": fig1.get("grid_seed"), "target": fig1.get("target_error")})
+    return {"claims_table": _read_text(src.claims / CLAIMS_TABLE), "cifar": runs}
 
 
 def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
+import numpy as np
+from scipy import optimize, stats
 
 from alexnet.config import PIPELINE_CHECK
 
@@ -36,6 +37,7 @@ SMALLER = "smaller effect"
 LARGER = "larger effect"
 DIRECTION = "paper's direction"
 SIZE_UNRESOLVED = "paper's direction, size unresolved"
+SHORTENED = "shortened schedule"
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,40 @@ def _decide(low: float, high: float, kind: Kind, target: float | None) -> str:
     return MATCHES if low <= target <= high else SMALLER if high < target else LARGER
 
 
-def _unseen(half: float, scale: Scale) -> str:
-    """The smallest effect the interval could have told from zero: its half-width."""
-    return f"x/÷{math.exp(half):.2f}" if scale == "ratio" else f"±{half:.2f} points"
+POWER = 0.80  # the detection probability the 'no effect resolved' note states an effect size for
+
+
+def detectable(sd: float, n: int, power: float = POWER) -> float:
+    """The smallest true effect that n runs with this spread detect (an interval excluding zero,
+    two-sided at LEVEL) with probability `power`: the one-sample t test's power from the
+    noncentral t distribution, solved for the effect. Larger than the interval's half-width,
+    which an effect of its own size clears only about half the time."""
+    df = n - 1
+    crit = float(stats.t.ppf(0.5 + LEVEL / 2, df))
+
+    def shortfall(delta: float) -> float:
+        wrong_side = float(np.nan_to_num(stats.nct.cdf(-crit, df, delta)))  # NaN far in scipy's tail: ~0
+        return float(stats.nct.sf(crit, df, delta)) + wrong_side - power
+
+    high = 1.0
+    while shortfall(high) < 0:  # doubling: scipy's nct is NaN far out in the tail
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high)) * sd / math.sqrt(n)
+
+
+def _detectable_text(sd: float, n: int, scale: Scale) -> str:
+    effect = detectable(sd, n)
+    size = f"x/÷{math.exp(effect):.2f}" if scale == "ratio" else f"±{effect:.2f} points"
+    return f"an effect of {size} would be detected {POWER:.0%} of the time"
 
 
 def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | None = None,
-          not_comparable: str = "", censored: int = 0) -> Verdict:
+          not_comparable: str = "", censored: int = 0, shortened: str = "") -> Verdict:
     """The verdict on one claim: `effects` per seed (points, or log ratios), oriented so that
     positive is the paper's direction; `value` the paper's number (points, or the ratio);
     `not_comparable` why the runs are not the paper's data (alexnet.config.comparable), "" if they
-    are; `censored` how many further seeds have no measure (a net that never reached the target)."""
+    are; `censored` how many further seeds have no measure (a net that never reached the target);
+    `shortened` why a real-data run is shorter than the authors' ("" if it is not)."""
     n = len(effects)
     back = math.exp if scale == "ratio" else (lambda x: x)
     if n == 0 and not censored:
@@ -91,6 +116,8 @@ def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | Non
     mean = back(sum(effects) / n) if n else None
     if not_comparable:
         text = f"{PIPELINE_CHECK} ({not_comparable})"
+    elif shortened:
+        text = f"{SHORTENED} ({shortened})"
     elif censored:
         text = f"{INCOMPLETE} ({n} of {n + censored} seeds measured)"
     elif n == 1:
@@ -104,7 +131,8 @@ def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | Non
         target = None if value is None else math.log(value) if scale == "ratio" else value
         text = _decide(low, high, kind, target)
         if text == NO_EFFECT:
-            text += f" (effects within {_unseen(high - m, scale)} unseen)"
+            sd = math.sqrt(sum((e - m) ** 2 for e in effects) / (n - 1))
+            text += f" ({_detectable_text(sd, n, scale)})"
     return Verdict(text, n, back(m), back(low), back(high))
 
 
@@ -123,12 +151,15 @@ def rule() -> list[str]:
         "they show the pipeline works and are no evidence either way.",
         f"'{INCOMPLETE} (k of n seeds measured)': some seeds have no measure (a net that did not reach the "
         f"target within its epochs), so the measured ones are a biased sample. '{ONE_RUN}': n = 1, no spread.",
-        f"'{OPPOSITE}': the interval lies below zero. '{NO_EFFECT}': it holds zero; its half-width is the "
-        "smallest effect these runs could have told from none.",
+        f"'{OPPOSITE}': the interval lies below zero. '{NO_EFFECT}': it holds zero; the note gives the effect "
+        f"that n runs with this spread would detect {POWER:.0%} of the time (the one-sample t test's power, "
+        "from the noncentral t distribution): smaller true effects may well go unseen.",
+        f"'{SHORTENED} (why)': real data, trained on a schedule shorter than the authors'; shown with its "
+        "interval and never judged as the paper's claim.",
         f"Above zero: '{MATCHES}' when the interval holds the paper's number (for an 'over X' claim: lies "
         f"above X); '{SMALLER}' / '{LARGER}' when it lies below / above it; '{DIRECTION}' for a claim with "
         f"no number; '{SIZE_UNRESOLVED}' for an 'over X' claim whose interval holds X.",
     ]
 
 
-__all__ = ["LEVEL", "Verdict", "judge", "rule", "t_interval"]
+__all__ = ["LEVEL", "POWER", "Verdict", "detectable", "judge", "rule", "t_interval"]

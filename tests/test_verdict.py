@@ -30,7 +30,9 @@ def test_interval_by_hand():
     v = judge(effects, "points", "about", 1.4)
     assert (v.n, v.mean, v.low, v.high) == (3, pytest.approx(mean), pytest.approx(low), pytest.approx(high))
     assert v.low == pytest.approx(-0.4189, abs=1e-4) and v.text.startswith(verdict.NO_EFFECT)
-    assert "(effects within ±2.59 points unseen)" in v.text  # the half-width: the smallest effect it could see
+    # the effect these 3 runs detect 80% of the time: larger than the 2.59-point half-width
+    assert f"(an effect of ±{verdict.detectable(np.std(effects, ddof=1), 3):.2f} points would be detected 80% of the time)" \
+        in v.text and verdict.detectable(np.std(effects, ddof=1), 3) > 2.59
     # n = 2: the t value is 12.7, not 2
     assert judge([3.0, 1.0], "points", "about", 1.4).low == pytest.approx(2.0 - T_DF1 * math.sqrt(2) / math.sqrt(2))
 
@@ -82,6 +84,22 @@ def test_what_comes_before_the_interval():
     assert judge([1.3, 1.5], "points", "about", 1.4, censored=1).text == "incomplete (2 of 3 seeds measured)"
     assert judge([], "ratio", "about", 6.0, censored=3).text == "incomplete (0 of 3 seeds measured)"
     assert judge([], "ratio", "about", 6.0, "tiny", censored=3).text == "pipeline check (tiny)"
+
+
+def test_the_detectable_effect_is_detected_80_percent_of_the_time():
+    """Simulated: n seeds of a true effect equal to detectable(sd, n), judged by the rule; the
+    interval excludes zero in about 80% of them (an effect of the half-width's size: ~55-62%)."""
+    rng = np.random.default_rng(7)
+    for n in (3, 4, 5):
+        effect = verdict.detectable(1.0, n)
+        x = rng.normal(effect, 1.0, size=(20000, n))
+        t = x.mean(1) / (x.std(1, ddof=1) / math.sqrt(n))
+        crit = {3: T_DF2, 4: 3.182446, 5: 2.776445}[n]
+        assert np.mean(np.abs(t) > crit) == pytest.approx(0.80, abs=0.015)
+        half = crit / math.sqrt(n)  # the interval's half-width at sd 1
+        y = rng.normal(half, 1.0, size=(20000, n))
+        ty = y.mean(1) / (y.std(1, ddof=1) / math.sqrt(n))
+        assert np.mean(np.abs(ty) > crit) < 0.65 and effect > 1.3 * half  # "unseen beyond the half-width" overstated the power
 
 
 def test_no_effect_gives_a_resolved_verdict_in_about_5_percent_of_runs():

@@ -58,7 +58,13 @@ OFFICIAL_PER_CLASS = {"train": 5000, "test": 1000}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RECORD = 1 + 3072  # the binary format: label byte, then the pixels
 MANIFEST = "manifest.json"
-RUNS = "runs.json"  # stage cifar's per-seed numbers (alexnet.cifar.training), which claims and the report read
+# A CIFAR-10 run's folder (stage cifar, alexnet.cifar.run), named here, torch-free, for the claims
+# table and the report that read it: the per-seed numbers, the two figures, the curves.
+RUNS = "runs.json"
+FIGURE = "figure1.png"
+RATIO_FIGURE = "figure1_ratio.png"
+CURVES = "curves.csv"
+LRN_CURVES = "lrn_curves.csv"
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 TAR_MTIME = 1243296000  # 2009-05-26, fixed so the generated archive is byte-identical on every run
 
@@ -320,13 +326,14 @@ def write_archive(path: str | Path, train_per_class: int, test_per_class: int, s
 
 # --- which CIFAR-10 run is shown -------------------------------------------------------------
 
-def shown_run(folders: list[str | Path]) -> tuple[dict, Path | None]:
-    """The CIFAR-10 run the claims table and the report show, and its folder: the first of
-    `folders` whose runs.json is on the real CIFAR-10 (the committed real-data run,
-    reports/real/cifar10/), else the first that has one (the pipeline's tiny check), else none."""
+def shown_runs(folders: list[str | Path]) -> list[tuple[dict, Path]]:
+    """The CIFAR-10 runs the claims table and the report show, with their folders: every one of
+    `folders` whose runs.json is on the real CIFAR-10 (the committed real-data runs,
+    reports/real/cifar10*/, one per Figure 1 protocol), else the first that has one (the
+    pipeline's tiny check), else none."""
     found = [(read_json(Path(f) / RUNS), Path(f)) for f in folders if (Path(f) / RUNS).is_file()]
     real = [f for f in found if f[0].get("dataset") == "cifar10"]
-    return (real or found or [({}, None)])[0]
+    return real or found[:1]
 
 
 # --- stage cifar_download -----------------------------------------------------------------------

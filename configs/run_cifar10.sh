@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The CIFAR-10 claims on the real CIFAR-10 (docs/cifar10.md): Figure 1 in the modern protocol
+# (configs/cifar10-modern.yaml), then Figure 1 in the authors' protocol and the LRN claim
+# (configs/cifar10.yaml). Every net checkpoints each epoch into checkpoints/cifar10/ (keyed by
+# its settings), so rerunning this after a kill continues where it stopped, with the same numbers.
+# Needs the images at configs/cifar10.yaml's cifar.path (data/CIFAR-10-images by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f data/cifar10/manifest.json ]; then
+  python -m stages.cifar_download --params configs/cifar10.yaml --out data/cifar10
+fi
+for name in cifar10-modern cifar10; do
+  out=reports/real/$name
+  python -m stages.cifar --params "configs/$name.yaml" --data data/cifar10 --out "$out" \
+    --metrics "$out/metrics.json" --record "$out/record.json" --checkpoints checkpoints/cifar10
+done
