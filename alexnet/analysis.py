@@ -215,6 +215,12 @@ def plot_neighbours(query_images: np.ndarray, query_labels: np.ndarray, neighbou
     fig.savefig(path, dpi=100)
 
 
+def tsne_embed(features: np.ndarray, perplexity: float, seed: int) -> tuple[np.ndarray, TSNE]:
+    """The t-SNE map of `features` in 2-D (float64, PCA init, sklearn's automatic rate), and the fit."""
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
+    return tsne.fit_transform(np.asarray(features, np.float64)), tsne
+
+
 def plot_tsne(points: np.ndarray, labels: np.ndarray, names: list[str], title: str, path: Path) -> None:
     """2-D embedding coloured by class; a legend when there are few enough classes to read it."""
     classes = np.unique(labels)
@@ -273,9 +279,7 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
     tsne_idx = np.sort(tsne_rng.choice(n_eval, min(cfg.tsne_points, n_eval), replace=False))
     # sklearn needs perplexity < points; a small set gets (points - 1) / 3 instead.
     perplexity = min(cfg.tsne_perplexity, (len(tsne_idx) - 1) / 3)
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                random_state=cfg.seed)
-    embedded = tsne.fit_transform(eval_fc7[tsne_idx].astype(np.float64))
+    embedded, tsne = tsne_embed(eval_fc7[tsne_idx], perplexity, cfg.seed)
     metrics["tsne_points"] = int(len(tsne_idx))
     metrics["tsne_perplexity"] = float(perplexity)
     metrics["tsne_kl_divergence"] = float(tsne.kl_divergence_)

@@ -7,6 +7,8 @@ Owns:
     Schedule       the paper's "divide by 10 when validation error stops improving", three
                    times, then stop (plateau), and a fixed step schedule (Caffe's), with a
                    state_dict for checkpoints
+    CorrectlyRoundedAdam  Adam with a correctly rounded square root, for the retrieval
+                   auto-encoder: the same bits on every CPU (torch.sqrt's are not)
 
 Biases. The paper's update (Section 5) is written for every "w", with one learning rate "for all
 layers", so by default (`train.bias_lr_mult: 1.0`, `train.bias_decay_mult: 1.0`) biases get the
@@ -23,6 +25,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 from alexnet.config import TrainConfig
@@ -64,6 +67,55 @@ class PaperSGD(torch.optim.Optimizer):
                 v = state["velocity"]
                 v.mul_(momentum).add_(p, alpha=-wd * lr).add_(p.grad, alpha=-lr)
                 p.add_(v)
+        return loss
+
+
+def correctly_rounded_sqrt(t: torch.Tensor) -> torch.Tensor:
+    """The square root of a CPU float tensor, correctly rounded (IEEE 754), so the same bits on
+    every CPU. torch.sqrt's CPU kernel is not: about 80% of float32 results equal the correctly
+    rounded root, and which ones depends on the CPU vendor, AVX2 pinned or not (MKL's vector
+    math dispatches by CPU; tests/test_cross_cpu.py shows it under an emulated AMD CPU). numpy's
+    sqrt is the hardware instruction, which IEEE 754 requires to be correctly rounded."""
+    return torch.from_numpy(np.sqrt(t.detach().cpu().numpy())).to(t.device)
+
+
+class CorrectlyRoundedAdam(torch.optim.Optimizer):
+    """torch.optim.Adam's update (its single-tensor CPU path: no amsgrad, no weight decay) with
+    the one operation that is not correctly rounded replaced, the square root of the second
+    moment (`correctly_rounded_sqrt`); every other step is an elementwise +, *, / or lerp, the
+    same bits on every CPU once torch's kernels are pinned to one capability (alexnet.pinning).
+    Equal to torch.optim.Adam wherever its square root happens to be correctly rounded, within a
+    few ulps elsewhere (tests/test_optim.py)."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        if lr <= 0 or not all(0 <= b < 1 for b in betas) or eps < 0:
+            raise ValueError(f"CorrectlyRoundedAdam: bad lr={lr}, betas={betas} or eps={eps}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                m.lerp_(p.grad, 1 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)  # Python floats: correctly rounded
+                denom = correctly_rounded_sqrt(v).div_(bias_correction2_sqrt).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** step))
         return loss
 
 

@@ -95,6 +95,24 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")  # what kernels dispatch on
+
+
+def cpu_identity() -> dict[str, object]:
+    """What a library that dispatches by CPU sees: the model name, the vendor string and the
+    vector-ISA flags among ISA_FLAGS (/proc/cpuinfo; empty where it cannot be read)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": cpu_name(), "vendor": fields.get("vendor_id", platform.processor()),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
+
+
 def hardware() -> dict[str, str]:
     """This machine's CPU and GPUs, by name."""
     out = {"cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)"}

@@ -21,6 +21,7 @@ from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 from alexnet.input import pixels
+from alexnet.optim import CorrectlyRoundedAdam
 
 # Pixel-space baseline: the centre crop average-pooled to 32x32 RGB (3072-d), the "tiny images"
 # size of Torralba et al. 2008. Subtracting a common mean image would not change any Euclidean
@@ -189,7 +190,7 @@ class AutoencoderCoder:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = BinaryAutoencoder(x.shape[1], bits, min(hidden, x.shape[1]))
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = CorrectlyRoundedAdam(model.parameters(), lr=lr)  # torch's Adam differs between CPUs
         model.train()
         loss_value = float("nan")
         epoch_iter = range(epochs) if progress is None else progress(range(epochs))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from alexnet.config import NumericsConfig
 from alexnet.errors import PipelineError
 from alexnet.pinning import PINNED_CAPABILITY, unpinned
+from alexnet.provenance import cpu_identity
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +62,7 @@ def numerics_record(cfg: NumericsConfig) -> dict[str, Any]:
         and not torch.backends.mkldnn.enabled and torch.get_num_threads() == cfg.threads
     return {"bit_identity": cfg.bit_identity, "in_effect": bool(pinned), "threads": torch.get_num_threads(),
             "cpu_capability": capability, "mkldnn": bool(torch.backends.mkldnn.enabled),
-            "mkl_cbwr": os.environ.get("MKL_CBWR", "")}
+            "mkl_cbwr": os.environ.get("MKL_CBWR", ""), **cpu_identity()}
 
 
 def choose_device(requested: str, param: str, local_rank: int = 0) -> torch.device:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +70,63 @@ def test_cli_against_a_git_revision(tmp_path):
     bad = run()
     assert bad.returncode == 1
     assert "models/seed0: md5 other.dir, committed m.dir" in bad.stderr and "data/stats" not in bad.stderr
+
+
+def test_stale_stages_from_dvc_status():
+    """Modified or new deps, changed params and a changed command are stale; a dep only missing
+    (an output not pulled or reproduced yet, as in a fresh clone) is not."""
+    status = {
+        "train": [{"changed deps": {"alexnet/train.py": "modified", "params.yaml": {"train.lr": "modified"}}},
+                  {"changed outs": {"models/seed0": "deleted"}}],
+        "evaluate": [{"changed deps": {"models": "deleted"}}, {"changed outs": {"data/eval": "deleted"}}],
+        "report": ["changed command"],
+        "claims": [{"changed deps": {"alexnet/verdict.py": "new"}}],
+    }
+    assert lockcheck.stale_stages(status) == ["claims: alexnet/verdict.py new", "report: changed command",
+                                              "train: alexnet/train.py modified, param train.lr modified"]
+
+
+def test_a_differing_output_names_its_stage_and_the_committed_numerics(tmp_path):
+    _git(tmp_path, "init", "-q")
+    lock = {"schema": "2.0", "stages": {"analyze": {"cmd": "x", "outs": [
+        {"path": "metrics/analyze.json", "md5": "a"}, {"path": "records/analyze.json", "md5": "r"}]}}}
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "analyze.json").write_text(json.dumps({"numerics": {
+        "vendor": "AuthenticAMD", "isa": ["avx2", "fma"], "cpu_capability": "AVX2", "mkldnn": False}}))
+    _git(tmp_path, "add", "records")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "record")
+    old = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        line = lockcheck.where_made(lock, "metrics/analyze.json", "HEAD")
+    finally:
+        os.chdir(old)
+    assert line == ("stage analyze; the committed one was made with vendor AuthenticAMD, isa ['avx2', 'fma'], "
+                    "cpu_capability AVX2, mkldnn False (records/analyze.json)")
+    assert lockcheck.where_made(lock, "reports/x.md", "HEAD") == "no stage of the committed dvc.lock writes it"
+
+
+def test_stale_cli_on_a_real_dvc_project(tmp_path):
+    """`--stale` in a DVC project: clean after a repro and in a clone without outputs; exit 1 naming
+    the stage once its code or its param differs from dvc.lock."""
+    _git(tmp_path, "init", "-q")
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "step.py").write_text("import sys, yaml\nopen('out.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))))\n")
+    (tmp_path / "params.yaml").write_text("k: 1\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": {
+        "cmd": f"{sys.executable} step.py", "deps": ["step.py"], "params": ["k"], "outs": ["out.txt"]}}}))
+    subprocess.run(["dvc", "repro", "-q"], cwd=tmp_path, check=True, capture_output=True)
+
+    def stale() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "alexnet.lockcheck", "--stale"], cwd=tmp_path,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    assert stale().returncode == 0
+    (tmp_path / "out.txt").unlink()  # as in a fresh clone: the output is not there yet
+    assert stale().returncode == 0
+    (tmp_path / "params.yaml").write_text("k: 2\n")
+    bad = stale()
+    assert bad.returncode == 1 and "make: param k modified" in bad.stderr
+    (tmp_path / "params.yaml").write_text("k: 1\n")
+    (tmp_path / "step.py").write_text((tmp_path / "step.py").read_text() + "# edited\n")
+    assert "make: step.py modified" in stale().stderr
