@@ -9,7 +9,7 @@ from collections.abc import Callable
 from alexnet.config import Params, load_params
 from alexnet.errors import USER_ERRORS
 from alexnet.fileio import disk_full_as_error
-from alexnet.pinning import pin
+from alexnet.runtime.pinning import pin
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:

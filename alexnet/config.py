@@ -259,7 +259,7 @@ class AugmentConfig:
     # tensorpack do (~3.2 levels RMS per channel on ImageNet). sqrt_eigval (default):
     # sqrt(lambda_i), the component's standard deviation, as the authors' own cuda-convnet2 does
     # (~7.2 levels). eigval_255: lambda_i of 0-255 pixels literally (~820 levels: the image is
-    # wiped out). alexnet/input/augment.py and docs/fidelity.md give the derivations.
+    # wiped out). alexnet/data/input/augment.py and docs/fidelity.md give the derivations.
     pca_magnitude: PcaMagnitude = "sqrt_eigval"
     mean: Literal["image", "channel", "none"] = "image"  # what is subtracted: the paper's mean image
 
@@ -375,10 +375,10 @@ class CifarConfig:
 
     Figure 1's net is cuda-convnet's layers-18pct (conv 32-32-64 5x5 and one fc layer), trained
     with no regularisation; the LRN claim's nets are layers-conv-local-13pct and -11pct with their
-    layer-params (alexnet/cifar/nets.py, alexnet/cifar/training.py). Defaults are the authors' settings.
+    layer-params (alexnet/claims/cifar/nets.py, alexnet/claims/cifar/training.py). Defaults are the authors' settings.
     """
 
-    # Where the images come from (stage cifar_download; alexnet/cifar/data.py): tiny, a generated
+    # Where the images come from (stage cifar_download; alexnet/claims/cifar/data.py): tiny, a generated
     # set in the official python format; python / binary, the official cifar-10-python.tar.gz /
     # cifar-10-binary.tar.gz at `path` (MD5-checked); folder, <path>/{train,test}/<class>/*.png|jpg.
     source: Literal["tiny", "python", "binary", "folder"] = "tiny"
@@ -390,7 +390,7 @@ class CifarConfig:
     tiny_seed: int = 0
     # Figure 1: one run per rnorm arm x activation x lr of the grid (seed grid_seed), then the
     # chosen lr per arm and activation with every one of `seeds` (the evaluation seeds)
-    figure1_protocol: Literal["authors", "modern"] = "authors"  # alexnet/cifar/nets.py: init, bias rate, pooling
+    figure1_protocol: Literal["authors", "modern"] = "authors"  # alexnet/claims/cifar/nets.py: init, bias rate, pooling
     figure1_rnorm: list[bool] = field(default_factory=lambda: [True, False])  # arms: layers-18pct's rnorm layers on/off
     width: float = 1.0  # channel multiplier of the 32-32-64 conv layers; 1.0 is cuda-convnet's net
     epochs: int = 40  # a net stops at the target error or after this many epochs (Figure 1's axis ends at 35)
@@ -477,7 +477,7 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class NumericsConfig:
-    """How CPU arithmetic runs (alexnet/runtime.py): bit identity across CPUs, at a speed cost."""
+    """How CPU arithmetic runs (alexnet/runtime/backend.py): bit identity across CPUs, at a speed cost."""
 
     # The same bits on every x86-64 CPU with AVX2 (Intel or AMD, AVX2 or AVX-512); off: each
     # library's fastest kernels for the CPU it finds (identical reruns on the same CPU model only).
@@ -658,8 +658,8 @@ class Comparability:
 
 
 def comparable(source: str, classes: int | None, subset: bool | None, epochs: int | None) -> Comparability:
-    """The one rule for "the paper's data": Tables 1 and 2 (alexnet.results), the claims table
-    (alexnet.ablations records it per run) and the report's banner all ask it.
+    """The one rule for "the paper's data": Tables 1 and 2 (alexnet.evaluation.results), the claims table
+    (alexnet.claims.sweep records it per run) and the report's banner all ask it.
 
     Comparable: the official ILSVRC files (`source` in PAPER_SOURCES), all 1000 classes (the store's
     count), no `data.subset`, and a training budget (`train.epochs`) of at least the paper's ~90

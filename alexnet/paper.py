@@ -94,7 +94,7 @@ CONV_LOCAL_EPOCHS = 450
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim the claims table checks: the paper's words and its number, as alexnet.verdict reads it."""
+    """One claim the claims table checks: the paper's words and its number, as alexnet.claims.verdict reads it."""
 
     key: str
     section: str

@@ -7,8 +7,8 @@ from here.
 
 Nets (width 1, batch 128, on random uint8 32x32 images, one epoch of --images images per run,
 the median of --repeat interleaved runs): Figure 1's net in the authors' protocol with its rnorm
-layers and in the modern protocol (alexnet.cifar.nets.Figure1Net), and the LRN claim's 11pct net
-(locally-connected layers, 24x24 crops and flips), each through alexnet.cifar.training.train_epoch
+layers and in the modern protocol (alexnet.claims.cifar.nets.Figure1Net), and the LRN claim's 11pct net
+(locally-connected layers, 24x24 crops and flips), each through alexnet.claims.cifar.training.train_epoch
 as the stage runs it. Variants:
   - pinned: oneDNN off (what numerics.bit_identity sets: ATen's im2col + GEMM), channels-last;
   - onednn: oneDNN on (torch's default on x86), channels-last (cifar.channels_last);
@@ -33,10 +33,10 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import machine, timed, write_result  # noqa: E402
 
-from alexnet.cifar import figure1, lrn  # noqa: E402
-from alexnet.cifar.data import CifarData  # noqa: E402
-from alexnet.cifar.nets import Figure1Net  # noqa: E402
-from alexnet.cifar.training import centred, prepare_inputs, train_epoch  # noqa: E402
+from alexnet.claims.cifar import figure1, lrn  # noqa: E402
+from alexnet.claims.cifar.data import CifarData  # noqa: E402
+from alexnet.claims.cifar.nets import Figure1Net  # noqa: E402
+from alexnet.claims.cifar.training import centred, prepare_inputs, train_epoch  # noqa: E402
 from alexnet.config import CifarConfig  # noqa: E402
 
 VARIANTS = {"pinned": (False, True, False), "onednn": (True, True, False), "onednn_nchw": (True, False, False),

@@ -4,10 +4,10 @@
     python benchmarks/bench_eval.py --images 2048 --batch-size 128 --repeat 5   # on a GPU
 
 Builds, in a temp folder, --images random 256x256 images as a prepared store (uint8 .npy shards +
-index.csv + meta.json, the layout of docs/architecture.md, read through alexnet.store) and a
+index.csv + meta.json, the layout of docs/architecture.md, read through alexnet.data.store) and a
 random-weight net of the paper's architecture (--width 1.0: 60,965,224 parameters, 1000 classes).
 Then times one full pass (median of --repeat, after a warm-up batch) of:
-  - ours: alexnet.evaluate.evaluate_net, the stage's own loop: memory-mapped store -> device,
+  - ours: alexnet.evaluation.evaluate.evaluate_net, the stage's own loop: memory-mapped store -> device,
     mean-image subtraction, the ten 224 patches (corners, centre, reflections), one forward of
     10 x batch patches, softmax averaged, centre and ten-crop probabilities back on the CPU;
   - bare forward: the same net on the same patches, cut and normalised beforehand and already on
@@ -39,10 +39,10 @@ from torchvision import transforms
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import ModelConfig  # noqa: E402
-from alexnet.evaluate import evaluate_net  # noqa: E402
-from alexnet.input.pixels import ten_crop_input  # noqa: E402
-from alexnet.model import build_model, count_parameters  # noqa: E402
-from alexnet.store import PreparedStore  # noqa: E402
+from alexnet.evaluation.evaluate import evaluate_net  # noqa: E402
+from alexnet.data.input.pixels import ten_crop_input  # noqa: E402
+from alexnet.model.net import build_model, count_parameters  # noqa: E402
+from alexnet.data.store import PreparedStore  # noqa: E402
 from common import machine, timed, write_result, write_store  # noqa: E402
 
 SIZE, CROP, CLASSES = 256, 224, 1000

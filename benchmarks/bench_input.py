@@ -5,11 +5,11 @@
 
 Builds, in a temp folder, the same --images 256x256 photo-like images three times: as a prepared
 store (uint8 .npy shards + index.csv + meta.json, the layout of docs/architecture.md, read through
-alexnet.store), as a prepared store of format jpeg (4:4:4 JPEGs of quality --jpeg-quality, encoded
+alexnet.data.store), as a prepared store of format jpeg (4:4:4 JPEGs of quality --jpeg-quality, encoded
 as prepare encodes them) and as an ImageFolder of JPEG files (quality 90). Then times full
 training epochs (batch 128, one warm-up round, median of --repeat; the pipelines take turns epoch
 by epoch so that they share the same background load) of:
-  - ours: alexnet.input.loader.BatchLoader with the paper's augmentation (random 224 crops, flips, PCA
+  - ours: alexnet.data.input.loader.BatchLoader with the paper's augmentation (random 224 crops, flips, PCA
     lighting, mean-image subtraction), batches float32 on --device, with 1 thread and one per core;
   - ours on the jpeg store: decoded by the reader threads (decode="cpu", 1 thread and one per
     core), and decoded batch by batch by the caller on --device (decode="device": nvJPEG on CUDA,
@@ -45,8 +45,8 @@ from torchvision.io import decode_jpeg
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import AugmentConfig  # noqa: E402
-from alexnet.input.loader import BatchLoader  # noqa: E402
-from alexnet.store import PreparedStore  # noqa: E402
+from alexnet.data.input.loader import BatchLoader  # noqa: E402
+from alexnet.data.store import PreparedStore  # noqa: E402
 from common import machine, timed_once, write_result, write_store  # noqa: E402
 
 SIZE, CROP, BATCH, CLASSES = 256, 224, 128, 10

@@ -3,7 +3,7 @@
     python benchmarks/bench_jpeg.py                    # about 30 seconds on a 2-core CPU
     python benchmarks/bench_jpeg.py --crops 40 --repeat 7
 
-Encodes 256x256 images as prepare's format jpeg would (Pillow, alexnet.prepare.encode_jpeg for
+Encodes 256x256 images as prepare's format jpeg would (Pillow, alexnet.data.prepare.encode_jpeg for
 the chosen setting) at several qualities, with and without chroma subsampling, and reports per
 setting: mean bytes per image, PSNR of the decoded image against the stored uint8 one (over all
 pixels, and the worst image), torchvision.io.decode_jpeg images/s on one thread (median of
@@ -35,7 +35,7 @@ from torchvision.io import decode_jpeg, encode_jpeg
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from alexnet.prepare import JPEG_SUBSAMPLING, RESAMPLE, encode_jpeg as prepare_encode  # noqa: E402
+from alexnet.data.prepare import JPEG_SUBSAMPLING, RESAMPLE, encode_jpeg as prepare_encode  # noqa: E402
 from bench_input import make_images  # noqa: E402
 from common import machine, timed, write_result  # noqa: E402
 

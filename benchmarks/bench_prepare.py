@@ -7,7 +7,7 @@ Generates JPEGs of ImageNet-like sizes (the train set averages about 400x350; ma
 in a temp folder, then times, on the same files, the median of --repeat runs of:
   - pillow->jpeg / pillow->png: what a typical script does per file: Image.open, convert("RGB"),
     resize the shorter side to 256 (bilinear, antialiased), centre crop, save one file per image;
-  - ours (1 worker), without and with JPEG draft mode: alexnet.prepare.write_store, i.e. decode,
+  - ours (1 worker), without and with JPEG draft mode: alexnet.data.prepare.write_store, i.e. decode,
     resize, crop, and write the shards, index and metadata of the prepared store;
   - ours, format jpeg (1 worker): the same, each crop also encoded (4:4:4, quality 95);
   - ours with 1 .. all cores (scaling).
@@ -32,8 +32,8 @@ from PIL import Image
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import PrepareConfig, resolve_workers  # noqa: E402
-from alexnet.prepare import resize_geometry, write_store  # noqa: E402
-from alexnet.sources.base import ClassInfo, RawRecord  # noqa: E402
+from alexnet.data.prepare import resize_geometry, write_store  # noqa: E402
+from alexnet.data.sources.base import ClassInfo, RawRecord  # noqa: E402
 from common import machine, timed, write_result  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.

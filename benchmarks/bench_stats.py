@@ -9,7 +9,7 @@ on the same uint8 data, the median of --repeat runs of:
     nothing but read every byte: no statistics code can beat it;
   - naive numpy: what a typical script does, all pixels as one float64 array, then
     `mean(axis=0)` for the mean image and `np.cov` for the 3x3 covariance;
-  - ours with 1 .. all workers: alexnet.stats.compute_stats (exact integer mean image, channel
+  - ours with 1 .. all workers: alexnet.data.stats.compute_stats (exact integer mean image, channel
     moments, covariance and its eigen-decomposition).
 Prints a table with the ratios and writes benchmarks/results/bench_stats.json.
 """
@@ -28,8 +28,8 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from alexnet.config import resolve_workers  # noqa: E402
-from alexnet.stats import compute_stats  # noqa: E402
-from alexnet.store import PreparedStore  # noqa: E402
+from alexnet.data.stats import compute_stats  # noqa: E402
+from alexnet.data.store import PreparedStore  # noqa: E402
 from common import machine, timed, write_result, write_store  # noqa: E402
 
 

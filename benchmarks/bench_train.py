@@ -7,9 +7,9 @@
 Writes a prepared store of random 256x256 images (docs/architecture.md layout) and random
 training statistics to a temp folder, builds the paper's net (--width, 224 input), then times,
 interleaved, the median of --repeat runs of --steps steps each:
-  - bare: model forward, cross-entropy, backward and the paper's SGD step (alexnet.optim.PaperSGD)
+  - bare: model forward, cross-entropy, backward and the paper's SGD step (alexnet.training.optim.PaperSGD)
     on one random float32 batch already on the device: what the hardware can do, nothing else;
-  - loop: alexnet.train.train_one_epoch over the store: batch order, reading the memory-mapped
+  - loop: alexnet.training.train.train_one_epoch over the store: batch order, reading the memory-mapped
     shards, the paper's augmentation (random crops, flips, PCA lighting, mean image) on the
     device, the same step, the running metrics and the loss guard.
 The loop's overhead is 1 - loop/bare (the issue's target: under 10% on the CPU). CPU seconds are
@@ -32,15 +32,15 @@ import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from alexnet import distributed  # noqa: E402
+from alexnet.training import distributed  # noqa: E402
 from alexnet.config import params_from_dict  # noqa: E402
-from alexnet.model import build_model  # noqa: E402
-from alexnet.optim import build_optimizer  # noqa: E402
-from alexnet.stats import Stats  # noqa: E402
-from alexnet.store import PreparedStore  # noqa: E402
-from alexnet import pinning, runtime  # noqa: E402
+from alexnet.model.net import build_model  # noqa: E402
+from alexnet.training.optim import build_optimizer  # noqa: E402
+from alexnet.data.stats import Stats  # noqa: E402
+from alexnet.data.store import PreparedStore  # noqa: E402
+from alexnet.runtime import backend as runtime, pinning  # noqa: E402
 from alexnet.config import NumericsConfig  # noqa: E402
-from alexnet.train import _make_loaders, train_one_epoch  # noqa: E402
+from alexnet.training.train import _make_loaders, train_one_epoch  # noqa: E402
 from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"

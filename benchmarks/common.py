@@ -11,7 +11,7 @@ module) on sys.path before importing either.
   - device_name(device): the GPU's name, or the CPU model;
   - write_result(path, result): the results JSON, written atomically;
   - write_store(root, images, labels, ...): a valid prepared store (docs/architecture.md layout,
-    format npy or jpeg) of given uint8 images, which alexnet.store.PreparedStore opens.
+    format npy or jpeg) of given uint8 images, which alexnet.data.store.PreparedStore opens.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 import torchvision
 
 from alexnet.config import PrepareConfig, resolve_workers
-from alexnet import store
-from alexnet.prepare import encode_jpeg, shard_writer
-from alexnet.provenance import hardware
+from alexnet.data import store
+from alexnet.data.prepare import encode_jpeg, shard_writer
+from alexnet.pipeline.provenance import hardware
 
 try:  # psutil comes with dvc; a bare PyTorch image (benchmarks/run_gpu.sh) may lack it
     import psutil
@@ -95,7 +95,7 @@ def timed(fn: Callable[[], Any], repeat: int, device: Any = None) -> tuple[list[
 
 
 def device_name(device: Any = None) -> str:
-    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.provenance.hardware names it)."""
+    """The GPU's name for a CUDA device, otherwise the CPU model (as alexnet.pipeline.provenance.hardware names it)."""
     device = torch.device(device if device is not None else "cpu")
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -15,7 +15,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.analysis import analyze  # here: after run_stage pinned the numerics
+    from alexnet.analysis.analyze import analyze  # here: after run_stage pinned the numerics
     analyze(args.prepared, args.stats, args.models, args.eval, args.out, args.metrics, params,
             record_path=args.record)
 

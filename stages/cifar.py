@@ -16,7 +16,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.cifar.run import cifar  # here: after run_stage pinned the numerics
+    from alexnet.claims.cifar.run import cifar  # here: after run_stage pinned the numerics
     cifar(params.cifar, args.data, args.out, args.metrics, args.record, args.checkpoints, params.numerics)
 
 

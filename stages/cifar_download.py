@@ -15,7 +15,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.cifar.data import cifar_download  # here: after run_stage pinned the numerics
+    from alexnet.claims.cifar.data import cifar_download  # here: after run_stage pinned the numerics
     cifar_download(params.cifar, args.out)
 
 

@@ -18,7 +18,7 @@ from alexnet.fileio import write_json
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.sources import download_raw  # here: after run_stage pinned the numerics
+    from alexnet.data.sources import download_raw  # here: after run_stage pinned the numerics
     manifest = download_raw(params.data, params.tiny, args.out)
     if args.record:
         write_json(args.record, {"source": manifest["source"], "data_root": params.data.root,

@@ -37,7 +37,7 @@ def _inside_pipeline_outputs(path: str) -> str | None:
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.evaluate import evaluate  # here: after run_stage pinned the numerics
+    from alexnet.evaluation.evaluate import evaluate  # here: after run_stage pinned the numerics
     if args.torchvision_weights:
         for option in ("out", "metrics", "record"):
             value = getattr(args, option)

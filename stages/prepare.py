@@ -19,7 +19,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.prepare import prepare  # here: after run_stage pinned the numerics
+    from alexnet.data.prepare import prepare  # here: after run_stage pinned the numerics
     prepare(args.raw, args.out, params.prepare, record_path=args.record, root=params.data.root)
 
 

@@ -15,7 +15,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.results import results  # here: after run_stage pinned the numerics
+    from alexnet.evaluation.results import results  # here: after run_stage pinned the numerics
     results(args.evaluation, args.out, params, record_path=args.eval_record)
 
 

@@ -4,7 +4,7 @@
         --record records/stats.json
 
 Reads params section `stats` (its one param, workers, changes no byte: dvc.yaml lists none);
-writes data/stats/stats.npz (loaded by alexnet.stats.load_stats), data/stats/stats.json (the same,
+writes data/stats/stats.npz (loaded by alexnet.data.stats.load_stats), data/stats/stats.json (the same,
 readable) and the run record (channel means/stds, eigenvalues).
 """
 
@@ -17,7 +17,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.stats import stats  # here: after run_stage pinned the numerics
+    from alexnet.data.stats import stats  # here: after run_stage pinned the numerics
     stats(args.prepared, args.out, params.stats, record_path=args.record)
 
 

@@ -18,7 +18,7 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.train import train  # here: after run_stage pinned the numerics
+    from alexnet.training.train import train  # here: after run_stage pinned the numerics
     train(params, args.seed, args.prepared, args.stats, args.out, args.checkpoints, args.live, args.record)
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alexnet.config import NumericsConfig, load_params  # noqa: E402  (torch-free)
-from alexnet.pinning import pinned_env  # noqa: E402
+from alexnet.runtime.pinning import pinned_env  # noqa: E402
 
 NUMERICS = NumericsConfig(bit_identity=True, threads=2)
 os.environ.update(pinned_env(NUMERICS))  # before numpy or torch loads, as alexnet.cli does for a stage
@@ -36,14 +36,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from alexnet import runtime  # noqa: E402
-from alexnet.analysis import tsne_embed  # noqa: E402
-from alexnet.evaluate import predict  # noqa: E402
-from alexnet.input.augment import InputStats, apply_params, draw_params  # noqa: E402
-from alexnet.model import build_model  # noqa: E402
-from alexnet.optim import build_optimizer  # noqa: E402
-from alexnet.retrieval import AutoencoderCoder  # noqa: E402
-from alexnet.stats import accumulate, finalize  # noqa: E402
+from alexnet.runtime import backend as runtime  # noqa: E402
+from alexnet.analysis.analyze import tsne_embed  # noqa: E402
+from alexnet.evaluation.evaluate import predict  # noqa: E402
+from alexnet.data.input.augment import InputStats, apply_params, draw_params  # noqa: E402
+from alexnet.model.net import build_model  # noqa: E402
+from alexnet.training.optim import build_optimizer  # noqa: E402
+from alexnet.analysis.retrieval import AutoencoderCoder  # noqa: E402
+from alexnet.data.stats import accumulate, finalize  # noqa: E402
 
 
 def digest(*arrays) -> str:

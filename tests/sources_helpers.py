@@ -1,4 +1,4 @@
-"""Builders for small ILSVRC-format releases, written independently of alexnet.sources."""
+"""Builders for small ILSVRC-format releases, written independently of alexnet.data.sources."""
 
 from __future__ import annotations
 

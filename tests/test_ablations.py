@@ -1,4 +1,4 @@
-"""alexnet.ablations: command construction, skip logic, cost and collection, against real
+"""alexnet.claims.sweep: command construction, skip logic, cost and collection, against real
 `dvc exp show --json` output (tests/expected/dvc_exp_show.json, recorded from DVC 3.67 on a toy
 repo with this project's metric layout: two runs done, one queued, one failed)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alexnet import ablations, arms, expqueue
-from alexnet.ablations import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
+from alexnet.claims import arms, expqueue, sweep as ablations
+from alexnet.claims.sweep import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
 
 SHOW = json.loads((Path(__file__).parent / "expected" / "dvc_exp_show.json").read_text())
 
@@ -224,7 +224,7 @@ def test_no_two_depth_arms_build_the_same_net():
     import yaml
 
     from alexnet.config import params_from_dict
-    from alexnet.model import AlexNet
+    from alexnet.model.net import AlexNet
 
     base = yaml.safe_load(Path("params.yaml").read_text())
     shapes = {}

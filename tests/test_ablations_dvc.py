@@ -1,4 +1,4 @@
-"""alexnet.ablations against real DVC: queue two arms in a temporary git + DVC repository with a
+"""alexnet.claims.sweep against real DVC: queue two arms in a temporary git + DVC repository with a
 one-stage pipeline, wait for the queue, see them in `dvc exp show`, collect, and skip on rerun;
 kill -9 a sweep and its worker in the middle of a run and rerun it to the end; start two sweeps
 together and find each experiment queued once."""
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet import ablations
+from alexnet.claims import sweep as ablations
 
 pytestmark = pytest.mark.slow
 
@@ -100,9 +100,9 @@ SWEEP = ["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "--jobs", "1"]
 
 
 def sweep(repo: Path, *args: str, sleep: float = 0.0) -> subprocess.Popen:
-    """`python -m alexnet.ablations <args>` in `repo`, as a researcher starts it."""
+    """`python -m alexnet.claims.sweep <args>` in `repo`, as a researcher starts it."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ABLATE_TEST_SLEEP": str(sleep)}
-    return subprocess.Popen([sys.executable, "-m", "alexnet.ablations", *args], cwd=repo, env=env,
+    return subprocess.Popen([sys.executable, "-m", "alexnet.claims.sweep", *args], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -128,7 +128,7 @@ def wait_for(check, timeout: float = 120.0, what: str = "") -> None:
 
 
 def status_of(repo: Path) -> dict[str, str]:
-    out = sh(sys.executable, "-m", "alexnet.ablations", "status", "--arms", "baseline", "no-lrn", "--seeds", "0",
+    out = sh(sys.executable, "-m", "alexnet.claims.sweep", "status", "--arms", "baseline", "no-lrn", "--seeds", "0",
              cwd=repo)
     return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("ablate-")}
 

@@ -1,4 +1,4 @@
-"""Tests for alexnet.retrieval and alexnet.analysis: the retrieval maths against brute force,
+"""Tests for alexnet.analysis.retrieval and alexnet.analysis.analyze: the retrieval maths against brute force,
 precision@k on hand-worked cases, binary codes, the kernel grid, and the stage end to end."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import torch
 from stage_helpers import run_stage
 
-from alexnet import retrieval
-from alexnet.analysis import kernel_grid
+from alexnet.analysis import retrieval
+from alexnet.analysis.analyze import kernel_grid
 
 
 def brute_knn(db: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +147,7 @@ def test_kernel_grid_scales_each_kernel_and_places_it():
 
 
 class FakeSplit:
-    """An alexnet.input.loader.StoreView (what the analysis reads through the loader) over an in-memory array."""
+    """An alexnet.data.input.loader.StoreView (what the analysis reads through the loader) over an in-memory array."""
 
     format = "npy"
 
@@ -171,9 +171,9 @@ def coloured_images(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    from alexnet.analysis import FIGURES, Inputs, run_analysis
+    from alexnet.analysis.analyze import FIGURES, Inputs, run_analysis
     from alexnet.config import AnalyzeConfig, ModelConfig
-    from alexnet.model import build_model
+    from alexnet.model.net import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=0.05, groups=2), num_classes=3).eval()
@@ -240,12 +240,12 @@ def test_analyze_stage_end_to_end(tmp_path):
     import json
     from pathlib import Path
 
-    from alexnet.analysis import analyze
+    from alexnet.analysis.analyze import analyze
     from alexnet.errors import PipelineError
     from alexnet.config import ModelConfig, load_params
-    from alexnet.model import build_model, save_trained
-    from alexnet.stats import compute_stats, save_stats
-    from alexnet.store import PreparedStore
+    from alexnet.model.net import build_model, save_trained
+    from alexnet.data.stats import compute_stats, save_stats
+    from alexnet.data.store import PreparedStore
 
     train_labels, val_labels = np.repeat(np.arange(3), 8), np.repeat(np.arange(3), 4)
     write_prepared(tmp_path / "prepared", coloured_images(train_labels, 228, 4), train_labels,
@@ -290,9 +290,9 @@ def test_neighbour_figure_shows_the_pictures_it_measured(tmp_path, monkeypatch):
     """Figure 4 right maps fc7 neighbour positions (within the training *subset*) back to store
     rows. From the pictures the figure is handed, recompute their fc7 features and distances by
     hand: a wrong mapping shows other pictures than the ones measured, and the distances disagree."""
-    import alexnet.analysis as A
+    import alexnet.analysis.analyze as A
     from alexnet.config import AnalyzeConfig, ModelConfig
-    from alexnet.model import build_model
+    from alexnet.model.net import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=0.05, groups=2), num_classes=3).eval()

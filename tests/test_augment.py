@@ -1,4 +1,4 @@
-"""alexnet.input.augment (and the pixel arithmetic it applies, alexnet.input.pixels) against a plain per-image
+"""alexnet.data.input.augment (and the pixel arithmetic it applies, alexnet.data.input.pixels) against a plain per-image
 numpy reference of the paper's Section 4.1."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from alexnet.input.augment import InputStats, apply_params, batch_generator, draw_params, lighting_rms, lighting_shift
+from alexnet.data.input.augment import InputStats, apply_params, batch_generator, draw_params, lighting_rms, lighting_shift
 from alexnet.config import AugmentConfig, ConfigError
-from alexnet.input.pixels import _render_torch, center_offset, crop_center_flip, render, torchvision_normalize
+from alexnet.data.input.pixels import _render_torch, center_offset, crop_center_flip, render, torchvision_normalize
 
 S, C = 12, 8  # tiny stored images and crops keep the reference loops fast
 
@@ -162,7 +162,7 @@ FB_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-
 
 
 def _lit_numpy(images, p, mean_image, eigvals_255, eigvecs, mode):
-    """Each convention computed on its own pixel scale, independently of alexnet.input.augment:
+    """Each convention computed on its own pixel scale, independently of alexnet.data.input.augment:
     eigval_01 runs the whole thing on [0, 1] pixels (fb.resnet.torch's scale) and converts the
     result to 0-255 at the end; the others add their shift to the centred 0-255 crop."""
     out = []

@@ -1,4 +1,4 @@
-"""alexnet.cifar (nets, training, figure1, lrn, run): the authors' CIFAR-10 nets (checked against
+"""alexnet.claims.cifar (nets, training, figure1, lrn, run): the authors' CIFAR-10 nets (checked against
 independent computations and the final cuda-convnet configs), the Figure 1 protocol (epochs to
 target, the lr choice and its extension beyond an edge, pruning, centred inputs, the ratio by
 level), the views of cuda-convnet's cropped provider, and the stage end to end: deterministic,
@@ -16,13 +16,13 @@ import torch
 
 import torch.nn.functional as F
 
-from alexnet.cifar import figure1 as fig1
-from alexnet.cifar import run as cifar
-from alexnet.cifar.data import CURVES, FIGURE, LRN_CURVES, RATIO_FIGURE, cifar_download
-from alexnet.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
-from alexnet.cifar.lrn import crop_views, multiview_crops
-from alexnet.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
-from alexnet.cifar.training import NetRun, epochs_to_target
+from alexnet.claims.cifar import figure1 as fig1
+from alexnet.claims.cifar import run as cifar
+from alexnet.claims.cifar.data import CURVES, FIGURE, LRN_CURVES, RATIO_FIGURE, cifar_download
+from alexnet.claims.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
+from alexnet.claims.cifar.lrn import crop_views, multiview_crops
+from alexnet.claims.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
+from alexnet.claims.cifar.training import NetRun, epochs_to_target
 from alexnet.config import CifarConfig, ConfigError, params_from_dict
 
 
@@ -375,7 +375,7 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
     def no_training(*args, **kwargs):
         raise AssertionError("a net was trained again although its checkpoint holds every epoch")
 
-    from alexnet.cifar import lrn
+    from alexnet.claims.cifar import lrn
 
     monkeypatch.setattr(fig1, "train_epoch", no_training)
     monkeypatch.setattr(lrn, "train_epoch", no_training)
@@ -385,8 +385,8 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
 
 def test_pruning_changes_no_chosen_rate(small_run):
     tmp, cfg, _ = small_run
-    from alexnet.cifar.data import open_cifar
-    from alexnet.cifar.training import centred, prepare_inputs
+    from alexnet.claims.cifar.data import open_cifar
+    from alexnet.claims.cifar.training import centred, prepare_inputs
 
     data, manifest = open_cifar(tmp / "raw")
     inputs = prepare_inputs(data, torch.device("cpu"), cfg.channels_last)

@@ -14,9 +14,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from alexnet.cifar import data as cifar_data
-from alexnet.cifar.data import BIN_FOLDER, FOLDER, LABEL_NAMES, MD5, write_archive
-from alexnet.cifar.data import read_python_archive as read_cifar
+from alexnet.claims.cifar import data as cifar_data
+from alexnet.claims.cifar.data import BIN_FOLDER, FOLDER, LABEL_NAMES, MD5, write_archive
+from alexnet.claims.cifar.data import read_python_archive as read_cifar
 from alexnet.errors import PipelineError
 from alexnet.fileio import ChecksumError, UnsafeArchiveError
 from tests.stage_helpers import assert_clear_error, run_stage

@@ -1,4 +1,4 @@
-"""alexnet.claims: rows from hand-made ablations/results.json and reports/cifar/runs.json, every
+"""alexnet.claims.table: rows from hand-made ablations/results.json and reports/cifar/runs.json, every
 measure, pairing, censoring, comparability (the same as Table 2's), and the stage's files."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alexnet import claims, paper, verdict
-from alexnet import results as rs
-from alexnet.arms import ARMS, ARMS_BY_NAME, read_results
+from alexnet import paper
+
+from alexnet.claims import table as claims, verdict
+from alexnet.evaluation import results as rs
+from alexnet.claims.arms import ARMS, ARMS_BY_NAME, read_results
 from alexnet.config import comparable
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
@@ -20,7 +22,7 @@ T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
 
 def run(arm, seed, top1, top5=5.0, dataset="ilsvrc2012", epochs=90, classes=1000, subset=False, params=None,
         **numbers):
-    """One run as `python -m alexnet.ablations collect` writes it (format 2)."""
+    """One run as `python -m alexnet.claims.sweep collect` writes it (format 2)."""
     fit = comparable(dataset, classes, subset, epochs)
     params = dict(ARMS_BY_NAME[arm].overrides) if params is None else params
     return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "params": params, "dataset": dataset,
@@ -233,7 +235,7 @@ def test_both_protocols_get_rows_and_the_lrn_claim_comes_from_the_run_that_train
 
 
 def test_the_real_cifar_runs_are_shown_over_the_tiny_check(tmp_path):
-    from alexnet.cifar.data import shown_runs
+    from alexnet.claims.cifar.data import shown_runs
 
     for name, dataset in (("tiny", "tiny"), ("real", "cifar10"), ("modern", "cifar10")):
         (tmp_path / name).mkdir()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.model import build_model
-from alexnet.train import stream_seed
+from alexnet.model.net import build_model
+from alexnet.training.train import stream_seed
 from stage_helpers import REPO
 from test_train import final_state, make_data, run_train, stage_cmd, tiny_params, write_params
 

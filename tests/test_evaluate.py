@@ -1,4 +1,4 @@
-"""Tests for alexnet/evaluate.py: top-k error, the ten-crop geometry, probability averaging,
+"""Tests for alexnet/evaluation/evaluate.py: top-k error, the ten-crop geometry, probability averaging,
 ensembles, the torchvision path and the stage end to end on a hand-built store."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import torch
 import torchvision
 from stage_helpers import assert_clear_error, run_stage
 
-from alexnet import evaluate as ev
-from alexnet import metrics, predictions
-from alexnet.input import pixels
+from alexnet.evaluation import evaluate as ev
+from alexnet.evaluation import metrics, predictions
+from alexnet.data.input import pixels
 from alexnet.errors import PipelineError
-from alexnet.predictions import read_evaluation
+from alexnet.evaluation.predictions import read_evaluation
 
 # ---------------------------------------------------------------------------------------------
 # averaging softmax outputs, not logits
@@ -87,7 +87,7 @@ S = 256
 
 def _write_store(root, images: np.ndarray, labels: np.ndarray, num_classes: int, split: str = "val",
                  train: tuple[np.ndarray, np.ndarray] | None = None):
-    """A prepared store written by hand from the documented layout (not by alexnet.prepare): the
+    """A prepared store written by hand from the documented layout (not by alexnet.data.prepare): the
     evaluation split, and a training split when `train` gives its (images, labels)."""
     (root / "shards").mkdir(parents=True)
     splits = {split: (images, labels), **({"train": train} if train is not None else {})}
@@ -106,7 +106,7 @@ def _write_store(root, images: np.ndarray, labels: np.ndarray, num_classes: int,
 
 
 def _write_stats(root, mean_image: np.ndarray):
-    from alexnet.stats import Stats, save_stats
+    from alexnet.data.stats import Stats, save_stats
 
     save_stats(Stats(mean_image=mean_image.astype(np.float64), channel_mean=mean_image.mean((0, 1)),
                      channel_std=np.ones(3), cov=np.eye(3), eigvals=np.ones(3), eigvecs=np.eye(3),
@@ -132,14 +132,14 @@ def _numpy_ten_crop(net, centred: np.ndarray, c: int) -> dict[str, np.ndarray]:
 
 
 def _hand_errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Top-1 by argmax (no ties in these rows, checked), top-5 0 (3 classes): not alexnet.metrics."""
+    """Top-1 by argmax (no ties in these rows, checked), top-5 0 (3 classes): not alexnet.evaluation.metrics."""
     assert all(len(set(row.tolist())) == len(row) for row in probs)
     return {"top1_error": 100 * float(np.mean(probs.argmax(1) != labels)), "top5_error": 0.0}
 
 
 def test_evaluate_stage_end_to_end(tmp_path):
     from alexnet.config import ModelConfig, params_from_dict
-    from alexnet.model import build_model, save_trained
+    from alexnet.model.net import build_model, save_trained
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
@@ -181,7 +181,7 @@ def test_evaluate_stage_end_to_end(tmp_path):
     train_want = _numpy_ten_crop(nets[3], train_centred, 227)["center"]
     assert flat["train_center_top1_error"] == pytest.approx(
         _hand_errors(train_want, train_labels[[0, 3, 6]])["top1_error"], abs=1e-4)
-    assert flat["conv1_colour_column1"] >= 0 and flat["conv1_colour_column2"] >= 0  # alexnet.kernels' own tests
+    assert flat["conv1_colour_column1"] >= 0 and flat["conv1_colour_column2"] >= 0  # alexnet.evaluation.kernels' own tests
     assert all(type(v) is float for v in flat.values())
     record = json.loads((tmp_path / "records" / "evaluate.json").read_text())
     assert not {"single", "ensemble"} & set(record) and not any(k.endswith("_error") for k in record)
@@ -215,7 +215,7 @@ def test_each_net_is_scored_and_recorded_at_its_own_input_size(tmp_path):
     import dataclasses
 
     from alexnet.config import params_from_dict
-    from alexnet.model import build_model, save_trained
+    from alexnet.model.net import build_model, save_trained
 
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
@@ -271,7 +271,7 @@ def torchvision_case(tmp_path_factory):
 
 
 def test_torchvision_weights_probabilities_equal_torchvision_reference(torchvision_case):
-    from alexnet.model import load_torchvision_state_dict
+    from alexnet.model.net import load_torchvision_state_dict
 
     path, image, theirs = torchvision_case
     ours = ev.predict(load_torchvision_state_dict(path), image, pixels.TORCHVISION_CROP, None, "torchvision")
@@ -316,7 +316,7 @@ def test_torchvision_weights_need_1000_classes(tmp_path, torchvision_case):
 
 
 def test_headline_keys_and_reading_one_error_back():
-    from alexnet.predictions import errors_of, headline_metrics, metric_key
+    from alexnet.evaluation.predictions import errors_of, headline_metrics, metric_key
 
     nested = {"single": {"center": {"top1_error": 1.0, "top5_error": 2.0},
                          "ten_crop": {"top1_error": 3.0, "top5_error": 4.0}},
@@ -366,7 +366,7 @@ def test_torchvision_mode_of_the_stage_script(tmp_path, torchvision_case):
 
 def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
     from alexnet.config import params_from_dict
-    from alexnet.model import build_model, save_trained
+    from alexnet.model.net import build_model, save_trained
 
     _write_store(tmp_path / "prepared", np.zeros((1, S, S, 3), np.uint8), np.array([0]), 3)
     _write_stats(tmp_path / "stats", np.zeros((S, S, 3)))
@@ -388,8 +388,8 @@ def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
     from alexnet.config import ModelConfig
-    from alexnet.model import build_model
-    from alexnet.store import PreparedStore
+    from alexnet.model.net import build_model
+    from alexnet.data.store import PreparedStore
 
     images = np.random.default_rng(3).integers(0, 256, (5, S, S, 3), dtype=np.uint8)
     _write_store(tmp_path / "prepared", images, np.array([0, 1, 2, 0, 1]), 3)

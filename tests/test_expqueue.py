@@ -1,4 +1,4 @@
-"""Tests for alexnet/expqueue.py without DVC: reading `dvc queue status`, telling stale tasks apart."""
+"""Tests for alexnet/claims/expqueue.py without DVC: reading `dvc queue status`, telling stale tasks apart."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from alexnet import expqueue
-from alexnet.expqueue import Task
+from alexnet.claims import expqueue
+from alexnet.claims.expqueue import Task
 
 STATUS = """Task     Name                Created    Status
 b38a14f  ablate-baseline-s0  01:03 AM   Running

@@ -1,4 +1,4 @@
-"""Tests for alexnet/exptable.py: the experiments table in 120 columns, from `dvc exp show --json`."""
+"""Tests for alexnet/claims/exptable.py: the experiments table in 120 columns, from `dvc exp show --json`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_ablations_dvc import make_repo, sh
 
-from alexnet import exptable
+from alexnet.claims import exptable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_the_command_on_a_real_dvc_exp_show_fits_120_columns(tmp_path):
     repo = make_repo(tmp_path)
     for args in (["-S", "model.lrn=false"], ["-S", "train.epochs=2"], ["-S", "train.seeds=[1]", "-S", "model.lrn=false"]):
         sh("dvc", "exp", "run", *args, cwd=repo)
-    done = subprocess.run([sys.executable, "-m", "alexnet.exptable"], cwd=repo, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "alexnet.claims.exptable"], cwd=repo, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO_ROOT), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -1,6 +1,6 @@
 """Fault injection (issue 13): each fault ends in a correct rerun or one line naming the problem,
 with nothing lost and nothing stale left that looks valid. Small real-format ILSVRC releases are
-built in tmp_path (tests/sources_helpers.py, written independently of alexnet.sources)."""
+built in tmp_path (tests/sources_helpers.py, written independently of alexnet.data.sources)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from alexnet import config as C
 from alexnet.errors import PipelineError
 from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
 from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
-from alexnet.sources import download_raw, open_raw
-from alexnet.prepare import prepare, process_image, write_store
+from alexnet.data.sources import download_raw, open_raw
+from alexnet.data.prepare import prepare, process_image, write_store
 
 from sources_helpers import LEAVES, VAL_TRUTH, jpeg, make_ilsvrc2012, tar_bytes, train_members
 from stage_helpers import REPO, assert_clear_error, run_stage
@@ -197,7 +197,7 @@ def test_a_corrupt_class_tar_names_archive_and_member(tmp_path, kind):
 
 def test_a_corrupt_class_tar_while_streaming_names_it(tmp_path):
     """The streaming reader prepare uses (mode r|) says the same, should a tar change after download."""
-    from alexnet.sources.ilsvrc import iter_train_tar
+    from alexnet.data.sources.ilsvrc import iter_train_tar
 
     root = _release(tmp_path / "imagenet", train=_inner_corrupt("random"))
     with pytest.raises(ArchiveError, match=rf"{TRAIN}/n01000001.tar: not a readable tar"):
@@ -211,7 +211,7 @@ def test_an_outer_train_tar_cut_short(tmp_path):
     with pytest.raises(ArchiveError) as err:
         download_raw(_data(root), TINY, tmp_path / "raw", progress=False)
     assert str(err.value).startswith(str((root / TRAIN).resolve())) and "member" in str(err.value)
-    from alexnet.sources.ilsvrc import iter_train_tar
+    from alexnet.data.sources.ilsvrc import iter_train_tar
 
     with pytest.raises(ArchiveError, match="cut short"):
         list(iter_train_tar(root / TRAIN, {leaf["wnid"] for leaf in LEAVES}))
@@ -259,7 +259,7 @@ def _png(width: int, height: int) -> bytes:
 
 
 def test_an_extreme_aspect_ratio_is_refused_from_the_header():
-    from alexnet.prepare import ImageBoundsError
+    from alexnet.data.prepare import ImageBoundsError
 
     with pytest.raises(ImageBoundsError, match="1x16000 has an aspect ratio of 16000.0"):
         process_image(_png(1, 16000), 256, max_aspect=32.0)
@@ -272,7 +272,7 @@ LOW_MEMORY = textwrap.dedent("""
     import io, resource, sys
     from PIL import Image
     from alexnet.config import PrepareConfig
-    from alexnet.prepare import write_store
+    from alexnet.data.prepare import write_store
 
     class Rec:
         def __init__(self, source, wnid, data): self.source, self.wnid, self.data = source, wnid, data
@@ -315,7 +315,7 @@ SLOW_PREPARE = textwrap.dedent("""
     import sys, time
     from sources_helpers import jpeg
     from alexnet.config import PrepareConfig
-    from alexnet.prepare import write_store
+    from alexnet.data.prepare import write_store
 
     class Rec:
         def __init__(self, i): self.source, self.wnid, self.data = f"{i}.JPEG", "n01000001", jpeg((i % 250, 0, 0), (40, 40))
@@ -461,7 +461,7 @@ def test_bad_params_files_are_one_line_through_a_stage(tmp_path, text, fragment)
 
 
 def test_a_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch):
-    import alexnet.prepare as P
+    import alexnet.data.prepare as P
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -497,7 +497,7 @@ def test_a_full_disk_anywhere_in_a_stage_exits_2_with_one_line(tmp_path, capsys)
 
 def test_val_problems_surface_before_any_image_is_prepared(tmp_path, monkeypatch):
     """A broken val tar stops download, which lists every tar before prepare decodes anything."""
-    import alexnet.prepare as P
+    import alexnet.data.prepare as P
 
     decoded = []
     monkeypatch.setattr(P, "process_image", lambda *a, **k: decoded.append(1))
@@ -545,7 +545,7 @@ def test_a_subset_is_deterministic_and_recorded(tmp_path):
     meta = read_json(tmp_path / "prep" / "meta.json")
     assert meta["num_classes"] == 2 and meta["splits"]["train"] == 2
     assert meta["subset"]["params"]["classes"] == 2 and meta["subset"]["complete"] is True
-    from alexnet.store import PreparedStore
+    from alexnet.data.store import PreparedStore
 
     store = PreparedStore(tmp_path / "prep")
     assert sorted(store.classes["wnid"]) == sel["classes"]

@@ -1,4 +1,4 @@
-"""alexnet.kernels: conv1's colour per column (Figure 3 as a number), against hand-made kernels."""
+"""alexnet.evaluation.kernels: conv1's colour per column (Figure 3 as a number), against hand-made kernels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from alexnet.kernels import colour_share, column_colour
+from alexnet.evaluation.kernels import colour_share, column_colour
 
 
 def _kernel(r, g, b, side=3):

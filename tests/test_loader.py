@@ -1,4 +1,4 @@
-"""alexnet.input.loader: order, coverage, augmentation per batch, resume, rank slices, errors, threads."""
+"""alexnet.data.input.loader: order, coverage, augmentation per batch, resume, rank slices, errors, threads."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 from test_store import jpeg, pil_decode, write_jpeg_shard
 
-from alexnet.input.augment import InputStats, apply_params, batch_generator, draw_params
-from alexnet.input.pixels import crop_center_flip
+from alexnet.data.input.augment import InputStats, apply_params, batch_generator, draw_params
+from alexnet.data.input.pixels import crop_center_flip
 from alexnet.config import AugmentConfig, ConfigError
-from alexnet.input.loader import BatchLoader, OutputPool, epoch_order
-from alexnet.store import PreparedStore
+from alexnet.data.input.loader import BatchLoader, OutputPool, epoch_order
+from alexnet.data.store import PreparedStore
 
 S, C, N = 16, 12, 50
 

@@ -1,4 +1,4 @@
-"""Tests for alexnet/lockcheck.py: CI's comparison of a fresh dvc.lock with the committed one."""
+"""Tests for alexnet/pipeline/lockcheck.py: CI's comparison of a fresh dvc.lock with the committed one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from alexnet import lockcheck
+from alexnet.pipeline import lockcheck
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_cli_against_a_git_revision(tmp_path):
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "lock")
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "alexnet.lockcheck"], cwd=tmp_path, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "alexnet.pipeline.lockcheck"], cwd=tmp_path, capture_output=True,
                               text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
 
     ok = run()
@@ -76,14 +76,14 @@ def test_stale_stages_from_dvc_status():
     """Modified or new deps, changed params and a changed command are stale; a dep only missing
     (an output not pulled or reproduced yet, as in a fresh clone) is not."""
     status = {
-        "train": [{"changed deps": {"alexnet/train.py": "modified", "params.yaml": {"train.lr": "modified"}}},
+        "train": [{"changed deps": {"alexnet/training/train.py": "modified", "params.yaml": {"train.lr": "modified"}}},
                   {"changed outs": {"models/seed0": "deleted"}}],
         "evaluate": [{"changed deps": {"models": "deleted"}}, {"changed outs": {"data/eval": "deleted"}}],
         "report": ["changed command"],
-        "claims": [{"changed deps": {"alexnet/verdict.py": "new"}}],
+        "claims": [{"changed deps": {"alexnet/claims/verdict.py": "new"}}],
     }
-    assert lockcheck.stale_stages(status) == ["claims: alexnet/verdict.py new", "report: changed command",
-                                              "train: alexnet/train.py modified, param train.lr modified"]
+    assert lockcheck.stale_stages(status) == ["claims: alexnet/claims/verdict.py new", "report: changed command",
+                                              "train: alexnet/training/train.py modified, param train.lr modified"]
 
 
 def test_a_differing_output_names_its_stage_and_the_committed_numerics(tmp_path):
@@ -118,7 +118,7 @@ def test_stale_cli_on_a_real_dvc_project(tmp_path):
     subprocess.run(["dvc", "repro", "-q"], cwd=tmp_path, check=True, capture_output=True)
 
     def stale() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "alexnet.lockcheck", "--stale"], cwd=tmp_path,
+        return subprocess.run([sys.executable, "-m", "alexnet.pipeline.lockcheck", "--stale"], cwd=tmp_path,
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
     assert stale().returncode == 0

@@ -1,4 +1,4 @@
-"""alexnet.metrics' error measures: top-k with ties counted against the net, numpy and torch alike."""
+"""alexnet.evaluation.metrics' error measures: top-k with ties counted against the net, numpy and torch alike."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alexnet import metrics
+from alexnet.evaluation import metrics
 from alexnet.errors import PipelineError
 
 
@@ -80,5 +80,5 @@ def test_reading_metrics_never_imports_torch():
     import subprocess
     import sys
 
-    code = "import sys, alexnet.metrics; assert 'torch' not in sys.modules"
+    code = "import sys, alexnet.evaluation.metrics; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

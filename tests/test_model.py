@@ -1,4 +1,4 @@
-"""alexnet.model: shapes, parameter count, groups, LRN, init, switches, torchvision weights, files."""
+"""alexnet.model.net: shapes, parameter count, groups, LRN, init, switches, torchvision weights, files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from alexnet.errors import PipelineError
 from alexnet.config import ModelConfig
-from alexnet.model import (AlexNet, LocalResponseNorm, TorchvisionAlexNet, architecture, build_model, count_parameters,
+from alexnet.model.net import (AlexNet, LocalResponseNorm, TorchvisionAlexNet, architecture, build_model, count_parameters,
                            layer_shapes, load_torchvision_state_dict, load_trained, save_trained)
 
 EXPECTED = Path(__file__).parent / "expected" / "model_forward.json"

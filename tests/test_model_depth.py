@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
-from alexnet.model import AlexNet, build_model, count_parameters, layer_shapes
+from alexnet.model.net import AlexNet, build_model, count_parameters, layer_shapes
 
 PAPER_TOTAL = 60_965_224  # the paper's two-group net, 1000 classes, with biases
 CONV3 = 3 * 3 * 256 * 384 + 384  # sees all 256 maps of conv2

@@ -1,4 +1,4 @@
-"""alexnet.optim.CorrectlyRoundedAdam and correctly_rounded_sqrt: Adam whose bits do not depend on
+"""alexnet.training.optim.CorrectlyRoundedAdam and correctly_rounded_sqrt: Adam whose bits do not depend on
 the CPU, checked against torch.optim.Adam and against square roots computed independently."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from alexnet.optim import CorrectlyRoundedAdam, correctly_rounded_sqrt
+from alexnet.training.optim import CorrectlyRoundedAdam, correctly_rounded_sqrt
 
 
 def test_the_square_root_is_correctly_rounded():

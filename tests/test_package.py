@@ -1,27 +1,46 @@
-"""The package index (alexnet/__init__.py's docstring) names every module, and only modules."""
+"""The package's folders are its architecture: each import runs down the layers, never up, and no
+module imports itself back through others (docs/architecture.md draws the same graph)."""
 
 from __future__ import annotations
 
-import ast
-import re
-from pathlib import Path
+from alexnet.pipeline.imports import module_graph
 
-import pytest
-
-import alexnet
-
-PACKAGE = Path(alexnet.__file__).resolve().parent
+# Bottom to top. "base": what every part shares (config, paper, errors, fileio, tables); cli, the
+# stage scripts' and tools' contract, sits on top of everything it sets up.
+LAYERS = ("base", "pipeline", "runtime", "data", "model", "evaluation", "training", "analysis", "claims", "report",
+          "cli")
 
 
-@pytest.mark.parametrize("folder", [PACKAGE, *sorted(p.parent for p in PACKAGE.glob("*/__init__.py"))],
-                         ids=lambda p: p.name)
-def test_the_package_index_names_every_module_and_only_modules(folder):
-    """alexnet's index names its modules and subpackages; a subpackage that indexes its modules
-    (alexnet.input, alexnet.cifar; alexnet.sources describes its sources instead) names them all."""
-    doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
-    if folder != PACKAGE and "Modules" not in doc:
-        return
-    indexed = set(re.findall(r"^    (\w+) ", doc, re.M))
-    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
-    packages = {p.parent.name for p in folder.glob("*/__init__.py")}
-    assert indexed == modules | packages, (sorted((modules | packages) - indexed), sorted(indexed - modules - packages))
+def layer(module: str) -> str:
+    top = module.split(".")[0]
+    return top if top in LAYERS and top != "base" else "base"
+
+
+def test_every_import_runs_down_the_layers():
+    up = [f"{m} -> {d}" for m, deps in module_graph().items() for d in deps
+          if LAYERS.index(layer(d)) > LAYERS.index(layer(m))]
+    assert not up, up
+
+
+def test_every_module_has_a_layer_and_the_base_is_small():
+    graph = module_graph()
+    base = sorted(m for m in graph if layer(m) == "base")
+    assert base == ["config", "errors", "fileio", "paper", "tables"]
+    assert {layer(m) for m in graph} == set(LAYERS)
+
+
+def test_no_import_cycle():
+    graph = module_graph()
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in graph[m]:
+            assert state.get(d) != 1, " -> ".join(path + [m, d])
+            if d not in state:
+                visit(d, path + [m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])

@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alexnet.imports import closure, runs_nothing
+from alexnet.pipeline.imports import closure, runs_nothing
 
 ROOT = Path(__file__).resolve().parents[1]
 # Argument parsing, error types and the package indexes (a docstring, nothing that runs: alexnet/,
-# alexnet/input/, alexnet/cifar/): listed by no stage (an edit reruns nothing). What they import is
-# followed: cli's pinning of the numerics (alexnet/pinning.py) is every stage's dependency.
+# alexnet/data/input/, alexnet/claims/cifar/): listed by no stage (an edit reruns nothing). What they import is
+# followed: cli's pinning of the numerics (alexnet/runtime/pinning.py) is every stage's dependency.
 EXEMPT = {"alexnet/cli.py", "alexnet/errors.py",
           *(p.relative_to(ROOT).as_posix() for p in (ROOT / "alexnet").rglob("__init__.py") if runs_nothing(p))}
 
 
 def test_the_package_indexes_are_exempt_and_sources_is_not():
-    assert {"alexnet/__init__.py", "alexnet/input/__init__.py", "alexnet/cifar/__init__.py"} <= EXEMPT
-    assert "alexnet/sources/__init__.py" not in EXEMPT  # it holds the download stage's code
+    assert {"alexnet/__init__.py", "alexnet/data/input/__init__.py", "alexnet/claims/cifar/__init__.py"} <= EXEMPT
+    assert "alexnet/data/sources/__init__.py" not in EXEMPT  # it holds the download stage's code
 
 
 def code_closure(script: Path) -> set[str]:
@@ -51,7 +51,7 @@ def test_stage_depends_on_all_the_code_it_runs(name):
 
 
 # Package files a stage reads that are not modules: listed in its deps, no import to find them by.
-DATA_DEPS = {"report": ["alexnet/templates"]}
+DATA_DEPS = {"report": ["alexnet/report/templates"]}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -67,15 +67,15 @@ def test_stage_lists_no_code_it_does_not_run(name):
 # Stage -> modules it must not run: later stages' code (training must not rerun when evaluation
 # changes) and, for the report, any code that computes (it reads the files the stages wrote).
 ONE_WAY = {
-    "train": {"alexnet/evaluate.py", "alexnet/analysis.py", "alexnet/results.py", "alexnet/report.py",
-              "alexnet/predictions.py"},
-    "evaluate": {"alexnet/train.py", "alexnet/analysis.py", "alexnet/report.py"},
-    "analyze": {"alexnet/train.py", "alexnet/evaluate.py", "alexnet/report.py"},
-    "results": {"alexnet/model.py", "alexnet/evaluate.py", "alexnet/train.py"},
-    "report": {"alexnet/model.py", "alexnet/analysis.py", "alexnet/input/augment.py", "alexnet/store.py",
-               "alexnet/evaluate.py", "alexnet/retrieval.py", "alexnet/stats.py", "alexnet/train.py",
-               "alexnet/input/pixels.py", "alexnet/input/loader.py", "alexnet/claims.py", "alexnet/ablations.py",
-               "alexnet/cifar/training.py"},
+    "train": {"alexnet/evaluation/evaluate.py", "alexnet/analysis/analyze.py", "alexnet/evaluation/results.py", "alexnet/report/render.py",
+              "alexnet/evaluation/predictions.py"},
+    "evaluate": {"alexnet/training/train.py", "alexnet/analysis/analyze.py", "alexnet/report/render.py"},
+    "analyze": {"alexnet/training/train.py", "alexnet/evaluation/evaluate.py", "alexnet/report/render.py"},
+    "results": {"alexnet/model/net.py", "alexnet/evaluation/evaluate.py", "alexnet/training/train.py"},
+    "report": {"alexnet/model/net.py", "alexnet/analysis/analyze.py", "alexnet/data/input/augment.py", "alexnet/data/store.py",
+               "alexnet/evaluation/evaluate.py", "alexnet/analysis/retrieval.py", "alexnet/data/stats.py", "alexnet/training/train.py",
+               "alexnet/data/input/pixels.py", "alexnet/data/input/loader.py", "alexnet/claims/table.py", "alexnet/claims/sweep.py",
+               "alexnet/claims/cifar/training.py"},
 }
 
 
@@ -86,20 +86,20 @@ def test_dependencies_point_one_way(name):
 
 
 def test_the_closure_follows_imports_inside_functions():
-    # prepare imports alexnet.sources only inside prepare(); train reaches augment via loader.
-    assert "alexnet/sources/tiny.py" in code_closure(ROOT / "stages" / "prepare.py")
-    assert {"alexnet/input/loader.py", "alexnet/input/augment.py"} <= code_closure(ROOT / "stages" / "train.py")
+    # prepare imports alexnet.data.sources only inside prepare(); train reaches augment via loader.
+    assert "alexnet/data/sources/tiny.py" in code_closure(ROOT / "stages" / "prepare.py")
+    assert {"alexnet/data/input/loader.py", "alexnet/data/input/augment.py"} <= code_closure(ROOT / "stages" / "train.py")
 
 
 def test_checkpoints_fingerprint_the_code_train_depends_on():
-    """A finished checkpoint is resumed only by the code that made it (alexnet.train.training_code):
+    """A finished checkpoint is resumed only by the code that made it (alexnet.training.train.training_code):
     the modules dvc.yaml's train depends on, but for atomic writes and the run record's provenance
     (git revision, CPU capability: what made the weights, not how)."""
-    from alexnet.train import NOT_WEIGHTS, code_fingerprint, training_code
+    from alexnet.training.train import NOT_WEIGHTS, code_fingerprint, training_code
 
     expected = code_closure(ROOT / "stages" / "train.py") - EXEMPT - NOT_WEIGHTS
     assert set(training_code()) == expected
-    assert {"alexnet/pinning.py", "alexnet/runtime.py", "alexnet/model.py"} <= expected
+    assert {"alexnet/runtime/pinning.py", "alexnet/runtime/backend.py", "alexnet/model/net.py"} <= expected
     assert set(code_fingerprint()) == expected
 
 
@@ -152,7 +152,7 @@ def test_stage_lists_every_param_that_changes_its_bytes(name, section):
 
 def test_a_checkpoint_resumes_across_what_leaves_the_bytes_alone():
     from alexnet.config import SAME_BYTES, TrainConfig, execution_params
-    from alexnet.train import EXECUTION_ONLY
+    from alexnet.training.train import EXECUTION_ONLY
 
     assert set(execution_params(TrainConfig, SAME_BYTES)) <= set(EXECUTION_ONLY)
     assert set(EXECUTION_ONLY) - set(execution_params(TrainConfig, SAME_BYTES)) == {"seeds", "epochs", "device"}
@@ -202,12 +202,12 @@ def test_plots_one_chart_per_quantity_both_seeds_train_and_val():
         want = {f"dvclive/train-seed{s}/plots/metrics/{split}{name}.tsv": name for s in seeds for split in splits}
         assert chart["y"] == want, name
     images = [p for p in DVC["plots"] if isinstance(p, str)]
-    from alexnet.analysis import FIGURES
+    from alexnet.analysis.analyze import FIGURES
 
     assert set(images) == ({"reports/training_curves.png", "reports/cifar/figure1.png"}
                            | {f"reports/figures/{f}" for f in FIGURES.values()})
     # DVCLive writes exactly these files: the names METRIC_KEYS gives, less the timing
-    from alexnet.train import LIVE_KEYS
+    from alexnet.training.train import LIVE_KEYS
 
     assert {k.split("/")[-1] for k in LIVE_KEYS} == set(charts)
 

@@ -4,7 +4,7 @@ A copy of this repository (its files as they are, git-committed in a temporary f
 small version of the tiny pipeline straight through. Then:
 - another copy is killed with -9 (the whole process group, as a crash would) while the first net
   trains (after its first checkpoint) and again while evaluate runs, then rerun to the end: every
-  output dvc.lock records (run records aside: alexnet.lockcheck) has the straight run's hash;
+  output dvc.lock records (run records aside: alexnet.pipeline.lockcheck) has the straight run's hash;
 - the straight run is pushed to a remote in a temporary folder and cloned: `dvc pull` then
   `dvc repro` reruns nothing, and `dvc status` lists nothing;
 - a user's own files (data.root, outside the repository): replacing one makes `dvc status` say
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alexnet.lockcheck import output_hashes
+from alexnet.pipeline.lockcheck import output_hashes
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc and git")]

@@ -1,4 +1,4 @@
-"""alexnet.input.pixels: the test-time crops pixel for pixel, against hand-coded images and torchvision."""
+"""alexnet.data.input.pixels: the test-time crops pixel for pixel, against hand-coded images and torchvision."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from alexnet.input import pixels
+from alexnet.data.input import pixels
 from alexnet.errors import ConfigError
 
 

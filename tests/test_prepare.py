@@ -1,4 +1,4 @@
-"""Tests for alexnet/prepare.py: the paper's resize-and-crop, mode conversion, quarantine, the store.
+"""Tests for alexnet/data/prepare.py: the paper's resize-and-crop, mode conversion, quarantine, the store.
 
 Expected pixels come from an independent Pillow computation (open, convert, resize the whole
 image, crop), never from prepare's own code path.
@@ -17,10 +17,10 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from stage_helpers import assert_clear_error, run_stage
 
-from alexnet import prepare as P
+from alexnet.data import prepare as P
 from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig
-from alexnet.sources.base import ClassInfo, RawRecord
+from alexnet.data.sources.base import ClassInfo, RawRecord
 
 SIZE = 32
 
@@ -250,7 +250,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_jpeg_store_layout_and_round_trip(tmp_path):
-    from alexnet.store import PreparedStore
+    from alexnet.data.store import PreparedStore
 
     raw = make_raw()
     P.write_store(raw, tmp_path / "npy", PrepareConfig(image_side=SIZE, shard_size=3, workers=1), "fake", progress=False)
@@ -289,7 +289,7 @@ def test_jpeg_store_is_close_to_the_npy_store(tmp_path):
     augmentation shifts a whole ImageNet image (AugmentConfig), so storage noise stays below the
     augmentation's own. Quality 95 measured 41.9 dB on photos (benchmarks/bench_jpeg.py), 40.5 dB on
     these small noisy images; quality 50 falls below 34 dB here, so the threshold can fail."""
-    from alexnet.store import PreparedStore
+    from alexnet.data.store import PreparedStore
 
     raw = make_raw(n_train=40, n_val=9, corrupt=False)
     P.write_store(raw, tmp_path / "npy", PrepareConfig(image_side=SIZE, workers=1), "fake", progress=False)
@@ -348,14 +348,14 @@ def test_ordered_map_keeps_order_and_bounds_reading():
 
 
 def test_stage_entry_point(tmp_path, monkeypatch):
-    import alexnet.sources
+    import alexnet.data.sources
 
     raw_dir = tmp_path / "raw"
     with pytest.raises(PipelineError, match="manifest.json"):
         P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1), progress=False)
     raw_dir.mkdir()
     (raw_dir / "manifest.json").write_text(json.dumps({"source": "tiny"}))
-    monkeypatch.setattr(alexnet.sources, "open_raw", lambda d, root=None: make_raw())
+    monkeypatch.setattr(alexnet.data.sources, "open_raw", lambda d, root=None: make_raw())
     m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1),
                   record_path=tmp_path / "metrics" / "prepare.json", progress=False)
     assert json.loads((tmp_path / "metrics" / "prepare.json").read_text())["images"] == m["images"]

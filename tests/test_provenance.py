@@ -1,4 +1,4 @@
-"""Tests for alexnet.provenance: a revision is dirty when its sources differ, not when the pipeline
+"""Tests for alexnet.pipeline.provenance: a revision is dirty when its sources differ, not when the pipeline
 has rewritten its own outputs; the run record's bit-identity facts are torch's own."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet import provenance
+from alexnet.pipeline import provenance
 
 DVC_YAML = """stages:
   train:

@@ -1,4 +1,4 @@
-"""Tests for alexnet.report: every section present, every image it references exists (Markdown)
+"""Tests for alexnet.report.render: every section present, every image it references exists (Markdown)
 or is embedded (HTML), the tiny-dataset banner, provenance from dvc.lock, DVCLive curves, and the
 template: one dict rendered (the words are the template's, the values the dict's, a missing key
 an error), blocks laid out the same in every combination of inputs present."""
@@ -16,10 +16,10 @@ from PIL import Image
 from stage_helpers import run_stage
 
 from alexnet import paper
-from alexnet.analysis import FIGURES
+from alexnet.analysis.analyze import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE
-from alexnet.report import (CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
+from alexnet.claims.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE
+from alexnet.report.render import (CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
                             render_markdown, report, report_context)
 from alexnet.tables import md_table
 
@@ -31,7 +31,7 @@ SECTIONS = ("1. Setup", "2. Architecture", "3. Training", "4. Results: Tables 1 
 SECTION_KEYS = ("setup", "architecture", "training", "results", "ablations", "qualitative", "provenance")
 TINY_BANNER = "tiny synthetic dataset: not an ImageNet result"
 NOT_COMPARABLE_BANNER = "not the paper's data and training: not comparable with the paper"
-# models/seed<N>/architecture.json as train writes it (alexnet.model.architecture), made up by hand
+# models/seed<N>/architecture.json as train writes it (alexnet.model.net.architecture), made up by hand
 ARCHITECTURE = {"layers": [
     {"name": "conv1", "kind": "conv", "out_channels": 6, "kernel": [11, 11], "in_channels_per_group": 3,
      "stride": 4, "groups": 1, "parameters": 2184},
@@ -165,7 +165,7 @@ def test_tiny_banner_only_for_the_tiny_dataset(tiny_report, tmp_path):
 
 
 def test_no_banner_for_the_papers_run():
-    from alexnet.report import _banner
+    from alexnet.report.render import _banner
 
     full = params_from_dict({"data": {"source": "ilsvrc2012", "root": "/data"}})
     assert _banner(full, {"classes": 1000}) is None
@@ -242,7 +242,7 @@ def test_without_the_claims_stage_the_papers_claims_are_listed(tiny_report):
 
 
 def test_the_subset_prepare_took_is_stated(tmp_path):
-    """prepare's record of data.subset (alexnet.sources.subset.summary), a partial copy included."""
+    """prepare's record of data.subset (alexnet.data.sources.subset.summary), a partial copy included."""
     src = make_run(tmp_path)
     record = json.loads((src.records / "prepare.json").read_text())
     record["subset"] = {"params": {"wnids": None, "classes": 3, "seed": 7, "train_per_class": 2, "eval_per_class": None},
@@ -310,7 +310,7 @@ def test_report_stage_command_line(tmp_path):
 
 def claims_run(root: Path) -> ReportInputs:
     """make_run plus the claims stage's real output and a Figure 1 PNG from the cifar stage."""
-    from alexnet import claims
+    from alexnet.claims import table as claims
 
     src = make_run(root)
     claims.claims(root / "none.json", [root / "none"], src.claims)
@@ -330,7 +330,7 @@ def cifar_run(folder: Path, dataset: str) -> None:
 
 
 def test_the_claims_table_and_figure1_in_section_5(tmp_path):
-    from alexnet import claims
+    from alexnet.claims import table as claims
 
     src = claims_run(tmp_path)
     assert (src.claims / CLAIMS_TABLE).is_file()
@@ -438,6 +438,7 @@ def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
 def test_the_file_names_the_report_reads_are_the_ones_the_stages_write():
     """The report imports none of the stages' modules (its deps stay files), so their shared file
     names are spelled on both sides: this keeps each pair equal."""
-    from alexnet import analysis, report as R
+    from alexnet.analysis import analyze as analysis
+    from alexnet.report import render as R
 
     assert R.FIGURES_LIST == analysis.FIGURES_LIST

@@ -1,4 +1,4 @@
-"""Tests for alexnet/results.py and alexnet/paper.py: the paper's numbers, our rows placed by
+"""Tests for alexnet/evaluation/results.py and alexnet/paper.py: the paper's numbers, our rows placed by
 the data they were measured on, "not run" rows, and the three renderings."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from stage_helpers import run_stage
 
 from alexnet import paper
-from alexnet import results as rs
+from alexnet.evaluation import results as rs
 from alexnet.errors import PipelineError
 from alexnet.config import params_from_dict
 
@@ -24,7 +24,7 @@ ERRORS = {"top1_error": 42.25, "top5_error": 19.5, "ensemble_top1_error": 39.5, 
 
 
 def _evaluation(split="val", dataset="ilsvrc2012", nets=2, images=50000, **extra):
-    """What alexnet.predictions.read_evaluation returns: the run record and the flat metrics."""
+    """What alexnet.evaluation.predictions.read_evaluation returns: the run record and the flat metrics."""
     return {"split": split, "images": images, "nets": nets, **ERRORS,
             "dataset": dataset, "members": [f"seed{i}" for i in range(nets)], "epochs": [90] * nets,
             "model": "paper", "torchvision_weights": "", **extra}

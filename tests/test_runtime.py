@@ -1,4 +1,4 @@
-"""Tests for alexnet/runtime.py: the bit-identity mode gives the same bits whatever the CPU offers.
+"""Tests for alexnet/runtime/backend.py: the bit-identity mode gives the same bits whatever the CPU offers.
 
 One machine cannot be two CPUs, so these start training under environments that make the
 libraries pick other code paths (torch's CPU capability, MKL's and oneDNN's instruction sets,
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from test_store import make_store
 
-from alexnet import pinning, runtime
+from alexnet.runtime import backend as runtime, pinning
 from alexnet.config import NumericsConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,13 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_STEPS = """
 import hashlib, json, sys
 import torch
-from alexnet import pinning, runtime
+from alexnet.runtime import backend as runtime, pinning
 from alexnet.config import ModelConfig, NumericsConfig, TrainConfig
 numerics = NumericsConfig(bit_identity=sys.argv[1] == "on", threads=2)
 pinning.pin(numerics)
 runtime.configure(numerics, deterministic=True)
-from alexnet.model import build_model
-from alexnet.optim import build_optimizer
+from alexnet.model.net import build_model
+from alexnet.training.optim import build_optimizer
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)
 model = build_model(ModelConfig(width=0.25), 10, generator=g)
@@ -168,7 +168,7 @@ def test_numerics_record_says_when_the_mode_is_asked_for_but_not_in_effect(monke
 
 
 def test_eigh3_matches_numpy_and_is_orthonormal():
-    from alexnet.stats import eigh3
+    from alexnet.data.stats import eigh3
 
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -184,7 +184,7 @@ def test_eigh3_matches_numpy_and_is_orthonormal():
 
 
 def test_eigh3_hand_computed_cases():
-    from alexnet.stats import eigh3
+    from alexnet.data.stats import eigh3
 
     r = 0.5 ** 0.5
     vals, vecs = eigh3([[2, 1, 0], [1, 2, 0], [0, 0, 5]])  # 5 (e3), 3 ((1,1,0)/sqrt2), 1 ((1,-1,0)/sqrt2)

@@ -6,8 +6,8 @@ import pytest
 
 from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
-from alexnet.sources import download_raw, open_raw
-from alexnet.sources.imagefolder import ImageFolderDataset
+from alexnet.data.sources import download_raw, open_raw
+from alexnet.data.sources.imagefolder import ImageFolderDataset
 
 from sources_helpers import jpeg
 

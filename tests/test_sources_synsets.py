@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from alexnet.sources.synsets import INTERNAL, INTERNAL_PARENT, SYNSETS, WORDS, parent_of, short_name
+from alexnet.data.sources.synsets import INTERNAL, INTERNAL_PARENT, SYNSETS, WORDS, parent_of, short_name
 
 
 def test_table_shape():

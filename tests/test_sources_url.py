@@ -12,8 +12,8 @@ import pytest
 from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.fileio import ChecksumError
-from alexnet.sources import download_raw, open_raw
-from alexnet.sources.url import fetch
+from alexnet.data.sources import download_raw, open_raw
+from alexnet.data.sources.url import fetch
 
 from sources_helpers import make_ilsvrc2012
 

@@ -1,4 +1,4 @@
-"""Tests for alexnet/stats.py: mean image, channel moments and RGB PCA against numpy."""
+"""Tests for alexnet/data/stats.py: mean image, channel moments and RGB PCA against numpy."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from stage_helpers import assert_clear_error, run_stage
 from test_store import make_store
 
-from alexnet import stats as st
+from alexnet.data import stats as st
 from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig
-from alexnet.store import PreparedStore
+from alexnet.data.store import PreparedStore
 
 
 def pixels(images: np.ndarray) -> np.ndarray:

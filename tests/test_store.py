@@ -1,6 +1,6 @@
-"""Tests for alexnet/store.py: reading a store laid out as docs/architecture.md says.
+"""Tests for alexnet/data/store.py: reading a store laid out as docs/architecture.md says.
 
-The stores here are written by hand (np.save + csv), independently of alexnet/prepare.py, so a
+The stores here are written by hand (np.save + csv), independently of alexnet/data/prepare.py, so a
 layout mistake on either side would show; one test round-trips through prepare as well.
 """
 
@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from alexnet.errors import PipelineError
-from alexnet.store import PreparedStore, offsets_path, shard_path
+from alexnet.data.store import PreparedStore, offsets_path, shard_path
 
 S = 8
 CLASSES = [("n01440764", "tench, Tinca tinca"), ("n01443537", "goldfish"), ("n09999999", "NA")]
@@ -171,7 +171,7 @@ def test_round_trip_through_prepare(tmp_path):
     from test_prepare import CLASSES as PCLASSES, make_raw
 
     from alexnet.config import PrepareConfig
-    from alexnet.prepare import process_image, write_store
+    from alexnet.data.prepare import process_image, write_store
 
     raw = make_raw(n_train=9, n_val=3, corrupt=True)
     write_store(raw, tmp_path / "p", PrepareConfig(image_side=32, shard_size=4, workers=1), "fake", progress=False)

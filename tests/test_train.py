@@ -1,4 +1,4 @@
-"""Tests for alexnet/optim.py and alexnet/train.py (stage train).
+"""Tests for alexnet/training/optim.py and alexnet/training/train.py (stage train).
 
 The optimizer is checked against hand-rolled numpy loops of the paper's and PyTorch's update
 rules; the schedule against hand-worked epochs; training end to end on a tiny store made here
@@ -24,7 +24,7 @@ from stage_helpers import assert_clear_error, run_stage, stage_command
 
 from alexnet.errors import PipelineError
 from alexnet.config import Params, TrainConfig, params_from_dict, to_dict
-from alexnet.optim import PaperSGD, Schedule, build_optimizer, set_lr
+from alexnet.training.optim import PaperSGD, Schedule, build_optimizer, set_lr
 
 
 # ----------------------------------------------------------------------------- the optimizer
@@ -126,7 +126,7 @@ def _bias_net() -> torch.nn.Module:
 
 
 def test_bias_conventions_are_param_groups():
-    from alexnet.model import build_model
+    from alexnet.model.net import build_model
     from alexnet.config import ModelConfig
 
     with torch.device("meta"):
@@ -286,8 +286,8 @@ def make_store(root: Path, classes: int = 4, train: int = 16, val: int = 8, seed
 
 
 def make_data(tmp: Path) -> tuple[Path, Path]:
-    from alexnet.stats import compute_stats, save_stats
-    from alexnet.store import PreparedStore
+    from alexnet.data.stats import compute_stats, save_stats
+    from alexnet.data.store import PreparedStore
 
     prepared = make_store(tmp / "prepared")
     save_stats(compute_stats(PreparedStore(prepared), workers=1, progress=False), tmp / "stats")
@@ -309,7 +309,7 @@ def write_params(path: Path, params: Params) -> Path:
 
 
 def run_train(tmp: Path, data: tuple[Path, Path], params: Params, name: str = "run", seed: int = 0) -> dict:
-    from alexnet.train import train
+    from alexnet.training.train import train
 
     out = tmp / name
     return train(params, seed, data[0], data[1], out / "model", out / "ckpt", out / "live", out / "run.json")
@@ -322,7 +322,7 @@ def stage_cmd(tmp: Path, data: tuple[Path, Path], params_file: Path, name: str, 
 
 
 def final_state(tmp: Path, name: str) -> tuple[dict, dict]:
-    from alexnet.model import load_trained
+    from alexnet.model.net import load_trained
 
     model, info = load_trained(tmp / name / "model" / "model.pt")
     return model.state_dict(), info
@@ -358,7 +358,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, data: tuple[Path, Path])
 
 
 def test_outputs(reference: Path):
-    from alexnet.train import CHECKPOINT_FORMAT, METRIC_KEYS
+    from alexnet.training.train import CHECKPOINT_FORMAT, METRIC_KEYS
 
     out = reference / "run"
     state, info = final_state(reference, "run")
@@ -403,11 +403,11 @@ def test_outputs(reference: Path):
 
 def test_train_metrics_are_correct_for_a_known_net(reference: Path, data: tuple[Path, Path]):
     """val metrics recomputed independently: centre crops through the saved net, numpy errors."""
-    from alexnet.input.augment import InputStats
-    from alexnet.input.pixels import crop_center_flip
-    from alexnet.model import load_trained
-    from alexnet.stats import load_stats
-    from alexnet.store import PreparedStore
+    from alexnet.data.input.augment import InputStats
+    from alexnet.data.input.pixels import crop_center_flip
+    from alexnet.model.net import load_trained
+    from alexnet.data.stats import load_stats
+    from alexnet.data.store import PreparedStore
 
     model, info = load_trained(reference / "run" / "model" / "model.pt")
     view = PreparedStore(data[0]).split("val")
@@ -514,7 +514,7 @@ def test_learning_start_diagnostic_logs_the_gap_and_warns_once(tmp_path: Path, d
 def test_chance_monitor_by_hand():
     import math
 
-    from alexnet.train import ChanceMonitor
+    from alexnet.training.train import ChanceMonitor
 
     m = ChanceMonitor(num_classes=10, warn_steps=5, steps_per_epoch=3)
     at_chance = [math.log(10)] * 3
@@ -583,7 +583,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path, reference: Path, data:
 
 
 def test_guard_names_epoch_step_and_last_good_checkpoint(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
-    from alexnet.train import TrainingDiverged
+    from alexnet.training.train import TrainingDiverged
 
     # A finished 3-epoch checkpoint extended to 4 epochs; the first loss (~1.4) is above 0.5.
     path = _copy_checkpoint(reference, tmp_path, "guard")
@@ -633,13 +633,13 @@ def test_bf16_autocast_and_channels_last_run_on_the_cpu(tmp_path: Path, data: tu
 
 def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tensor]:
     """Weights after one epoch of the paper's loop on `device` (no DVCLive: not on GPU images)."""
-    from alexnet import distributed
-    from alexnet.model import build_model
-    from alexnet.optim import build_optimizer
-    from alexnet.stats import load_stats
-    from alexnet.store import PreparedStore
-    from alexnet.runtime import configure_determinism
-    from alexnet.train import _make_loaders, seed_everything, stream_seed, train_one_epoch
+    from alexnet.training import distributed
+    from alexnet.model.net import build_model
+    from alexnet.training.optim import build_optimizer
+    from alexnet.data.stats import load_stats
+    from alexnet.data.store import PreparedStore
+    from alexnet.runtime.backend import configure_determinism
+    from alexnet.training.train import _make_loaders, seed_everything, stream_seed, train_one_epoch
 
     params = tiny_params(device=device)
     configure_determinism(True)

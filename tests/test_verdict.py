@@ -1,4 +1,4 @@
-"""alexnet.verdict: the rule against hand-computed t intervals, its false-positive rate under no
+"""alexnet.claims.verdict: the rule against hand-computed t intervals, its false-positive rate under no
 effect, and its text, which docs/ablations.md must hold verbatim."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alexnet import verdict
-from alexnet.verdict import judge
+from alexnet.claims import verdict
+from alexnet.claims.verdict import judge
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom (tables)
 T_DF1 = 12.706204736174707  # ... 1 degree of freedom

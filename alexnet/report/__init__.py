@@ -1,0 +1,1 @@
+"""The paper-style report: its data (render) and its words (templates/)."""

@@ -1,0 +1,555 @@
+"""Training (stage `train`): the paper's SGD and schedule (Section 5), checkpoints, exact resume, DDP.
+
+Owns the training loop and everything a run writes:
+    models/seed<N>/model.pt, info.json,  the trained net (alexnet.model.net.save_trained), how it was
+      architecture.json                  made, and its layer table: nothing that varies between
+                                         reruns, so DVC's hash is stable
+    records/train-seed<N>.json           the run record: epochs run, seconds, images/s, git revision
+    checkpoints/seed<N>/last.pt          written atomically after every epoch (DVC: persist)
+    dvclive/train-seed<N>/               per-epoch curves, step = epoch (errors in percent); no timings
+
+The run ends at `train.epochs` or earlier when the plateau schedule says so (alexnet.training.optim.Schedule).
+Resume rules, the DVCLive replay and the loss guard: docs/architecture.md, "Training: resume, logs,
+guard". Why the tiny run leaves the paper's init: docs/fidelity.md. Data parallel: alexnet.training.distributed
+(each rank takes its rows of every global batch; DDP averages the gradients).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from alexnet.model import netstore
+
+from alexnet.pipeline import imports, provenance
+
+from alexnet.runtime import backend as runtime
+
+from alexnet.training import distributed
+from alexnet.errors import PipelineError
+from alexnet.config import SAME_BYTES, Params, TrainConfig, execution_params, to_dict
+from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
+from alexnet.data.input.loader import BatchLoader
+from alexnet.evaluation.metrics import topk_hits
+from alexnet.model.net import architecture, build_model, count_parameters, save_trained
+from alexnet.runtime.backend import load_failure, torch_load
+from alexnet.training.optim import Schedule, build_optimizer, set_lr
+from alexnet.data.stats import load_stats
+from alexnet.data.store import PreparedStore, layout_files
+
+CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "last.pt"
+# The loss guard reads the loss back every step on the CPU, every GUARD_EVERY_CUDA steps on CUDA
+# (each read stalls the GPU queue).
+GUARD_EVERY_CUDA = 20
+# Params a checkpoint made with other values of is still resumed: those that leave the bytes as
+# they are (config.SAME_BYTES), the seed list (each net's seed is in the identity), epochs (a
+# longer run extends a shorter one) and the device (a run moves between machines).
+EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
+# The modules whose source decides the trained weights: what this module and the numerics'
+# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record's
+# provenance and the package indexes (alexnet.pipeline.imports reads the imports; dvc.yaml's deps of train
+# are a superset).
+NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/pipeline/imports.py", "alexnet/pipeline/provenance.py"})
+METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
+               "val/top1_error", "val/top5_error", "lr", "images_per_second")
+# What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
+# images/s per epoch is in the run record).
+LIVE_KEYS = tuple(k for k in METRIC_KEYS if k != "images_per_second")
+# "Left chance": the mean training loss of the last CHANCE_WINDOW steps is below
+# (1 - CHANCE_MARGIN) * ln(classes), the loss of a uniform prediction.
+CHANCE_MARGIN = 0.05
+CHANCE_WINDOW = 50
+
+
+class TrainingDiverged(PipelineError):
+    """The loss became NaN/inf or exceeded train.max_loss."""
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def stream_seed(seed: int, rank: int, purpose: int) -> int:
+    """A seed for one purpose (1: init, 2: dropout) of one rank, independent of the others."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, rank, purpose]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states in a form `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
+    train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
+    return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
+            "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
+
+
+def training_code() -> list[str]:
+    """The modules whose source decides the weights (root-relative paths, sorted)."""
+    here = Path(__file__).resolve()
+    modules = imports.closure(here) | imports.closure(imports.ROOT / "alexnet/runtime/pinning.py") | {"alexnet/training/train.py"}
+    return sorted(m for m in modules - NOT_WEIGHTS if not imports.runs_nothing(imports.ROOT / m))
+
+
+def code_fingerprint() -> dict[str, str]:
+    """SHA-256 of each training_code module's source, by its path in the package's folder."""
+    return {name: hashlib.sha256((imports.ROOT / name).read_bytes()).hexdigest() for name in training_code()}
+
+
+def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
+    """SHA-256 of the store's meta.json and index.csv and of stats.npz (not the pixels: DVC
+    hashes those; this catches a checkpoint left over from another dataset)."""
+    h = hashlib.sha256()
+    for path in (*layout_files(prepared), stats_dir / "stats.npz"):
+        hash_file(path, h)
+    return h.hexdigest()
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint read with weights_only=True; anything unreadable is a PipelineError."""
+    ckpt = torch_load(path, "cpu", "checkpoint", "; delete it to start training from scratch")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise PipelineError(f"{path} is not a training checkpoint of this project; move it away")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise PipelineError(f"{path}: checkpoint version {ckpt.get('version')!r}, expected "
+                            f"{CHECKPOINT_VERSION}; delete it to start from scratch")
+    return ckpt
+
+
+def _mismatch(e: Exception) -> str:
+    """The first concrete line of torch's load_state_dict error (which lists every tensor), and how many more."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    if not detail:
+        return load_failure(e)
+    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+    first = detail[0] if len(detail[0]) <= 200 else detail[0][:197] + "..."
+    return first.rstrip(".") + more
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+
+
+def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None to start fresh (see the module docstring)."""
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path)
+    differ = _diff(ckpt.get("identity"), identity)
+    if differ:
+        what = "code" if all(d.startswith("code") for d in differ) else "params"
+        print(f"{path} was made with other {what} ({'; '.join(differ)}); starting from scratch",
+              file=sys.stderr)
+        return None
+    if int(ckpt["epoch"]) > epochs:
+        print(f"{path} has {ckpt['epoch']} epochs, more than train.epochs = {epochs}; starting from scratch",
+              file=sys.stderr)
+        return None
+    return ckpt
+
+
+# --------------------------------------------------------------------------- the learning-start diagnostic
+
+
+class ChanceMonitor:
+    """Says once, clearly, when the training loss has not left chance after `warn_steps` steps.
+
+    The commonest failure of an AlexNet reproduction is a loss that sits at ln(classes) for days
+    (a net predicting the same distribution for every image). This watches the per-step losses
+    the loop already reads back and, at the first check at or after `warn_steps` steps, warns if
+    their recent mean is still within CHANCE_MARGIN of ln(classes). It only reports: the recipe
+    is never changed.
+    """
+
+    def __init__(self, num_classes: int, warn_steps: int, steps_per_epoch: int):
+        self.chance = math.log(num_classes)
+        self.warn_steps = warn_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.recent: list[float] = []
+        self.checked = False  # at most one verdict (and so one warning) per run
+
+    def left_chance(self, loss: float) -> bool:
+        return loss < (1 - CHANCE_MARGIN) * self.chance
+
+    def observe(self, epoch: int, step: int, losses: list[float]) -> str | None:
+        """Record the losses up to 0-based `step` of `epoch`; the warning text, the one time it fires."""
+        if self.checked or self.warn_steps <= 0:
+            return None  # the verdict is in (or switched off): nothing more to keep per step
+        self.recent = (self.recent + losses)[-CHANCE_WINDOW:]
+        done = (epoch - 1) * self.steps_per_epoch + step + 1
+        if done < self.warn_steps or not self.recent:
+            return None
+        self.checked = True
+        mean = sum(self.recent) / len(self.recent)
+        if self.left_chance(mean):
+            return None
+        return (
+            f"WARNING: the net has not started learning: after {done} steps (train.chance_warn_steps = "
+            f"{self.warn_steps}) the training loss is {mean:.3f}, within {CHANCE_MARGIN:.0%} of chance, "
+            f"ln({round(math.exp(self.chance))}) = {self.chance:.3f}. Usual causes: the paper's init (weights "
+            "N(0, 0.01), biases 1) leaves the logits almost independent of the image for many thousands of "
+            "steps (model.init, model.init_std, model.init_bias_one); PCA lighting on the wrong pixel scale "
+            "(augment.pca_magnitude: eigval_255 shifts pixels by hundreds of levels); a learning rate too "
+            "high or too low for the batch (train.lr, train.batch_size). Training goes on unchanged.")
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
+                  normalization: str) -> tuple[Any, Any]:
+    """The training loader (this rank's rows of each global batch) and the validation loader
+    (this rank's share of the evaluation split, centre crops, every image exactly once)."""
+    cfg = params.train
+    common = {"input_size": params.model.input_size, "stats": stats, "device": ctx.device, "seed": seed,
+              "normalization": normalization, "workers": cfg.loader_workers}
+    train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
+                        drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
+    val_view = store.split("val" if "val" in store.splits else store.eval_split)
+    # this rank's contiguous share of the split: every image exactly once over the ranks
+    share = np.array_split(np.arange(len(val_view), dtype=np.int64), ctx.world_size)[ctx.rank]
+    val = BatchLoader(val_view, max(1, cfg.batch_size // ctx.world_size), augment=None, mean=params.augment.mean,
+                      shuffle=False, drop_last=False, indices=share, **common)
+    return train, val
+
+
+def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:
+    """[loss sum, top-1 hits, top-5 hits, images] summed over ranks -> loss and errors (%)."""
+    loss, c1, c5, n = distributed.all_reduce_sum(sums, ctx).tolist()
+    n = max(n, 1.0)
+    return {"loss": loss / n, "top1_error": 100.0 * (1 - c1 / n), "top5_error": 100.0 * (1 - c5 / n)}
+
+
+def _autocast(ctx: distributed.Context, amp: str) -> Any:
+    return torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def validate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Context) -> dict[str, float]:
+    """Per-epoch validation: loss and top-1/top-5 error (%) of centre crops (the loader with augment=None)."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    with torch.inference_mode(), _autocast(ctx, params.train.amp):
+        for inputs, labels in loader.epoch(0):
+            logits = model(_to_input(inputs, params.train.channels_last)).float()
+            c1, c5 = topk_hits(logits, labels)
+            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                                 c1.double(), c5.double(), torch.tensor(float(len(labels)), device=ctx.device,
+                                                                        dtype=torch.float64)])
+    return _summary(sums, ctx)
+
+
+def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int, params: Params,
+                    ctx: distributed.Context, last_good: str, monitor: ChanceMonitor | None = None) -> dict[str, float]:
+    """One pass over the training split; returns the epoch's mean loss and training errors (%).
+
+    `monitor`: the learning-start diagnostic, fed the losses the loss guard reads back anyway.
+    """
+    cfg = params.train
+    model.train()
+    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    guard_every = GUARD_EVERY_CUDA if ctx.device.type == "cuda" else 1
+    pending: list[tuple[int, torch.Tensor]] = []
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+               disable=not ctx.is_main, dynamic_ncols=True)
+
+    def check() -> None:
+        if not pending:
+            return
+        values = torch.stack([v for _, v in pending]).tolist()
+        for (step, _), value in zip(pending, values):
+            if not math.isfinite(value) or value > cfg.max_loss:
+                why = "is not finite" if not math.isfinite(value) else f"exceeds train.max_loss = {cfg.max_loss}"
+                raise TrainingDiverged(
+                    f"training diverged: loss {value} {why} at epoch {epoch}, step {step + 1} of {len(loader)}; "
+                    f"stopped. Last good checkpoint: {last_good}. Lower train.lr or check the data, then rerun.")
+        postfix = {"loss": f"{values[-1]:.4f}", "lr": f"{optimizer.param_groups[0]['lr']:g}"}
+        if monitor is not None:
+            postfix["below_chance"] = f"{monitor.chance - values[-1]:.3f}"
+            warning = monitor.observe(epoch, pending[-1][0], values)
+            if warning and ctx.is_main:
+                tqdm.write(warning, file=sys.stderr)
+        bar.set_postfix(postfix, refresh=False)
+        pending.clear()
+
+    with bar:
+        for step, (inputs, labels) in enumerate(loader.epoch(epoch)):
+            with _autocast(ctx, cfg.amp):
+                logits = model(_to_input(inputs, cfg.channels_last))
+            logits = logits.float()
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                c1, c5 = topk_hits(logits.detach(), labels)
+                n = len(labels)
+                sums += torch.stack([loss.detach().double() * n, c1.double(), c5.double(),
+                                     torch.tensor(float(n), device=ctx.device, dtype=torch.float64)])
+            pending.append((step, loss.detach()))
+            if len(pending) >= guard_every:
+                check()
+            bar.update()
+        check()
+    return _summary(sums, ctx)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _replay(live: Any, history: list[dict[str, float]]) -> None:
+    for record in history:
+        live.step = int(record["epoch"])
+        for key in LIVE_KEYS:
+            live.log_metric(key, record[key])
+        live.make_summary()
+
+
+@dataclass
+class _Run:
+    """What one training run works with, built once by _setup."""
+
+    store: PreparedStore
+    model: nn.Module
+    train_loader: BatchLoader
+    val_loader: BatchLoader
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    identity: dict[str, Any]
+    ckpt_path: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    start_epoch: int = 0
+
+
+def _setup(params: Params, seed: int, prepared: Path, stats_dir: Path, checkpoints: Path,
+           ctx: distributed.Context) -> _Run:
+    """The store, the net (the same initial weights on every rank), loaders, optimizer, schedule."""
+    cfg = params.train
+    store = PreparedStore(prepared)
+    stats = load_stats(stats_dir)
+    seed_everything(stream_seed(seed, 0, 1))  # the same initial weights on every rank
+    model = build_model(params.model, store.num_classes).to(ctx.device)
+    train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
+    if len(train_loader) == 0:
+        raise PipelineError(f"the training split has {len(train_loader.view)} images, fewer than one "
+                            f"global batch of train.batch_size = {cfg.batch_size}")
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)  # weights and biases in their own groups
+    identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
+    return _Run(store, model, train_loader, val_loader, optimizer, Schedule(cfg), identity,
+                checkpoints / CHECKPOINT_NAME)
+
+
+def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None:
+    """Start fresh or carry on from the checkpoint (see docs/architecture.md, "Resume"), and seed
+    each rank's dropout stream."""
+    # Rank 0 reads the checkpoint; the others receive it (no shared filesystem needed).
+    ckpt = choose_start(run.ckpt_path, run.identity, epochs) if ctx.is_main else None
+    ckpt = distributed.broadcast_object(ckpt, ctx)
+    if ckpt is None:
+        # Each rank draws its own dropout masks; rank 0's stream is a single process's.
+        seed_everything(stream_seed(seed, ctx.rank, 2))
+        return
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.schedule.load_state_dict(ckpt["schedule"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise PipelineError(f"{run.ckpt_path} does not fit the model and optimizer these params describe "
+                            f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
+    rngs = ckpt["rng"]
+    if len(rngs) == ctx.world_size:
+        set_rng_state(rngs[ctx.rank])
+    else:
+        print(f"{run.ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
+              "dropout draws are reseeded", file=sys.stderr)
+        seed_everything(stream_seed(seed, ctx.rank, 2) + int(ckpt["epoch"]))
+    run.start_epoch, run.history, run.seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
+    if ctx.is_main:
+        print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}", file=sys.stderr)
+
+
+def _wrap(model: nn.Module, compile_: bool, ctx: distributed.Context) -> nn.Module:
+    """The module the steps run through: DDP across ranks, torch.compile if asked."""
+    net: nn.Module = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    return torch.compile(net) if compile_ else net
+
+
+def _open_live(live_dir: Path, history: list[dict[str, float]], ctx: distributed.Context) -> Any:
+    """Rank 0's DVCLive logger, with the checkpoint's history replayed into it (step = epoch)."""
+    if not ctx.is_main:
+        return None
+    from dvclive import Live
+
+    live = Live(str(live_dir), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
+    _replay(live, history)
+    return live
+
+
+def _epoch(run: _Run, net: nn.Module, epoch: int, params: Params, ctx: distributed.Context, last_good: str,
+           monitor: ChanceMonitor) -> dict[str, float]:
+    """Train one epoch at the schedule's lr, validate, tell the schedule; returns the epoch's record."""
+    lr = run.schedule.lr(epoch)
+    set_lr(run.optimizer, lr)
+    began = time.perf_counter()
+    train_metrics = train_one_epoch(net, run.train_loader, run.optimizer, epoch, params, ctx, last_good, monitor)
+    train_seconds = time.perf_counter() - began
+    val_metrics = validate(run.model, run.val_loader, params, ctx)
+    run.schedule.observe(epoch, val_metrics["top1_error"])
+    run.seconds += time.perf_counter() - began
+    record = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()},
+              "train/loss_below_chance": monitor.chance - train_metrics["loss"],
+              **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": lr,
+              "images_per_second": len(run.train_loader) * params.train.batch_size / train_seconds}
+    run.history.append(record)
+    return record
+
+
+def _save_epoch(run: _Run, record: dict[str, float], live: Any, epochs: int, monitor: ChanceMonitor,
+                ctx: distributed.Context) -> None:
+    """After an epoch: every rank's RNG state gathered, then on rank 0 the checkpoint, DVCLive, the log line."""
+    rngs = distributed.gather_objects(rng_state(), ctx)
+    if not ctx.is_main:
+        return
+    epoch = int(record["epoch"])
+    save_checkpoint(run.ckpt_path, {
+        "identity": run.identity, "epoch": epoch, "batch": 0, "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(), "schedule": run.schedule.state_dict(), "rng": rngs,
+        "history": run.history, "seconds": run.seconds, "world_size": ctx.world_size})
+    _replay(live, [record])
+    print(f"epoch {epoch}/{epochs}: loss {record['train/loss']:.4f} "
+          f"({record['train/loss_below_chance']:.3f} below chance ln({run.store.num_classes}) = "
+          f"{monitor.chance:.3f}), train top-1 error {record['train/top1_error']:.2f}%, "
+          f"val top-1 error {record['val/top1_error']:.2f}% top-5 error {record['val/top5_error']:.2f}%, "
+          f"lr {record['lr']:g}, {record['images_per_second']:.0f} img/s", file=sys.stderr)
+    if run.schedule.stopped:
+        print(f"validation error stopped improving after {run.schedule.drops} lr drops: training ends "
+              f"after epoch {epoch} of at most {epochs} (train.schedule plateau, "
+              "train.plateau_stop)", file=sys.stderr)
+
+
+def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: Path | None,
+                   final: dict[str, float], ctx: distributed.Context) -> None:
+    """models/seed<N>/ (model.pt, info.json, architecture.json: reproducible bytes) and the run record."""
+    info = {
+        "params": {"model": to_dict(params.model), "augment": to_dict(params.augment),
+                   "train": to_dict(params.train)},
+        "seed": seed, "num_classes": run.store.num_classes, "versions": provenance.training_versions(),
+        "device": provenance.device_name(ctx.device, ctx.world_size), "world_size": ctx.world_size,
+        # PyTorch's CPU kernels sum in an order set by the instruction set they run
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "epochs": len(run.history), "data_fingerprint": run.identity["data"],
+        "stopped_by_schedule": run.schedule.stopped,
+        "final_metrics": {k: v for k, v in final.items() if k != "images_per_second"},
+    }
+    with atomic_dir(out) as tmp:
+        save_trained(tmp / netstore.MODEL, run.model, params.model, run.store.num_classes, info)
+        write_json(tmp / netstore.INFO, info)
+        # the report's architecture table, so that the report reads files and never the model
+        write_json(tmp / netstore.ARCHITECTURE, architecture(run.model))
+    if run_record is not None:
+        write_json(run_record, {
+            # epochs run, and whether the plateau stop ended them (the ablations' epochs to converge)
+            "seed": seed, "epochs": len(run.history), "stopped_by_schedule": run.schedule.stopped,
+            "parameters": count_parameters(run.model), "seconds": round(run.seconds, 3),
+            "images_per_second": round(run.history[-1]["images_per_second"], 1),
+            "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
+            "device": info["device"], "git_revision": provenance.git_revision(),
+            "dirty_paths": provenance.dirty_paths(), "bit_identity": provenance.bit_identity(),
+            "numerics": runtime.numerics_record(params.numerics)})
+
+
+def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,
+          checkpoints: str | Path, live_dir: str | Path, run_record: str | Path | None = None) -> dict[str, Any]:
+    """Train one net (stage train@<seed>); returns the final epoch's metrics.
+
+    Works as one process or as one rank of a torchrun launch (see alexnet.training.distributed).
+    """
+    cfg = params.train
+    runtime.configure(params.numerics, cfg.deterministic)
+    ctx = distributed.setup(cfg.device)
+    try:
+        run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)
+        _resume(run, seed, cfg.epochs, ctx)
+        net = _wrap(run.model, cfg.compile, ctx)
+        live = _open_live(Path(live_dir), run.history, ctx)
+        last_good = f"{run.ckpt_path} (epoch {run.start_epoch})" if run.start_epoch else "none (no epoch finished)"
+        monitor = ChanceMonitor(run.store.num_classes, cfg.chance_warn_steps, len(run.train_loader))
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
+            if run.schedule.stopped:  # a resumed run whose schedule had already ended it
+                break
+            record = _epoch(run, net, epoch, params, ctx, last_good, monitor)
+            _save_epoch(run, record, live, cfg.epochs, monitor, ctx)
+            last_good = f"{run.ckpt_path} (epoch {epoch})"
+        final = {k: run.history[-1][k] for k in METRIC_KEYS}
+        if ctx.is_main:
+            live.end()
+            _write_outputs(run, params, seed, Path(out), Path(run_record) if run_record is not None else None,
+                           final, ctx)
+        distributed.barrier(ctx)
+        return final
+    finally:
+        distributed.teardown(ctx)
+
+
+__all__ = ["TrainingDiverged", "load_checkpoint", "train", "train_one_epoch", "validate"]
