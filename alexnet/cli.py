@@ -1,4 +1,5 @@
-"""What every stage script shares: argument parsing and turning known errors into clear exits."""
+"""What every stage script and command-line tool shares: argument parsing and turning known errors
+into one clear line and exit status 2."""
 
 from __future__ import annotations
 
@@ -34,3 +35,16 @@ def run_stage(main: Callable[[argparse.Namespace, Params], None], parser: argpar
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_tool(main: Callable[[argparse.Namespace], int | None], parser: argparse.ArgumentParser,
+             argv: list[str] | None = None) -> int:
+    """A command-line tool (alexnet.tools): parse args, run `main`; known errors exit 2 with one
+    clear line, as a stage's do. `main` returns the exit status (None: 0), e.g. 1 for a finding."""
+    args = parser.parse_args(argv)
+    try:
+        with disk_full_as_error():
+            return main(args) or 0
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from alexnet import paper
 from alexnet.errors import ConfigError
 
 
@@ -141,7 +142,7 @@ MAX_SHARD_BYTES = 4 << 30  # one shard's pixels are buffered in memory while it 
 class PrepareConfig:
     """Resize to the shorter side `image_side`, centre-crop image_side x image_side (paper, Section 2)."""
 
-    image_side: int = 256  # not `size`: DVC's run cache drops params of that name (DVC #10296)
+    image_side: int = paper.PREPARED_SIZE  # not `size`: DVC's run cache drops params of that name (DVC #10296)
     shard_size: int = field(default=1024, metadata=SAME_RECIPE)  # images per shard file
     workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = all cores
     draft: bool = field(default=True, metadata=SAME_RECIPE)  # Pillow decodes JPEGs downscaled in the DCT domain
@@ -252,7 +253,7 @@ class AugmentConfig:
     random_crop: bool = True  # random input_size crops of the prepared image, else the centre crop
     flip: bool = True
     pca_lighting: bool = True
-    pca_std: float = 0.1  # alpha_i ~ N(0, pca_std)
+    pca_std: float = paper.PCA_STD  # alpha_i ~ N(0, pca_std)
     # What multiplies alpha_i along principal component i: the paper writes lambda_i (an
     # eigenvalue, i.e. a variance) without saying on which pixel scale. eigval_01: lambda_i of
     # pixels on [0, 1], the formula taken literally as fb.resnet.torch, MXNet/GluonCV and
@@ -273,11 +274,11 @@ class TrainConfig:
 
     # one net per seed: the ensemble (dvc.yaml's foreach, so not a param of each net's stage)
     seeds: list[int] = field(default_factory=lambda: [0], metadata=SAME_RECIPE)
-    epochs: int = 90
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
+    epochs: int = paper.EPOCHS
+    batch_size: int = paper.BATCH_SIZE
+    lr: float = paper.LEARNING_RATE
+    momentum: float = paper.MOMENTUM
+    weight_decay: float = paper.WEIGHT_DECAY
     # paper: v <- m v - wd lr w - lr g (lr inside v); pytorch: torch.optim.SGD (lr outside v)
     update_rule: Literal["paper", "pytorch"] = "paper"
     # Biases: the paper's text gives them the same lr and decay as weights (1.0, 1.0); the
@@ -407,7 +408,7 @@ class CifarConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # evaluation seeds (Figure 1)
     # The LRN claim: layers-conv-local-13pct / -11pct and their layer-params files
     lrn_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # [] leaves the LRN claim out of this run
-    lrn_epochs: list[int] = field(default_factory=lambda: [430, 10, 10])  # at lrn_lr, /10, /100 (paper.CONV_LOCAL_EPOCHS)
+    lrn_epochs: list[int] = field(default_factory=lambda: [paper.CONV_LOCAL_EPOCHS - 20, 10, 10])  # at lrn_lr, /10, /100
     lrn_lr: float = 0.001  # epsW; biases at twice it (epsB)
     lrn_momentum: float = 0.9
     lrn_weight_decay: float = 0.004  # wc of local3 and local4 (conv layers 0)
@@ -645,7 +646,6 @@ def execution_params(cls: type, kind: dict[str, str] | None = None) -> tuple[str
 
 RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
 PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")  # the official ILSVRC files (url: a mirror of them)
-PAPER_CLASSES = 1000  # ILSVRC's classes
 PIPELINE_CHECK = "pipeline check"  # what every table calls a number that is not comparable
 
 
@@ -670,11 +670,11 @@ def comparable(source: str, classes: int | None, subset: bool | None, epochs: in
     why = []
     if source not in PAPER_SOURCES:
         why.append(f"data.source {source}")
-    if classes is not None and classes != PAPER_CLASSES:
+    if classes is not None and classes != paper.CLASSES:
         why.append(f"{classes} classes")
     if subset:
         why.append("data.subset")
-    paper_epochs = TrainConfig().epochs  # the defaults are the paper's settings
+    paper_epochs = paper.EPOCHS
     if epochs is not None and epochs < paper_epochs:
         why.append(f"{epochs} epochs < {paper_epochs}")
     if not why:  # unknowns matter only when nothing known already decides

@@ -3,8 +3,9 @@
 Owns every figure quoted from Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
 Convolutional Neural Networks" (NIPS 2012): the results tables (Table 1, Table 2), the ImageNet
 Fall 2009 result, the claims the claims table checks (their words and numbers), and the
-architecture's arithmetic. The results stage, the report and the tests read them from here, so
-no template ever types a number of the paper by hand.
+architecture's arithmetic and recipe. The results stage, the report, the tests and the config's
+defaults (alexnet.config: the paper's settings) read them from here, so no number of the paper
+is typed twice.
 
 All errors are percentages (0-100), like the paper. `None` means the paper gives no number for
 that cell (a "-" in its tables).
@@ -165,6 +166,7 @@ MOMENTUM = 0.9
 WEIGHT_DECAY = 0.0005
 LEARNING_RATE = 0.01
 EPOCHS = 90  # "roughly 90 cycles through the training set of 1.2 million images"
+CLASSES = 1000  # ILSVRC's classes
 
 DATASETS = {
     "ilsvrc2010": {"classes": 1000, "train": 1_200_000, "val": 50_000, "test": 150_000},

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py                        # about a minute on a 2-core CPU
     python benchmarks/bench_train.py --width 1 --batch-size 128 --steps 20 --device cuda --amp bf16 --channels-last
-    python benchmarks/bench_train.py --bit-identity          # numerics.bit_identity's cost (README, "Exact reruns")
+    python benchmarks/bench_train.py --bit-identity          # numerics.bit_identity's cost (docs/reproducibility.md)
 
 Writes a prepared store of random 256x256 images (docs/architecture.md layout) and random
 training statistics to a temp folder, builds the paper's net (--width, 224 input), then times,

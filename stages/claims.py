@@ -22,7 +22,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--ablations", required=True,
-                        help="collected ablation runs (ablations/results.json, `python -m alexnet.claims.sweep collect`)")
+                        help="collected ablation runs (ablations/results.json, `alexnet-ablations collect`)")
     parser.add_argument("--cifar", required=True, nargs="+",
                         help="folders with a CIFAR-10 runs.json (the committed real-data runs, reports/real/cifar10*; "
                              "stage cifar's, reports/cifar): every one on the real CIFAR-10 is shown, else the "

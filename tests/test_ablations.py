@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from alexnet.claims import arms, expqueue, sweep as ablations
+from alexnet.tools import ablations as tool
 from alexnet.claims.sweep import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
 
 SHOW = json.loads((Path(__file__).parent / "expected" / "dvc_exp_show.json").read_text())
@@ -168,13 +169,13 @@ def test_every_measure_an_arm_names_exists_and_judges_a_paper_claim():
 
     for arm in ablations.ARMS:
         for claim, measure in arm.judged_on:
-            assert claim in paper.CLAIMS_BY_KEY and measure in ablations.MEASURES, (arm.name, claim, measure)
+            assert claim in paper.CLAIMS_BY_KEY and measure in arms.MEASURES, (arm.name, claim, measure)
             # a ratio claim is judged by a ratio measure, points by points
-            assert paper.CLAIMS_BY_KEY[claim].scale == ablations.MEASURES[measure].scale, (arm.name, claim)
+            assert paper.CLAIMS_BY_KEY[claim].scale == arms.MEASURES[measure].scale, (arm.name, claim)
 
 
 def test_list_shows_every_arm_with_its_params_and_what_it_is_judged_on(capsys):
-    assert ablations.main(["list"]) == 0
+    assert tool.main(["list"]) == 0
     out = capsys.readouterr().out
     for name in ("no-crops-flips", "no-weight-decay", "no-conv5", "no-dropout", "one-column"):
         assert name in out
@@ -201,7 +202,7 @@ def test_errors_of_reads_the_flat_keys_the_pipeline_writes():
 
 def test_dry_run_prints_commands_and_cost_without_dvc(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ablations, "dvc", lambda *a, **k: pytest.fail("dry run called dvc"))
-    assert ablations.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "1", "--dry-run",
+    assert tool.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "1", "--dry-run",
                            "--records", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Queueing 4 run(s)" in out
@@ -230,7 +231,7 @@ def test_no_two_depth_arms_build_the_same_net():
     shapes = {}
     for name in ("no-conv3", "no-conv4", "no-conv5"):
         raw = copy.deepcopy(base)
-        for key, value in ablations.ARMS_BY_NAME[name].overrides.items():
+        for key, value in arms.ARMS_BY_NAME[name].overrides.items():
             section, field_name = key.split(".")
             raw[section][field_name] = value
         with torch.device("meta"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from alexnet.claims import sweep as ablations
+from alexnet.tools import ablations as tool
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +73,13 @@ def test_run_queues_waits_collects_and_skips(tmp_path, monkeypatch, capsys):
     repo = make_repo(tmp_path)
     monkeypatch.chdir(repo)
 
-    assert ablations.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "--jobs", "2"]) == 0
+    assert tool.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert "Queueing 2 run(s)" in out and "12 s" in out and "All runs done" in out
     shown = sh("dvc", "exp", "show", "--no-pager", "--md", cwd=repo)
     assert "ablate-baseline-s0" in shown and "ablate-no-lrn-s0" in shown
 
-    assert ablations.main(["collect", "--out", "ablations/results.json"]) == 0
+    assert tool.main(["collect", "--out", "ablations/results.json"]) == 0
     runs = {r["arm"]: r for r in json.loads((repo / "ablations" / "results.json").read_text())["runs"]}
     assert (runs["baseline"]["top1_error"], runs["no-lrn"]["top1_error"]) == (30.0, 32.5)
     assert runs["no-lrn"]["params"]["model.lrn"] is False and runs["no-lrn"]["dataset"] == "tiny"
@@ -90,7 +91,7 @@ def test_run_queues_waits_collects_and_skips(tmp_path, monkeypatch, capsys):
     assert (runs["no-lrn"]["comparable"], runs["no-lrn"]["comparable_reason"]) == (False, "data.source tiny; 8 epochs < 90")
 
     # a second run queues nothing
-    assert ablations.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0"]) == 0
+    assert tool.main(["run", "--arms", "baseline", "no-lrn", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
     assert "skip ablate-baseline-s0: already ran" in out and "Queueing 0 run(s)" in out
 
@@ -100,9 +101,9 @@ SWEEP = ["run", "--arms", "baseline", "no-lrn", "--seeds", "0", "--jobs", "1"]
 
 
 def sweep(repo: Path, *args: str, sleep: float = 0.0) -> subprocess.Popen:
-    """`python -m alexnet.claims.sweep <args>` in `repo`, as a researcher starts it."""
+    """`alexnet-ablations <args>` in `repo`, as a researcher starts it."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ABLATE_TEST_SLEEP": str(sleep)}
-    return subprocess.Popen([sys.executable, "-m", "alexnet.claims.sweep", *args], cwd=repo, env=env,
+    return subprocess.Popen([sys.executable, "-m", "alexnet.tools.ablations", *args], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -128,7 +129,7 @@ def wait_for(check, timeout: float = 120.0, what: str = "") -> None:
 
 
 def status_of(repo: Path) -> dict[str, str]:
-    out = sh(sys.executable, "-m", "alexnet.claims.sweep", "status", "--arms", "baseline", "no-lrn", "--seeds", "0",
+    out = sh(sys.executable, "-m", "alexnet.tools.ablations", "status", "--arms", "baseline", "no-lrn", "--seeds", "0",
              cwd=repo)
     return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("ablate-")}
 
@@ -159,7 +160,7 @@ def test_a_sweep_killed_mid_run_finishes_when_rerun(tmp_path, monkeypatch):
     assert "stale ablate-baseline-s0" in out and "All runs done" in out
     assert status_of(repo) == {"ablate-baseline-s0": "done", "ablate-no-lrn-s0": "done"}
     monkeypatch.chdir(repo)
-    assert ablations.main(["collect", "--out", "ablations/results.json"]) == 0
+    assert tool.main(["collect", "--out", "ablations/results.json"]) == 0
     runs = {r["arm"]: r for r in json.loads((repo / "ablations" / "results.json").read_text())["runs"]}
     assert (runs["baseline"]["top1_error"], runs["no-lrn"]["top1_error"]) == (30.0, 32.5)
 

@@ -22,7 +22,7 @@ T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
 
 def run(arm, seed, top1, top5=5.0, dataset="ilsvrc2012", epochs=90, classes=1000, subset=False, params=None,
         **numbers):
-    """One run as `python -m alexnet.claims.sweep collect` writes it (format 2)."""
+    """One run as `alexnet-ablations collect` writes it (format 2)."""
     fit = comparable(dataset, classes, subset, epochs)
     params = dict(ARMS_BY_NAME[arm].overrides) if params is None else params
     return {"name": f"ablate-{arm}-s{seed}", "arm": arm, "seed": seed, "params": params, "dataset": dataset,

@@ -29,4 +29,4 @@ def test_the_module_graph_is_the_one_the_code_imports():
     section = DOC[DOC.index("## Modules and the direction of their imports"):]
     drawn = re.search(r"```\n(.*?)```", section, re.S).group(1)
     assert drawn.rstrip("\n").split("\n") == layered(module_graph()), \
-        "docs/architecture.md's module graph is stale: paste `python -m alexnet.pipeline.imports` into it"
+        "docs/architecture.md's module graph is stale: paste `alexnet-imports` into it"

@@ -62,7 +62,7 @@ def test_the_command_on_a_real_dvc_exp_show_fits_120_columns(tmp_path):
     repo = make_repo(tmp_path)
     for args in (["-S", "model.lrn=false"], ["-S", "train.epochs=2"], ["-S", "train.seeds=[1]", "-S", "model.lrn=false"]):
         sh("dvc", "exp", "run", *args, cwd=repo)
-    done = subprocess.run([sys.executable, "-m", "alexnet.claims.exptable"], cwd=repo, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "alexnet.tools.exptable"], cwd=repo, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO_ROOT), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -61,7 +61,7 @@ def test_cli_against_a_git_revision(tmp_path):
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "lock")
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "alexnet.pipeline.lockcheck"], cwd=tmp_path, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "alexnet.tools.lockcheck"], cwd=tmp_path, capture_output=True,
                               text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
 
     ok = run()
@@ -118,7 +118,7 @@ def test_stale_cli_on_a_real_dvc_project(tmp_path):
     subprocess.run(["dvc", "repro", "-q"], cwd=tmp_path, check=True, capture_output=True)
 
     def stale() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "alexnet.pipeline.lockcheck", "--stale"], cwd=tmp_path,
+        return subprocess.run([sys.executable, "-m", "alexnet.tools.lockcheck", "--stale"], cwd=tmp_path,
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
     assert stale().returncode == 0

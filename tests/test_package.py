@@ -6,9 +6,9 @@ from __future__ import annotations
 from alexnet.pipeline.imports import module_graph
 
 # Bottom to top. "base": what every part shares (config, paper, errors, fileio, tables); cli, the
-# stage scripts' and tools' contract, sits on top of everything it sets up.
+# stage scripts' and tools' contract, sits on top of everything it sets up, and the tools on it.
 LAYERS = ("base", "pipeline", "runtime", "data", "model", "evaluation", "training", "analysis", "claims", "report",
-          "cli")
+          "cli", "tools")
 
 
 def layer(module: str) -> str:

@@ -213,7 +213,7 @@ def test_plots_one_chart_per_quantity_both_seeds_train_and_val():
 
 
 def test_autostage_is_off():
-    """dvc.lock is staged by the user, not behind their back (README, "Experiments")."""
+    """dvc.lock is staged by the user, not behind their back (docs/experiments.md)."""
     config = (ROOT / ".dvc" / "config").read_text()
     assert "autostage = true" not in config
 

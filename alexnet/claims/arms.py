@@ -141,7 +141,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("runs"), list):
         raise PipelineError(f"{path}: not an ablations results file (format {FORMAT!r}); "
-                            "rewrite it with `python -m alexnet.claims.sweep collect`")
+                            "rewrite it with `alexnet-ablations collect`")
     for run in data["runs"]:
         if "comparable" not in run:
             fit = comparable(run.get("dataset"), run.get("classes"), run.get("subset"), run.get("epochs"))

@@ -1,7 +1,7 @@
 """The experiments table a reader compares: headline metrics and only the params that differ.
 
-    python -m alexnet.claims.exptable                 # this commit's experiments, at most 120 columns
-    python -m alexnet.claims.exptable --all-commits --width 160
+    alexnet-exptable                    # this commit's experiments, at most 120 columns
+    alexnet-exptable --all-commits --width 160
 
 `dvc exp show` prints every param (params.yaml has ~110), every metric and every dependency's
 hash: about 200 columns. This reads `dvc exp show --json` and prints one row per experiment (and
@@ -12,14 +12,10 @@ that do not fit the width are listed under the table instead of being cut silent
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import textwrap
 from typing import Any
 
-from alexnet.errors import PipelineError
-from alexnet.claims.expqueue import dvc
 
 EVALUATE_METRICS = "metrics/evaluate.json"
 HEADLINE = {"top1_error": "top-1", "top5_error": "top-5", "ensemble_top1_error": "ens top-1",
@@ -114,22 +110,3 @@ def render(rows: list[dict[str, Any]], width: int = 120) -> str:
     if left_out:
         lines += textwrap.wrap(f"(also differing, not shown in {width} columns: {', '.join(left_out)})", width)
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alexnet.claims.exptable", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=120, help="the widest line (default 120)")
-    ap.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD's")
-    args = ap.parse_args(argv)
-    try:
-        show = dvc("exp", "show", "--json", *(["--all-commits"] if args.all_commits else []))
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(render(rows_of(json.loads(show)), args.width))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

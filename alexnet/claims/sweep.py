@@ -4,10 +4,8 @@ Owns the arms (what each changes against params.yaml, the baseline, and the clai
 on), the measures (the number per run each claim is judged by), the `dvc exp run --queue`
 commands that run them, and ablations/results.json (in git), which the `claims` stage reads.
 
-    python -m alexnet.claims.sweep list
-    python -m alexnet.claims.sweep run [--arms no-lrn no-dropout] [--seeds 0 1] [--jobs 2] [--dry-run]
-    python -m alexnet.claims.sweep status [--arms ...] [--seeds 0 1]
-    python -m alexnet.claims.sweep collect --out ablations/results.json
+Its command line is alexnet.tools.ablations (`alexnet-ablations`, or
+`python -m alexnet.tools.ablations`): list, run, status, collect.
 
 `run` queues one experiment per (arm, seed), named `ablate-<arm>-s<seed>`, each with
 `-S train.seeds=[<seed>]` (one net; the train stage is `foreach: ${train.seeds}`) and the arm's
@@ -37,11 +35,9 @@ data (alexnet.config.comparable, with the reason) and every measured number.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,11 +47,11 @@ from typing import Any
 from alexnet.claims import expqueue
 
 from alexnet.pipeline import provenance
-from alexnet.claims.arms import ARMS, ARMS_BY_NAME, FORMAT, FORMAT_VERSION, MEASURES, Arm, overrides_text, yaml_value
+from alexnet.claims.arms import ARMS, ARMS_BY_NAME, FORMAT, FORMAT_VERSION, Arm, yaml_value
 from alexnet.config import ConfigError, comparable, params_from_dict
 from alexnet.errors import PipelineError
 from alexnet.claims.expqueue import dvc
-from alexnet.fileio import read_json, write_json
+from alexnet.fileio import read_json
 from alexnet.evaluation.predictions import RUN_MEASURES, errors_of
 
 EVALUATE_METRICS = "metrics/evaluate.json"
@@ -309,8 +305,8 @@ def run(arms: list[Arm], seeds: list[int], jobs: int, dry_run: bool, target: str
     failed = sorted(n for n in names if n not in found or found[n].state == "failed")
     if failed:
         raise PipelineError(f"{len(failed)} of {len(names)} run(s) did not finish: {', '.join(failed)} "
-                            "(`python -m alexnet.claims.sweep status` shows why; rerun the same command to retry)")
-    print("All runs done: `dvc exp show` lists them; `python -m alexnet.claims.sweep collect` gathers their metrics.")
+                            "(`alexnet-ablations status` shows why; rerun the same command to retry)")
+    print("All runs done: `dvc exp show` lists them; `alexnet-ablations collect` gathers their metrics.")
     return plan
 
 
@@ -446,64 +442,7 @@ def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS,
         })
     runs.sort(key=lambda r: ([a.name for a in arms].index(r["arm"]), r["seed"]))
     return {"format": FORMAT, "version": FORMAT_VERSION, "metric": "single net (metrics/evaluate.json)",
-            "note": ("collected by `python -m alexnet.claims.sweep collect` from `dvc exp show --json` and each "
+            "note": ("collected by `alexnet-ablations collect` from `dvc exp show --json` and each "
                      "experiment's run records; runs that are not comparable (alexnet.config.comparable) are "
                      "pipeline checks, not reproductions"),
             "runs": runs}
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m alexnet.claims.sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the arms and what each changes")
-    r = sub.add_parser("run", help="queue the arms as DVC experiments and run them")
-    r.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS],
-                   help="arms to run (default: all, baseline included)")
-    r.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and arm (default: 0)")
-    r.add_argument("--jobs", type=int, default=1, help="queue workers running at once (default 1)")
-    r.add_argument("--target", default="evaluate", help="stage each run goes up to (default evaluate; '' = all)")
-    r.add_argument("--records", default="records", help="folder with the baseline's run records, train-seed<N>.json")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a param set alike for every arm, baseline included (e.g. train.epochs=2 for a quick check)")
-    r.add_argument("--dry-run", action="store_true", help="print the commands and the cost, queue nothing")
-    st = sub.add_parser("status", help="per arm and seed: done, running, queued, failed, stale or not run")
-    st.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS])
-    st.add_argument("--seeds", nargs="+", type=int, default=[0])
-    st.add_argument("--records", default="records", help="folder with the baseline's run records, train-seed<N>.json")
-    c = sub.add_parser("collect", help="gather the arms' metrics from `dvc exp show --json` into a file")
-    c.add_argument("--out", default="ablations/results.json")
-    c.add_argument("--all-commits", action="store_true", help="look at experiments of every commit, not only HEAD's")
-    c.add_argument("--rev", default=None, help="look at the experiments of this commit instead of HEAD's")
-    args = p.parse_args(argv)
-    try:
-        if args.command == "list":
-            for a in ARMS:
-                print(f"{a.name:20s} {overrides_text(a)}\n{'':20s} {a.what}")
-                if a.reference != "baseline" and a.judged_on:
-                    print(f"{'':20s} against: {a.reference}, seed by seed")
-                for claim, measure in a.judged_on:
-                    print(f"{'':20s} judged on: {claim} by {MEASURES[measure].what}")
-        elif args.command == "run":
-            if "baseline" not in args.arms:
-                print("note: the baseline arm is not among --arms; collect needs it for each seed")
-            run([ARMS_BY_NAME[n] for n in args.arms], args.seeds, args.jobs, args.dry_run, args.target or None,
-                args.records, common=parse_set(args.set))
-        elif args.command == "status":
-            rows, workers = sweep_status([ARMS_BY_NAME[n] for n in args.arms], args.seeds)
-            print("\n".join(status_lines(rows, workers, seconds_per_net(args.records))))
-        else:
-            extra = (["--all-commits"] if args.all_commits else []) + (["--rev", args.rev] if args.rev else [])
-            results = collect(exp_show(*extra))
-            write_json(args.out, results)
-            print(f"{len(results['runs'])} run(s) written to {args.out}")
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -234,7 +234,7 @@ def notes() -> list[str]:
     return [
         f"Paper: {paper.CITATION}",
         *verdict.rule(),
-        "ImageNet rows: one DVC experiment per arm and seed (`python -m alexnet.claims.sweep run`, then `collect`: "
+        "ImageNet rows: one DVC experiment per arm and seed (`alexnet-ablations run`, then `collect`: "
         "docs/ablations.md). CIFAR-10 rows: the committed real-data runs (configs/cifar10*.yaml, "
         "reports/real/cifar10*/runs.json, one per Figure 1 protocol) when there are any, else stage cifar's "
         "reports/cifar/runs.json.",

@@ -44,6 +44,7 @@ import torchvision
 from torch import Tensor, nn
 
 from alexnet.errors import PipelineError
+from alexnet import paper
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
 from alexnet.fileio import atomic_path
 from alexnet.runtime.backend import torch_load
@@ -52,10 +53,10 @@ FORMAT = "alexnet-repro/model"
 FORMAT_VERSION = 1
 
 # Paper widths (Section 3.5): conv1..conv5, the starred nets' conv6, and the two hidden fc layers.
-PAPER_CONV = (96, 256, 384, 384, 256)
+PAPER_CONV = tuple(kernels for _, kernels, _, _ in paper.CONV_LAYERS)
 ONE_GPU_CONV = (48, 128, 192, 192, 256)  # Section 3.2 footnote: the last conv layer is not halved
 PAPER_CONV6 = 256
-PAPER_FC = 4096
+PAPER_FC = paper.FC_LAYERS[0][1]
 
 
 def _channel_window_sum(t: Tensor, size: int, groups: int = 1) -> Tensor:

@@ -101,7 +101,3 @@ def layered(graph: dict[str, list[str]]) -> list[str]:
         lines += [f"{m} -> {' '.join(graph[m])}" if graph[m] else m for m in layer]
         done |= set(layer)
     return lines
-
-
-if __name__ == "__main__":
-    print("\n".join(layered(module_graph())))

@@ -1,8 +1,8 @@
 """The committed dvc.lock against the clone: its inputs before a repro, its outputs after one.
 
-    python -m alexnet.pipeline.lockcheck --stale              # before: every dep and param as dvc.lock says
-    python -m alexnet.pipeline.lockcheck                      # after: dvc.lock against the one in HEAD
-    python -m alexnet.pipeline.lockcheck --committed origin/main --lock dvc.lock
+    alexnet-lockcheck --stale           # before: every dep and param as dvc.lock says
+    alexnet-lockcheck                   # after: dvc.lock against the one in HEAD
+    alexnet-lockcheck --committed origin/main --lock dvc.lock
 
 Before (`--stale`): a commit that changes pipeline code or params must commit the lock its rerun
 produced, or a teammate who clones and pulls reruns the whole pipeline. `dvc status` lists each
@@ -16,19 +16,18 @@ not the arithmetic: run records (wall times, revisions, the machine) and checkpo
 state kept for resuming, with its timings). Exit status 1 names each output that differs, is new or
 is missing, with the stage that writes it and the numerics its committed run record names (the
 CPU's vendor, ISA flags and torch's kernel capability: where to look); 0 says how many matched.
-`.ci/run` runs both (README, "Exact reruns").
+`.ci/run` runs both (docs/reproducibility.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
+
+from alexnet.errors import PipelineError
 
 # Outputs whose bytes are not a function of the pipeline's inputs, by design.
 NOT_COMPARED = ("records/", "checkpoints/")
@@ -82,7 +81,7 @@ def stale_stages(status: dict[str, Any]) -> list[str]:
 def dvc_status() -> dict[str, Any]:
     done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"error: dvc status failed: {done.stderr.strip()}")
+        raise PipelineError(f"dvc status failed: {done.stderr.strip()}")
     return json.loads(done.stdout or "{}")
 
 
@@ -108,42 +107,5 @@ def committed_lock(revision: str, path: str = "dvc.lock") -> dict[str, Any]:
     """dvc.lock as committed at `revision` (git show)."""
     done = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"error: cannot read {path} at {revision}: {done.stderr.strip()}")
+        raise PipelineError(f"cannot read {path} at {revision}: {done.stderr.strip()}")
     return yaml.safe_load(done.stdout)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--committed", default="HEAD", help="the git revision whose dvc.lock is the reference")
-    ap.add_argument("--lock", type=Path, default=Path("dvc.lock"), help="the dvc.lock just written")
-    ap.add_argument("--stale", action="store_true",
-                    help="instead: check that every dep and param of the clone is the one dvc.lock records")
-    args = ap.parse_args(argv)
-    if args.stale:
-        stale = stale_stages(dvc_status())
-        if stale:
-            print(f"error: the committed dvc.lock is stale for {len(stale)} stage(s): rerun them and commit the "
-                  "lock and outputs (dvc repro):", file=sys.stderr)
-            for line in stale:
-                print(f"  {line}", file=sys.stderr)
-            return 1
-        print("every stage's deps and params are the ones dvc.lock records")
-        return 0
-    if not args.lock.is_file():
-        print(f"error: {args.lock} not found: run dvc repro first", file=sys.stderr)
-        return 2
-    old, new = committed_lock(args.committed, args.lock.as_posix()), yaml.safe_load(args.lock.read_text())
-    diff = differences(old, new)
-    if diff:
-        print(f"error: {len(diff)} output(s) differ from the dvc.lock committed at {args.committed} "
-              "(README, \"Exact reruns\"):", file=sys.stderr)
-        for line in diff:
-            print(f"  {line}", file=sys.stderr)
-            print(f"    {where_made(old, line.split(':', 1)[0], args.committed)}", file=sys.stderr)
-        return 1
-    print(f"every compared output ({len(output_hashes(new))}) has the hash committed at {args.committed}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

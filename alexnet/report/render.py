@@ -320,7 +320,7 @@ def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dic
 def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]:
     """Section 7: data hashes (dvc.lock), the training devices, library versions and the params
     used. Not the revision or machine that rendered it: the report is a function of the
-    pipeline's inputs only, so a rerun gives the same bytes (README, "Exact reruns")."""
+    pipeline's inputs only, so a rerun gives the same bytes (docs/reproducibility.md)."""
     hashes = dvc_lock_hashes(src.lock)
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
     return {"data_hashes": {path: hashes.get(path) for path in HASHED_DATA},

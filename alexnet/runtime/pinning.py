@@ -1,6 +1,6 @@
 """Bit identity's environment, set before torch or numpy loads (every stage, alexnet.cli.run_stage).
 
-Bit identity (`numerics.bit_identity`, README "Exact reruns"): the same params give the same bits
+Bit identity (`numerics.bit_identity`, docs/reproducibility.md): the same params give the same bits
 on every x86-64 CPU with AVX2, Intel or AMD, AVX2 or AVX-512. Each library picks its kernels from
 the CPU it finds, and kernels of different vector widths sum in different orders, so each is
 pinned to one code path (measured in benchmarks/bench_numerics.py; tests/test_runtime.py trains

@@ -31,7 +31,27 @@ import torch
 from alexnet.config import TrainConfig
 
 
-class PaperSGD(torch.optim.Optimizer):
+class EachTensorOptimizer(torch.optim.Optimizer):
+    """An optimizer whose update is elementwise per parameter: `step` evaluates the closure and calls
+    `update(p, group, state)` for each parameter that has a gradient (torch's single-tensor path)."""
+
+    def update(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group, self.state[p])
+        return loss
+
+
+class PaperSGD(EachTensorOptimizer):
     """SGD with momentum exactly as the paper writes it (Section 5):
 
         v <- momentum * v - weight_decay * lr * w - lr * grad
@@ -47,27 +67,16 @@ class PaperSGD(torch.optim.Optimizer):
             raise ValueError(f"PaperSGD: bad lr={lr}, momentum={momentum} or weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("PaperSGD does not support sparse gradients")
-                state = self.state[p]
-                if "velocity" not in state:
-                    # v starts at zero, so the first step is -lr (g + wd w), as in torch.optim.SGD.
-                    state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                v = state["velocity"]
-                v.mul_(momentum).add_(p, alpha=-wd * lr).add_(p.grad, alpha=-lr)
-                p.add_(v)
-        return loss
+    def update(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        if p.grad.is_sparse:
+            raise RuntimeError("PaperSGD does not support sparse gradients")
+        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if "velocity" not in state:
+            # v starts at zero, so the first step is -lr (g + wd w), as in torch.optim.SGD.
+            state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        v = state["velocity"]
+        v.mul_(momentum).add_(p, alpha=-wd * lr).add_(p.grad, alpha=-lr)
+        p.add_(v)
 
 
 def correctly_rounded_sqrt(t: torch.Tensor) -> torch.Tensor:
@@ -79,7 +88,7 @@ def correctly_rounded_sqrt(t: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.sqrt(t.detach().cpu().numpy())).to(t.device)
 
 
-class CorrectlyRoundedAdam(torch.optim.Optimizer):
+class CorrectlyRoundedAdam(EachTensorOptimizer):
     """torch.optim.Adam's update (its single-tensor CPU path: no amsgrad, no weight decay) with
     the one operation that is not correctly rounded replaced, the square root of the second
     moment (`correctly_rounded_sqrt`); every other step is an elementwise +, *, / or lerp, the
@@ -93,30 +102,19 @@ class CorrectlyRoundedAdam(torch.optim.Optimizer):
             raise ValueError(f"CorrectlyRoundedAdam: bad lr={lr}, betas={betas} or eps={eps}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(p.grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)  # Python floats: correctly rounded
-                denom = correctly_rounded_sqrt(v).div_(bias_correction2_sqrt).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** step))
-        return loss
+    def update(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        m.lerp_(p.grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)  # Python floats: correctly rounded
+        denom = correctly_rounded_sqrt(v).div_(bias_correction2_sqrt).add_(group["eps"])
+        p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** step))
 
 
 def param_groups(model: torch.nn.Module | Iterable[Any], cfg: TrainConfig) -> list[dict[str, Any]]:

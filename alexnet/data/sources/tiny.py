@@ -286,8 +286,9 @@ def meta_mat_bytes(classes: list[TinyClass], train_per_class: int, id_field: str
     buf = io.BytesIO()
     scipy.io.savemat(buf, {"synsets": rows}, format="5", oned_as="row")
     data = bytearray(buf.getvalue())
-    # The MAT-5 header's 116 text bytes carry a creation date; fix them so the bytes are stable.
-    data[:116] = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: alexnet.data.sources.tiny".ljust(116)
+    # The MAT-5 header's 116 text bytes carry a creation date; fix them so the bytes are stable. The
+    # creator is the generator's first name, kept when the module moved: data/raw's hash stays.
+    data[:116] = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: alexnet.sources.tiny".ljust(116)
     return bytes(data)
 
 
