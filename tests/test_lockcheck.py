@@ -111,10 +111,12 @@ def test_stale_cli_on_a_real_dvc_project(tmp_path):
     the stage once its code or its param differs from dvc.lock."""
     _git(tmp_path, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "step.py").write_text("import sys, yaml\nopen('out.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))))\n")
     (tmp_path / "params.yaml").write_text("k: 1\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": {
-        "cmd": f"{sys.executable} step.py", "deps": ["step.py"], "params": ["k"], "outs": ["out.txt"]}}}))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "make": {"cmd": f"{sys.executable} step.py", "deps": ["step.py"], "params": ["k"], "outs": ["out/a.txt"]},
+        "use": {"cmd": "cp out/a.txt b.txt", "deps": ["out"], "outs": ["b.txt"]}}}))
+    (tmp_path / "step.py").write_text("import os, yaml\nos.makedirs('out', exist_ok=True)\n"
+                                      "open('out/a.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))))\n")
     subprocess.run(["dvc", "repro", "-q"], cwd=tmp_path, check=True, capture_output=True)
 
     def stale() -> subprocess.CompletedProcess:
@@ -122,8 +124,10 @@ def test_stale_cli_on_a_real_dvc_project(tmp_path):
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
     assert stale().returncode == 0
-    (tmp_path / "out.txt").unlink()  # as in a fresh clone: the output is not there yet
-    assert stale().returncode == 0
+    for out in ("out/a.txt", "b.txt"):  # as in a fresh clone: the outputs are not there yet
+        (tmp_path / out).unlink()
+    (tmp_path / "out" / "kept.txt").write_text("x")  # and `out` is not empty (DVC's .gitignore in a clone)
+    assert stale().returncode == 0, stale().stderr
     (tmp_path / "params.yaml").write_text("k: 2\n")
     bad = stale()
     assert bad.returncode == 1 and "make: param k modified" in bad.stderr

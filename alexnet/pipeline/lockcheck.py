@@ -58,9 +58,17 @@ def differences(committed: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def stale_stages(status: dict[str, Any]) -> list[str]:
+def produced(path: str, outputs: set[str]) -> bool:
+    """Whether a dep is another stage's output, inside one, or a folder holding one (`models` holds
+    models/seed0): its state follows that stage, whose own deps say whether it is stale."""
+    return any(path == o or o.startswith(path + "/") or path.startswith(o + "/") for o in outputs)
+
+
+def stale_stages(status: dict[str, Any], outputs: set[str] = frozenset()) -> list[str]:
     """One line per stage of `dvc status --json` whose deps, params or command differ from
-    dvc.lock; deps that are only missing ("deleted": not pulled or reproduced yet) are left out."""
+    dvc.lock. Left out: deps that are only missing ("deleted") and deps that are the pipeline's
+    own `outputs`: in a fresh clone they are not pulled or reproduced yet (a folder of them holds
+    only DVC's .gitignore), which is not a stale lock."""
     lines = []
     for stage, changes in sorted(status.items()):
         found = []
@@ -71,11 +79,16 @@ def stale_stages(status: dict[str, Any]) -> list[str]:
             for path, state in change.get("changed deps", {}).items():
                 if isinstance(state, dict):  # a params file: {section or key: state}
                     found += [f"param {key} {what}" for key, what in sorted(state.items())]
-                elif state != "deleted":
+                elif state != "deleted" and not produced(path, outputs):
                     found.append(f"{path} {state}")
         if found:
             lines.append(f"{stage}: {', '.join(found)}")
     return lines
+
+
+def lock_outputs(lock: dict[str, Any]) -> set[str]:
+    """Every output path a parsed dvc.lock records."""
+    return {o["path"] for stage in (lock or {}).get("stages", {}).values() for o in stage.get("outs", [])}
 
 
 def dvc_status() -> dict[str, Any]:

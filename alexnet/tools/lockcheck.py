@@ -17,21 +17,24 @@ import yaml
 
 from alexnet.cli import run_tool
 from alexnet.errors import PipelineError
-from alexnet.pipeline.lockcheck import committed_lock, differences, dvc_status, output_hashes, stale_stages, where_made
+from alexnet.pipeline.lockcheck import (committed_lock, differences, dvc_status, lock_outputs, output_hashes,
+                                        stale_stages, where_made)
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="alexnet-lockcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--committed", default="HEAD", help="the git revision whose dvc.lock is the reference")
-    ap.add_argument("--lock", type=Path, default=Path("dvc.lock"), help="the dvc.lock just written")
+    ap.add_argument("--lock", type=Path, default=Path("dvc.lock"),
+                    help="the dvc.lock just written (with --stale: the committed one, for its outputs)")
     ap.add_argument("--stale", action="store_true",
                     help="instead: check that every dep and param of the clone is the one dvc.lock records")
     return ap
 
 
-def check_stale() -> int:
-    stale = stale_stages(dvc_status())
+def check_stale(lock: Path) -> int:
+    outputs = lock_outputs(yaml.safe_load(lock.read_text())) if lock.is_file() else set()
+    stale = stale_stages(dvc_status(), outputs)
     if stale:
         print(f"error: the committed dvc.lock is stale for {len(stale)} stage(s): rerun them and commit the "
               "lock and outputs (dvc repro):", file=sys.stderr)
@@ -59,7 +62,7 @@ def check_outputs(committed: str, lock: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool(lambda a: check_stale() if a.stale else check_outputs(a.committed, a.lock), parser(), argv)
+    return run_tool(lambda a: check_stale(a.lock) if a.stale else check_outputs(a.committed, a.lock), parser(), argv)
 
 
 if __name__ == "__main__":
