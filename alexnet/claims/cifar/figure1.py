@@ -40,7 +40,8 @@ from alexnet import paper
 
 from alexnet.claims import verdict
 from alexnet.claims.cifar.nets import Figure1Net
-from alexnet.claims.cifar.training import CHANCE, NetRun, Trainer, epochs_to_target, fingerprint, train_epoch
+from alexnet.claims.cifar.training import (CHANCE, NetRun, Trainer, epochs_to_target, fingerprint, seed_mean,
+                                          train_epoch)
 from alexnet.config import CifarConfig
 
 ACTIVATIONS = ("relu", "tanh")
@@ -226,15 +227,11 @@ def arm_metrics(record: dict[str, Any]) -> dict[str, Any]:
     """metrics/cifar.json's keys for one arm: means over the seeds (runs.json has each seed)."""
     seeds = record["seeds"]
     ratios = [s["ratio"] for s in seeds if s["ratio"]]
-
-    def mean(key: str) -> float | None:
-        known = [s[key] for s in seeds if s[key] is not None]
-        return round(sum(known) / len(known), 3) if known else None
-
     name = arm_name(record["rnorm"])
     return {
         f"{name}_relu_lr": record["relu_lr"], f"{name}_tanh_lr": record["tanh_lr"],
-        f"{name}_relu_epochs_to_target": mean("relu_epochs"), f"{name}_tanh_epochs_to_target": mean("tanh_epochs"),
+        f"{name}_relu_epochs_to_target": seed_mean(seeds, "relu_epochs"),
+        f"{name}_tanh_epochs_to_target": seed_mean(seeds, "tanh_epochs"),
         # tanh's epochs over ReLU's, geometric mean over the seeds where both reached the target (paper: ~6)
         f"{name}_epochs_ratio": round(math.exp(sum(map(math.log, ratios)) / len(ratios)), 3) if ratios else None,
         f"{name}_seeds_reached": len(ratios),

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from alexnet import paper
 from alexnet.claims.cifar.nets import ConvLocalNet
-from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, set_lr, train_epoch
+from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, seed_mean, set_lr, train_epoch
 from alexnet.config import CifarConfig
 
 
@@ -146,13 +146,9 @@ def lrn_record(lrn: list[tuple[NetRun, NetRun]], cfg: CifarConfig) -> dict[str, 
 def lrn_metrics(record: dict[str, Any]) -> dict[str, Any]:
     """metrics/cifar.json's LRN keys: means over the seeds."""
     seeds = record["seeds"]
-
-    def mean(key: str) -> float | None:
-        known = [s[key] for s in seeds if s[key] is not None]
-        return round(sum(known) / len(known), 3) if known else None
-
     # lrn_gain positive: LRN lowers the test error (the paper: 13% -> 11%, a gain of 2 points)
-    return {"no_lrn_test_error": mean("without"), "lrn_test_error": mean("with"), "lrn_gain": mean("gain")}
+    return {"no_lrn_test_error": seed_mean(seeds, "without"), "lrn_test_error": seed_mean(seeds, "with"),
+            "lrn_gain": seed_mean(seeds, "gain")}
 
 
 def lrn_rows(lrn: list[tuple[NetRun, NetRun]]) -> pd.DataFrame:

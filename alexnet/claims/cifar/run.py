@@ -74,12 +74,11 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     write_json(metrics_path, metrics)
     write_json(run_record, timing_record(manifest, arms, pairs, len(data.train_labels), device, numerics, start))
     for arm in runs["figure1"]["arms"]:
-        m = fig1.arm_metrics(arm)
         name = fig1.arm_name(arm["rnorm"])
-        print(f"Figure 1 ({cfg.figure1_protocol}, {name}): ReLU {m[name + '_relu_epochs_to_target']} epochs (lr "
-              f"{arm['relu_lr']:g}), tanh {m[name + '_tanh_epochs_to_target']} epochs (lr {arm['tanh_lr']:g}) to "
-              f"{cfg.target_error:g}% training error (ratio {m[name + '_epochs_ratio']}, "
-              f"{m[name + '_seeds_reached']} of {len(cfg.seeds)} seeds)")
+        print(f"Figure 1 ({cfg.figure1_protocol}, {name}): ReLU {metrics[name + '_relu_epochs_to_target']} epochs "
+              f"(lr {arm['relu_lr']:g}), tanh {metrics[name + '_tanh_epochs_to_target']} epochs (lr "
+              f"{arm['tanh_lr']:g}) to {cfg.target_error:g}% training error (ratio {metrics[name + '_epochs_ratio']}, "
+              f"{metrics[name + '_seeds_reached']} of {len(cfg.seeds)} seeds)")
     print(f"LRN: test error 13pct net {metrics['no_lrn_test_error']}, 11pct {metrics['lrn_test_error']} "
           f"({len(cfg.lrn_seeds)} seeds, {sum(cfg.lrn_epochs)} epochs)")
     return metrics

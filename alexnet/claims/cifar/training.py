@@ -45,6 +45,13 @@ def epochs_to_target(errors: list[float], target: float, chance: float = CHANCE)
     return None
 
 
+def seed_mean(seeds: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of runs.json's per-seed `key` over the seeds that have it (3 decimals), for
+    metrics/cifar.json; None when no seed has it."""
+    known = [s[key] for s in seeds if s[key] is not None]
+    return round(sum(known) / len(known), 3) if known else None
+
+
 def batch_generator(seed: int, epoch: int) -> torch.Generator:
     """The draws of one epoch (batch order, crops, flips): a function of (seed, epoch) only, so a
     resumed net sees the batches an uninterrupted one would."""
@@ -160,4 +167,4 @@ def centred(inputs: Inputs) -> Tensor:
 
 
 __all__ = ["CHANCE", "Inputs", "NetRun", "Trainer", "batch_generator", "centred", "epochs_to_target", "fingerprint",
-           "prepare_inputs", "set_lr", "train_epoch"]
+           "prepare_inputs", "seed_mean", "set_lr", "train_epoch"]
