@@ -27,6 +27,6 @@ if __name__ == "__main__":
     parser.add_argument("--models", required=True, help="trained nets; the first seed's is used (models)")
     parser.add_argument("--eval", required=True, help="evaluation outputs with the softmax probabilities (data/eval)")
     parser.add_argument("--out", required=True, help="folder for the PNG figures (reports/figures)")
-    parser.add_argument("--metrics", required=True, help="retrieval precisions JSON to write (metrics/analyze.json)")
-    parser.add_argument("--record", help="run record JSON to write: counts, timings (records/analyze.json)")
+    parser.add_argument("--metrics", required=True, help="retrieval precisions, counts, losses JSON to write (metrics/analyze.json)")
+    parser.add_argument("--record", help="run record JSON to write: query timings, time (records/analyze.json)")
     run_stage(main, parser)

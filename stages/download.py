@@ -11,18 +11,20 @@ manifest is the same wherever they are; where they were and their mtimes go to t
 from __future__ import annotations
 
 import argparse
+import time
 
 from alexnet.cli import run_stage, stage_parser
 from alexnet.config import Params
-from alexnet.fileio import write_json
+from alexnet.pipeline.records import write_record
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.data.sources import download_raw  # here: after run_stage pinned the numerics
+    start = time.perf_counter()
     manifest = download_raw(params.data, params.tiny, args.out)
     if args.record:
-        write_json(args.record, {"source": manifest["source"], "data_root": params.data.root,
-                                 "files": manifest.get("where")})
+        write_record(args.record, {"source": manifest["source"], "data_root": params.data.root,
+                                   "files": manifest.get("where")}, seconds=time.perf_counter() - start)
     print(f"download: {manifest['source']} ({manifest['layout']}) -> {args.out}, verified={manifest['verified']}")
 
 

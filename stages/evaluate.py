@@ -4,13 +4,14 @@ paper's ten crops (Section 4.1), on the evaluation split.
 Usage (as dvc.yaml runs it):
     python -m stages.evaluate --params params.yaml --prepared data/prepared --stats data/stats \
         --models models --out data/eval --metrics metrics/evaluate.json \
-        --record records/evaluate.json
+        --evaluation reports/evaluation.json --record records/evaluate.json
 
 torchvision's published AlexNet weights (a local state_dict file; nothing is downloaded), with
 torchvision's preprocessing, outside the pipeline (its outputs must not land in metrics/):
     python -m stages.evaluate --params params.yaml --prepared data/prepared \
         --torchvision-weights /path/to/alexnet-owt-7be5be79.pth \
-        --out torchvision-eval --metrics torchvision-eval/metrics.json --record torchvision-eval/record.json
+        --out torchvision-eval --metrics torchvision-eval/metrics.json \
+        --evaluation torchvision-eval/evaluation.json --record torchvision-eval/record.json
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 from alexnet.cli import run_stage, stage_parser
 from alexnet.errors import PipelineError
 from alexnet.config import Params
+from alexnet.pipeline import layout
 
 # The pipeline's own outputs (dvc.yaml): a torchvision evaluation written there would overwrite
 # them, or put the report out of date.
-PIPELINE_OUTPUTS = ("metrics", "records", "data/eval")
+PIPELINE_OUTPUTS = (layout.METRICS, layout.RECORDS, layout.EVAL, layout.EVALUATION)
 
 
 def _inside_pipeline_outputs(path: str) -> str | None:
@@ -39,7 +41,7 @@ def _inside_pipeline_outputs(path: str) -> str | None:
 def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.evaluation.evaluate import evaluate  # here: after run_stage pinned the numerics
     if args.torchvision_weights:
-        for option in ("out", "metrics", "record"):
+        for option in ("out", "metrics", "record", "evaluation"):
             value = getattr(args, option)
             if value and (clash := _inside_pipeline_outputs(value)):
                 raise PipelineError(f"--{option} {value} lies in the pipeline's {clash}/: write the torchvision "
@@ -48,7 +50,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
         raise PipelineError("--models and --stats are needed to evaluate the trained nets "
                             "(or give --torchvision-weights)")
     evaluate(args.prepared, args.stats, args.models, args.out, args.metrics, params, record_path=args.record,
-             torchvision_weights=args.torchvision_weights)
+             torchvision_weights=args.torchvision_weights, descriptor_path=args.evaluation)
 
 
 if __name__ == "__main__":
@@ -58,7 +60,9 @@ if __name__ == "__main__":
     parser.add_argument("--models", help="folder holding seed<N>/model.pt (models); not used with --torchvision-weights")
     parser.add_argument("--out", required=True, help="folder for probabilities, labels, per-class errors (data/eval)")
     parser.add_argument("--metrics", required=True, help="headline metrics JSON (metrics/evaluate.json)")
-    parser.add_argument("--record", help="run record JSON: split, images, nets, members, ... (records/evaluate.json)")
+    parser.add_argument("--evaluation", help="what was evaluated, JSON: split, images, classes, nets, members, ... "
+                        "(reports/evaluation.json)")
+    parser.add_argument("--record", help="run record JSON: device, numerics, time (records/evaluate.json)")
     parser.add_argument("--torchvision-weights", metavar="PATH",
                         help="evaluate this torchvision AlexNet state_dict file instead of the trained nets")
     run_stage(main, parser)

@@ -2,7 +2,7 @@
 reports/report.html (figures embedded), plus the training-curves figure they show.
 
 Usage (as dvc.yaml runs it):
-    python -m stages.report --params params.yaml --metrics metrics --records records \
+    python -m stages.report --params params.yaml --metrics metrics --evaluation reports/evaluation.json \
         --tables reports/tables --figures reports/figures --live dvclive --models models \
         --lock dvc.lock --curves reports/training_curves.png --out reports/report.html \
         --markdown reports/report.md --claims reports/claims \
@@ -22,14 +22,14 @@ def main(args: argparse.Namespace, params: Params) -> None:
     from alexnet.report.render import ReportInputs, report  # here: after run_stage pinned the numerics
     src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
-                  claims=Path(args.claims), cifar=[Path(c) for c in args.cifar], records=Path(args.records))
+                  claims=Path(args.claims), cifar=[Path(c) for c in args.cifar], evaluation=Path(args.evaluation))
     report(params, src, args.out, args.markdown, args.curves)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
-    parser.add_argument("--metrics", required=True, help="metrics folder (evaluate.json, analyze.json)")
-    parser.add_argument("--records", required=True, help="run records folder (records)")
+    parser.add_argument("--metrics", required=True, help="metrics folder (prepare.json, evaluate.json, analyze.json)")
+    parser.add_argument("--evaluation", required=True, help="what the evaluation evaluated (reports/evaluation.json)")
     parser.add_argument("--tables", required=True, help="the results stage's tables (reports/tables)")
     parser.add_argument("--figures", required=True, help="the analyze stage's figures (reports/figures)")
     parser.add_argument("--live", required=True, help="DVCLive folder with train-seed<N>/ (dvclive)")

@@ -132,7 +132,7 @@ def test_collect_takes_successful_runs_with_their_params():
     assert r["params"]["model.lrn"] is False and r["params"]["train.seeds"] == [0]
     assert r["experiment_rev"].startswith("42701ef") and r["baseline_rev"].startswith("fe29cc8")
     assert [x["arm"] for x in out["runs"]] == ["baseline", "no-lrn"]  # ARMS order
-    # alexnet.config.comparable, recorded with its reason; the recording predates the run measures
+    # alexnet.fidelity.comparable, recorded with its reason; the recording predates the run measures
     assert (r["comparable"], r["comparable_reason"]) == (False, "data.source tiny; 8 epochs < 90")
     assert r["classes"] is None and r["train_center_top1_error"] is None and r["epochs_run"] is None
 
@@ -154,7 +154,7 @@ def test_collect_records_what_each_measure_needs():
                                                  "eval_per_class": 0, "seed": 0, "allow_partial": False})
     read = _committed({("42701ef", "records/train-seed0.json"): {
         "epochs": 7, "stopped_by_schedule": True, "seconds": 61.5, "device": "cpu x 1", "parameters": 4234},
-        ("42701ef", "records/evaluate.json"): {"classes": 1000}})
+        ("42701ef", "reports/evaluation.json"): {"classes": 1000}})
     r = {x["name"]: x for x in collect(show, read=read)["runs"]}["ablate-no-lrn-s0"]
     assert (r["val_center_top1_error"], r["train_center_top1_error"], r["conv1_column_specialisation"]) == (33.0, 12.5, 31.0)
     assert (r["epochs_run"], r["converged"], r["train_seconds"], r["device"], r["parameters"]) == (

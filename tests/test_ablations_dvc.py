@@ -87,7 +87,7 @@ def test_run_queues_waits_collects_and_skips(tmp_path, monkeypatch, capsys):
     assert runs["no-lrn"]["baseline_rev"] == head
     # the run record as the experiment committed it (`git show <rev>:records/train-seed0.json`)
     assert (runs["no-lrn"]["train_seconds"], runs["no-lrn"]["epochs_run"], runs["no-lrn"]["device"]) == (12.0, 8, "cpu")
-    assert runs["no-lrn"]["classes"] is None  # this toy pipeline writes no records/evaluate.json
+    assert runs["no-lrn"]["classes"] is None  # this toy pipeline writes no reports/evaluation.json
     assert (runs["no-lrn"]["comparable"], runs["no-lrn"]["comparable_reason"]) == (False, "data.source tiny; 8 epochs < 90")
 
     # a second run queues nothing

@@ -264,14 +264,16 @@ def test_analyze_stage_end_to_end(tmp_path):
                      "--models", "models", "--eval", "eval", "--out", "figures", "--metrics", "metrics/analyze.json",
                      "--record", "records/analyze.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    # metrics: the retrieval precisions only, fc7 first, numbers; the rest is the run record
+    # metrics: the retrieval precisions first (fc7 first), then what a rerun reproduces; the query
+    # timings (which vary) only in the run record
     m = json.loads((tmp_path / "metrics" / "analyze.json").read_text())
-    assert list(m) == [f"{method}_precision_at_{k}" for method in ("fc7", "pixel", "autoencoder", "lsh")
-                       for k in (1, 3)]
-    assert all(isinstance(v, float) and 0 <= v <= 1 for v in m.values())
+    precisions = [f"{method}_precision_at_{k}" for method in ("fc7", "pixel", "autoencoder", "lsh") for k in (1, 3)]
+    assert list(m)[:len(precisions)] == precisions
+    assert all(isinstance(m[k], float) and 0 <= m[k] <= 1 for k in precisions)
+    assert m["model_seed"] == 7 and m["train_images"] == 24 and m["query_images"] == 12 and "chance_precision" in m
     r = json.loads((tmp_path / "records" / "analyze.json").read_text())
-    assert r["model_seed"] == 7 and r["train_images"] == 24 and r["query_images"] == 12
-    assert {"fc7_query_ms", "lsh_speedup", "chance_precision"} <= set(r) and not set(r) & set(m)
+    assert {"fc7_query_ms", "lsh_speedup"} <= set(r) and not any(k.endswith(("_ms", "_speedup")) for k in m)
+    assert r["numerics"]["threads"] >= 1 and r["seconds"] > 0
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(FIGURES_NAMES)
     # The evaluate stage's probabilities for a different number of images: a clear error, and
     # neither metrics nor figures touched.

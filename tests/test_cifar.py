@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 from alexnet.claims.cifar import figure1 as fig1
 from alexnet.claims.cifar import run as cifar
-from alexnet.claims.cifar.data import CURVES, FIGURE, LRN_CURVES, RATIO_FIGURE, cifar_download
+from alexnet.claims.cifar.data import cifar_download
+from alexnet.pipeline.layout import (CIFAR_CURVES as CURVES, CIFAR_FIGURE as FIGURE, CIFAR_LRN_CURVES as LRN_CURVES,
+                                     CIFAR_RATIO_FIGURE as RATIO_FIGURE, CIFAR_RUNS)
 from alexnet.claims.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
 from alexnet.claims.cifar.lrn import crop_views, multiview_crops
 from alexnet.claims.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
@@ -358,7 +360,7 @@ def test_figure1_nets_see_centred_inputs(small_run, monkeypatch):
 def test_stage_is_deterministic(small_run):
     tmp, _, (first, second) = small_run
     assert first == second
-    for name in ("runs.json", CURVES, LRN_CURVES):
+    for name in (CIFAR_RUNS, CURVES, LRN_CURVES):
         assert (tmp / "out1" / name).read_bytes() == (tmp / "out2" / name).read_bytes()
 
 

@@ -15,7 +15,7 @@ from alexnet import paper
 from alexnet.claims import table as claims, verdict
 from alexnet.evaluation import results as rs
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, read_results
-from alexnet.config import comparable
+from alexnet.fidelity import comparable
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
 
@@ -147,7 +147,7 @@ def test_tiny_runs_are_never_a_confirmation():
 
 
 def test_an_ilsvrc_subset_is_judged_as_table_2_judges_it():
-    """One rule (alexnet.config.comparable): an ILSVRC-2012 subset with all 1000 classes, 90 epochs,
+    """One rule (alexnet.fidelity.comparable): an ILSVRC-2012 subset with all 1000 classes, 90 epochs,
     is a pipeline check in Table 2 and in the claims table, for the same reason."""
     def runs_(subset):
         return ([run("baseline", s, 40.0, subset=subset) for s in range(3)]
@@ -268,7 +268,7 @@ def test_stage_writes_md_csv_tex(tmp_path):
 
 
 def test_stage_reads_a_format_1_file_and_rejects_a_foreign_runs_json(tmp_path):
-    """The committed results of format 1 carry no comparability: config.comparable decides from what they hold."""
+    """The committed results of format 1 carry no comparability: fidelity.comparable decides from what they hold."""
     (tmp_path / "results.json").write_text(json.dumps({"format": "alexnet-repro/ablations", "version": 1, "runs": [
         {"name": "ablate-no-lrn-s0", "arm": "no-lrn", "seed": 0, "dataset": "tiny", "epochs": 8,
          "top1_error": 30.0, "top5_error": 5.0}]}))

@@ -157,7 +157,8 @@ def test_evaluate_stage_end_to_end(tmp_path):
         nets[seed] = build_model(params.model, 3).eval()
         save_trained(tmp_path / "models" / f"seed{seed}" / "model.pt", nets[seed], params.model, 3, {"epochs": 7})
     m = ev.evaluate(tmp_path / "prepared", tmp_path / "stats", tmp_path / "models", tmp_path / "eval",
-                    tmp_path / "metrics" / "evaluate.json", params, record_path=tmp_path / "records" / "evaluate.json")
+                    tmp_path / "metrics" / "evaluate.json", params, record_path=tmp_path / "records" / "evaluate.json",
+                    descriptor_path=tmp_path / "evaluation.json")
 
     # Independently: numpy crops of (image - mean image), the torch net, numpy softmax and means.
     centred = images.astype(np.float32) - mean.astype(np.float32)
@@ -183,9 +184,12 @@ def test_evaluate_stage_end_to_end(tmp_path):
         _hand_errors(train_want, train_labels[[0, 3, 6]])["top1_error"], abs=1e-4)
     assert flat["conv1_colour_column1"] >= 0 and flat["conv1_colour_column2"] >= 0  # alexnet.evaluation.kernels' own tests
     assert all(type(v) is float for v in flat.values())
+    described = json.loads((tmp_path / "evaluation.json").read_text())
+    assert not {"single", "ensemble"} & set(described) and not any(k.endswith("_error") for k in described)
+    # the run record: what varies (device, time, machine), none of what the results stage reads
     record = json.loads((tmp_path / "records" / "evaluate.json").read_text())
-    assert not {"single", "ensemble"} & set(record) and not any(k.endswith("_error") for k in record)
-    saved = read_evaluation(tmp_path / "metrics" / "evaluate.json", tmp_path / "records" / "evaluate.json")
+    assert record["device"] == "cpu" and record["seconds"] > 0 and not {"split", "images", "classes"} & set(record)
+    saved = read_evaluation(tmp_path / "metrics" / "evaluate.json", tmp_path / "evaluation.json")
     assert saved == json.loads(json.dumps(m))  # what the stage returns is what it wrote, read back
     assert (saved["split"], saved["images"], saved["nets"]) == ("val", 3, 2)
     assert saved["members"] == ["seed3", "seed1"] and saved["epochs"] == [7, 7] and saved["input_size"] == 227
@@ -356,9 +360,9 @@ def test_torchvision_mode_of_the_stage_script(tmp_path, torchvision_case):
     assert_clear_error(into_pipeline, "--metrics metrics/evaluate.json", "metrics/")
     assert not (tmp_path / "metrics").exists()
     done = run_stage("evaluate", *common, "--torchvision-weights", path, "--out", "tv", "--metrics",
-                     "tv/metrics.json", "--record", "tv/record.json", cwd=tmp_path)
+                     "tv/metrics.json", "--evaluation", "tv/evaluation.json", "--record", "tv/record.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "tv" / "record.json").read_text())["members"] == ["torchvision"]
+    assert json.loads((tmp_path / "tv" / "evaluation.json").read_text())["members"] == ["torchvision"]
     assert set(json.loads((tmp_path / "tv" / "metrics.json").read_text())) >= {"top1_error", "top5_error"}
     no_models = run_stage("evaluate", *common, "--out", "e", "--metrics", "e.json", cwd=tmp_path)
     assert_clear_error(no_models, "--models and --stats")

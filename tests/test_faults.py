@@ -166,7 +166,7 @@ def test_a_partial_copy_is_accepted_when_asked_and_stated(tmp_path):
     assert meta["subset"]["complete"] is False
     assert meta["subset"]["shortfall"]["train"] == {"images_missing": 1, "classes_short": 1,
                                                    "classes_without_images": 1}
-    assert m["subset"] == meta["subset"]  # records/prepare.json, which the report reads (test_report states it)
+    assert m["subset"] == meta["subset"]  # metrics/prepare.json, which the report reads (test_report states it)
 
 
 def test_the_complete_default_records_no_subset(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alexnet.pipeline.imports import module_graph
 
-# Bottom to top. "base": what every part shares (config, paper, errors, fileio, tables); cli, the
+# Bottom to top. "base": what every part shares (config, paper, the fidelity rule, errors, fileio, tables); cli, the
 # stage scripts' and tools' contract, sits on top of everything it sets up, and the tools on it.
 LAYERS = ("base", "pipeline", "runtime", "data", "model", "evaluation", "training", "analysis", "claims", "report",
           "cli", "tools")
@@ -25,7 +25,7 @@ def test_every_import_runs_down_the_layers():
 def test_every_module_has_a_layer_and_the_base_is_small():
     graph = module_graph()
     base = sorted(m for m in graph if layer(m) == "base")
-    assert base == ["config", "errors", "fileio", "paper", "tables"]
+    assert base == ["config", "errors", "fidelity", "fileio", "paper", "tables"]
     assert {layer(m) for m in graph} == set(LAYERS)
 
 

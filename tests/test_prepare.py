@@ -356,9 +356,14 @@ def test_stage_entry_point(tmp_path, monkeypatch):
     raw_dir.mkdir()
     (raw_dir / "manifest.json").write_text(json.dumps({"source": "tiny"}))
     monkeypatch.setattr(alexnet.data.sources, "open_raw", lambda d, root=None: make_raw())
-    m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1),
-                  record_path=tmp_path / "metrics" / "prepare.json", progress=False)
-    assert json.loads((tmp_path / "metrics" / "prepare.json").read_text())["images"] == m["images"]
+    m = P.prepare(raw_dir, tmp_path / "prep", PrepareConfig(image_side=SIZE, workers=1), progress=False,
+                  metrics_path=tmp_path / "metrics" / "prepare.json", record_path=tmp_path / "records" / "prepare.json")
+    counts = json.loads((tmp_path / "metrics" / "prepare.json").read_text())
+    record = json.loads((tmp_path / "records" / "prepare.json").read_text())
+    # the counts are results (the report reads them); speed and time vary, so only the record has them
+    assert counts["images"] == m["images"] and counts["quarantined_total"] == m["quarantined_total"]
+    assert not set(P.RUN_ONLY) & set(counts)
+    assert record["seconds"] == m["seconds"] and record["workers"] == 1 and "images" not in record
     assert json.loads((tmp_path / "prep" / "meta.json").read_text())["source"] == "tiny"
 
 
@@ -385,7 +390,7 @@ def test_chunks():
 def test_stage_script_reports_a_clear_error(tmp_path):
     """The stage as dvc.yaml runs it: a missing input is one line on stderr and exit status 2."""
     (tmp_path / "params.yaml").write_text("prepare:\n  image_side: 256\n")
-    r = run_stage("prepare", "--params", "params.yaml", "--raw", "raw", "--out", "prep", "--record", "m.json",
+    r = run_stage("prepare", "--params", "params.yaml", "--raw", "raw", "--out", "prep", "--metrics", "c.json", "--record", "m.json",
                   cwd=tmp_path)
     assert_clear_error(r, "manifest.json not found")
     assert not (tmp_path / "prep").exists() and not (tmp_path / "m.json").exists()

@@ -50,12 +50,6 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_pipeline_outputs_read_from_dvc_yaml(repo: Path):
-    assert provenance.pipeline_outputs(repo / "dvc.yaml") == [
-        "dvc.lock", "models/seed*", "records/train-seed*.json", "metrics/evaluate.json", "curves.tsv"]
-    assert provenance.pipeline_outputs(repo / "absent.yaml") == ["dvc.lock"]
-
-
 def test_outputs_rewritten_by_the_pipeline_leave_the_revision_clean(repo: Path):
     head = git(repo, "rev-parse", "HEAD").strip()
     for name in ("dvc.lock", "metrics/evaluate.json", "records/train-seed1.json", "curves.tsv",

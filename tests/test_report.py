@@ -18,8 +18,8 @@ from stage_helpers import run_stage
 from alexnet import paper
 from alexnet.analysis.analyze import FIGURES
 from alexnet.config import params_from_dict
-from alexnet.claims.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE
-from alexnet.report.render import (CLAIMS_TABLE, ReportInputs, load_runs, read_curves, render_html,
+from alexnet.pipeline.layout import CIFAR_FIGURE, CIFAR_RATIO_FIGURE as RATIO_FIGURE, CLAIMS_TABLE
+from alexnet.report.render import (ReportInputs, load_runs, read_curves, render_html,
                             render_markdown, report, report_context)
 from alexnet.tables import md_table
 
@@ -62,25 +62,28 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True) -> ReportInput
         "center_top1_error": 41.5, "center_top5_error": 12.25, "ensemble_center_top1_error": 38.0,
         "ensemble_center_top5_error": 10.5, "train_center_top1_error": 30.5, "train_center_top5_error": 8.0,
         "conv1_colour_column1": 12.34, "conv1_colour_column2": 56.78, "conv1_column_specialisation": 40.12}))
-    (records / "evaluate.json").write_text(json.dumps({"split": "val", "images": 200, "nets": len(seeds)}))
-    (records / "prepare.json").write_text(json.dumps({"images": {"train": 999, "val": 200}, "quarantined_total": 1,
-                                                      "seconds": 12.0}))
+    evaluation = root / "reports" / "evaluation.json"
+    evaluation.parent.mkdir(parents=True)
+    evaluation.write_text(json.dumps({"split": "val", "images": 200, "nets": len(seeds)}))
+    (metrics / "prepare.json").write_text(json.dumps({"images": {"train": 999, "val": 200}, "quarantined_total": 1}))
+    (records / "prepare.json").write_text(json.dumps({"seconds": 12.0}))
     (metrics / "analyze.json").write_text(json.dumps({
         "fc7_precision_at_1": 0.625, "fc7_precision_at_5": 0.6, "fc7_precision_at_10": 0.575,
         "pixel_precision_at_1": 0.2, "pixel_precision_at_5": 0.18, "pixel_precision_at_10": 0.17,
         "autoencoder_precision_at_1": 0.5, "autoencoder_precision_at_5": 0.45, "autoencoder_precision_at_10": 0.4,
-        "lsh_precision_at_1": 0.41, "lsh_precision_at_5": 0.4, "lsh_precision_at_10": 0.39}))
-    (records / "analyze.json").write_text(json.dumps({
+        "lsh_precision_at_1": 0.41, "lsh_precision_at_5": 0.4, "lsh_precision_at_10": 0.39,
         "model_seed": seeds[0], "train_images": 999, "query_images": 200, "fc7_dim": 1024, "pixel_dim": 3072,
-        "pixel_size": 32, "code_bits": 64, "chance_precision": 0.1, "fc7_query_ms": 0.5,
-        "autoencoder_query_ms": 0.01, "lsh_query_ms": 0.01, "fc7_bytes_per_image": 4096, "code_bytes_per_image": 8,
-        "tsne_points": 200, "tsne_perplexity": 30.0, "top5_figure_hits": 7}))
+        "pixel_size": 32, "code_bits": 64, "chance_precision": 0.1, "fc7_bytes_per_image": 4096,
+        "code_bytes_per_image": 8, "tsne_points": 200, "tsne_perplexity": 30.0, "top5_figure_hits": 7}))
+    # Run records vary between reruns: the report reads none (none is a dep of it).
+    (records / "analyze.json").write_text(json.dumps({"fc7_query_ms": 0.5, "autoencoder_query_ms": 0.01,
+                                                      "lsh_query_ms": 0.01}))
     tables = root / "reports" / "tables"
-    tables.mkdir(parents=True)
+    tables.mkdir()
     for name, cell in (("table1", "39.75"), ("table2", "37.25")):
         (tables / f"{name}.md").write_text(f"## {name} title\n\n| model | ours |\n|---|---:|\n| CNN | {cell} |\n\n- a note\n")
     figures = root / "reports" / "figures"
-    figures.mkdir(parents=True)
+    figures.mkdir()
     if with_figures:
         for i, name in enumerate(FIGURES.values()):
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(figures / name)
@@ -100,16 +103,16 @@ def make_run(root: Path, seeds=(0, 1), with_figures: bool = True) -> ReportInput
                                                    "cpu_capability": "AVX512"}))
         # The run record varies between reruns: the report must not print it (it is no dep of it).
         (records / f"train-seed{seed}.json").write_text(json.dumps({"seed": seed, "epochs": 3, "seconds": 61.5,
-                                                                    "git_revision": "abc123"}))
+                                                                    "revision": "abc123"}))
     lock = root / "dvc.lock"
     lock.write_text("schema: '2.0'\nstages:\n  download:\n    cmd: python stages/download.py\n    outs:\n"
                     "    - path: data/raw\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
                     "  prepare:\n    cmd: python stages/prepare.py\n    outs:\n    - path: data/prepared\n"
                     "      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
     # No claims table and no CIFAR-10 run yet: claims_run adds them.
-    return ReportInputs(metrics=metrics, records=records, tables=tables, figures=figures, live=root / "dvclive",
+    return ReportInputs(metrics=metrics, tables=tables, figures=figures, live=root / "dvclive",
                         models=root / "models", lock=lock, claims=root / "reports" / "claims",
-                        cifar=[root / "reports" / "real" / "cifar10", root / "reports" / "cifar"])
+                        cifar=[root / "reports" / "real" / "cifar10", root / "reports" / "cifar"], evaluation=evaluation)
 
 
 def params(source: str = "tiny", seeds=(0, 1)):
@@ -160,7 +163,7 @@ def test_tiny_banner_only_for_the_tiny_dataset(tiny_report, tmp_path):
     assert md.index(TINY_BANNER) < md.index("## 1. Setup")  # at the top, before anything else
     md2, page2, _ = run_report(tmp_path, source="imagefolder")
     assert TINY_BANNER not in md2 and TINY_BANNER not in page2
-    # not tiny, yet not the paper's data: alexnet.config.comparable's warning, with its reason
+    # not tiny, yet not the paper's data: alexnet.fidelity.comparable's warning, with its reason
     assert f"> **{NOT_COMPARABLE_BANNER}.** This run's numbers" in md2 and "(data.source imagefolder" in md2
 
 
@@ -195,7 +198,8 @@ def test_numbers_and_their_sources(tiny_report):
 
 
 def test_setup_lists_every_deviation_from_the_paper(tiny_report):
-    from alexnet.config import load_params, paper_deviations
+    from alexnet.config import load_params
+    from alexnet.fidelity import paper_deviations
 
     md, _, _ = tiny_report
     setup = section(md, "1. Setup")
@@ -242,13 +246,13 @@ def test_without_the_claims_stage_the_papers_claims_are_listed(tiny_report):
 
 
 def test_the_subset_prepare_took_is_stated(tmp_path):
-    """prepare's record of data.subset (alexnet.data.sources.subset.summary), a partial copy included."""
+    """prepare's counts name data.subset (alexnet.data.sources.subset.summary), a partial copy included."""
     src = make_run(tmp_path)
-    record = json.loads((src.records / "prepare.json").read_text())
+    record = json.loads((src.metrics / "prepare.json").read_text())
     record["subset"] = {"params": {"wnids": None, "classes": 3, "seed": 7, "train_per_class": 2, "eval_per_class": None},
                         "num_classes": 3, "images": {"train": 5000, "val": 5}, "complete": False,
                         "shortfall": {"train": {"images_missing": 1200}, "val": {"images_missing": 0}}}
-    (src.records / "prepare.json").write_text(json.dumps(record))
+    (src.metrics / "prepare.json").write_text(json.dumps(record))
     out = tmp_path / "reports"
     md = report(params(), src, out / "report.html", out / "report.md", out / "training_curves.png")
     assert ("| images taken (data.subset) | subset: 3 classes, 5,000 train, 5 val (classes chosen with seed 7; "
@@ -297,7 +301,7 @@ def test_report_stage_command_line(tmp_path):
     src = make_run(tmp_path)
     (tmp_path / "params.yaml").write_text("train: {seeds: [0, 1]}\nmodel: {width: 0.05}\n")
     out = tmp_path / "reports"
-    done = run_stage("report", "--params", "params.yaml", "--metrics", src.metrics, "--records", src.records,
+    done = run_stage("report", "--params", "params.yaml", "--metrics", src.metrics, "--evaluation", src.evaluation,
                      "--tables", src.tables,
                      "--figures", src.figures, "--live", src.live, "--models", src.models, "--lock", "no.lock",
                      "--curves", out / "training_curves.png", "--out", out / "report.html",
@@ -406,9 +410,9 @@ def test_a_section_missing_from_the_dict_is_an_error_naming_it(tmp_path, name):
 
 def bare_run(root: Path) -> ReportInputs:
     """No stage has written anything yet."""
-    return ReportInputs(metrics=root / "metrics", records=root / "records", tables=root / "tables",
+    return ReportInputs(metrics=root / "metrics", tables=root / "tables",
                         figures=root / "figures", live=root / "dvclive", models=root / "models", lock=root / "dvc.lock",
-                        claims=root / "claims", cifar=[root / "cifar"])
+                        claims=root / "claims", cifar=[root / "cifar"], evaluation=root / "evaluation.json")
 
 
 def bare_context(root: Path) -> dict:
@@ -433,12 +437,3 @@ def test_blocks_are_one_blank_line_apart_whatever_is_present(tmp_path, variant):
     if variant == "nothing yet":
         assert "run `dvc repro train`" in md and "run `dvc repro results`" in md and "was not run" in md
         assert md.count("not produced (run `dvc repro analyze`)") == len(FIGURES)
-
-
-def test_the_file_names_the_report_reads_are_the_ones_the_stages_write():
-    """The report imports none of the stages' modules (its deps stay files), so their shared file
-    names are spelled on both sides: this keeps each pair equal."""
-    from alexnet.analysis import analyze as analysis
-    from alexnet.report import render as R
-
-    assert R.FIGURES_LIST == analysis.FIGURES_LIST

@@ -106,7 +106,7 @@ def test_tiny_dataset_is_marked_not_comparable(tmp_path):
     ev = _evaluation(dataset="tiny", images=200)
     prov = rs.evaluation_source(ev, "tiny", 10, False, 8)
     t = rs.table2(ev, prov).set_index("model")
-    why = "data.source tiny; 10 classes; 8 epochs < 90"  # alexnet.config.comparable's reason
+    why = "data.source tiny; 10 classes; 8 epochs < 90"  # alexnet.fidelity.comparable's reason
     assert t.loc["1 CNN"].provenance.startswith(f"tiny dataset, not comparable ({why})")
     # A tiny-dataset number is a pipeline check, never "reproduced", in every filled-in row.
     filled = t[t.status != "not run"]
@@ -161,7 +161,7 @@ def test_renderings_hold_the_papers_numbers_and_not_run(tmp_path):
 def test_results_stage_writes_all_files(tmp_path):
     ev_path, record = _write_evaluation(tmp_path, {**_evaluation(dataset="tiny", images=200), "classes": 10})
     params = params_from_dict({"train": {"epochs": 12, "seeds": [0, 1]}})
-    rs.results(ev_path, tmp_path / "tables", params, record_path=record)
+    rs.results(ev_path, tmp_path / "tables", params, descriptor_path=record)
     names = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert names == [f"table{i}.{e}" for i in (1, 2) for e in ("csv", "md", "tex")]
     csv = pd.read_csv(tmp_path / "tables" / "table2.csv")
@@ -179,11 +179,11 @@ def test_results_stage_missing_or_bad_evaluation(tmp_path):
     metrics, record = _write_evaluation(tmp_path, _evaluation())
     record.write_text(json.dumps({"split": "val"}))
     with pytest.raises(PipelineError, match="images"):
-        rs.results(metrics, tmp_path / "t", params, record_path=record)
+        rs.results(metrics, tmp_path / "t", params, descriptor_path=record)
     old = {"split": "val", "single": {"ten_crop": {"top1_error": 40.0, "top5_error": 18.0}}}
     (tmp_path / "old.json").write_text(json.dumps(old))  # the nested layout of older code
     with pytest.raises(PipelineError, match="lacks 'top1_error'"):
-        rs.results(tmp_path / "old.json", tmp_path / "t", params, record_path=record)
+        rs.results(tmp_path / "old.json", tmp_path / "t", params, descriptor_path=record)
     assert not (tmp_path / "t").exists()
 
 
@@ -192,7 +192,7 @@ def test_stage_script_runs(tmp_path):
     ev["top1_error"] = 28.999999999999996  # 100 * (1 - 0.71) in floats
     ev_path, record = _write_evaluation(tmp_path, ev)
     (tmp_path / "params.yaml").write_text("train:\n  seeds: [0, 1]\n")
-    out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--eval-record", record,
+    out = run_stage("results", "--params", "params.yaml", "--evaluation", ev_path, "--evaluated", record,
                     "--out", "tables", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     # dvc repro's output says where the tables are; it does not print them (they are wide)

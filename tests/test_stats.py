@@ -138,11 +138,12 @@ def test_stage_outputs_and_load(tmp_path):
     with np.load(out / "stats.npz") as z:  # the contract's keys, as plain np.load sees them
         assert set(z.files) == {"mean_image", "channel_mean", "channel_std", "cov", "eigvals", "eigvecs", "count"}
         assert z["mean_image"].dtype == np.float64 and z["eigvecs"].shape == (3, 3)
-    metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["train_images"] == 9 and metrics["pixels"] == 9 * 64
-    assert metrics["channel_mean"]["g"] == pytest.approx(float(s.channel_mean[1]))
-    assert [metrics["eigvals"][k] for k in ("pc1", "pc2", "pc3")] == pytest.approx(list(s.eigvals))
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["train_images"] == 9 and record["workers"] == 1 and record["seconds"] > 0
     readable = json.loads((out / "stats.json").read_text())
+    assert readable["pixels"] == 9 * 64
+    assert readable["channel_mean"]["g"] == pytest.approx(float(s.channel_mean[1]))
+    assert [readable["eigvals"][k] for k in ("pc1", "pc2", "pc3")] == pytest.approx(list(s.eigvals))
     np.testing.assert_allclose(readable["cov"], s.cov, rtol=1e-15)
     # A rerun writes the same bytes (fixed zip timestamps): DVC sees an unchanged output.
     first = (out / "stats.npz").read_bytes()

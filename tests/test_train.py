@@ -368,9 +368,9 @@ def test_outputs(reference: Path):
     assert info["device"].startswith("cpu")
     assert json.loads((out / "model" / "info.json").read_text()) == info
     # What varies between reruns is kept out of models/ (whose DVC hash must be stable).
-    assert not {"seconds", "git_revision", "images_per_second"} & set(info)
+    assert not {"seconds", "revision", "images_per_second"} & set(info)
     record = json.loads((out / "run.json").read_text())
-    assert record["seconds"] > 0 and record["images_per_second"] > 0 and "git_revision" in record
+    assert record["seconds"] > 0 and record["images_per_second"] > 0 and "revision" in record
     assert record["epochs"] == 3 and record["device"] == info["device"]
     # what the ablations' convergence and time rows read: ended by the plateau stop or not, the net's size
     assert record["stopped_by_schedule"] is info["stopped_by_schedule"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.data.input.loader import BatchLoader
+from alexnet.pipeline.layout import FIGURES_LIST, seed_name
+from alexnet.pipeline.records import write_record
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {
@@ -44,7 +47,6 @@ FIGURES = {
     "neighbours": "fig4_neighbours.png",
     "tsne": "tsne_fc7.png",
 }
-FIGURES_LIST = "figures.json"  # {key: file name} of FIGURES, in the figures folder
 BATCH_SIZE = 128  # images per forward pass when extracting fc7 features
 
 
@@ -318,25 +320,33 @@ def run_analysis(inputs: Inputs, cfg: AnalyzeConfig, out_dir: str | Path) -> dic
 RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # the metrics file's order: fc7 first
 
 
-def split_metrics(found: dict, precision_k: list[int]) -> tuple[dict[str, float], dict]:
-    """(headline, record): the retrieval precisions, fc7 first (metrics/analyze.json, what
-    `dvc metrics diff` compares), and everything else: counts, sizes, timings, t-SNE's KL
-    divergence, the auto-encoder's loss (records/analyze.json, a run record)."""
+def is_timing(key: str) -> bool:
+    """Query times and the speed-ups computed from them: they vary between runs of the same inputs."""
+    return key.endswith(("_query_ms", "_speedup"))
+
+
+def split_metrics(found: dict, precision_k: list[int]) -> tuple[dict[str, Any], dict]:
+    """(metrics, timings): the retrieval precisions, fc7 first, then every other number a rerun
+    reproduces (counts, sizes, t-SNE's KL divergence, the auto-encoder's loss; metrics/analyze.json,
+    what `dvc metrics diff` compares and the report reads), and the query timings (the run record)."""
     keys = [f"{m}_precision_at_{k}" for m in RETRIEVAL_METHODS for k in sorted(precision_k)]
     headline = {k: round(float(found[k]), 6) for k in keys if k in found}
-    return headline, {k: v for k, v in found.items() if k not in headline}
+    rest = {k: v for k, v in found.items() if k not in headline and not is_timing(k)}
+    return headline | rest, {k: v for k, v in found.items() if is_timing(k)}
 
 
 def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path, eval_dir: str | Path,
             out_dir: str | Path, metrics_path: str | Path, params: Params,
             record_path: str | Path | None = None) -> dict[str, float]:
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
-    retrieval precisions (`metrics_path`) and the rest (`record_path`: counts, timings); returns all."""
+    retrieval precisions and the other reproducible numbers (`metrics_path`) and the query timings
+    (`record_path`); returns all."""
     from alexnet.model.net import load_trained
     from alexnet.evaluation.predictions import load_probs, probs_path
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
 
+    start = time.perf_counter()
     runtime.configure(params.numerics, params.train.deterministic)
     seed = params.train.seeds[0]
     device = runtime.choose_device(params.train.device, "train.device")
@@ -344,13 +354,14 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     store = PreparedStore(prepared_dir)
     mean = pixels.stats_mean(params.augment.mean, load_stats(stats_dir))
     # Figure 4 left uses the evaluate stage's saved centre-crop softmax: the numbers of Table 2.
-    probs = load_probs(probs_path(eval_dir, netstore.tag(seed), "center"))
+    probs = load_probs(probs_path(eval_dir, seed_name(seed), "center"))
     inputs = Inputs(model=model, train=store.split("train"), evaluation=store.split(store.eval_split),
                     class_names=[str(n) for n in store.classes["name"]], mean=mean,
                     probs=probs)
     metrics = {"model_seed": seed, **run_analysis(inputs, params.analyze, out_dir)}
-    headline, record = split_metrics(metrics, params.analyze.precision_k)
-    write_json(metrics_path, headline)
+    results, timings = split_metrics(metrics, params.analyze.precision_k)
+    write_json(metrics_path, results)
     if record_path is not None:
-        write_json(record_path, {**record, "numerics": runtime.numerics_record(params.numerics)})
+        write_record(record_path, timings, seconds=time.perf_counter() - start,
+                     numerics=runtime.numerics_record(params.numerics))
     return metrics

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from alexnet.config import comparable
+from alexnet.fidelity import comparable
 from alexnet.errors import PipelineError
 from alexnet.fileio import read_json
 
@@ -134,7 +134,7 @@ def overrides_text(arm: Arm) -> str:
 
 def read_results(path: str | Path) -> dict[str, Any]:
     """ablations/results.json, checked; a missing file is an empty collection. Runs of a version 1
-    file (no comparability recorded) are judged by alexnet.config.comparable from what they hold."""
+    file (no comparability recorded) are judged by alexnet.fidelity.comparable from what they hold."""
     path = Path(path)
     if not path.is_file():
         return {"format": FORMAT, "version": FORMAT_VERSION, "runs": []}

@@ -29,8 +29,8 @@ number the measures need; the figures and the report are not rebuilt per arm.
 
 `collect` reads `dvc exp show --json` and, per (arm, seed) found, the experiment commit's own run
 records (records/train-seed<N>.json: epochs run, plateau stop, seconds, device, parameters;
-records/evaluate.json: classes), and writes its params, git revisions, the comparability of its
-data (alexnet.config.comparable, with the reason) and every measured number.
+reports/evaluation.json: classes), and writes its params, git revisions, the comparability of its
+data (alexnet.fidelity.comparable, with the reason) and every measured number.
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ from alexnet.claims import expqueue
 
 from alexnet.pipeline import provenance
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, FORMAT, FORMAT_VERSION, Arm, yaml_value
-from alexnet.config import ConfigError, comparable, params_from_dict
+from alexnet.config import ConfigError, params_from_dict
+from alexnet.fidelity import comparable
 from alexnet.errors import PipelineError
 from alexnet.claims.expqueue import dvc
 from alexnet.fileio import read_json
 from alexnet.evaluation.predictions import RUN_MEASURES, errors_of
+from alexnet.pipeline.layout import EVALUATE_METRICS, EVALUATION, train_record
 
-EVALUATE_METRICS = "metrics/evaluate.json"
-EVALUATE_RECORD = "records/evaluate.json"
 PREFIX = "ablate-"
 
 
@@ -397,7 +397,7 @@ def run_numbers(exp: Experiment, seed: int, read: Callable[[str, str], dict | No
     (metrics/evaluate.json), and its training record (records/train-seed<N>.json) as committed in
     the experiment. None where the run predates a measure."""
     metrics = exp.metrics.get(EVALUATE_METRICS) or {}
-    record = read(exp.rev, f"records/train-seed{seed}.json") or {}
+    record = read(exp.rev, train_record(seed)) or {}
     return {"val_center_top1_error": metrics.get("center_top1_error"),
             **{k: metrics.get(k) for k in RUN_MEASURES},
             "epochs_run": record.get("epochs"), "converged": record.get("stopped_by_schedule"),
@@ -428,7 +428,7 @@ def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS,
             continue
         seen.add((arm.name, seed))
         source, epochs = get_param(exp.params, "data.source"), get_param(exp.params, "train.epochs")
-        classes = (read(exp.rev, EVALUATE_RECORD) or {}).get("classes")
+        classes = (read(exp.rev, EVALUATION) or {}).get("classes")
         subset = _subset_active(get_param(exp.params, "data.subset"))
         fit = comparable(source, classes, subset, epochs)
         runs.append({
@@ -443,6 +443,6 @@ def collect(show: list[dict], arms: tuple[Arm, ...] = ARMS,
     runs.sort(key=lambda r: ([a.name for a in arms].index(r["arm"]), r["seed"]))
     return {"format": FORMAT, "version": FORMAT_VERSION, "metric": "single net (metrics/evaluate.json)",
             "note": ("collected by `alexnet-ablations collect` from `dvc exp show --json` and each "
-                     "experiment's run records; runs that are not comparable (alexnet.config.comparable) are "
+                     "experiment's run records; runs that are not comparable (alexnet.fidelity.comparable) are "
                      "pipeline checks, not reproductions"),
             "runs": runs}

@@ -4,7 +4,7 @@ Owns reports/claims/claims.{md,csv,tex} (the report shows claims.md in its secti
 ablations/results.json (alexnet.claims.arms reads it; alexnet.claims.sweep collects it from the DVC experiments) and
 the CIFAR-10 runs' runs.json (stage cifar: Figure 1 and the CIFAR-10 LRN claim, per seed). The
 paper's words and numbers come from `alexnet.paper`, the rule from `alexnet.claims.verdict` (its text is
-printed under the table), which runs are the paper's data from `alexnet.config.comparable` (as
+printed under the table), which runs are the paper's data from `alexnet.fidelity.comparable` (as
 collect recorded it per run).
 
 One row per claim an arm is judged on (alexnet.claims.arms.ARMS: the claim and the measure), then
@@ -23,7 +23,8 @@ from alexnet import paper
 
 from alexnet.claims import verdict
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
-from alexnet.claims.cifar.data import RUNS, shown_runs
+from alexnet.claims.cifar.data import shown_runs
+from alexnet.pipeline.layout import CIFAR_RUNS, CLAIMS_CSV, CLAIMS_TABLE
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir
 from alexnet.tables import latex_table, titled_table
@@ -135,7 +136,7 @@ def ablation_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _cifar_data(run: dict[str, Any]) -> tuple[str, str]:
     """(why the run is not the paper's data or "", the data cell). The CIFAR-10 counterpart of
-    config.comparable: the real images at the authors' width, or a pipeline check."""
+    fidelity.comparable: the real images at the authors' width, or a pipeline check."""
     if run["dataset"] != "cifar10":
         return run["dataset"], run["dataset"]
     return "", "CIFAR-10" if run["official_pixels"] else "CIFAR-10, JPEG copy"
@@ -258,12 +259,12 @@ def claims(ablations_path: str | Path, cifar_folders: list[str | Path], out_dir:
     try:
         cifar_part = cifar_rows([run for run, _ in shown])
     except (KeyError, TypeError) as e:
-        folders = ", ".join(f"{folder}/{RUNS}" for _, folder in shown)
+        folders = ", ".join(f"{folder}/{CIFAR_RUNS}" for _, folder in shown)
         raise PipelineError(f"{folders}: not the cifar stage's runs.json ({e!r}); rerun `dvc repro cifar`") from e
     df = pd.DataFrame(ablation_rows(results) + cifar_part, columns=COLUMNS)
     with atomic_dir(out_dir) as tmp:
-        df.to_csv(tmp / "claims.csv", index=False)
-        (tmp / "claims.md").write_text(to_markdown(df))
+        df.to_csv(tmp / CLAIMS_CSV, index=False)
+        (tmp / CLAIMS_TABLE).write_text(to_markdown(df))
         (tmp / "claims.tex").write_text(to_latex(df))
     print(display(df)[["Arm: params", "Ours: mean [95% interval]", "n", "Verdict"]].to_string(index=False))
     return df

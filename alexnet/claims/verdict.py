@@ -3,7 +3,7 @@
 Owns `judge` (effects -> mean, 95% interval, verdict) and `rule()`, the rule in words, which the
 claims table prints under itself and docs/ablations.md holds verbatim (tests/test_verdict.py
 compares them), so the text cannot drift from the code. Which runs count as the paper's data is
-`alexnet.config.comparable`; the caller passes its reason here. Torch-free.
+`alexnet.fidelity.comparable`; the caller passes its reason here. Torch-free.
 
 Effects are oriented by the caller so that positive is the paper's direction: a difference in
 percentage points (scale "points"), or the log of a ratio (scale "ratio"; the paper's number is
@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, stats
 
-from alexnet.config import PIPELINE_CHECK
+from alexnet.fidelity import PIPELINE_CHECK
 
 LEVEL = 0.95  # two-sided
 Scale = Literal["points", "ratio"]
@@ -106,7 +106,7 @@ def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | Non
           not_comparable: str = "", censored: int = 0, shortened: str = "") -> Verdict:
     """The verdict on one claim: `effects` per seed (points, or log ratios), oriented so that
     positive is the paper's direction; `value` the paper's number (points, or the ratio);
-    `not_comparable` why the runs are not the paper's data (alexnet.config.comparable), "" if they
+    `not_comparable` why the runs are not the paper's data (alexnet.fidelity.comparable), "" if they
     are; `censored` how many further seeds have no measure (a net that never reached the target);
     `shortened` why a real-data run is shorter than the authors' ("" if it is not)."""
     n = len(effects)
@@ -147,7 +147,7 @@ def rule() -> list[str]:
         f"Interval: the mean over the n seeds with its {pct} two-sided Student t interval (n - 1 degrees "
         "of freedom); for a ratio, the geometric mean and the exponential of the log interval.",
         f"'{NOT_RUN}': no run to measure. '{PIPELINE_CHECK} (why)': the runs are not the paper's data and "
-        "training (alexnet.config.comparable: ILSVRC files, 1000 classes, no subset, the paper's epochs); "
+        "training (alexnet.fidelity.comparable: ILSVRC files, 1000 classes, no subset, the paper's epochs); "
         "they show the pipeline works and are no evidence either way.",
         f"'{INCOMPLETE} (k of n seeds measured)': some seeds have no measure (a net that did not reach the "
         f"target within its epochs), so the measured ones are a biased sample. '{ONE_RUN}': n = 1, no spread.",

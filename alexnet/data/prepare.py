@@ -47,6 +47,7 @@ from alexnet.data import store
 from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.pipeline.records import write_record
 
 if TYPE_CHECKING:
     from alexnet.data.sources.base import RawDataset, RawRecord
@@ -367,6 +368,10 @@ def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, worke
     return writer.total, n_bad
 
 
+# write_store's results that vary between runs of the same inputs: the run record's, not the metrics'.
+RUN_ONLY = ("seconds", "images_per_second", "workers")
+
+
 def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, source: str,
                 progress: bool = True, subset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare every split of `dataset` into the store at `out_dir` (replaced atomically).
@@ -417,9 +422,10 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
 
 def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
             record_path: str | Path | None = None, progress: bool = True,
-            root: str | Path | None = None) -> dict[str, Any]:
+            root: str | Path | None = None, metrics_path: str | Path | None = None) -> dict[str, Any]:
     """Stage entry point: open data/raw with alexnet.data.sources (a user's own files in `root`,
-    params data.root), write the store and the metrics."""
+    params data.root), write the store, the counts (`metrics_path`: images and quarantined per
+    split, format, bytes per image, the subset; read by the report) and the run record (speed)."""
     from alexnet.data.sources import open_raw, read_manifest  # here: write_store itself takes any RawDataset-like object
     from alexnet.data.sources.subset import summary
 
@@ -428,6 +434,9 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
     source = str(recorded.get("source", "unknown"))
     metrics = write_store(open_raw(raw_dir, root), out_dir, cfg, source, progress=progress,
                           subset=summary(recorded.get("selection")))
+    speed = {k: metrics[k] for k in RUN_ONLY}
+    if metrics_path is not None:
+        write_json(metrics_path, {k: v for k, v in metrics.items() if k not in RUN_ONLY})
     if record_path is not None:
-        write_json(record_path, metrics)
+        write_record(record_path, {k: v for k, v in speed.items() if k != "seconds"}, seconds=speed["seconds"])
     return metrics

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -28,6 +29,7 @@ from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig, resolve_workers
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.data.store import PreparedStore
+from alexnet.pipeline.records import write_record
 
 TRAIN_SPLIT = "train"
 TASK_IMAGES = 128  # images per worker task: enough tasks to keep every core busy on small sets
@@ -246,12 +248,15 @@ def load_stats(stats_dir: str | Path) -> Stats:
 
 def stats(prepared_dir: str | Path, out_dir: str | Path, cfg: StatsConfig,
           record_path: str | Path | None = None, progress: bool = True) -> Stats:
-    """Stage entry point: statistics of the prepared training split -> data/stats, metrics."""
+    """Stage entry point: statistics of the prepared training split -> data/stats (the numbers,
+    stats.json readable), and the run record (images, workers, time)."""
+    start = time.perf_counter()
     store = PreparedStore(prepared_dir)
     if TRAIN_SPLIT not in store.splits:
         raise PipelineError(f"the prepared store {prepared_dir} has no {TRAIN_SPLIT!r} split")
     result = compute_stats(store, TRAIN_SPLIT, cfg.workers, progress)
     save_stats(result, out_dir)
     if record_path is not None:
-        write_json(record_path, {"train_images": store.meta["splits"][TRAIN_SPLIT]} | _summary(result))
+        write_record(record_path, {"train_images": store.meta["splits"][TRAIN_SPLIT], "workers": cfg.workers},
+                     seconds=time.perf_counter() - start)
     return result

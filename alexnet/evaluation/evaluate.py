@@ -16,6 +16,7 @@ against the net).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from alexnet.evaluation.kernels import column_colour
 from alexnet.data.input.loader import BatchLoader
 from alexnet.evaluation.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
 from alexnet.evaluation.metrics import KINDS, SCHEMES, TOP_K, error_rates
+from alexnet.pipeline.layout import seed_name
+from alexnet.pipeline.records import write_record
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +121,7 @@ def _load_nets(models_dir: Path, seeds: Sequence[int], device: torch.device):
         if not path.is_file():
             raise PipelineError(f"{path} not found: train the net first (`dvc repro train@{seed}`)")
         model, info = load_trained(path, map_location=device)
-        yield netstore.tag(seed), model, info
+        yield seed_name(seed), model, info
 
 
 def _check_net(tag: str, model: torch.nn.Module, info: dict, num_classes: int, params: Params) -> None:
@@ -214,12 +217,15 @@ def _score(nets: list, split, mean: np.ndarray | None, store, params: Params, de
 
 def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | Path,
              out_dir: str | Path, metrics_path: str | Path, params: Params,
-             record_path: str | Path | None = None, torchvision_weights: str | Path | None = None) -> dict:
+             record_path: str | Path | None = None, torchvision_weights: str | Path | None = None,
+             descriptor_path: str | Path | None = None) -> dict:
     """Stage `evaluate`: every net of `train.seeds` (or, with `torchvision_weights`, that
     torchvision AlexNet state_dict file alone) on the store's evaluation split, centre crop and
     ten crops; writes `out_dir` (probabilities, labels, per-class table), the headline metrics
-    (`metrics_path`, flat keys: headline_metrics) and the run record (`record_path`: split,
-    images, nets, members, epochs, ...). Returns both as read_evaluation does."""
+    (`metrics_path`, flat keys: headline_metrics), what was evaluated (`descriptor_path`: split,
+    images, classes, nets, members, epochs, ...; read by the results and report stages) and the
+    run record (`record_path`: device, numerics, time). Returns the first two as read_evaluation does."""
+    start = time.perf_counter()
     from alexnet.data.store import PreparedStore
 
     runtime.configure(params.numerics, params.train.deterministic)
@@ -251,8 +257,8 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         best = average_probs([load_probs(probs_path(tmp, t, scheme)) for t in (tags[:1] if kind == "single" else tags)])
         per_class_errors(best, labels, store.classes).to_csv(tmp / "per_class.csv", index=False, float_format="%.4f")
 
-    first = members[0]  # "single" is the first net: its crop and mean head the record
-    record = {
+    first = members[0]  # "single" is the first net: its crop and mean head the descriptor
+    descriptor = {
         "split": split_name,
         "images": int(len(labels)),
         "nets": len(tags),
@@ -263,14 +269,15 @@ def evaluate(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | 
         "mean": params.augment.mean if first.normalization == "paper" else "torchvision",
         **info_out,
         "per_class_scheme": f"{kind}/{scheme}",
-        "device": device.type,
         "input_sizes": [mb.input_size for mb in members],  # each net's own crop
         "classes": store.num_classes,  # for the results and report stages, which never open the store
         # run_measures' training images
         "train_images_scored": min(len(store.split("train")), len(labels)) if "train" in store.splits else 0,
-        "numerics": runtime.numerics_record(params.numerics),
     }
     write_json(metrics_path, {**headline_metrics(m), **measures})
+    if descriptor_path is not None:
+        write_json(descriptor_path, descriptor)
     if record_path is not None:
-        write_json(record_path, record)
-    return {**record, **headline_metrics(m), **measures}
+        write_record(record_path, {"device": str(device)}, seconds=time.perf_counter() - start,
+                     numerics=runtime.numerics_record(params.numerics))
+    return {**descriptor, **headline_metrics(m), **measures}

@@ -15,10 +15,9 @@ under stable flat keys: first the headline errors, in this order:
 Errors in percent. Then what the ablation arms are judged on besides the error (alexnet.evaluation.evaluate's
 run_measures, RUN_MEASURES below): the first net's centre-crop errors on as many training images
 as the evaluation split holds (`train_center_top1_error`, `train_center_top5_error`), and for the
-two-column net conv1's colour per column (alexnet.evaluation.kernels). records/evaluate.json (a run record,
-not a metric) holds what was evaluated:
-split, images, nets, members, epochs, dataset, model, torchvision_weights, input_size, mean,
-per_class_scheme, device. `read_evaluation` joins the two into one flat dict, the keys as written
+two-column net conv1's colour per column (alexnet.evaluation.kernels). reports/evaluation.json
+(not a metric) holds what was evaluated: split, images, classes, nets, members, epochs, dataset,
+model, torchvision_weights, input_size, mean, per_class_scheme. `read_evaluation` joins the two into one flat dict, the keys as written
 (one error by kind and scheme: `metric_key`, `errors_of`), which the results and report stages
 read, and alexnet.claims.sweep reads an experiment's metrics with `errors_of`. Never imports torch, so reading results does not load the
 model's libraries.
@@ -119,25 +118,25 @@ def errors_of(evaluation: dict | None, kind: str = "single", scheme: str = "ten_
         return None
 
 
-def read_evaluation(metrics_path: str | Path, record_path: str | Path | None = None) -> dict:
-    """What the evaluate stage wrote, as one flat dict: the run record's descriptors (split,
-    images, nets, members, epochs, dataset, model, ...) and metrics/evaluate.json's keys as they
-    are (headline_metrics; one error: metric_key or errors_of).
+def read_evaluation(metrics_path: str | Path, descriptor_path: str | Path | None = None) -> dict:
+    """What the evaluate stage wrote, as one flat dict: what it evaluated (reports/evaluation.json:
+    split, images, classes, nets, members, epochs, dataset, model, ...) and metrics/evaluate.json's
+    keys as they are (headline_metrics; one error: metric_key or errors_of).
 
-    The one reader of metrics/evaluate.json and records/evaluate.json; the results and report
-    stages go through it, alexnet.claims.sweep through errors_of."""
+    The one reader of both files; the results and report stages go through it, alexnet.claims.sweep
+    through errors_of."""
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
         raise PipelineError(f"{metrics_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
     flat = read_json(metrics_path)
-    record: dict = {}
-    if record_path is not None:
-        record_path = Path(record_path)
-        if not record_path.is_file():
-            raise PipelineError(f"{record_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
-        record = read_json(record_path)
+    descriptor: dict = {}
+    if descriptor_path is not None:
+        descriptor_path = Path(descriptor_path)
+        if not descriptor_path.is_file():
+            raise PipelineError(f"{descriptor_path} not found: run the evaluate stage first (`dvc repro evaluate`)")
+        descriptor = read_json(descriptor_path)
     missing = [metric_key(kind, scheme, f"top{k}_error") for kind, scheme in HEADLINE_PREFIX for k in TOP_K
                if metric_key(kind, scheme, f"top{k}_error") not in flat]
     if missing:
         raise PipelineError(f"{metrics_path} lacks {missing[0]!r}: written by older code; rerun `dvc repro evaluate`")
-    return {**record, **flat}
+    return {**descriptor, **flat}

@@ -8,14 +8,14 @@ The paper's numbers come from `alexnet.paper`; ours from metrics/evaluate.json. 
   Table 2); our ensemble of N >= 2 nets fills "5 CNNs", and the row says N.
 - A number lands in the table of the data it was measured on: ILSVRC-2010 test -> Table 1, an
   ILSVRC-2012-layout validation split -> Table 2. The tiny dataset, image folders, subsets and
-  short runs also go to Table 2 but are marked "not comparable", by alexnet.config.comparable (the
+  short runs also go to Table 2 but are marked "not comparable", by alexnet.fidelity.comparable (the
   rule the claims table uses too).
 - Anything the pipeline did not measure reads "not run", with the reason. Nothing is filled in:
   not the baselines, not the pre-trained starred rows, not ILSVRC-2012 test (labels withheld;
   the paper's val/test gap of <= 0.1% is no licence to copy one into the other).
 - Difference = ours - paper, in percentage points (positive: our error is higher).
 - The status column says what a number of ours is (`status`): "reproduced" only for the paper's
-  net evaluated on the paper's data (config.comparable); otherwise a "pipeline check (why)",
+  net evaluated on the paper's data (fidelity.comparable); otherwise a "pipeline check (why)",
   never a reproduction; torchvision's weights or architecture are "measured", not the paper's net.
 """
 
@@ -30,7 +30,8 @@ import pandas as pd
 
 from alexnet import paper
 from alexnet.errors import PipelineError
-from alexnet.config import PIPELINE_CHECK, Params, comparable
+from alexnet.config import Params
+from alexnet.fidelity import PIPELINE_CHECK, comparable
 from alexnet.fileio import atomic_dir
 from alexnet.evaluation.predictions import metric_key, read_evaluation
 from alexnet.tables import latex_table, titled_table
@@ -50,7 +51,7 @@ class EvaluationSource:
     split: str
     images: int
     classes: int | None
-    comparable: bool  # alexnet.config.comparable: the paper's data and training budget
+    comparable: bool  # alexnet.fidelity.comparable: the paper's data and training budget
     reason: str  # why not comparable ("" when it is)
     nets: int
     members: tuple[str, ...]
@@ -265,11 +266,11 @@ def notes(prov: EvaluationSource) -> list[str]:
 
 
 def results(evaluation_path: str | Path, out_dir: str | Path,
-            params: Params, record_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
+            params: Params, descriptor_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Stage `results`: write table1 and table2 as .md, .csv and .tex into `out_dir`, from the
-    evaluate stage's metrics (`evaluation_path`) and run record (`record_path`)."""
-    evaluation = read_evaluation(evaluation_path, record_path)
-    classes = evaluation.get("classes")  # the store's class count (records/evaluate.json)
+    evaluate stage's metrics (`evaluation_path`) and what it evaluated (`descriptor_path`)."""
+    evaluation = read_evaluation(evaluation_path, descriptor_path)
+    classes = evaluation.get("classes")  # the store's class count (reports/evaluation.json)
     prov = evaluation_source(evaluation, params.data.source, classes, params.data.subset.active, params.train.epochs)
     if all(e is None for e in prov.epochs) and prov.model == "paper":
         # older metrics without the nets' own epoch counts: the param they were trained with

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alexnet.pipeline.layout import seed_name
+
 MODEL = "model.pt"
 INFO = "info.json"
 ARCHITECTURE = "architecture.json"
 
 
-def tag(seed: int) -> str:
-    """A net's name in models/ and data/eval/: seed<N>."""
-    return f"seed{seed}"
-
-
 def net_dir(models_dir: str | Path, seed: int) -> Path:
-    return Path(models_dir) / tag(seed)
+    return Path(models_dir) / seed_name(seed)

@@ -25,23 +25,17 @@ import json
 import subprocess
 from typing import Any
 
-import yaml
-
 from alexnet.errors import PipelineError
+from alexnet.pipeline import layout
 
 # Outputs whose bytes are not a function of the pipeline's inputs, by design.
-NOT_COMPARED = ("records/", "checkpoints/")
+NOT_COMPARED = (f"{layout.RECORDS}/", f"{layout.CHECKPOINTS}/")
 
 
 def output_hashes(lock: dict[str, Any]) -> dict[str, str]:
     """{output path: md5} of every stage's outs in a parsed dvc.lock, outputs NOT_COMPARED aside."""
-    hashes = {}
-    for stage in (lock or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            path = out["path"]
-            if not any(path == p or path.startswith(p) for p in NOT_COMPARED):
-                hashes[path] = out.get("md5", "")
-    return hashes
+    return {path: md5 for path, md5 in layout.lock_hashes(lock or {}).items()
+            if not any(path == p or path.startswith(p) for p in NOT_COMPARED)}
 
 
 def differences(committed: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -86,11 +80,6 @@ def stale_stages(status: dict[str, Any], outputs: set[str] = frozenset()) -> lis
     return lines
 
 
-def lock_outputs(lock: dict[str, Any]) -> set[str]:
-    """Every output path a parsed dvc.lock records."""
-    return {o["path"] for stage in (lock or {}).get("stages", {}).values() for o in stage.get("outs", [])}
-
-
 def dvc_status() -> dict[str, Any]:
     done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -101,11 +90,10 @@ def dvc_status() -> dict[str, Any]:
 def where_made(lock: dict[str, Any], output: str, revision: str) -> str:
     """The stage that writes `output` and the numerics of the run that made the committed one,
     from the stage's committed run record (records/*.json), for a line under a differing output."""
-    for name, stage in (lock or {}).get("stages", {}).items():
-        outs = [o["path"] for o in stage.get("outs", [])]
+    for name, outs in layout.stage_outputs(lock or {}).items():
         if output not in outs:
             continue
-        for record in (o for o in outs if o.startswith("records/")):
+        for record in (o for o in outs if o.startswith(f"{layout.RECORDS}/")):
             done = subprocess.run(["git", "show", f"{revision}:{record}"], capture_output=True, text=True)
             numerics = json.loads(done.stdout).get("numerics") if done.returncode == 0 else None
             if numerics:
@@ -121,4 +109,4 @@ def committed_lock(revision: str, path: str = "dvc.lock") -> dict[str, Any]:
     done = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True)
     if done.returncode != 0:
         raise PipelineError(f"cannot read {path} at {revision}: {done.stderr.strip()}")
-    return yaml.safe_load(done.stdout)
+    return layout.parse_lock(done.stdout)

@@ -15,39 +15,15 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import yaml
+from alexnet.pipeline import layout
 
 DIRTY = "+dirty"
 LIBRARIES = ("torch", "torchvision", "numpy", "pillow", "dvc", "dvclive")
-
-
-def _declared(entries: Any) -> list[str]:
-    out = []
-    for entry in entries or []:
-        out.append(entry if isinstance(entry, str) else next(iter(entry)))
-    return out
-
-
-def pipeline_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
-    """Glob patterns of every path dvc.yaml's stages write (outs, metrics, plots; `${...}` -> `*`),
-    dvc.lock included. Empty (just dvc.lock) when there is no dvc.yaml."""
-    paths = ["dvc.lock"]
-    try:
-        with open(dvc_yaml) as f:
-            doc = yaml.safe_load(f) or {}
-    except OSError:
-        return paths
-    for stage in (doc.get("stages") or {}).values():
-        body = stage.get("do", stage) if isinstance(stage, dict) else {}
-        for key in ("outs", "metrics", "plots"):
-            paths += [re.sub(r"\$\{[^}]*\}", "*", p) for p in _declared(body.get(key))]
-    return paths
 
 
 def _git(args: list[str], cwd: Path | None) -> str:
@@ -62,7 +38,7 @@ def dirty_paths(cwd: str | Path | None = None) -> list[str]:
     try:
         top = Path(_git(["rev-parse", "--show-toplevel"], cwd).strip())
         excludes = []
-        for pattern in pipeline_outputs(top / "dvc.yaml"):
+        for pattern in layout.declared_outputs(top / "dvc.yaml"):
             excludes += [f":(top,exclude,glob){pattern}", f":(top,exclude,glob){pattern}/**"]
         status = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excludes], cwd)
     except (OSError, subprocess.SubprocessError):
@@ -180,4 +156,4 @@ def bit_identity() -> dict[str, Any]:
     }
 
 
-__all__ = ["bit_identity", "cpu_name", "device_name", "hardware", "training_versions", "dirty_paths", "git_revision", "head_commit", "library_versions", "pipeline_outputs"]
+__all__ = ["bit_identity", "cpu_name", "device_name", "hardware", "training_versions", "dirty_paths", "git_revision", "head_commit", "library_versions"]

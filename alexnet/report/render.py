@@ -7,15 +7,15 @@ of Markdown and renders it in the paper's order (setup, architecture, training, 
 the claims, Section 6.1's figures, provenance). The HTML is that Markdown rendered by markdown-it-py
 into report.html.j2 with every image embedded as base64, so the two say the same thing and the
 HTML opens anywhere on its own. Every number states where it came from and how many runs it rests
-on; a run that is not the paper's (alexnet.config.comparable: the tiny dataset, a subset, fewer
+on; a run that is not the paper's (alexnet.fidelity.comparable: the tiny dataset, a subset, fewer
 epochs) carries a banner saying so.
 
-It reads files only, all of which it depends on in dvc.yaml: the metrics, the dataset and
-evaluation records, the trained nets' info.json and architecture.json, the figures' list
-(figures.json), the claims table, the DVCLive curves and dvc.lock; it imports no model, pixel,
-analysis or claims code. The training run records (records/train-seed<N>.json: wall time,
-images/s, the revision) vary on every rerun and are *not* read, so a rerun of training that
-gives the same nets leaves it up to date.
+It reads files only, all of which it depends on in dvc.yaml: the metrics (prepare's counts,
+evaluate's errors, analyze's numbers), what the evaluation evaluated, the trained nets' info.json
+and architecture.json, the figures' list (figures.json), the claims table, the DVCLive curves and
+dvc.lock; it imports no model, pixel, analysis or claims code. No run record (records/: wall
+time, images/s, the revision) is read: they vary on every rerun, so a rerun that gives the same
+nets and numbers leaves the report up to date.
 """
 
 from __future__ import annotations
@@ -40,20 +40,20 @@ from alexnet import paper
 
 from alexnet.model import netstore
 
-from alexnet.pipeline import provenance
-from alexnet.claims.cifar.data import FIGURE as CIFAR_FIGURE, RATIO_FIGURE, shown_runs
-from alexnet.config import Params, comparable, paper_deviations, to_dict
+from alexnet.pipeline import layout, provenance
+from alexnet.pipeline.layout import (CIFAR_FIGURE, CIFAR_RATIO_FIGURE, CLAIMS_TABLE, FIGURES_LIST,
+                                     RESULT_TABLES)
+from alexnet.claims.cifar.data import shown_runs
+from alexnet.config import Params, to_dict
+from alexnet.fidelity import comparable, paper_deviations
 from alexnet.fileio import atomic_path, read_json, write_text
 from alexnet.evaluation.predictions import errors_of, read_evaluation
 from alexnet.tables import fmt
 
 # What the stages before the report write for it, by name (the report imports none of them).
-FIGURES_LIST = "figures.json"  # reports/figures/: {figure key: PNG file name}
-CLAIMS_TABLE = "claims.md"  # reports/claims/ (alexnet.claims.table)
-RESULT_TABLES = ("table1", "table2")  # reports/tables/<name>.md (alexnet.evaluation.results)
 ANALYSIS_FIGURES = ("kernels", "top5", "neighbours", "tsne")  # figures.json's keys, in the report's order
 RETRIEVAL_METHODS = ("fc7", "pixel", "autoencoder", "lsh")  # analyze's <method>_precision_at_<k>
-HASHED_DATA = ("data/raw", "data/prepared", "data/stats")  # dvc.lock outputs the provenance names
+HASHED_DATA = (layout.RAW, layout.PREPARED, layout.STATS)  # dvc.lock outputs the provenance names
 CURVES = ("loss", "top1_error", "top5_error", "lr")
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
              "pillow", "scipy")
@@ -63,8 +63,7 @@ LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", 
 class ReportInputs:
     """Where the report reads from (the stage's command-line paths)."""
 
-    metrics: Path  # metrics/ (evaluate.json, analyze.json: the headline numbers)
-    records: Path  # records/ (prepare.json, evaluate.json, analyze.json)
+    metrics: Path  # metrics/ (prepare.json, evaluate.json, analyze.json)
     tables: Path  # reports/tables
     figures: Path  # reports/figures
     live: Path  # dvclive/ (train-seed<N>/)
@@ -74,6 +73,7 @@ class ReportInputs:
     # CIFAR-10 runs (Figure 1): the committed real-data run and stage cifar's, shown as
     # alexnet.claims.cifar.data.shown_run picks (the real one when there is one)
     cifar: list[Path]
+    evaluation: Path = Path(layout.EVALUATION)  # what evaluate evaluated (split, images, classes, nets)
 
 
 @dataclass
@@ -123,41 +123,27 @@ def read_curves(run_dir: Path) -> pd.DataFrame:
 
 def _read_evaluation(src: ReportInputs) -> dict:
     """metrics/evaluate.json joined with its run record (alexnet.evaluation.predictions.read_evaluation)."""
-    metrics, record = src.metrics / "evaluate.json", src.records / "evaluate.json"
+    metrics = src.metrics / Path(layout.EVALUATE_METRICS).name
     if not metrics.is_file():
         return {}
-    return read_evaluation(metrics, record if record.is_file() else None)
+    return read_evaluation(metrics, src.evaluation if src.evaluation.is_file() else None)
 
 
 def load_runs(src: ReportInputs, seeds: list[int]) -> Runs:
     runs = Runs(evaluate=_read_evaluation(src),
-                analyze=_read_json(src.records / "analyze.json") | _read_json(src.metrics / "analyze.json"),
-                prepare=_read_json(src.records / "prepare.json"),
+                analyze=_read_json(src.metrics / Path(layout.ANALYZE_METRICS).name),
+                prepare=_read_json(src.metrics / Path(layout.PREPARE_METRICS).name),
                 architecture=_read_json(netstore.net_dir(src.models, seeds[0]) / netstore.ARCHITECTURE) if seeds else {})
     for seed in seeds:
         info = _read_json(netstore.net_dir(src.models, seed) / netstore.INFO)
         if info:
             runs.infos[seed] = info
-        live = src.live / f"train-seed{seed}"
+        live = src.live / layout.train_name(seed)
         if live.is_dir():
             curves = read_curves(live)
             if len(curves):
                 runs.curves[seed] = curves
     return runs
-
-
-def dvc_lock_hashes(lock: Path) -> dict[str, str]:
-    """{output path: md5} of every stage output recorded in dvc.lock (data/raw, data/prepared, ...)."""
-    if not lock.is_file():
-        return {}
-    with lock.open() as f:
-        data = yaml.safe_load(f) or {}
-    out = {}
-    for stage in (data.get("stages") or {}).values():
-        for o in stage.get("outs", []) or []:
-            if isinstance(o, dict) and "path" in o and "md5" in o:
-                out[str(o["path"])] = str(o["md5"])
-    return out
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -281,7 +267,7 @@ def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
     runs = []
     for run, folder in shown_runs(src.cifar):
         fig1 = run.get("figure1", {})
-        curves, ratio = (_image(folder / name, md_dir) for name in (CIFAR_FIGURE, RATIO_FIGURE))
+        curves, ratio = (_image(folder / name, md_dir) for name in (CIFAR_FIGURE, CIFAR_RATIO_FIGURE))
         runs.append({"protocol": fig1.get("protocol"), "curves": curves, "ratio": ratio, "data_copy": run.get("copy"),
                      "folder": folder.as_posix(), "seeds": len(fig1.get("arms", [{}])[0].get("seeds", [])),
                      "grid_seed": fig1.get("grid_seed"), "target": fig1.get("target_error")})
@@ -321,7 +307,7 @@ def _provenance(params: Params, runs: Runs, src: ReportInputs) -> dict[str, Any]
     """Section 7: data hashes (dvc.lock), the training devices, library versions and the params
     used. Not the revision or machine that rendered it: the report is a function of the
     pipeline's inputs only, so a rerun gives the same bytes (docs/reproducibility.md)."""
-    hashes = dvc_lock_hashes(src.lock)
+    hashes = layout.lock_hashes(layout.read_lock(src.lock))
     first = runs.infos.get(params.train.seeds[0], {}).get("versions")
     return {"data_hashes": {path: hashes.get(path) for path in HASHED_DATA},
             "devices": [{"seed": seed, "device": info.get("device"), "cpu_capability": info.get("cpu_capability")}
@@ -342,7 +328,7 @@ def _summary(params: Params, runs: Runs) -> dict[str, Any]:
 
 
 def _banner(params: Params, evaluation: dict) -> dict[str, Any] | None:
-    """The warning at the top when this run is not the paper's (alexnet.config.comparable, the rule
+    """The warning at the top when this run is not the paper's (alexnet.fidelity.comparable, the rule
     Tables 1 and 2 and the claims table use); None when it is."""
     fit = comparable(params.data.source, evaluation.get("classes"), params.data.subset.active, params.train.epochs)
     if fit.ok:

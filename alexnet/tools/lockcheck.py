@@ -13,19 +13,17 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from alexnet.cli import run_tool
 from alexnet.errors import PipelineError
-from alexnet.pipeline.lockcheck import (committed_lock, differences, dvc_status, lock_outputs, output_hashes,
-                                        stale_stages, where_made)
+from alexnet.pipeline.layout import LOCK, lock_hashes, read_lock
+from alexnet.pipeline.lockcheck import committed_lock, differences, dvc_status, output_hashes, stale_stages, where_made
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="alexnet-lockcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--committed", default="HEAD", help="the git revision whose dvc.lock is the reference")
-    ap.add_argument("--lock", type=Path, default=Path("dvc.lock"),
+    ap.add_argument("--lock", type=Path, default=Path(LOCK),
                     help="the dvc.lock just written (with --stale: the committed one, for its outputs)")
     ap.add_argument("--stale", action="store_true",
                     help="instead: check that every dep and param of the clone is the one dvc.lock records")
@@ -33,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_stale(lock: Path) -> int:
-    outputs = lock_outputs(yaml.safe_load(lock.read_text())) if lock.is_file() else set()
+    outputs = set(lock_hashes(read_lock(lock)))
     stale = stale_stages(dvc_status(), outputs)
     if stale:
         print(f"error: the committed dvc.lock is stale for {len(stale)} stage(s): rerun them and commit the "
@@ -48,7 +46,7 @@ def check_stale(lock: Path) -> int:
 def check_outputs(committed: str, lock: Path) -> int:
     if not lock.is_file():
         raise PipelineError(f"{lock} not found: run dvc repro first")
-    old, new = committed_lock(committed, lock.as_posix()), yaml.safe_load(lock.read_text())
+    old, new = committed_lock(committed, lock.as_posix()), read_lock(lock)
     diff = differences(old, new)
     if diff:
         print(f"error: {len(diff)} output(s) differ from the dvc.lock committed at {committed} "

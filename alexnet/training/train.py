@@ -34,6 +34,7 @@ from tqdm import tqdm
 from alexnet.model import netstore
 
 from alexnet.pipeline import imports, provenance
+from alexnet.pipeline.records import write_record
 
 from alexnet.runtime import backend as runtime
 
@@ -60,10 +61,11 @@ GUARD_EVERY_CUDA = 20
 # longer run extends a shorter one) and the device (a run moves between machines).
 EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
 # The modules whose source decides the trained weights: what this module and the numerics'
-# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record's
-# provenance and the package indexes (alexnet.pipeline.imports reads the imports; dvc.yaml's deps of train
-# are a superset).
-NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/pipeline/imports.py", "alexnet/pipeline/provenance.py"})
+# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record and
+# its provenance, the output paths and the package indexes (alexnet.pipeline.imports reads the
+# imports; dvc.yaml's deps of train are a superset).
+NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/pipeline/imports.py",
+                         "alexnet/pipeline/provenance.py", "alexnet/pipeline/records.py", "alexnet/pipeline/layout.py"})
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -508,15 +510,15 @@ def _write_outputs(run: _Run, params: Params, seed: int, out: Path, run_record: 
         # the report's architecture table, so that the report reads files and never the model
         write_json(tmp / netstore.ARCHITECTURE, architecture(run.model))
     if run_record is not None:
-        write_json(run_record, {
+        # seconds: training time summed over resumes (the checkpoint carries it)
+        write_record(run_record, {
             # epochs run, and whether the plateau stop ended them (the ablations' epochs to converge)
             "seed": seed, "epochs": len(run.history), "stopped_by_schedule": run.schedule.stopped,
-            "parameters": count_parameters(run.model), "seconds": round(run.seconds, 3),
+            "parameters": count_parameters(run.model),
             "images_per_second": round(run.history[-1]["images_per_second"], 1),
             "images_per_second_per_epoch": [round(r["images_per_second"], 1) for r in run.history],
-            "device": info["device"], "git_revision": provenance.git_revision(),
-            "dirty_paths": provenance.dirty_paths(), "bit_identity": provenance.bit_identity(),
-            "numerics": runtime.numerics_record(params.numerics)})
+            "device": info["device"], "bit_identity": provenance.bit_identity()},
+            seconds=run.seconds, numerics=runtime.numerics_record(params.numerics))
 
 
 def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path, out: str | Path,

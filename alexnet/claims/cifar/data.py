@@ -45,6 +45,7 @@ from tqdm import tqdm
 from alexnet.config import CifarConfig
 from alexnet.errors import ArchiveError, PipelineError
 from alexnet.fileio import atomic_dir, iter_tar_files, md5sum, read_json, verify_md5, write_json
+from alexnet.pipeline.layout import CIFAR_RUNS
 
 ARCHIVE = "cifar-10-python.tar.gz"  # the generated tiny set's file name, as the official one
 MD5 = {"python": "c58f30108f718f92721af3b95e74349a", "binary": "c32a1d4ab5d03f1284b67883e8d87530"}
@@ -58,13 +59,6 @@ OFFICIAL_PER_CLASS = {"train": 5000, "test": 1000}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RECORD = 1 + 3072  # the binary format: label byte, then the pixels
 MANIFEST = "manifest.json"
-# A CIFAR-10 run's folder (stage cifar, alexnet.claims.cifar.run), named here, torch-free, for the claims
-# table and the report that read it: the per-seed numbers, the two figures, the curves.
-RUNS = "runs.json"
-FIGURE = "figure1.png"
-RATIO_FIGURE = "figure1_ratio.png"
-CURVES = "curves.csv"
-LRN_CURVES = "lrn_curves.csv"
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 TAR_MTIME = 1243296000  # 2009-05-26, fixed so the generated archive is byte-identical on every run
 
@@ -331,7 +325,7 @@ def shown_runs(folders: list[str | Path]) -> list[tuple[dict, Path]]:
     `folders` whose runs.json is on the real CIFAR-10 (the committed real-data runs,
     reports/real/cifar10*/, one per Figure 1 protocol), else the first that has one (the
     pipeline's tiny check), else none."""
-    found = [(read_json(Path(f) / RUNS), Path(f)) for f in folders if (Path(f) / RUNS).is_file()]
+    found = [(read_json(Path(f) / CIFAR_RUNS), Path(f)) for f in folders if (Path(f) / CIFAR_RUNS).is_file()]
     real = [f for f in found if f[0].get("dataset") == "cifar10"]
     return real or found[:1]
 

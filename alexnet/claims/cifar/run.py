@@ -23,11 +23,13 @@ from alexnet.pipeline import imports
 from alexnet.runtime import backend as runtime
 from alexnet.claims.cifar import figure1 as fig1
 from alexnet.claims.cifar import lrn as lrn_claim
-from alexnet.claims.cifar.data import CURVES, FIGURE, LRN_CURVES, RATIO_FIGURE, RUNS, open_cifar
+from alexnet.claims.cifar.data import open_cifar
+from alexnet.pipeline.layout import (CIFAR_CURVES, CIFAR_FIGURE, CIFAR_LRN_CURVES, CIFAR_RATIO_FIGURE,
+                                     CIFAR_RUNS)
 from alexnet.claims.cifar.training import centred, prepare_inputs
 from alexnet.config import CifarConfig, NumericsConfig
 from alexnet.fileio import atomic_dir, write_json
-from alexnet.pipeline.provenance import git_revision, hardware
+from alexnet.pipeline.records import write_record
 
 # The code that makes the numbers, hashed when it is imported (airbench style: the run record
 # names the code that ran, even when the files change while a long run goes on).
@@ -66,13 +68,14 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     metrics = metrics_of(runs)
     dataset = "CIFAR-10" if manifest["dataset"] == "cifar10" else "the tiny set"
     with atomic_dir(out_dir) as tmp:
-        fig1.plot_figure1(arms, cfg, tmp / FIGURE, dataset)
-        fig1.plot_ratio_curve(runs["figure1"]["arms"], cfg.figure1_protocol, tmp / RATIO_FIGURE, dataset)
-        fig1.curve_rows(arms).to_csv(tmp / CURVES, index=False)
-        lrn_claim.lrn_rows(pairs).to_csv(tmp / LRN_CURVES, index=False)
-        write_json(tmp / RUNS, runs)
+        fig1.plot_figure1(arms, cfg, tmp / CIFAR_FIGURE, dataset)
+        fig1.plot_ratio_curve(runs["figure1"]["arms"], cfg.figure1_protocol, tmp / CIFAR_RATIO_FIGURE, dataset)
+        fig1.curve_rows(arms).to_csv(tmp / CIFAR_CURVES, index=False)
+        lrn_claim.lrn_rows(pairs).to_csv(tmp / CIFAR_LRN_CURVES, index=False)
+        write_json(tmp / CIFAR_RUNS, runs)
     write_json(metrics_path, metrics)
-    write_json(run_record, timing_record(manifest, arms, pairs, len(data.train_labels), device, numerics, start))
+    write_record(run_record, timing_record(manifest, arms, pairs, len(data.train_labels), device),
+                 seconds=time.perf_counter() - start, numerics=runtime.numerics_record(numerics))
     for arm in runs["figure1"]["arms"]:
         name = fig1.arm_name(arm["rnorm"])
         print(f"Figure 1 ({cfg.figure1_protocol}, {name}): ReLU {metrics[name + '_relu_epochs_to_target']} epochs "
@@ -84,10 +87,11 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     return metrics
 
 
-def timing_record(manifest: dict, arms: list[dict[str, Any]], pairs: list, images: int, device: torch.device,
-                  numerics: NumericsConfig, start: float) -> dict[str, Any]:
-    """records/cifar.json: training seconds summed over the nets, across resumes (checkpoints carry
-    each net's time), the numerics in effect, and the code that ran."""
+def timing_record(manifest: dict, arms: list[dict[str, Any]], pairs: list, images: int,
+                  device: torch.device) -> dict[str, Any]:
+    """records/cifar.json's own fields (alexnet.pipeline.records adds the header): the data, training
+    seconds summed over the nets, across resumes (checkpoints carry each net's time), and the code
+    that ran."""
     nets = fig1.trained(arms)
     conv_local = [r for pair in pairs for r in pair]
 
@@ -99,10 +103,7 @@ def timing_record(manifest: dict, arms: list[dict[str, Any]], pairs: list, image
     return {
         "dataset": manifest["dataset"], "source": manifest["source"], "copy": manifest["copy"],
         "train_images": manifest["train_images"], "test_images": manifest["test_images"],
-        "seconds": round(time.perf_counter() - start, 2), "device": str(device), "threads": torch.get_num_threads(),
-        "figure1": speed(nets), "lrn": speed(conv_local),
-        "revision": git_revision(), "hardware": hardware(),
-        "code_sha256": CODE_SHA256, "numerics": runtime.numerics_record(numerics), "torch": torch.__version__,
+        "device": str(device), "figure1": speed(nets), "lrn": speed(conv_local), "code_sha256": CODE_SHA256,
     }
 
 
