@@ -238,7 +238,6 @@ def write_prepared(root, train: np.ndarray, train_labels: np.ndarray, val: np.nd
 def test_analyze_stage_end_to_end(tmp_path):
     """stages/analyze.py over files as the earlier stages write them: store, stats, model, probs."""
     import json
-    from pathlib import Path
 
     from alexnet.analysis.analyze import analyze
     from alexnet.errors import PipelineError

@@ -248,10 +248,10 @@ def test_the_grid_grows_until_the_chosen_rate_is_interior(monkeypatch):
 
     monkeypatch.setattr(fig1, "train_epoch", fake_epoch)
     cfg = CifarConfig(lr_grid=[0.0025, 0.005, 0.01], lr_grid_extend=3, width=0.125, epochs=20, seeds=[0])
-    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), "md5", None)
+    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), {"data": "md5"}, None)
     assert [r.lr for r in runs] == [0.0025, 0.005, 0.01, 0.02, 0.04] and best.lr == 0.02
     cfg = CifarConfig(lr_grid=[0.0025, 0.005, 0.01], lr_grid_extend=1, width=0.125, epochs=20, seeds=[0])
-    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), "md5", None)
+    runs, best = fig1.choose_lr(cfg, False, "relu", torch.zeros(1), torch.zeros(1), torch.device("cpu"), {"data": "md5"}, None)
     assert [r.lr for r in runs] == [0.0025, 0.005, 0.01, 0.02] and best.lr == 0.02  # at the edge: the record says so
     record = fig1.arm_record({"rnorm": False, "grids": {"relu": runs, "tanh": runs}, "chosen": {"relu": 0.02, "tanh": 0.01},
                               "seeds": {"relu": [], "tanh": []}}, cfg)
@@ -396,7 +396,7 @@ def test_pruning_changes_no_chosen_rate(small_run):
     for activation in ("relu", "tanh"):
         chosen = []
         for prune in (True, False):
-            trainers = [fig1.figure1_trainer(cfg, False, activation, lr, 0, torch.device("cpu"), manifest["md5"], None)
+            trainers = [fig1.figure1_trainer(cfg, False, activation, lr, 0, torch.device("cpu"), {"data": manifest["md5"]}, None)
                         for lr in cfg.lr_grid]
             runs = fig1.train_lockstep(trainers, centred(inputs), inputs.train_y, cfg, prune=prune, label="test")
             chosen.append((best_run(runs, cfg.target_error).lr,

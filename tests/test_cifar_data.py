@@ -4,7 +4,6 @@ unsafe members, hostile pickles, wrong shapes, a label of 10, odd counts), each 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -18,7 +17,7 @@ from alexnet.claims.cifar import data as cifar_data
 from alexnet.claims.cifar.data import BIN_FOLDER, FOLDER, LABEL_NAMES, MD5, write_archive
 from alexnet.claims.cifar.data import read_python_archive as read_cifar
 from alexnet.errors import PipelineError
-from alexnet.fileio import ChecksumError, UnsafeArchiveError
+from alexnet.fileio import UnsafeArchiveError
 from tests.stage_helpers import assert_clear_error, run_stage
 
 

@@ -138,7 +138,7 @@ def _hand_errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def test_evaluate_stage_end_to_end(tmp_path):
-    from alexnet.config import ModelConfig, params_from_dict
+    from alexnet.config import params_from_dict
     from alexnet.model.net import build_model, save_trained
 
     rng = np.random.default_rng(0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import io
-import json
 import math
 import os
 import signal
@@ -18,7 +17,6 @@ import time
 import typing
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image

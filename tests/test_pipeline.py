@@ -92,15 +92,20 @@ def test_the_closure_follows_imports_inside_functions():
 
 
 def test_checkpoints_fingerprint_the_code_train_depends_on():
-    """A finished checkpoint is resumed only by the code that made it (alexnet.training.train.training_code):
+    """A finished checkpoint is resumed only by the code that made it (alexnet.training.state.weight_code):
     the modules dvc.yaml's train depends on, but for atomic writes and the run record's provenance
     (git revision, CPU capability: what made the weights, not how)."""
-    from alexnet.training.train import NOT_WEIGHTS, code_fingerprint, training_code
+    from alexnet.training import state
 
-    expected = code_closure(ROOT / "stages" / "train.py") - EXEMPT - NOT_WEIGHTS
-    assert set(training_code()) == expected
-    assert {"alexnet/runtime/pinning.py", "alexnet/runtime/backend.py", "alexnet/model/net.py"} <= expected
-    assert set(code_fingerprint()) == expected
+    train = ROOT / "alexnet" / "training" / "train.py"
+    expected = code_closure(ROOT / "stages" / "train.py") - EXEMPT - state.NOT_WEIGHTS
+    assert set(state.weight_code(train)) == expected
+    assert {"alexnet/runtime/pinning.py", "alexnet/runtime/backend.py", "alexnet/model/net.py",
+            "alexnet/training/state.py"} <= expected
+    assert set(state.code_fingerprint(train)) == expected
+    # the CIFAR-10 trainer's checkpoints name its own code, which the paper net's trainer is not part of
+    cifar = set(state.weight_code(ROOT / "alexnet" / "claims" / "cifar" / "run.py"))
+    assert "alexnet/claims/cifar/nets.py" in cifar and "alexnet/training/train.py" not in cifar
 
 
 # --------------------------------------------------------------------------- metrics, records, params

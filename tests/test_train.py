@@ -639,13 +639,14 @@ def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tenso
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
     from alexnet.runtime.backend import configure_determinism
-    from alexnet.training.train import _make_loaders, seed_everything, stream_seed, train_one_epoch
+    from alexnet.training.state import seed_everything, stream_seed
+    from alexnet.training.train import _make_loaders, train_one_epoch
 
     params = tiny_params(device=device)
     configure_determinism(True)
     ctx = distributed.setup(device)
     store = PreparedStore(data[0])
-    seed_everything(stream_seed(0, 0, 1))
+    seed_everything(stream_seed(0, 0, "init"))
     model = build_model(params.model, store.num_classes).to(ctx.device)
     loader, _ = _make_loaders(store, load_stats(data[1]), params, ctx, 0, model.input_normalization)
     train_one_epoch(model, loader, build_optimizer(model.parameters(), params.train), 1, params, ctx, "none")

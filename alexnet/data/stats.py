@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,12 +32,12 @@ from tqdm import tqdm
 
 from alexnet.model import netstore
 
-from alexnet.pipeline import imports, provenance
+from alexnet.pipeline import provenance
 from alexnet.pipeline.records import write_record
 
 from alexnet.runtime import backend as runtime
 
-from alexnet.training import distributed
+from alexnet.training import distributed, state
 from alexnet.errors import PipelineError
 from alexnet.config import SAME_BYTES, Params, TrainConfig, execution_params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
@@ -60,12 +59,6 @@ GUARD_EVERY_CUDA = 20
 # they are (config.SAME_BYTES), the seed list (each net's seed is in the identity), epochs (a
 # longer run extends a shorter one) and the device (a run moves between machines).
 EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
-# The modules whose source decides the trained weights: what this module and the numerics'
-# pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record and
-# its provenance, the output paths and the package indexes (alexnet.pipeline.imports reads the
-# imports; dvc.yaml's deps of train are a superset).
-NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/pipeline/imports.py",
-                         "alexnet/pipeline/provenance.py", "alexnet/pipeline/records.py", "alexnet/pipeline/layout.py"})
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
@@ -81,42 +74,6 @@ class TrainingDiverged(PipelineError):
     """The loss became NaN/inf or exceeded train.max_loss."""
 
 
-# --------------------------------------------------------------------------- seeds
-
-
-def stream_seed(seed: int, rank: int, purpose: int) -> int:
-    """A seed for one purpose (1: init, 2: dropout) of one rank, independent of the others."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, rank, purpose]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's RNG states in a form `torch.load(weights_only=True)` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -124,19 +81,7 @@ def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, 
     """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
     train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
     return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
-            "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": code_fingerprint()}
-
-
-def training_code() -> list[str]:
-    """The modules whose source decides the weights (root-relative paths, sorted)."""
-    here = Path(__file__).resolve()
-    modules = imports.closure(here) | imports.closure(imports.ROOT / "alexnet/runtime/pinning.py") | {"alexnet/training/train.py"}
-    return sorted(m for m in modules - NOT_WEIGHTS if not imports.runs_nothing(imports.ROOT / m))
-
-
-def code_fingerprint() -> dict[str, str]:
-    """SHA-256 of each training_code module's source, by its path in the package's folder."""
-    return {name: hashlib.sha256((imports.ROOT / name).read_bytes()).hexdigest() for name in training_code()}
+            "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": state.code_fingerprint(__file__)}
 
 
 def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
@@ -146,15 +91,6 @@ def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
     for path in (*layout_files(prepared), stats_dir / "stats.npz"):
         hash_file(path, h)
     return h.hexdigest()
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            out += _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
-        return out
-    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -179,9 +115,9 @@ def _mismatch(e: Exception) -> str:
     return first.rstrip(".") + more
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, contents: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **contents}, tmp)
 
 
 def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str, Any] | None:
@@ -189,7 +125,7 @@ def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str,
     if not path.exists():
         return None
     ckpt = load_checkpoint(path)
-    differ = _diff(ckpt.get("identity"), identity)
+    differ = state.differences(ckpt.get("identity"), identity)
     if differ:
         what = "code" if all(d.startswith("code") for d in differ) else "params"
         print(f"{path} was made with other {what} ({'; '.join(differ)}); starting from scratch",
@@ -385,7 +321,7 @@ def _setup(params: Params, seed: int, prepared: Path, stats_dir: Path, checkpoin
     cfg = params.train
     store = PreparedStore(prepared)
     stats = load_stats(stats_dir)
-    seed_everything(stream_seed(seed, 0, 1))  # the same initial weights on every rank
+    state.seed_everything(state.stream_seed(seed, 0, "init"))  # the same initial weights on every rank
     model = build_model(params.model, store.num_classes).to(ctx.device)
     train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
     if len(train_loader) == 0:
@@ -407,7 +343,7 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
     ckpt = distributed.broadcast_object(ckpt, ctx)
     if ckpt is None:
         # Each rank draws its own dropout masks; rank 0's stream is a single process's.
-        seed_everything(stream_seed(seed, ctx.rank, 2))
+        state.seed_everything(state.stream_seed(seed, ctx.rank, "dropout"))
         return
     try:
         run.model.load_state_dict(ckpt["model"])
@@ -418,11 +354,11 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
                             f"(another architecture?): {_mismatch(e)}; move it away to start from scratch") from e
     rngs = ckpt["rng"]
     if len(rngs) == ctx.world_size:
-        set_rng_state(rngs[ctx.rank])
+        state.set_rng_state(rngs[ctx.rank])
     else:
         print(f"{run.ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
               "dropout draws are reseeded", file=sys.stderr)
-        seed_everything(stream_seed(seed, ctx.rank, 2) + int(ckpt["epoch"]))
+        state.seed_everything(state.stream_seed(seed, ctx.rank, "dropout") + int(ckpt["epoch"]))
     run.start_epoch, run.history, run.seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
     if ctx.is_main:
         print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}", file=sys.stderr)
@@ -470,7 +406,7 @@ def _epoch(run: _Run, net: nn.Module, epoch: int, params: Params, ctx: distribut
 def _save_epoch(run: _Run, record: dict[str, float], live: Any, epochs: int, monitor: ChanceMonitor,
                 ctx: distributed.Context) -> None:
     """After an epoch: every rank's RNG state gathered, then on rank 0 the checkpoint, DVCLive, the log line."""
-    rngs = distributed.gather_objects(rng_state(), ctx)
+    rngs = distributed.gather_objects(state.rng_state(), ctx)
     if not ctx.is_main:
         return
     epoch = int(record["epoch"])

@@ -55,7 +55,7 @@ def arm_name(rnorm: bool) -> str:
 
 
 def figure1_trainer(cfg: CifarConfig, rnorm: bool, activation: str, lr: float, seed: int, device: torch.device,
-                    data_md5: str, ckpt_dir: Path | None) -> Trainer:
+                    made_with: dict[str, Any], ckpt_dir: Path | None) -> Trainer:
     torch.manual_seed(seed)  # the same initial weights for every lr, activation and arm of one seed
     net = Figure1Net(activation, cfg.width, cfg.input_scale, cfg.figure1_protocol, rnorm).to(device)
     if cfg.channels_last:
@@ -64,7 +64,7 @@ def figure1_trainer(cfg: CifarConfig, rnorm: bool, activation: str, lr: float, s
     key = {"net": "figure1", "protocol": cfg.figure1_protocol, "rnorm": rnorm, "activation": activation, "lr": lr,
            "seed": seed, "width": cfg.width, "batch_size": cfg.batch_size, "momentum": cfg.momentum,
            "input": "centred", "input_scale": cfg.input_scale, "channels_last": cfg.channels_last,
-           "data": data_md5, "device": device.type}
+           "device": device.type, **made_with}
     name = f"figure1-{cfg.figure1_protocol}-{arm_name(rnorm)}-{activation}-lr{lr:g}-s{seed}-{fingerprint(key)}.pt"
     return Trainer(NetRun("figure1", activation, rnorm, lr, seed), net, opt, key, ckpt_dir / name if ckpt_dir else None)
 
@@ -140,9 +140,9 @@ def next_rate(rates: list[float], best: float) -> float | None:
 
 
 def choose_lr(cfg: CifarConfig, rnorm: bool, activation: str, x: Tensor, y: Tensor, device: torch.device,
-              data_md5: str, ckpt_dir: Path | None) -> tuple[list[NetRun], NetRun]:
+              made_with: dict[str, Any], ckpt_dir: Path | None) -> tuple[list[NetRun], NetRun]:
     """The grid on cfg.grid_seed, extended beyond an edge choice; (every run, the chosen one)."""
-    trainers = [figure1_trainer(cfg, rnorm, activation, lr, cfg.grid_seed, device, data_md5, ckpt_dir)
+    trainers = [figure1_trainer(cfg, rnorm, activation, lr, cfg.grid_seed, device, made_with, ckpt_dir)
                 for lr in cfg.lr_grid]
     runs = train_lockstep(trainers, x, y, cfg, prune=True, label="grid")
     for _ in range(cfg.lr_grid_extend):
@@ -150,22 +150,22 @@ def choose_lr(cfg: CifarConfig, rnorm: bool, activation: str, x: Tensor, y: Tens
         beyond = next_rate(rates, best_run(runs, cfg.target_error).lr)
         if beyond is None or beyond in rates:
             break
-        trainers.append(figure1_trainer(cfg, rnorm, activation, beyond, cfg.grid_seed, device, data_md5, ckpt_dir))
+        trainers.append(figure1_trainer(cfg, rnorm, activation, beyond, cfg.grid_seed, device, made_with, ckpt_dir))
         runs = train_lockstep(trainers, x, y, cfg, prune=True, label="grid")
     runs = sorted(runs, key=lambda r: r.lr)
     return runs, best_run(runs, cfg.target_error)
 
 
-def figure1(x: Tensor, y: Tensor, cfg: CifarConfig, device: torch.device, data_md5: str,
+def figure1(x: Tensor, y: Tensor, cfg: CifarConfig, device: torch.device, made_with: dict[str, Any],
             ckpt_dir: Path | None) -> list[dict[str, Any]]:
     """Per rnorm arm: the grid per activation, then the chosen rates with every evaluation seed."""
     arms = []
     for rnorm in cfg.figure1_rnorm:
         arm: dict[str, Any] = {"rnorm": rnorm, "grids": {}, "chosen": {}, "seeds": {}}
         for activation in ACTIVATIONS:
-            grid, best = choose_lr(cfg, rnorm, activation, x, y, device, data_md5, ckpt_dir)
+            grid, best = choose_lr(cfg, rnorm, activation, x, y, device, made_with, ckpt_dir)
             arm["grids"][activation], arm["chosen"][activation] = grid, best.lr
-            trainers = [figure1_trainer(cfg, rnorm, activation, best.lr, s, device, data_md5, ckpt_dir)
+            trainers = [figure1_trainer(cfg, rnorm, activation, best.lr, s, device, made_with, ckpt_dir)
                         for s in cfg.seeds]
             arm["seeds"][activation] = train_lockstep(trainers, x, y, cfg, prune=False, label="seeds")
         arms.append(arm)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from alexnet import paper
 from alexnet.claims.cifar.nets import ConvLocalNet
-from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, seed_mean, set_lr, train_epoch
+from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, seed_mean, train_epoch
+from alexnet.training.optim import set_lr
 from alexnet.config import CifarConfig
 
 
@@ -76,7 +77,7 @@ def lrn_schedule(cfg: CifarConfig) -> list[float]:
     return [cfg.lrn_lr / 10 ** i for i, n in enumerate(cfg.lrn_epochs) for _ in range(n)]
 
 
-def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.device, data_md5: str,
+def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.device, made_with: dict[str, Any],
                        ckpt_dir: Path | None) -> Trainer:
     torch.manual_seed(seed)
     net = ConvLocalNet(lrn, cfg.lrn_width, cfg.lrn_crop, cfg.lrn_size, cfg.lrn_scale, cfg.lrn_pow).to(device)
@@ -89,18 +90,18 @@ def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.dev
            "crop": cfg.lrn_crop, "batch_size": cfg.lrn_batch_size, "lr": cfg.lrn_lr, "momentum": cfg.lrn_momentum,
            "weight_decay": cfg.lrn_weight_decay, "fc10_weight_decay": fc10_wc,
            "rnorm": [cfg.lrn_size, cfg.lrn_scale, cfg.lrn_pow], "channels_last": cfg.channels_last,
-           "data": data_md5, "device": device.type}
+           "device": device.type, **made_with}
     name = "11pct" if lrn else "13pct"
     path = ckpt_dir / f"conv-local-{name}-s{seed}-{fingerprint(key)}.pt" if ckpt_dir else None
     return Trainer(NetRun("conv_local", "relu", lrn, cfg.lrn_lr, seed), net, opt, key, path)
 
 
-def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig) -> NetRun:
+def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig, made_with: dict[str, Any]) -> NetRun:
     """Train one 13pct/11pct net through the schedule (resuming), then test it on ten views."""
     schedule = lrn_schedule(cfg)
     if t.load() and t.run.epoch_lr != schedule[:len(t.run.epoch_lr)]:
         print(f"checkpoint {t.path} followed another lr schedule: starting over")
-        t = conv_local_trainer(cfg, t.run.lrn, t.run.seed, inputs.train_x.device, t.key["data"],
+        t = conv_local_trainer(cfg, t.run.lrn, t.run.seed, inputs.train_x.device, made_with,
                                t.path.parent if t.path else None)
     patch = mean_patch(inputs, cfg.lrn_crop)
     crops = crop_views(cfg.lrn_crop)
@@ -126,10 +127,11 @@ def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig) -> NetRun:
     return run
 
 
-def lrn_claim(inputs: Inputs, cfg: CifarConfig, device: torch.device, data_md5: str,
+def lrn_claim(inputs: Inputs, cfg: CifarConfig, device: torch.device, made_with: dict[str, Any],
               ckpt_dir: Path | None) -> list[tuple[NetRun, NetRun]]:
     """(13pct, 11pct) per seed of cfg.lrn_seeds."""
-    return [tuple(train_conv_local(conv_local_trainer(cfg, lrn, seed, device, data_md5, ckpt_dir), inputs, cfg)
+    return [tuple(train_conv_local(conv_local_trainer(cfg, lrn, seed, device, made_with, ckpt_dir), inputs, cfg,
+                                   made_with)
                   for lrn in (False, True)) for seed in cfg.lrn_seeds]
 
 

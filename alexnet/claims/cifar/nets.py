@@ -64,7 +64,7 @@ def cuda_convnet_groups(net: nn.Module, layers: dict[str, float], lr: float) -> 
     with their wc (`layers`: name -> weight decay), the biases at epsB = 2 lr, never decayed.
     cuda-convnet scales each gradient by eps / batch size and adds -wc * eps * w to the momentum
     term: PyTorch's SGD on the mean loss, the same arithmetic. `lr_mult` keeps the ratio when
-    a schedule sets the base rate (alexnet.claims.cifar.training.set_lr)."""
+    a schedule sets the base rate (alexnet.training.optim.set_lr)."""
     groups = []
     for name, wc in layers.items():
         layer = getattr(net, name)

@@ -11,14 +11,11 @@ order and crops, torch.use_deterministic_algorithms(True).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from alexnet.pipeline import imports
 
 from alexnet.runtime import backend as runtime
 from alexnet.claims.cifar import figure1 as fig1
@@ -27,14 +24,15 @@ from alexnet.claims.cifar.data import open_cifar
 from alexnet.pipeline.layout import (CIFAR_CURVES, CIFAR_FIGURE, CIFAR_LRN_CURVES, CIFAR_RATIO_FIGURE,
                                      CIFAR_RUNS)
 from alexnet.claims.cifar.training import centred, prepare_inputs
-from alexnet.config import CifarConfig, NumericsConfig
+from alexnet.config import CifarConfig, NumericsConfig, to_dict
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.pipeline.records import write_record
+from alexnet.training import state
 
 # The code that makes the numbers, hashed when it is imported (airbench style: the run record
-# names the code that ran, even when the files change while a long run goes on).
-CODE_SHA256 = {name: hashlib.sha256((imports.ROOT / name).read_bytes()).hexdigest()
-               for name in sorted(imports.closure(Path(__file__)) | {"alexnet/claims/cifar/run.py"})}
+# names the code that ran, even when the files change while a long run goes on); every net's
+# checkpoint is resumed only by the same code.
+CODE_SHA256 = state.code_fingerprint(__file__)
 
 
 def runs_record(manifest: dict, figure1: dict[str, Any], lrn: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +60,10 @@ def cifar(cfg: CifarConfig, data_dir: str | Path, out_dir: str | Path, metrics_p
     device = runtime.choose_device(cfg.device, "cifar.device")
     inputs = prepare_inputs(data, device, cfg.channels_last)
     ckpt_dir = Path(checkpoints) if checkpoints else None
-    arms = fig1.figure1(centred(inputs), inputs.train_y, cfg, device, manifest["md5"], ckpt_dir)
-    pairs = lrn_claim.lrn_claim(inputs, cfg, device, manifest["md5"], ckpt_dir)
+    # what every net's checkpoint must match besides its own settings: the data, numerics and code
+    made_with = {"data": manifest["md5"], "numerics": to_dict(numerics), "code": CODE_SHA256}
+    arms = fig1.figure1(centred(inputs), inputs.train_y, cfg, device, made_with, ckpt_dir)
+    pairs = lrn_claim.lrn_claim(inputs, cfg, device, made_with, ckpt_dir)
     runs = runs_record(manifest, fig1.figure1_record(arms, cfg), lrn_claim.lrn_record(pairs, cfg))
     metrics = metrics_of(runs)
     dataset = "CIFAR-10" if manifest["dataset"] == "cifar10" else "the tiny set"

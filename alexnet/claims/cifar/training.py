@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from alexnet.runtime import backend as runtime
 from alexnet.claims.cifar.data import CifarData
 from alexnet.fileio import atomic_path
+from alexnet.training.state import differences
 
 CHANCE = 90.0  # % training error before the first step (10 classes)
 
@@ -86,7 +87,8 @@ class Trainer:
             return False
         state = runtime.torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
         if state.get("key") != self.key:
-            print(f"checkpoint {self.path} was made with other settings: not used")
+            differ = differences(state.get("key"), self.key)
+            print(f"checkpoint {self.path} was made with other settings ({'; '.join(differ)[:300]}): not used")
             return False
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
@@ -103,12 +105,6 @@ class Trainer:
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def set_lr(opt: torch.optim.Optimizer, base_lr: float) -> None:
-    """The base rate of a schedule, each group at its multiple (biases at twice: `lr_mult`)."""
-    for group in opt.param_groups:
-        group["lr"] = base_lr * group["lr_mult"]
 
 
 def train_epoch(trainer: Trainer, x: Tensor, y: Tensor, batch_size: int,
@@ -167,4 +163,4 @@ def centred(inputs: Inputs) -> Tensor:
 
 
 __all__ = ["CHANCE", "Inputs", "NetRun", "Trainer", "batch_generator", "centred", "epochs_to_target", "fingerprint",
-           "prepare_inputs", "seed_mean", "set_lr", "train_epoch"]
+           "prepare_inputs", "seed_mean", "train_epoch"]
