@@ -104,6 +104,7 @@ def remote_json(project: Project, sha: str, path: str) -> dict:
 
 def uninterrupted_top1(project: Project, tmp_path: Path, lrn: bool = True) -> float:
     """The top-1 error the evaluate stage writes when nothing interrupts it (run here, directly)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     work = tmp_path / "uninterrupted"
     sh("git", "clone", "-q", str(project.remote), str(work), cwd=tmp_path)
     sh("dvc", "pull", "-q", "prep", cwd=work)

@@ -109,15 +109,22 @@ def _outlive_scheduler_signals() -> None:
 
 
 def dvc(args: list[str], cwd: Path, capture: bool = False) -> str:
-    """DVC of this interpreter in the clone; output streams to the job's log unless captured."""
+    """DVC of this interpreter in the clone. Its output goes to the job's log (returned instead when
+    `capture`); a failure is a PipelineError with DVC's last line, which `status` shows."""
     print(f"$ {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", *args], cwd=cwd, text=True, preexec_fn=_outlive_scheduler_signals,
-                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
-    if done.returncode != 0:
-        lines = ((done.stderr or "") + (done.stdout or "")).strip().splitlines() if capture else []
-        raise PipelineError(f"`{' '.join(args)}` failed with status {done.returncode}"
-                            + (f": {lines[-1]}" if lines else " (its output is above)"))
-    return done.stdout or ""
+    with subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, text=True, preexec_fn=_outlive_scheduler_signals,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture else subprocess.STDOUT) as proc:
+        if capture:
+            out, tail = proc.communicate()
+        else:
+            out, tail = "", ""
+            for line in proc.stdout:  # type: ignore[union-attr]
+                print(line, end="", flush=True)
+                tail = line if line.strip() else tail
+    if proc.returncode != 0:
+        last = (tail or out).strip().splitlines()
+        raise PipelineError(f"`{' '.join(args)}` failed with status {proc.returncode}" + (f": {last[-1]}" if last else ""))
+    return out
 
 
 def clone(spec: JobSpec, where: Path) -> None:

@@ -154,13 +154,14 @@ def job_states(job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def last_log_line(folder: Path, job_id: str) -> str:
-    """The last non-empty line of the job's stderr, else of its stdout (submitit's files)."""
+    """What a job said last: the last line of its stderr (the error a failed job raised), else of its
+    stdout, leaving out srun's and slurmstepd's own lines and the error's class name."""
     paths = submitit.core.utils.JobPaths(folder, job_id=job_id, task_id=0)
     for path in (paths.stderr, paths.stdout):
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()] \
-            if path.is_file() else []
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("srun:", "slurmstepd:"))]
         if lines:
-            return lines[-1]
+            return lines[-1].removeprefix("alexnet.errors.PipelineError: ")
     return ""
 
 

@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--scratch", default=None, help="node-local folder the jobs clone into "
                    "(default: $SLURM_TMPDIR, $TMPDIR or /tmp on the node)")
     s.add_argument("--no-wait", action="store_true", help="submit and return; `status` follows the jobs")
+    s.add_argument("--poll", type=float, default=30.0, help="seconds between looks at the jobs while waiting")
     st = sub.add_parser("status", help="per arm and seed: done, running, queued, failed, stale or not run")
     st.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS])
     st.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -95,7 +96,7 @@ def command(args: argparse.Namespace) -> None:
                                      args.mem_gb, args.jobs if args.jobs is not None else SlurmSettings.parallel)
             run_slurm(arms, args.seeds, settings, git_remote=args.git_remote, shared=args.shared,
                       scratch=args.scratch, target=args.target or None, common=parse_set(args.set),
-                      records_dir=args.records, dry_run=args.dry_run, wait=not args.no_wait)
+                      records_dir=args.records, dry_run=args.dry_run, wait=not args.no_wait, poll=args.poll)
         else:
             run(arms, args.seeds, args.jobs or 1, args.dry_run, args.target or None, args.records,
                 common=parse_set(args.set))
