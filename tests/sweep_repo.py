@@ -86,6 +86,8 @@ def make_project(tmp_path: Path, epochs: int = 4) -> Project:
                   cache: false
     """))
     sh("git", "init", "-q", "--initial-branch=main", cwd=repo)
+    sh("git", "config", "user.email", "lab@example.com", cwd=repo)
+    sh("git", "config", "user.name", "lab", cwd=repo)
     sh("dvc", "init", "-q", cwd=repo)
     sh("dvc", "remote", "add", "-q", "-d", "store", str(store), cwd=repo)
     sh("dvc", "repro", "-q", "prep", cwd=repo)
