@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import submitit
 from alexnet.claims import clusterjob
 from alexnet.claims.arms import ARMS_BY_NAME
 from alexnet.claims.clusterjob import ExperimentJob, JobSpec, exp_ref, remote_experiments, unpushed
-from alexnet.claims.slurm import plan_jobs
+from alexnet.claims.slurm import active, plan_jobs
 from alexnet.errors import PipelineError
 from alexnet.tools import ablations as tool
 from sweep_repo import make_project, remote_json, sh
@@ -117,6 +118,15 @@ def test_a_rerun_submits_what_is_neither_pushed_nor_pending_or_running():
     assert [(a.name, s) for a, s in plan.queue] == [("no-dropout", 0), ("no-conv3", 0)]
     assert [(a.name, why) for a, _, why in plan.skipped] == [("baseline", "on the git remote (aaaaaaa)"),
                                                              ("no-lrn", "job 7_1 is running")]
+
+
+def test_a_job_slurm_does_not_know_yet_counts_as_pending_for_a_while():
+    now = datetime.now(timezone.utc)
+    fresh = {"job_id": "9_0", "submitted": now.isoformat()}
+    old = {"job_id": "9_0", "submitted": (now - timedelta(hours=1)).isoformat()}
+    assert active(fresh, {}) == "SUBMITTED" and active(old, {}) is None  # accounting lag, or a lost job
+    assert active(old, {"9_0": {"state": "PENDING"}}) == "PENDING" and active(None, {}) is None
+    assert active(fresh, {"9_0": {"state": "FAILED"}}) is None
 
 
 def test_a_local_remote_path_is_given_to_the_jobs_absolute(tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ from alexnet.pipeline import provenance
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
           "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT")
 CLIENT_TIMEOUT_S = 60  # one squeue or sacct call: a hung controller must not hang the driver
+UNKNOWN_GRACE_S = 600  # a job neither squeue nor sacct knows yet (accounting lags) counts as pending this long
 
 
 @dataclass(frozen=True)
@@ -130,27 +131,43 @@ def _client(*command: str) -> str | None:
 
 def job_states(job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Per job id (array tasks as <array>_<task>): its state and how often it was requeued.
-    squeue for jobs still queued or running, sacct (accounting) for those that ended."""
+    sacct (accounting) for every job, squeue's fresher word for those still queued or running (it
+    forgets ended jobs, and errs when it knows none). Raises PipelineError when sacct fails: which
+    jobs still run is then unknown."""
     ids = sorted(set(job_ids))
     if not ids:
         return {}
-    arrays = sorted({i.split("_")[0] for i in ids})
+    arrays = ",".join(sorted({i.split("_")[0] for i in ids}))
+    acct = _client("sacct", "--jobs", arrays, "--allocations", "--duplicates", "--noheader", "--parsable2",
+                   "--format=JobID,State")
+    if acct is None:
+        raise PipelineError(f"`sacct --jobs {arrays}` failed or hung: cannot tell which jobs still run "
+                            "(is SLURM's accounting up?); try again")
     out: dict[str, dict[str, Any]] = {}
-    acct = _client("sacct", "--jobs", ",".join(arrays), "--allocations", "--duplicates", "--noheader",
-                   "--parsable2", "--format=JobID,State") or ""
-    for line in acct.splitlines():
+    for line in acct.splitlines():  # a job's earlier runs first (--duplicates), then its current one
         job, _, state = line.partition("|")
-        state = state.split()[0] if state else ""
         if job in ids:
             entry = out.setdefault(job, {"state": "", "requeues": 0})
-            entry["requeues"] += state in ("REQUEUED", "PREEMPTED")  # an earlier run of this job
-            entry["state"] = state
-    queued = _client("squeue", "--array", "--noheader", "--format=%i|%T", "--jobs", ",".join(arrays))
-    for line in (queued or "").splitlines():
+            entry["requeues"] += entry["state"] != ""  # each earlier record is a run that was requeued
+            entry["state"] = state.split()[0] if state else ""
+    for line in (_client("squeue", "--array", "--noheader", "--format=%i|%T", "--jobs", arrays) or "").splitlines():
         job, _, state = line.strip().partition("|")
         if job in ids:
             out.setdefault(job, {"state": "", "requeues": 0})["state"] = state
     return out
+
+
+def active(record: dict[str, Any] | None, states: dict[str, dict[str, Any]]) -> str | None:
+    """The state of the job `record` (the driver's) names while it is pending or running, else None."""
+    if not record:
+        return None
+    state = states.get(record["job_id"], {}).get("state", "")
+    if state in ACTIVE:
+        return state
+    if not state:  # unknown to SLURM yet: pending, for a while after its submission
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(record["submitted"])
+        return "SUBMITTED" if age.total_seconds() < UNKNOWN_GRACE_S else None
+    return None
 
 
 def last_log_line(folder: Path, job_id: str) -> str:
@@ -197,12 +214,11 @@ def plan_jobs(arms: list[Arm], seeds: list[int], pushed: dict[str, str], submitt
     for arm in arms:
         for seed in seeds:
             name = exp_name(arm.name, seed)
-            job = submitted.get(name, {}).get("job_id")
-            state = states.get(job, {}).get("state", "") if job else ""
+            state = active(submitted.get(name), states)
             if name in pushed:
                 plan.skipped.append((arm, seed, f"on the git remote ({pushed[name][:7]})"))
-            elif state in ACTIVE:
-                plan.skipped.append((arm, seed, f"job {job} is {state.lower()}"))
+            elif state:
+                plan.skipped.append((arm, seed, f"job {submitted[name]['job_id']} is {state.lower()}"))
             else:
                 plan.queue.append((arm, seed))
     return plan
@@ -253,12 +269,17 @@ def wait_for_jobs(arms: list[Arm], seeds: list[int], commit: str, url: str, wher
     start = time.monotonic()
     while True:
         submitted = where.submitted(commit)
-        states = job_states(submitted[n]["job_id"] for n in names if n in submitted)
-        active = [n for n in names if n in submitted and states.get(submitted[n]["job_id"], {}).get("state") in ACTIVE]
+        try:
+            states = job_states(submitted[n]["job_id"] for n in names if n in submitted)
+        except PipelineError as e:  # a controller or accounting hiccup: ask again, do not give up
+            print(f"  {e}", flush=True)
+            time.sleep(poll)
+            continue
+        waiting = [n for n in names if active(submitted.get(n), states)]
         pushed = remote_experiments(url, commit)
-        if not active:
+        if not waiting:
             break
-        print(f"  {sum(n in pushed for n in names)} of {len(names)} run(s) on the git remote, {len(active)} "
+        print(f"  {sum(n in pushed for n in names)} of {len(names)} run(s) on the git remote, {len(waiting)} "
               f"pending or running ({time.monotonic() - start:.0f} s so far)", flush=True)
         time.sleep(poll)
     missing = [n for n in names if n not in pushed]
@@ -278,7 +299,11 @@ def slurm_status(arms: list[Arm], seeds: list[int], *, git_remote: str = "origin
     url = remote_url(git_remote)
     where = Shared(Path(shared).resolve())
     submitted = where.submitted(commit)
-    states = job_states(j["job_id"] for j in submitted.values())
+    try:
+        states = job_states(j["job_id"] for j in submitted.values())
+    except PipelineError as e:
+        print(f"note: {e}")
+        states = {}
     pushed = remote_experiments(url, commit)
     collected = {r.get("experiment_rev") for r in (read_json(results).get("runs", []) if Path(results).is_file() else [])}
     rows = []
@@ -291,6 +316,8 @@ def slurm_status(arms: list[Arm], seeds: list[int], *, git_remote: str = "origin
             detail = f"job {job}" if job else ""
             if name in pushed:
                 row = ("collected" if pushed[name] in collected else "pushed", f"{pushed[name][:7]}")
+            elif job and not state:
+                row = ("unknown", f"{detail}: neither squeue nor sacct knows it")
             elif state in ACTIVE:
                 label = "requeued" if requeues or state.startswith("REQUEUE") else \
                     "pending" if state == "PENDING" else "running"
@@ -319,6 +346,6 @@ def pull_experiments(git_remote: str, rev: str | None = None, all_commits: bool 
     print(dvc(*args).strip())
 
 
-__all__ = ["ACTIVE", "SlurmSettings", "executor", "job_states", "plan_jobs", "pull_experiments", "run_slurm",
+__all__ = ["ACTIVE", "SlurmSettings", "active", "executor", "job_states", "plan_jobs", "pull_experiments", "run_slurm",
            "slurm_status", "slurm_status_lines"]
 
