@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sweep_repo import make_project, remote_json, sh, uninterrupted_top1
 
 from alexnet.claims.clusterjob import remote_experiments
 from alexnet.claims.table import claims
 from alexnet.tools import ablations as tool
-from sweep_repo import make_project, remote_json, sh, uninterrupted_top1
 
 pytestmark = pytest.mark.slurm
 
@@ -73,8 +73,8 @@ def test_a_two_arm_sweep_is_pushed_collected_and_in_the_claims_table(cluster, tm
     table = claims(lab / "ablations" / "results.json", [tmp_path / "no-cifar-run"], lab / "reports" / "claims")
     lrn = table[table["claim"] == "lrn-top1"].iloc[0]
     assert lrn["n"] == 1 and lrn["mean"] == pytest.approx(runs["no-lrn"]["top1_error"] - runs["baseline"]["top1_error"])
-    row = [line for line in (lab / "reports" / "claims" / "claims.md").read_text().splitlines()
-           if "model.lrn=false" in line][0]
+    row = next(line for line in (lab / "reports" / "claims" / "claims.md").read_text().splitlines()
+               if "model.lrn=false" in line)
     assert f"+{lrn['mean']:.2f}" in row and "pipeline check" in row  # the tiny toy is not the paper's data
     assert {r: s.split()[0] for r, s in status(capsys, cluster, tmp_path, "baseline", "no-lrn").items()} == \
         {"ablate-baseline-s0": "collected", "ablate-no-lrn-s0": "collected"}
