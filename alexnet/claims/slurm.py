@@ -6,8 +6,9 @@ git remote (the jobs clone it from there) and a repository without a default DVC
 jobs push their outputs there). Then, per (arm, seed): skipped when its experiment is already on
 the git remote, or when the job this driver submitted for it earlier is still pending or
 running (the driver's state file); the rest go to SLURM as one array, at most `jobs` at once.
-So the same command after a crash of the driver submits only what is missing. It then waits
-(unless told not to) until every job has ended, and fails naming the runs that did not land.
+So the same command after a crash of the driver submits only what is missing, and two drivers
+started together (expqueue.planning's lock) submit each run once. It then waits (unless told not
+to) until every job has ended, and fails naming the runs that did not land.
 
 The shared folder (`--shared`, every node must see it):
     jobs/                      submitit's pickles and each job's log (<job>_0_log.out/.err)
@@ -34,7 +35,7 @@ import submitit
 
 from alexnet.claims.arms import Arm, yaml_value
 from alexnet.claims.clusterjob import ExperimentJob, JobSpec, git, remote_experiments
-from alexnet.claims.expqueue import dvc
+from alexnet.claims.expqueue import dvc, planning
 from alexnet.claims.sweep import Plan, exp_name, print_plan, run_overrides
 from alexnet.errors import PipelineError
 from alexnet.fileio import read_json, write_json
@@ -239,22 +240,23 @@ def run_slurm(arms: list[Arm], seeds: list[int], settings: SlurmSettings, *, git
     if provenance.dirty_paths():
         print(f"note: uncommitted changes are not part of the jobs: they run commit {commit[:7]}")
     where = Shared(Path(shared).resolve())
-    submitted = where.submitted(commit)
-    states = job_states(j["job_id"] for j in submitted.values())
-    plan = plan_jobs(arms, seeds, remote_experiments(url, commit), submitted, states)
-    print_plan(plan, settings.parallel, records_dir, common)
-    specs = [job_spec(arm, seed, commit, url, target, common, where, scratch) for arm, seed in plan.queue]
-    for spec in specs:
-        print(f"$ sbatch (array task): {' '.join(spec.run_command())}")
-    if dry_run or not specs and not wait:
-        return plan
-    if specs:
-        jobs = executor(where.jobs, settings).map_array(ExperimentJob(), specs)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        submitted.update({s.name: {"job_id": j.job_id, "submitted": now} for s, j in zip(specs, jobs)})
-        write_json(where.sweep_file(commit), {"commit": commit, "git_url": url, "jobs": submitted})
-        print(f"Submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} task(s), at most "
-              f"{settings.parallel} at once); logs in {where.jobs}")
+    with planning():  # two drivers started together submit each run once
+        submitted = where.submitted(commit)
+        states = job_states(j["job_id"] for j in submitted.values())
+        plan = plan_jobs(arms, seeds, remote_experiments(url, commit), submitted, states)
+        print_plan(plan, settings.parallel, records_dir, common)
+        specs = [job_spec(arm, seed, commit, url, target, common, where, scratch) for arm, seed in plan.queue]
+        for spec in specs:
+            print(f"$ sbatch (array task): {' '.join(spec.run_command())}")
+        if dry_run or not specs and not wait:
+            return plan
+        if specs:
+            jobs = executor(where.jobs, settings).map_array(ExperimentJob(), specs)
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            submitted.update({s.name: {"job_id": j.job_id, "submitted": now} for s, j in zip(specs, jobs)})
+            write_json(where.sweep_file(commit), {"commit": commit, "git_url": url, "jobs": submitted})
+            print(f"Submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} task(s), at most "
+                  f"{settings.parallel} at once); logs in {where.jobs}")
     if wait:
         wait_for_jobs(arms, seeds, commit, url, where, poll)
     else:
