@@ -4,23 +4,23 @@ checkpointable job that is preempted mid-run, requeued by SLURM and resumed from
 
 Needs Debian's slurmctld, slurmd, slurm-client, munge, slurmdbd and mariadb-server, and root
 (.ci/slurm/install.sh installs them): skipped without them, except under CI, where it fails.
-About a minute on a 2-core machine.
+About a minute on a 2-core machine. The cluster is tests/conftest.py's `cluster` fixture, one per
+test session, shared with tests/test_slurm_sweep.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cloudpickle
 import pytest
 import submitit
 
-from slurm_cluster import Cluster, ClusterError, start_cluster, unavailable
+from slurm_cluster import Cluster
 
 pytestmark = pytest.mark.slurm
 
@@ -32,22 +32,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 # only ever times out.
 TIMEOUT_MIN = 30
 JOB_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reason = unavailable()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"no SLURM test cluster under CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    try:
-        with start_cluster(tmp_path_factory.mktemp("slurm")) as running, pytest.MonkeyPatch.context() as patch:
-            for name, value in running.environ.items():
-                patch.setenv(name, value)  # sbatch, sacct and scontrol, here and inside jobs
-            yield running
-    except ClusterError as error:
-        pytest.fail(str(error), pytrace=False)
 
 
 def executor_for(cluster: Cluster, folder: Path) -> submitit.AutoExecutor:
