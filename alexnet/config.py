@@ -228,6 +228,10 @@ class ModelConfig:
     # is ~60x larger relative to its weights than with unit-scale input, which makes He-scaled
     # init diverge at any usable lr; 1/64 makes the input unit-scale.
     input_scale: float = 1.0
+    # How conv2, conv4, conv5 (and conv6) compute their two groups: grouped, the library's grouped
+    # convolution; dense, one convolution with a block-diagonal weight (alexnet.model.layers.GroupedConv2d).
+    # The same net and parameters either way, summed in another order: speed, not the recipe.
+    grouped_conv: Literal["grouped", "dense"] = field(default="grouped", metadata=SAME_RECIPE)
 
     def __post_init__(self) -> None:
         _check(0.0 < self.width <= 4.0, "model.width", "a number in (0, 4]", self.width)

@@ -85,6 +85,16 @@ class PaperSGD(GroupUpdateOptimizer):
         torch._foreach_add_(v, [p.grad for p in params], alpha=-lr)
         torch._foreach_add_(params, v)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        # Each velocity laid out like its parameter (a resume may switch train.channels_last), so
+        # that the foreach ops keep their fast path; the values are copied as they are.
+        for group in self.param_groups:
+            for p in group["params"]:
+                v = self.state[p].get("velocity")
+                if v is not None and v.stride() != p.stride():
+                    self.state[p]["velocity"] = torch.empty_like(p).copy_(v)
+
 
 def correctly_rounded_sqrt(t: torch.Tensor) -> torch.Tensor:
     """The square root of a CPU float tensor, correctly rounded (IEEE 754), so the same bits on
