@@ -304,7 +304,9 @@ class TrainConfig:
     step_epochs: list[int] = field(default_factory=lambda: [30, 60, 80])
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=SAME_RECIPE)
     deterministic: bool = field(default=True, metadata=SAME_RECIPE)
-    amp: Literal["none", "bf16"] = "none"
+    # bf16 autocast: the convolutions and matmuls in bfloat16, the weights, the LRN and the loss in
+    # fp32 (the GPU profile, configs/ilsvrc2012.yaml); the recipe at another precision.
+    amp: Literal["none", "bf16"] = field(default="none", metadata=SAME_RECIPE)
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
     compile: bool = field(default=False, metadata=SAME_BYTES)  # treated as speed only, as torchvision's references
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches

@@ -50,12 +50,11 @@ CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
 # Params a checkpoint made with other values of is still resumed, by section: the execution params
-# (config.SAME_BYTES and SAME_RECIPE: the same bytes, or the same recipe in other last bits:
-# compile, channels_last, deterministic, the device, model.grouped_conv, the seed list; each net's
-# seed is in the identity), train.amp (bf16 autocast, the GPU profile's other switch: the recipe
-# at another precision) and epochs (a longer run extends a shorter one). So the paper's run moves
-# between the deterministic profile and the fast one, or between machines, without restarting.
-EXECUTION_ONLY = {"model": execution_params(ModelConfig), "train": (*execution_params(TrainConfig), "amp", "epochs")}
+# (config.SAME_BYTES and SAME_RECIPE: the same bytes, or the same recipe in other bits: compile,
+# channels_last, amp, deterministic, the device, model.grouped_conv, the seed list; each net's
+# seed is in the identity) and epochs (a longer run extends a shorter one). So the paper's run
+# moves between the deterministic profile and the fast one, or between machines, without restarting.
+EXECUTION_ONLY = {"model": execution_params(ModelConfig), "train": (*execution_params(TrainConfig), "epochs")}
 # The modules whose source decides the trained weights: what this module and the numerics'
 # pinning (every stage's, alexnet.cli) run, but for error types, atomic writes, the run record's
 # provenance and the package indexes (alexnet.pipeline.imports reads the imports; dvc.yaml's deps of train
