@@ -396,7 +396,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
     """
     cfg = params.train
     runtime.configure(params.numerics, cfg.deterministic)
-    ctx = distributed.setup(cfg.device)
+    ctx = distributed.setup(cfg.device, slot=cfg.seeds.index(seed) if seed in cfg.seeds else 0)  # a GPU per net
     try:
         run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)
         _resume(run, seed, cfg.epochs, ctx)
