@@ -95,3 +95,27 @@ def test_training_in_dense_form_keeps_the_columns_apart():
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5, msg=name)
         moved |= not torch.equal(a, start[name])
     assert moved
+
+
+@pytest.mark.slow
+def test_the_lrn_compiles_whole_with_the_formulas_gradient():
+    """torch.compile (inductor, fullgraph: no graph break) traces the LRN's autograd.Function whole,
+    forward and written-out backward, so a compiled net fuses its elementwise kernels: values and
+    gradients equal the eager ones, and gradcheck (float64 finite differences) passes through the
+    compiled layer. Two columns, fewer channels per column than the window."""
+    from alexnet.model.layers import LocalResponseNorm
+
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 2.0, groups=2).double()
+    compiled = torch.compile(lrn, fullgraph=True)
+    x = (torch.randn(2, 8, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 30)
+    x = x.relu().requires_grad_(True)
+    xc = x.detach().clone().requires_grad_(True)
+    g = torch.randn(2, 8, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    lrn(x).backward(g)
+    out = compiled(xc)
+    out.backward(g)
+    torch.testing.assert_close(out, lrn(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(xc.grad, x.grad, rtol=1e-12, atol=1e-12)
+    # gradcheck differentiates twice through one graph: AOTAutograd must not donate its buffers
+    with torch._functorch.config.patch(donated_buffer=False):
+        assert torch.autograd.gradcheck(torch.compile(lrn, fullgraph=True), (x.detach().requires_grad_(True),))

@@ -4,7 +4,10 @@ convolutions (Section 3.2), each with the form that runs fastest where the libra
     LocalResponseNorm  cross-channel LRN with its gradient written out (_LRNFunction)
     GroupedConv2d      nn.Conv2d whose groups can run as one block-diagonal dense convolution
 
-The LRN's conventions (alpha / n, column spans): alexnet.model.net's docstring.
+The LRN's conventions (alpha / n, column spans): alexnet.model.net's docstring. Under torch.compile
+(train.compile) the LRN's autograd.Function is traced whole, forward and written-out backward, with
+no graph break, so inductor fuses each direction's elementwise kernels (tests/test_layers.py
+checks it on the CPU, with gradcheck through the compiled layer).
 """
 
 from __future__ import annotations
