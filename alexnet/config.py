@@ -228,6 +228,10 @@ class ModelConfig:
     # is ~60x larger relative to its weights than with unit-scale input, which makes He-scaled
     # init diverge at any usable lr; 1/64 makes the input unit-scale.
     input_scale: float = 1.0
+    # How conv2, conv4, conv5 (and conv6) compute their two groups: grouped, the library's grouped
+    # convolution; dense, one convolution with a block-diagonal weight (alexnet.model.layers.GroupedConv2d).
+    # The same net and parameters either way, summed in another order: speed, not the recipe.
+    grouped_conv: Literal["grouped", "dense"] = field(default="grouped", metadata=SAME_RECIPE)
 
     def __post_init__(self) -> None:
         _check(0.0 < self.width <= 4.0, "model.width", "a number in (0, 4]", self.width)
@@ -300,7 +304,9 @@ class TrainConfig:
     step_epochs: list[int] = field(default_factory=lambda: [30, 60, 80])
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=SAME_RECIPE)
     deterministic: bool = field(default=True, metadata=SAME_RECIPE)
-    amp: Literal["none", "bf16"] = "none"
+    # bf16 autocast: the convolutions and matmuls in bfloat16, the weights, the LRN and the loss in
+    # fp32 (the GPU profile, configs/ilsvrc2012.yaml); the recipe at another precision.
+    amp: Literal["none", "bf16"] = field(default="none", metadata=SAME_RECIPE)
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
     compile: bool = field(default=False, metadata=SAME_BYTES)  # treated as speed only, as torchvision's references
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches

@@ -15,9 +15,7 @@ Writes benchmarks/results/bench_gpu_step.json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -30,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alexnet.config import ModelConfig, TrainConfig  # noqa: E402
 from alexnet.model.net import build_model  # noqa: E402
 from alexnet.training.optim import build_optimizer  # noqa: E402
-from common import machine, write_result  # noqa: E402
+from common import machine, step_rate, top_kernels, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gpu_step.json"
 
@@ -82,42 +80,6 @@ def make_step(model_switches: dict, s: dict, device: torch.device):
     return step
 
 
-def time_row(step, batch: int, steps: int, repeat: int, device: torch.device) -> dict:
-    t0 = time.perf_counter()
-    for _ in range(5):  # warm-up: cuDNN autotuning, allocator, compilation
-        step()
-    torch.cuda.synchronize(device)
-    warmup = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeat):
-        torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize(device)
-        runs.append(time.perf_counter() - t0)
-    med = statistics.median(runs)
-    return {"images_per_second": batch * steps / med, "ms_per_step": 1000 * med / steps, "warmup_s": warmup,
-            "runs_s": runs}
-
-
-def top_kernels(step, device: torch.device, n: int = 15) -> list[dict]:
-    from torch.profiler import ProfilerActivity, profile
-
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize(device)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(5):
-            step()
-        torch.cuda.synchronize(device)
-    events = [e for e in prof.key_averages() if e.device_time_total > 0]
-    total = sum(e.self_device_time_total for e in events) or 1.0
-    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
-    return [{"kernel": e.key[:90], "calls_per_step": e.count / 5, "ms_per_step": e.self_device_time_total / 5e3,
-             "share": e.self_device_time_total / total} for e in events[:n]]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20)
@@ -135,8 +97,8 @@ def main() -> None:
         if s["compile"] and args.no_compile:
             continue
         try:
-            rows[name] = s | model_switches | time_row(make_step(model_switches, s, device), s["batch"], args.steps,
-                                                       args.repeat, device)
+            rows[name] = s | model_switches | step_rate(make_step(model_switches, s, device), s["batch"], args.steps,
+                                                        args.repeat, device)
             print(f"{name:<52} {rows[name]['images_per_second']:9.0f} img/s {rows[name]['ms_per_step']:7.2f} ms/step",
                   flush=True)
         except Exception as e:  # noqa: BLE001 -- one failing switch must not hide the others

@@ -9,7 +9,7 @@ training statistics to a temp folder, builds the paper's net (--width, 224 input
 interleaved, the median of --repeat runs of --steps steps each:
   - bare: model forward, cross-entropy, backward and the paper's SGD step (alexnet.training.optim.PaperSGD)
     on one random float32 batch already on the device: what the hardware can do, nothing else;
-  - loop: alexnet.training.train.train_one_epoch over the store: batch order, reading the memory-mapped
+  - loop: alexnet.training.loop.train_one_epoch over the store: batch order, reading the memory-mapped
     shards, the paper's augmentation (random crops, flips, PCA lighting, mean image) on the
     device, the same step, the running metrics and the loss guard.
 The loop's overhead is 1 - loop/bare (the issue's target: under 10% on the CPU). CPU seconds are
@@ -40,7 +40,8 @@ from alexnet.data.stats import Stats  # noqa: E402
 from alexnet.data.store import PreparedStore  # noqa: E402
 from alexnet.runtime import backend as runtime, pinning  # noqa: E402
 from alexnet.config import NumericsConfig  # noqa: E402
-from alexnet.training.train import _make_loaders, train_one_epoch  # noqa: E402
+from alexnet.training.loop import train_one_epoch  # noqa: E402
+from alexnet.training.train import _make_loaders  # noqa: E402
 from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"

@@ -7,6 +7,8 @@ module) on sys.path before importing either.
   - cpu_seconds(): CPU time of this process, its threads and its child processes;
   - sync(device): wait for a CUDA device's queued work (nothing on a CPU);
   - timed(fn, repeat, device): wall and CPU seconds of each of `repeat` calls; timed_once for one;
+  - step_rate(step, batch, steps, repeat, device): a training step's images/s after a warm-up;
+  - top_kernels(step, device): the kernels (CUDA) or operators (CPU) a step spends its time in;
   - machine(device): the "machine" block every results JSON carries;
   - device_name(device): the GPU's name, or the CPU model;
   - write_result(path, result): the results JSON, written atomically;
@@ -21,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -92,6 +95,42 @@ def timed(fn: Callable[[], Any], repeat: int, device: Any = None) -> tuple[list[
         walls.append(wall)
         cpus.append(cpu)
     return walls, cpus
+
+
+def step_rate(step: Callable[[], Any], batch: int, steps: int, repeat: int, device: Any,
+              warmup: int = 5) -> dict[str, Any]:
+    """Images/s and ms/step of `step` (one training step of `batch` images): the median of `repeat`
+    runs of `steps` steps, after `warmup` steps (cuDNN's autotuning, the allocator, compilation)."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync(device)
+    warm = time.perf_counter() - t0
+    runs = timed(lambda: [step() for _ in range(steps)], repeat, device)[0]
+    med = statistics.median(runs)
+    return {"images_per_second": batch * steps / med, "ms_per_step": 1000 * med / steps, "warmup_s": warm,
+            "runs_s": runs}
+
+
+def top_kernels(step: Callable[[], Any], device: Any, n: int = 15, steps: int = 5) -> list[dict[str, Any]]:
+    """The `n` CUDA kernels (a CUDA device) or CPU operators (the CPU) with the most self time over
+    `steps` profiled steps, after 3 unprofiled ones: per step, calls and ms, and the share of all."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(3):
+        step()
+    sync(device)
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    events = [e for e in prof.key_averages() if self_time(e) > 0]
+    total = sum(self_time(e) for e in events) or 1.0
+    events.sort(key=self_time, reverse=True)
+    return [{"kernel": e.key[:90], "calls_per_step": e.count / steps, "ms_per_step": self_time(e) / steps / 1e3,
+             "share": self_time(e) / total} for e in events[:n]]
 
 
 def device_name(device: Any = None) -> str:

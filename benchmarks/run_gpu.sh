@@ -23,7 +23,9 @@ step() {
 }
 step nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 step python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, torch.cuda.get_device_name())"
-# Most wanted first, in case the machine's time runs out: training end to end, the input ceiling.
+# Most wanted first, in case the machine's time runs out: the prepared GPU benchmark (decode, the
+# bare step's forms, the loop end to end from a JPEG store; about 4 minutes), then the older rows.
+step python3 benchmarks/bench_gpu.py --out "$out/bench_gpu.json"
 step python3 benchmarks/bench_train.py --device cuda --width 1 --batch-size 128 --steps 30 --amp bf16 --channels-last \
   --out "$out/bench_train_bf16.json"
 step python3 benchmarks/bench_input.py --device cuda --images 2048 --repeat 3 --out "$out/bench_input.json"

@@ -122,7 +122,8 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
                       "prepare.format", "train.seeds", "train.chance_warn_steps", "cifar.source",
                       "cifar.path", "cifar.width", "cifar.epochs", "cifar.batch_size", "cifar.lr_grid",
                       "cifar.lr_grid_extend", "cifar.seeds", "cifar.lrn_seeds", "cifar.lrn_epochs",
-                      "cifar.lrn_batch_size", "cifar.lrn_width", "numerics.bit_identity"}
+                      "cifar.lrn_batch_size", "cifar.lrn_width", "numerics.bit_identity",
+                      "train.deterministic", "train.amp", "train.channels_last", "train.compile"}
     assert (paper["prepare"]["format"], tiny["prepare"]["format"]) == ("jpeg", "npy")
     assert all(paper["model"][k] == v for k, v in
                {"init": "paper", "init_std": 0.01, "init_bias_one": True, "input_scale": 1.0}.items())
@@ -130,13 +131,39 @@ def test_paper_config_differs_from_params_only_on_marked_lines():
     assert paper["model"]["width"] == 1.0 and paper["train"]["epochs"] == 90
     assert paper["train"]["seeds"] == [0, 1, 2, 3, 4]  # Table 2's "5 CNNs"
     # every line that differs is marked in the paper config: PAPER:, or STORAGE: for prepare.format,
-    # SPEED: for numerics.bit_identity (how the arithmetic runs, not what it is)
+    # SPEED: for numerics.bit_identity and the GPU profile (how the arithmetic runs, not what it is)
     lines = (root / "configs" / "ilsvrc2012.yaml").read_text().splitlines()
     for key in differ:
         section, name = key.split(".")
         start = lines.index(f"{section}:")
         line = next(ln for ln in lines[start + 1:] if ln.strip().startswith(f"{name}:"))
         assert any(mark in line for mark in ("PAPER:", "STORAGE:", "SPEED:")), line
+
+
+def test_the_deterministic_paper_config_differs_only_in_the_gpu_profile():
+    """configs/ilsvrc2012-deterministic.yaml is the paper config with its train section's SPEED lines
+    set back to params.yaml's (the deterministic fp32 eager path), each marked DETERMINISTIC:; the
+    paper config itself runs the fast path. Both are the paper's recipe."""
+    import yaml
+
+    from alexnet.fidelity import paper_deviations
+
+    root = Path(__file__).resolve().parents[1]
+    fast = yaml.safe_load((root / "configs" / "ilsvrc2012.yaml").read_text())
+    det = yaml.safe_load((root / "configs" / "ilsvrc2012-deterministic.yaml").read_text())
+    tiny = yaml.safe_load((root / "params.yaml").read_text())
+    differ = {f"{s}.{k}" for s in fast for k in fast[s] if fast[s][k] != det[s][k]}
+    assert differ == {"train.deterministic", "train.amp", "train.channels_last", "train.compile"}
+    assert all(det["train"][k.split(".")[1]] == tiny["train"][k.split(".")[1]] for k in differ)
+    assert (fast["train"]["amp"], fast["train"]["channels_last"], fast["train"]["compile"],
+            fast["train"]["deterministic"]) == ("bf16", True, True, False)
+    lines = (root / "configs" / "ilsvrc2012-deterministic.yaml").read_text().splitlines()
+    start = lines.index("train:")
+    for key in differ:
+        line = next(ln for ln in lines[start + 1:] if ln.strip().startswith(key.split(".")[1] + ":"))
+        assert "DETERMINISTIC:" in line, line
+    for name in ("ilsvrc2012.yaml", "ilsvrc2012-deterministic.yaml"):
+        assert paper_deviations(load_params(root / "configs" / name)) == []
 
 
 def test_cifar10_configs_differ_from_params_only_on_marked_lines():

@@ -120,3 +120,25 @@ def test_the_multinode_template_runs_dvc_yamls_train_command():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["cmd"]
     theirs = shlex.split(stage.split("-m stages.train", 1)[1])
     assert ours == [w.replace("${item}", "$seed") for w in theirs]
+
+
+def test_each_seed_trains_on_its_own_gpu(monkeypatch):
+    """One process per seed (no torchrun): the seed's place in train.seeds modulo the GPUs there
+    are, so five nets on eight GPUs take cuda:0..4 and on two GPUs share them 3 + 2; under torchrun
+    LOCAL_RANK decides. (Faked device counts: this machine need not have a GPU.)"""
+    from alexnet.training.distributed import pick_device
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for count, expected in ((8, [0, 1, 2, 3, 4]), (2, [0, 1, 0, 1, 0]), (1, [0, 0, 0, 0, 0])):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda count=count: count)
+        assert [pick_device("auto", slot) for slot in range(5)] == [torch.device("cuda", i) for i in expected]
+    assert pick_device("cpu", 3) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert pick_device("cuda", 4) == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("WORLD_SIZE")
+    assert pick_device("auto", 4) == torch.device("cpu")

@@ -1,5 +1,7 @@
-"""alexnet.training.optim.CorrectlyRoundedAdam and correctly_rounded_sqrt: Adam whose bits do not depend on
-the CPU, checked against torch.optim.Adam and against square roots computed independently."""
+"""alexnet.training.optim: PaperSGD's foreach update against the per-tensor update it replaced, bit
+for bit; CorrectlyRoundedAdam and correctly_rounded_sqrt, Adam whose bits do not depend on the CPU,
+checked against torch.optim.Adam and against square roots computed independently. (PaperSGD against
+numpy and the bias conventions: tests/test_train.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +9,59 @@ import numpy as np
 import pytest
 import torch
 
-from alexnet.training.optim import CorrectlyRoundedAdam, correctly_rounded_sqrt
+from alexnet.config import ModelConfig, TrainConfig
+from alexnet.model.net import build_model
+from alexnet.training.optim import CorrectlyRoundedAdam, PaperSGD, build_optimizer, correctly_rounded_sqrt, set_lr
+
+
+def _per_tensor_paper_step(params: list[torch.Tensor], velocities: dict[int, torch.Tensor], lr: float,
+                           momentum: float, wd: float) -> None:
+    """The paper's update one tensor at a time: PaperSGD's code before it used foreach ops."""
+    for p in params:
+        if p.grad is None:
+            continue
+        v = velocities.setdefault(id(p), torch.zeros_like(p))
+        v.mul_(momentum).add_(p, alpha=-wd * lr).add_(p.grad, alpha=-lr)
+        p.add_(v)
+
+
+@pytest.mark.parametrize("mults", [(1.0, 1.0), (2.0, 0.0)])
+def test_the_foreach_update_is_the_per_tensor_update_bit_for_bit(mults):
+    """30 steps on the paper net's parameters (the tiny pipeline's width), random gradients, an lr
+    drop halfway, weight decay and momentum, the bias lr and decay multipliers, one frozen tensor."""
+    cfg = TrainConfig(lr=0.01, momentum=0.9, weight_decay=0.0005, bias_lr_mult=mults[0], bias_decay_mult=mults[1])
+    net = build_model(ModelConfig(width=0.25), 10, generator=torch.Generator().manual_seed(0))
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    ours = build_optimizer(net, cfg)
+    assert isinstance(ours, PaperSGD) and len(list(net.parameters())) == 16
+    theirs = {n: p.detach().clone() for n, p in net.named_parameters()}
+    velocities: dict[int, torch.Tensor] = {}
+    gen = torch.Generator().manual_seed(1)
+    for step in range(30):
+        lr = cfg.lr if step < 15 else cfg.lr / 10
+        set_lr(ours, lr)
+        for name, p in net.named_parameters():
+            # conv3.bias frozen: no gradient, so neither path touches it
+            grad = None if name == "features.conv3.bias" else torch.randn(p.shape, generator=gen) * 0.1
+            p.grad, theirs[name].grad = grad, None if grad is None else grad.clone()
+        ours.step()
+        for bias in (False, True):
+            group = [t for n, t in theirs.items() if n.endswith("bias") == bias]
+            _per_tensor_paper_step(group, velocities, lr * (mults[0] if bias else 1.0), cfg.momentum,
+                                   cfg.weight_decay * (mults[1] if bias else 1.0))
+    for name, p in net.named_parameters():
+        assert torch.equal(p.detach(), theirs[name]), name
+        if name != "features.conv3.bias":
+            assert torch.equal(ours.state[p]["velocity"], velocities[id(theirs[name])]), name
+            assert not torch.equal(p.detach(), start[name]), name
+    assert "velocity" not in ours.state[dict(net.named_parameters())["features.conv3.bias"]]
+
+
+def test_paper_sgd_refuses_sparse_gradients():
+    w = torch.zeros(3, requires_grad=True)
+    w.grad = torch.zeros(3).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        PaperSGD([w], lr=0.1).step()
 
 
 def test_the_square_root_is_correctly_rounded():

@@ -155,12 +155,16 @@ def test_stage_lists_every_param_that_changes_its_bytes(name, section):
     assert listed == expected - ({"seeds"} if section == "train" else set())
 
 
-def test_a_checkpoint_resumes_across_what_leaves_the_bytes_alone():
-    from alexnet.config import SAME_BYTES, TrainConfig, execution_params
+def test_a_checkpoint_resumes_across_what_leaves_the_bytes_or_the_recipe_alone():
+    from alexnet.config import ModelConfig, TrainConfig, execution_params
     from alexnet.training.train import EXECUTION_ONLY
 
-    assert set(execution_params(TrainConfig, SAME_BYTES)) <= set(EXECUTION_ONLY)
-    assert set(EXECUTION_ONLY) - set(execution_params(TrainConfig, SAME_BYTES)) == {"seeds", "epochs", "device"}
+    assert set(EXECUTION_ONLY) == {"model", "train"}
+    assert set(EXECUTION_ONLY["model"]) == set(execution_params(ModelConfig)) == {"grouped_conv"}
+    assert set(EXECUTION_ONLY["train"]) - set(execution_params(TrainConfig)) == {"epochs"}
+    assert {"compile", "loader_workers", "seeds", "device", "deterministic", "channels_last", "amp"} <= set(
+        EXECUTION_ONLY["train"])
+    assert not {"lr", "batch_size", "update_rule"} & set(EXECUTION_ONLY["train"])
 
 
 def test_evaluate_batch_size_reruns_no_evaluation():

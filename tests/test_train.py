@@ -514,7 +514,7 @@ def test_learning_start_diagnostic_logs_the_gap_and_warns_once(tmp_path: Path, d
 def test_chance_monitor_by_hand():
     import math
 
-    from alexnet.training.train import ChanceMonitor
+    from alexnet.training.loop import ChanceMonitor
 
     m = ChanceMonitor(num_classes=10, warn_steps=5, steps_per_epoch=3)
     at_chance = [math.log(10)] * 3
@@ -541,6 +541,42 @@ def test_other_params_start_fresh(tmp_path: Path, reference: Path, data: tuple[P
     assert "train.lr: 0.01 -> 0.02" in capsys.readouterr().err
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["identity"]["train"]["lr"] == 0.02 and ckpt["history"][0]["lr"] == 0.02
+
+
+@pytest.mark.parametrize("section,key,value", [("train", "channels_last", True), ("train", "deterministic", False),
+                                               ("train", "amp", "bf16"), ("train", "compile", True),
+                                               ("train", "device", "cuda"), ("model", "grouped_conv", "dense")])
+def test_the_execution_switches_leave_the_run_identity_as_it_is(section, key, value):
+    """The GPU profile's switches (configs/ilsvrc2012.yaml against -deterministic.yaml) each leave
+    a checkpoint resumable; a recipe param (lr) does not."""
+    from alexnet.training.train import run_execution, run_identity
+
+    base = tiny_params()
+    switched = replace(base, **{section: replace(getattr(base, section), **{key: value})})
+    assert run_identity(switched, 0, "data") == run_identity(base, 0, "data")
+    assert run_execution(switched)[section][key] == value != run_execution(base)[section][key]
+    assert run_identity(tiny_params(lr=0.02), 0, "data") != run_identity(base, 0, "data")
+
+
+def test_changing_only_the_execution_switches_resumes(tmp_path: Path, data: tuple[Path, Path], capsys):
+    """One epoch the deterministic way, then a second with channels_last, bf16 autocast, the
+    nondeterministic kernels and the dense grouped convolutions: the run carries on from epoch 1
+    (its record kept as it was), saying what changed, instead of starting again."""
+    run_train(tmp_path, data, tiny_params(epochs=1), "switch")
+    first = torch.load(tmp_path / "switch" / "ckpt" / "last.pt", weights_only=True)
+    fast = tiny_params(epochs=2, channels_last=True, amp="bf16", deterministic=False)
+    fast = replace(fast, model=replace(fast.model, grouped_conv="dense"))
+    run_train(tmp_path, data, fast, "switch")
+    err = capsys.readouterr().err
+    assert f"resuming {tmp_path / 'switch' / 'ckpt' / 'last.pt'} after epoch 1 (runs otherwise now: " in err
+    for change in ("model.grouped_conv: 'grouped' -> 'dense'", "train.amp: 'none' -> 'bf16'",
+                   "train.channels_last: False -> True", "train.deterministic: True -> False"):
+        assert change in err, change
+    ckpt = torch.load(tmp_path / "switch" / "ckpt" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["history"][0] == first["history"][0]
+    assert ckpt["execution"]["train"]["amp"] == "bf16" and ckpt["identity"] == first["identity"]
+    assert final_state(tmp_path, "switch")[1]["epochs"] == 2
+    torch.use_deterministic_algorithms(True)  # as the other tests' runs set it
 
 
 def test_a_checkpoint_from_other_training_code_starts_fresh(tmp_path: Path, reference: Path,
@@ -583,7 +619,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path, reference: Path, data:
 
 
 def test_guard_names_epoch_step_and_last_good_checkpoint(tmp_path: Path, reference: Path, data: tuple[Path, Path]):
-    from alexnet.training.train import TrainingDiverged
+    from alexnet.training.loop import TrainingDiverged
 
     # A finished 3-epoch checkpoint extended to 4 epochs; the first loss (~1.4) is above 0.5.
     path = _copy_checkpoint(reference, tmp_path, "guard")
@@ -639,8 +675,9 @@ def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tenso
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
     from alexnet.runtime.backend import configure_determinism
+    from alexnet.training.loop import train_one_epoch
     from alexnet.training.state import seed_everything, stream_seed
-    from alexnet.training.train import _make_loaders, train_one_epoch
+    from alexnet.training.train import _make_loaders
 
     params = tiny_params(device=device)
     configure_determinism(True)

@@ -47,6 +47,7 @@ from alexnet.errors import PipelineError
 from alexnet import paper
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
 from alexnet.fileio import atomic_path
+from alexnet.model.layers import GroupedConv2d, LocalResponseNorm
 from alexnet.runtime.backend import torch_load
 
 FORMAT = "alexnet-repro/model"
@@ -57,86 +58,6 @@ PAPER_CONV = tuple(kernels for _, kernels, _, _ in paper.CONV_LAYERS)
 ONE_GPU_CONV = (48, 128, 192, 192, 256)  # Section 3.2 footnote: the last conv layer is not halved
 PAPER_CONV6 = 256
 PAPER_FC = paper.FC_LAYERS[0][1]
-
-
-def _channel_window_sum(t: Tensor, size: int, groups: int = 1) -> Tensor:
-    """Sum of `t` over the `size` channels centred on each channel, zeros beyond the edges.
-
-    With `groups` > 1 the channels are split into that many equal consecutive blocks and each
-    block's windows stop at its own edges (the paper's columns: a map is normalised only by maps
-    of its own GPU). The blocks are a view (unflatten), so any memory format is kept.
-    """
-    total = t.clone()
-    channels = t.shape[1] // groups
-    src, dst = t.unflatten(1, (groups, channels)), total.unflatten(1, (groups, channels))
-    for offset in range(1, min(size // 2, channels - 1) + 1):
-        dst[:, :, offset:] += src[:, :, :channels - offset]
-        dst[:, :, :channels - offset] += src[:, :, offset:]
-    return total
-
-
-class _LRNFunction(torch.autograd.Function):
-    """y = x / d^beta with d = k + alpha * (window sum of x^2), and its gradient in closed form:
-
-        dL/dx_i = g_i / d_i^beta - 2 alpha beta x_i * sum_{j in window(i)} g_j y_j / d_j
-
-    Half the kernels autograd runs through the same formula (each a full pass over an activation
-    map), and 4 saved tensors instead of a dozen: 2-3x faster on a CPU. Only elementwise ops and
-    slice sums, so deterministic on every device.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> Tensor:
-        d = _channel_window_sum(x * x, size, groups).mul_(alpha).add_(k)
-        d_pow = d.pow(beta)
-        y = x / d_pow
-        ctx.save_for_backward(x, y, d, d_pow)
-        ctx.size, ctx.two_alpha_beta, ctx.groups = size, 2 * alpha * beta, groups
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, y, d, d_pow = ctx.saved_tensors
-        # The windows are symmetric within a group (j in window(i) iff i in window(j)), so the
-        # same grouped window sum gathers every j whose normaliser x_i entered.
-        window = _channel_window_sum(g * y / d, ctx.size, ctx.groups)
-        return torch.addcmul(g / d_pow, x, window, value=-ctx.two_alpha_beta), None, None, None, None, None
-
-
-class LocalResponseNorm(nn.Module):
-    """Cross-channel LRN of the paper's Section 3.3, with the alpha convention as a switch.
-
-    Not `nn.LocalResponseNorm`: it sums the window with avg_pool3d, whose CUDA backward is
-    nondeterministic (it raises under `torch.use_deterministic_algorithms(True)`). Here the
-    window is a sum of channel slices and the gradient is written out (`_LRNFunction`). The two
-    LRN layers were 60% of a bf16 training step on an H200 with autograd through the formula
-    (benchmarks/bench_gpu_step.py: 8.5k img/s with them, 20.9k without).
-    """
-
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-                 divide_alpha_by_n: bool = True, groups: int = 1) -> None:
-        super().__init__()
-        if size < 1 or size % 2 == 0:
-            raise ConfigError(f"model.lrn_size: expected an odd positive integer, got {size!r}")
-        if groups < 1:
-            raise ConfigError(f"LRN groups: expected a positive integer, got {groups!r}")
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
-        self.divide_alpha_by_n = divide_alpha_by_n
-        self.groups = groups  # 2: each column's maps normalised among themselves (the paper)
-
-    def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        if dtype in (torch.float16, torch.bfloat16):
-            x = x.float()  # under bf16 autocast: sums of squares of 0-255-scale activations need fp32
-        if x.shape[1] % self.groups:
-            raise ValueError(f"LRN over {self.groups} groups needs a channel count divisible by it, got {x.shape[1]}")
-        alpha = self.alpha / self.size if self.divide_alpha_by_n else self.alpha
-        return _LRNFunction.apply(x, self.size, alpha, self.beta, self.k, self.groups).to(dtype)
-
-    def extra_repr(self) -> str:
-        return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
-                f"divide_alpha_by_n={self.divide_alpha_by_n}, groups={self.groups}")
 
 
 def _even(channels: float) -> int:
@@ -170,6 +91,12 @@ class AlexNet(nn.Module):
         g = cfg.groups
         act = nn.ReLU if cfg.activation == "relu" else nn.Tanh
         pool_k = 3 if cfg.overlapping_pool else 2  # Section 3.4: z=3, s=2 vs the usual z=s=2
+        dense = cfg.grouped_conv == "dense"  # the same net, its groups run as one convolution
+
+        def column_conv(c_in: int, c_out: int, kernel: int, groups: int) -> nn.Module:
+            if groups == 1:
+                return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+            return GroupedConv2d(c_in, c_out, kernel, padding=kernel // 2, groups=groups, dense=dense)
 
         def lrn() -> nn.Module:
             if not cfg.lrn:
@@ -185,7 +112,7 @@ class AlexNet(nn.Module):
             ("conv1", nn.Conv2d(3, conv[0], 11, stride=4, padding=pad1)), ("act1", act()),
             ("norm1", lrn()), ("pool1", nn.MaxPool2d(pool_k, 2)),
             # conv2, conv4, conv5: each GPU's kernels see only that GPU's half of the maps below.
-            ("conv2", nn.Conv2d(conv[0], conv[1], 5, padding=2, groups=g)), ("act2", act()),
+            ("conv2", column_conv(conv[0], conv[1], 5, g)), ("act2", act()),
             ("norm2", lrn()), ("pool2", nn.MaxPool2d(pool_k, 2)),
         ]
         # conv3..conv5 as (maps, groups); model.remove_conv drops one (Section 7's depth claim): the
@@ -196,14 +123,14 @@ class AlexNet(nn.Module):
         below = conv[1]
         for n, (c, groups) in middle.items():
             if n != cfg.remove_conv:
-                layers += [(f"conv{n}", nn.Conv2d(below, c, 3, padding=1, groups=groups)), (f"act{n}", act())]
+                layers += [(f"conv{n}", column_conv(below, c, 3, groups)), (f"act{n}", act())]
                 below = c
         layers.append(("pool5", nn.MaxPool2d(pool_k, 2)))
         out_channels = below
         if cfg.conv6:
             # Table 2's starred nets add "an extra sixth convolutional layer over the last
             # pooling layer"; the paper gives no shape, so it repeats conv5's (3x3, two groups).
-            layers += [("conv6", nn.Conv2d(out_channels, conv6, 3, padding=1, groups=g)), ("act6", act())]
+            layers += [("conv6", column_conv(out_channels, conv6, 3, g)), ("act6", act())]
             out_channels = conv6
         self.features = nn.Sequential(OrderedDict(layers))
 
@@ -398,6 +325,6 @@ def layer_shapes(model: nn.Module, input_size: int | None = None) -> dict[str, t
 
 
 __all__ = [
-    "AlexNet", "LocalResponseNorm", "TorchvisionAlexNet", "architecture", "build_model", "count_parameters",
+    "AlexNet", "TorchvisionAlexNet", "architecture", "build_model", "count_parameters",
     "layer_shapes", "layer_widths", "load_torchvision_state_dict", "load_trained", "save_trained",
 ]

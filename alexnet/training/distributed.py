@@ -1,7 +1,8 @@
 """Processes and devices for training: one process, or data-parallel ranks under torchrun.
 
 Owns the choice of device (`train.device`: auto = CUDA when present) and the process group.
-Launched plainly, training is one process (rank 0 of 1). Launched with
+Launched plainly, training is one process (rank 0 of 1), on the GPU its seed's place in
+train.seeds names when there are several (pick_device). Launched with
 `torchrun --nproc_per_node N stages/train.py ...`, torchrun sets RANK, LOCAL_RANK and
 WORLD_SIZE; each rank then drives one device (cuda:LOCAL_RANK, or the CPU), the process group
 uses NCCL on CUDA and gloo on the CPU, and DistributedDataParallel averages gradients. Only
@@ -47,12 +48,25 @@ def _env_int(name: str, default: int) -> int:
         raise PipelineError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def setup(device: str) -> Context:
-    """Pick the device and, under torchrun (WORLD_SIZE > 1), join the process group."""
+def pick_device(device: str, slot: int = 0) -> torch.device:
+    """The device this process trains on. Under torchrun (WORLD_SIZE > 1) each rank drives GPU
+    LOCAL_RANK. One process takes GPU `slot` modulo the GPUs there are: train passes its seed's
+    place in train.seeds, so on a machine with several GPUs the ensemble's stages, started side
+    by side (docs/running.md), train one net per GPU; with one GPU every slot is cuda:0."""
+    if _env_int("WORLD_SIZE", 1) > 1:
+        index = _env_int("LOCAL_RANK", 0)
+    else:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = slot % count if count else 0
+    return choose_device(device, "train.device", index)
+
+
+def setup(device: str, slot: int = 0) -> Context:
+    """Pick the device (pick_device) and, under torchrun (WORLD_SIZE > 1), join the process group."""
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    dev = choose_device(device, "train.device", local_rank)
+    dev = pick_device(device, slot)
     use_cuda = dev.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(dev)

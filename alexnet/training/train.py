@@ -1,6 +1,6 @@
 """Training (stage `train`): the paper's SGD and schedule (Section 5), checkpoints, exact resume, DDP.
 
-Owns the training loop and everything a run writes:
+Owns a training run and everything it writes (the steps themselves: alexnet.training.loop):
     models/seed<N>/model.pt, info.json,  the trained net (alexnet.model.net.save_trained), how it was
       architecture.json                  made, and its layer table: nothing that varies between
                                          reruns, so DVC's hash is stable
@@ -17,7 +17,6 @@ guard". Why the tiny run leaves the paper's init: docs/fidelity.md. Data paralle
 from __future__ import annotations
 
 import hashlib
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,9 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from alexnet.model import netstore
 
@@ -39,12 +36,12 @@ from alexnet.runtime import backend as runtime
 
 from alexnet.training import distributed, state
 from alexnet.errors import PipelineError
-from alexnet.config import SAME_BYTES, Params, TrainConfig, execution_params, to_dict
+from alexnet.config import ModelConfig, Params, TrainConfig, execution_params, to_dict
 from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.data.input.loader import BatchLoader
-from alexnet.evaluation.metrics import topk_hits
 from alexnet.model.net import architecture, build_model, count_parameters, save_trained
 from alexnet.runtime.backend import load_failure, torch_load
+from alexnet.training.loop import ChanceMonitor, train_one_epoch, validate
 from alexnet.training.optim import Schedule, build_optimizer, set_lr
 from alexnet.data.stats import load_stats
 from alexnet.data.store import PreparedStore, layout_files
@@ -52,36 +49,37 @@ from alexnet.data.store import PreparedStore, layout_files
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
-# The loss guard reads the loss back every step on the CPU, every GUARD_EVERY_CUDA steps on CUDA
-# (each read stalls the GPU queue).
-GUARD_EVERY_CUDA = 20
-# Params a checkpoint made with other values of is still resumed: those that leave the bytes as
-# they are (config.SAME_BYTES), the seed list (each net's seed is in the identity), epochs (a
-# longer run extends a shorter one) and the device (a run moves between machines).
-EXECUTION_ONLY = (*execution_params(TrainConfig, SAME_BYTES), "seeds", "epochs", "device")
+# Params a checkpoint made with other values of is still resumed, by section: the execution params
+# (config.SAME_BYTES and SAME_RECIPE: the same bytes, or the same recipe in other bits: compile,
+# channels_last, amp, deterministic, the device, model.grouped_conv, the seed list; each net's
+# seed is in the identity) and epochs (a longer run extends a shorter one). So the paper's run
+# moves between the deterministic profile and the fast one, or between machines, without restarting.
+EXECUTION_ONLY = {"model": execution_params(ModelConfig), "train": (*execution_params(TrainConfig), "epochs")}
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
                "val/top1_error", "val/top5_error", "lr", "images_per_second")
 # What DVCLive logs: the curves, not the speed (a timing there would change dvclive/ on every rerun;
 # images/s per epoch is in the run record).
 LIVE_KEYS = tuple(k for k in METRIC_KEYS if k != "images_per_second")
-# "Left chance": the mean training loss of the last CHANCE_WINDOW steps is below
-# (1 - CHANCE_MARGIN) * ln(classes), the loss of a uniform prediction.
-CHANCE_MARGIN = 0.05
-CHANCE_WINDOW = 50
-
-
-class TrainingDiverged(PipelineError):
-    """The loss became NaN/inf or exceeded train.max_loss."""
 
 
 # --------------------------------------------------------------------------- checkpoints
 
 
+def _section(params: Params, name: str, execution: bool) -> dict[str, Any]:
+    """Section `name` of params: the fields EXECUTION_ONLY lists (`execution`) or the others."""
+    skip = EXECUTION_ONLY.get(name, ())
+    return {k: v for k, v in to_dict(getattr(params, name)).items() if (k in skip) == execution}
+
+
 def run_identity(params: Params, seed: int, data_fingerprint: str) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: everything that changes the arithmetic."""
-    train = {k: v for k, v in to_dict(params.train).items() if k not in EXECUTION_ONLY}
-    return {"model": to_dict(params.model), "augment": to_dict(params.augment), "train": train,
-            "numerics": to_dict(params.numerics), "seed": seed, "data": data_fingerprint, "code": state.code_fingerprint(__file__)}
+    return {**{name: _section(params, name, False) for name in ("model", "augment", "train", "numerics")},
+            "seed": seed, "data": data_fingerprint, "code": state.code_fingerprint(__file__)}
+
+
+def run_execution(params: Params) -> dict[str, Any]:
+    """How a run executes (EXECUTION_ONLY's fields): kept in the checkpoint, a change said on resume."""
+    return {name: _section(params, name, True) for name in EXECUTION_ONLY}
 
 
 def data_fingerprint(prepared: Path, stats_dir: Path) -> str:
@@ -138,52 +136,7 @@ def choose_start(path: Path, identity: dict[str, Any], epochs: int) -> dict[str,
     return ckpt
 
 
-# --------------------------------------------------------------------------- the learning-start diagnostic
-
-
-class ChanceMonitor:
-    """Says once, clearly, when the training loss has not left chance after `warn_steps` steps.
-
-    The commonest failure of an AlexNet reproduction is a loss that sits at ln(classes) for days
-    (a net predicting the same distribution for every image). This watches the per-step losses
-    the loop already reads back and, at the first check at or after `warn_steps` steps, warns if
-    their recent mean is still within CHANCE_MARGIN of ln(classes). It only reports: the recipe
-    is never changed.
-    """
-
-    def __init__(self, num_classes: int, warn_steps: int, steps_per_epoch: int):
-        self.chance = math.log(num_classes)
-        self.warn_steps = warn_steps
-        self.steps_per_epoch = steps_per_epoch
-        self.recent: list[float] = []
-        self.checked = False  # at most one verdict (and so one warning) per run
-
-    def left_chance(self, loss: float) -> bool:
-        return loss < (1 - CHANCE_MARGIN) * self.chance
-
-    def observe(self, epoch: int, step: int, losses: list[float]) -> str | None:
-        """Record the losses up to 0-based `step` of `epoch`; the warning text, the one time it fires."""
-        if self.checked or self.warn_steps <= 0:
-            return None  # the verdict is in (or switched off): nothing more to keep per step
-        self.recent = (self.recent + losses)[-CHANCE_WINDOW:]
-        done = (epoch - 1) * self.steps_per_epoch + step + 1
-        if done < self.warn_steps or not self.recent:
-            return None
-        self.checked = True
-        mean = sum(self.recent) / len(self.recent)
-        if self.left_chance(mean):
-            return None
-        return (
-            f"WARNING: the net has not started learning: after {done} steps (train.chance_warn_steps = "
-            f"{self.warn_steps}) the training loss is {mean:.3f}, within {CHANCE_MARGIN:.0%} of chance, "
-            f"ln({round(math.exp(self.chance))}) = {self.chance:.3f}. Usual causes: the paper's init (weights "
-            "N(0, 0.01), biases 1) leaves the logits almost independent of the image for many thousands of "
-            "steps (model.init, model.init_std, model.init_bias_one); PCA lighting on the wrong pixel scale "
-            "(augment.pca_magnitude: eigval_255 shifts pixels by hundreds of levels); a learning rate too "
-            "high or too low for the batch (train.lr, train.batch_size). Training goes on unchanged.")
-
-
-# --------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------- the stage
 
 
 def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Context, seed: int,
@@ -201,93 +154,6 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
     val = BatchLoader(val_view, max(1, cfg.batch_size // ctx.world_size), augment=None, mean=params.augment.mean,
                       shuffle=False, drop_last=False, indices=share, **common)
     return train, val
-
-
-def _summary(sums: torch.Tensor, ctx: distributed.Context) -> dict[str, float]:
-    """[loss sum, top-1 hits, top-5 hits, images] summed over ranks -> loss and errors (%)."""
-    loss, c1, c5, n = distributed.all_reduce_sum(sums, ctx).tolist()
-    n = max(n, 1.0)
-    return {"loss": loss / n, "top1_error": 100.0 * (1 - c1 / n), "top5_error": 100.0 * (1 - c5 / n)}
-
-
-def _autocast(ctx: distributed.Context, amp: str) -> Any:
-    return torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
-
-
-def _to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def validate(model: nn.Module, loader: Any, params: Params, ctx: distributed.Context) -> dict[str, float]:
-    """Per-epoch validation: loss and top-1/top-5 error (%) of centre crops (the loader with augment=None)."""
-    model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
-    with torch.inference_mode(), _autocast(ctx, params.train.amp):
-        for inputs, labels in loader.epoch(0):
-            logits = model(_to_input(inputs, params.train.channels_last)).float()
-            c1, c5 = topk_hits(logits, labels)
-            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
-                                 c1.double(), c5.double(), torch.tensor(float(len(labels)), device=ctx.device,
-                                                                        dtype=torch.float64)])
-    return _summary(sums, ctx)
-
-
-def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, epoch: int, params: Params,
-                    ctx: distributed.Context, last_good: str, monitor: ChanceMonitor | None = None) -> dict[str, float]:
-    """One pass over the training split; returns the epoch's mean loss and training errors (%).
-
-    `monitor`: the learning-start diagnostic, fed the losses the loss guard reads back anyway.
-    """
-    cfg = params.train
-    model.train()
-    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
-    guard_every = GUARD_EVERY_CUDA if ctx.device.type == "cuda" else 1
-    pending: list[tuple[int, torch.Tensor]] = []
-    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-               disable=not ctx.is_main, dynamic_ncols=True)
-
-    def check() -> None:
-        if not pending:
-            return
-        values = torch.stack([v for _, v in pending]).tolist()
-        for (step, _), value in zip(pending, values):
-            if not math.isfinite(value) or value > cfg.max_loss:
-                why = "is not finite" if not math.isfinite(value) else f"exceeds train.max_loss = {cfg.max_loss}"
-                raise TrainingDiverged(
-                    f"training diverged: loss {value} {why} at epoch {epoch}, step {step + 1} of {len(loader)}; "
-                    f"stopped. Last good checkpoint: {last_good}. Lower train.lr or check the data, then rerun.")
-        postfix = {"loss": f"{values[-1]:.4f}", "lr": f"{optimizer.param_groups[0]['lr']:g}"}
-        if monitor is not None:
-            postfix["below_chance"] = f"{monitor.chance - values[-1]:.3f}"
-            warning = monitor.observe(epoch, pending[-1][0], values)
-            if warning and ctx.is_main:
-                tqdm.write(warning, file=sys.stderr)
-        bar.set_postfix(postfix, refresh=False)
-        pending.clear()
-
-    with bar:
-        for step, (inputs, labels) in enumerate(loader.epoch(epoch)):
-            with _autocast(ctx, cfg.amp):
-                logits = model(_to_input(inputs, cfg.channels_last))
-            logits = logits.float()
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                c1, c5 = topk_hits(logits.detach(), labels)
-                n = len(labels)
-                sums += torch.stack([loss.detach().double() * n, c1.double(), c5.double(),
-                                     torch.tensor(float(n), device=ctx.device, dtype=torch.float64)])
-            pending.append((step, loss.detach()))
-            if len(pending) >= guard_every:
-                check()
-            bar.update()
-        check()
-    return _summary(sums, ctx)
-
-
-# --------------------------------------------------------------------------- the stage
 
 
 def _replay(live: Any, history: list[dict[str, float]]) -> None:
@@ -309,6 +175,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     identity: dict[str, Any]
+    execution: dict[str, Any]
     ckpt_path: Path
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
@@ -331,7 +198,7 @@ def _setup(params: Params, seed: int, prepared: Path, stats_dir: Path, checkpoin
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)  # weights and biases in their own groups
     identity = run_identity(params, seed, data_fingerprint(prepared, stats_dir))
-    return _Run(store, model, train_loader, val_loader, optimizer, Schedule(cfg), identity,
+    return _Run(store, model, train_loader, val_loader, optimizer, Schedule(cfg), identity, run_execution(params),
                 checkpoints / CHECKPOINT_NAME)
 
 
@@ -361,7 +228,9 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
         state.seed_everything(state.stream_seed(seed, ctx.rank, "dropout") + int(ckpt["epoch"]))
     run.start_epoch, run.history, run.seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
     if ctx.is_main:
-        print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}", file=sys.stderr)
+        changed = state.differences(ckpt.get("execution", {}), run.execution)
+        how = f" (runs otherwise now: {'; '.join(changed)})" if changed else ""
+        print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}{how}", file=sys.stderr)
 
 
 def _wrap(model: nn.Module, compile_: bool, ctx: distributed.Context) -> nn.Module:
@@ -411,7 +280,7 @@ def _save_epoch(run: _Run, record: dict[str, float], live: Any, epochs: int, mon
         return
     epoch = int(record["epoch"])
     save_checkpoint(run.ckpt_path, {
-        "identity": run.identity, "epoch": epoch, "batch": 0, "model": run.model.state_dict(),
+        "identity": run.identity, "execution": run.execution, "epoch": epoch, "batch": 0, "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(), "schedule": run.schedule.state_dict(), "rng": rngs,
         "history": run.history, "seconds": run.seconds, "world_size": ctx.world_size})
     _replay(live, [record])
@@ -465,7 +334,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
     """
     cfg = params.train
     runtime.configure(params.numerics, cfg.deterministic)
-    ctx = distributed.setup(cfg.device)
+    ctx = distributed.setup(cfg.device, slot=cfg.seeds.index(seed) if seed in cfg.seeds else 0)  # a GPU per net
     try:
         run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)
         _resume(run, seed, cfg.epochs, ctx)
@@ -490,4 +359,4 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
         distributed.teardown(ctx)
 
 
-__all__ = ["TrainingDiverged", "load_checkpoint", "train", "train_one_epoch", "validate"]
+__all__ = ["load_checkpoint", "train"]

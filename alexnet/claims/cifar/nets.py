@@ -24,7 +24,7 @@
   normalisation: the claim is tested on the nets the authors published. Init N(0, initW): conv1
   1e-4, conv2 0.01, local3 and local4 0.04, fc10 0.01; biases 0. `rnorm` is `type=cmrnorm`,
   cuda-convnet's cross-map normalisation a / (1 + scale/size * sum of squares over `size` maps
-  centred on a)^pow, size 9, scale 0.001, pow 0.75: `alexnet.model.net.LocalResponseNorm` with k=1
+  centred on a)^pow, size 9, scale 0.001, pow 0.75: `alexnet.model.layers.LocalResponseNorm` with k=1
   and alpha divided by n. (The file's first commit, 3878e8f, had size 5 right after conv1; the
   next commit, a2a6af8, replaced it with this, and every later version keeps it.)
 
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from alexnet.model.net import LocalResponseNorm
+from alexnet.model.layers import LocalResponseNorm
 
 FIGURE1_KERNELS = (32, 32, 64)  # layers-18pct.cfg: conv1, conv2, conv3
 FIGURE1_INIT = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc10": 0.01}  # layers-18pct.cfg: initW
