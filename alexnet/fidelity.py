@@ -12,7 +12,6 @@ from typing import Any
 from alexnet import paper
 from alexnet.config import Params, execution_params, to_dict
 
-
 RECIPE_SECTIONS = ("prepare", "model", "augment", "train")
 PAPER_SOURCES = ("ilsvrc2012", "ilsvrc2010", "url")  # the official ILSVRC files (url: a mirror of them)
 PIPELINE_CHECK = "pipeline check"  # what every table calls a number that is not comparable

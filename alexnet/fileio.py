@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from alexnet.errors import ArchiveError, ChecksumError, DiskFullError, UnsafeArchiveError  # noqa: F401 (raised here)
 
-
 # What tarfile and the decompressors raise for a damaged archive.
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 

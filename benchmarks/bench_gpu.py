@@ -40,6 +40,10 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from bench_jpeg import photo_crops  # noqa: E402
+from bench_train import random_stats  # noqa: E402
+from common import machine, step_rate, sync, timed, top_kernels, write_result  # noqa: E402
+
 from alexnet.config import Params, params_from_dict  # noqa: E402
 from alexnet.data.store import PreparedStore  # noqa: E402
 from alexnet.model.net import build_model  # noqa: E402
@@ -48,9 +52,6 @@ from alexnet.training import distributed  # noqa: E402
 from alexnet.training.loop import train_one_epoch, train_step  # noqa: E402
 from alexnet.training.optim import build_optimizer  # noqa: E402
 from alexnet.training.train import _make_loaders  # noqa: E402
-from bench_jpeg import photo_crops  # noqa: E402
-from bench_train import random_stats  # noqa: E402
-from common import machine, step_rate, sync, timed, top_kernels, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gpu.json"
 GOAL = 20_000  # img/s: 90 epochs of ILSVRC-2012 in 1.6 hours (issue 33)

@@ -35,9 +35,11 @@ from torchvision.io import decode_jpeg, encode_jpeg
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from alexnet.data.prepare import JPEG_SUBSAMPLING, RESAMPLE, encode_jpeg as prepare_encode  # noqa: E402
 from bench_input import make_images  # noqa: E402
 from common import machine, timed, write_result  # noqa: E402
+
+from alexnet.data.prepare import JPEG_SUBSAMPLING, RESAMPLE  # noqa: E402
+from alexnet.data.prepare import encode_jpeg as prepare_encode
 
 SIZE = 256
 SETTINGS = [(0, q) for q in (85, 90, 95, 98)] + [(2, q) for q in (90, 95)]  # (Pillow subsampling, quality)

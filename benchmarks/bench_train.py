@@ -32,17 +32,21 @@ import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from alexnet.training import distributed  # noqa: E402
-from alexnet.config import params_from_dict  # noqa: E402
-from alexnet.model.net import build_model  # noqa: E402
-from alexnet.training.optim import build_optimizer  # noqa: E402
+from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
+
+from alexnet.config import (
+    NumericsConfig,  # noqa: E402
+    params_from_dict,  # noqa: E402
+)
 from alexnet.data.stats import Stats  # noqa: E402
 from alexnet.data.store import PreparedStore  # noqa: E402
-from alexnet.runtime import backend as runtime, pinning  # noqa: E402
-from alexnet.config import NumericsConfig  # noqa: E402
+from alexnet.model.net import build_model  # noqa: E402
+from alexnet.runtime import backend as runtime  # noqa: E402
+from alexnet.runtime import pinning
+from alexnet.training import distributed  # noqa: E402
 from alexnet.training.loop import train_one_epoch  # noqa: E402
+from alexnet.training.optim import build_optimizer  # noqa: E402
 from alexnet.training.train import _make_loaders  # noqa: E402
-from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 

@@ -20,8 +20,8 @@ import argparse
 from pathlib import Path
 
 from alexnet.cli import run_stage, stage_parser
-from alexnet.errors import PipelineError
 from alexnet.config import Params
+from alexnet.errors import PipelineError
 from alexnet.pipeline import layout
 
 # The pipeline's own outputs (dvc.yaml): a torchvision evaluation written there would overwrite

@@ -36,14 +36,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from alexnet.runtime import backend as runtime  # noqa: E402
 from alexnet.analysis.analyze import tsne_embed  # noqa: E402
-from alexnet.evaluation.evaluate import predict  # noqa: E402
-from alexnet.data.input.augment import InputStats, apply_params, draw_params  # noqa: E402
-from alexnet.model.net import build_model  # noqa: E402
-from alexnet.training.optim import build_optimizer  # noqa: E402
 from alexnet.analysis.retrieval import AutoencoderCoder  # noqa: E402
+from alexnet.data.input.augment import InputStats, apply_params, draw_params  # noqa: E402
 from alexnet.data.stats import accumulate, finalize  # noqa: E402
+from alexnet.evaluation.evaluate import predict  # noqa: E402
+from alexnet.model.net import build_model  # noqa: E402
+from alexnet.runtime import backend as runtime  # noqa: E402
+from alexnet.training.optim import build_optimizer  # noqa: E402
 
 
 def digest(*arrays) -> str:

@@ -27,10 +27,10 @@ import json  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
 import torch  # noqa: E402
+from test_train import make_data, tiny_params  # noqa: E402
 
 from alexnet.model.net import load_trained  # noqa: E402
 from alexnet.training.train import train  # noqa: E402
-from test_train import make_data, tiny_params  # noqa: E402
 
 # Every number an epoch's record holds but its speed.
 RECORD_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "val/loss", "val/top1_error", "val/top5_error",

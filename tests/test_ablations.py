@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from alexnet.claims import arms, expqueue, sweep as ablations
-from alexnet.tools import ablations as tool
+from alexnet.claims import arms, expqueue
+from alexnet.claims import sweep as ablations
 from alexnet.claims.sweep import ARMS_BY_NAME, Experiment, collect, parse_exp_show, plan_runs, queue_command
+from alexnet.tools import ablations as tool
 
 SHOW = json.loads((Path(__file__).parent / "expected" / "dvc_exp_show.json").read_text())
 

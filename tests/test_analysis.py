@@ -240,11 +240,11 @@ def test_analyze_stage_end_to_end(tmp_path):
     import json
 
     from alexnet.analysis.analyze import analyze
-    from alexnet.errors import PipelineError
     from alexnet.config import ModelConfig, load_params
-    from alexnet.model.net import build_model, save_trained
     from alexnet.data.stats import compute_stats, save_stats
     from alexnet.data.store import PreparedStore
+    from alexnet.errors import PipelineError
+    from alexnet.model.net import build_model, save_trained
 
     train_labels, val_labels = np.repeat(np.arange(3), 8), np.repeat(np.arange(3), 4)
     write_prepared(tmp_path / "prepared", coloured_images(train_labels, 228, 4), train_labels,

@@ -8,8 +8,15 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from alexnet.data.input.augment import InputStats, apply_params, batch_generator, draw_params, lighting_rms, lighting_shift
 from alexnet.config import AugmentConfig, ConfigError
+from alexnet.data.input.augment import (
+    InputStats,
+    apply_params,
+    batch_generator,
+    draw_params,
+    lighting_rms,
+    lighting_shift,
+)
 from alexnet.data.input.pixels import _render_torch, center_offset, crop_center_flip, render, torchvision_normalize
 
 S, C = 12, 8  # tiny stored images and crops keep the reference loops fast

@@ -13,19 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from alexnet.claims.cifar import figure1 as fig1
 from alexnet.claims.cifar import run as cifar
 from alexnet.claims.cifar.data import cifar_download
-from alexnet.pipeline.layout import (CIFAR_CURVES as CURVES, CIFAR_FIGURE as FIGURE, CIFAR_LRN_CURVES as LRN_CURVES,
-                                     CIFAR_RATIO_FIGURE as RATIO_FIGURE, CIFAR_RUNS)
 from alexnet.claims.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
 from alexnet.claims.cifar.lrn import crop_views, multiview_crops
 from alexnet.claims.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
 from alexnet.claims.cifar.training import NetRun, epochs_to_target
 from alexnet.config import CifarConfig, ConfigError, params_from_dict
+from alexnet.pipeline.layout import CIFAR_CURVES as CURVES
+from alexnet.pipeline.layout import CIFAR_FIGURE as FIGURE
+from alexnet.pipeline.layout import CIFAR_LRN_CURVES as LRN_CURVES
+from alexnet.pipeline.layout import CIFAR_RATIO_FIGURE as RATIO_FIGURE
+from alexnet.pipeline.layout import CIFAR_RUNS
 
 
 def test_figure1_net_is_cuda_convnets_four_layer_net():

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from alexnet import paper
-
-from alexnet.claims import table as claims, verdict
-from alexnet.evaluation import results as rs
+from alexnet.claims import table as claims
+from alexnet.claims import verdict
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, read_results
+from alexnet.evaluation import results as rs
 from alexnet.fidelity import comparable
 
 T_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import submitit
+from sweep_repo import make_project, remote_json, sh
 
 from alexnet.claims import clusterjob
 from alexnet.claims.arms import ARMS_BY_NAME
@@ -19,7 +20,6 @@ from alexnet.claims.clusterjob import ExperimentJob, JobSpec, exp_ref, remote_ex
 from alexnet.claims.slurm import active, plan_jobs
 from alexnet.errors import PipelineError
 from alexnet.tools import ablations as tool
-from sweep_repo import make_project, remote_json, sh
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dvc") is None or shutil.which("git") is None, reason="needs dvc, git")]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from stage_helpers import REPO
+from test_train import final_state, make_data, run_train, stage_cmd, tiny_params, write_params
 
 from alexnet.model.net import build_model
 from alexnet.training.state import stream_seed
-from stage_helpers import REPO
-from test_train import final_state, make_data, run_train, stage_cmd, tiny_params, write_params
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

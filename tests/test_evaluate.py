@@ -12,10 +12,10 @@ import torch
 import torchvision
 from stage_helpers import assert_clear_error, run_stage
 
-from alexnet.evaluation import evaluate as ev
-from alexnet.evaluation import metrics, predictions
 from alexnet.data.input import pixels
 from alexnet.errors import PipelineError
+from alexnet.evaluation import evaluate as ev
+from alexnet.evaluation import metrics, predictions
 from alexnet.evaluation.predictions import read_evaluation
 
 # ---------------------------------------------------------------------------------------------
@@ -392,8 +392,8 @@ def test_evaluate_refuses_a_net_for_another_store_or_mean(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_evaluate_net_on_cuda_matches_cpu(tmp_path):
     from alexnet.config import ModelConfig
-    from alexnet.model.net import build_model
     from alexnet.data.store import PreparedStore
+    from alexnet.model.net import build_model
 
     images = np.random.default_rng(3).integers(0, 256, (5, S, S, 3), dtype=np.uint8)
     _write_store(tmp_path / "prepared", images, np.array([0, 1, 2, 0, 1]), 3)

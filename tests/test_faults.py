@@ -20,16 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-
-from alexnet import config as C
-from alexnet.errors import PipelineError
-from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
-from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
-from alexnet.data.sources import download_raw, open_raw
-from alexnet.data.prepare import prepare, process_image, write_store
-
 from sources_helpers import LEAVES, VAL_TRUTH, jpeg, make_ilsvrc2012, tar_bytes, train_members
 from stage_helpers import REPO, assert_clear_error, run_stage
+
+from alexnet import config as C
+from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
+from alexnet.data.prepare import prepare, process_image, write_store
+from alexnet.data.sources import download_raw, open_raw
+from alexnet.errors import PipelineError
+from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
 
 TINY = TinyConfig()
 VAL = "ILSVRC2012_img_val.tar"

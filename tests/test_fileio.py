@@ -10,8 +10,19 @@ import tarfile
 
 import pytest
 
-from alexnet.fileio import (ChecksumError, UnsafeArchiveError, atomic_dir, atomic_path, check_member,
-                            iter_tar_files, md5sum, read_json, verify_md5, write_json, write_text)
+from alexnet.fileio import (
+    ChecksumError,
+    UnsafeArchiveError,
+    atomic_dir,
+    atomic_path,
+    check_member,
+    iter_tar_files,
+    md5sum,
+    read_json,
+    verify_md5,
+    write_json,
+    write_text,
+)
 
 
 def test_atomic_path_success_and_failure(tmp_path):

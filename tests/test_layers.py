@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alexnet.config import ModelConfig
+from alexnet.config import ModelConfig, TrainConfig
 from alexnet.model.layers import GroupedConv2d
 from alexnet.model.net import build_model, count_parameters
 from alexnet.training.optim import build_optimizer
-from alexnet.config import TrainConfig
 
 
 def _pair(groups: int, c_in: int = 8, c_out: int = 12, kernel: int = 3) -> tuple[GroupedConv2d, GroupedConv2d]:

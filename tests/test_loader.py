@@ -11,10 +11,10 @@ import pytest
 import torch
 from test_store import jpeg, pil_decode, write_jpeg_shard
 
-from alexnet.data.input.augment import InputStats, apply_params, batch_generator, draw_params
-from alexnet.data.input.pixels import crop_center_flip
 from alexnet.config import AugmentConfig, ConfigError
+from alexnet.data.input.augment import InputStats, apply_params, batch_generator, draw_params
 from alexnet.data.input.loader import BatchLoader, OutputPool, epoch_order
+from alexnet.data.input.pixels import crop_center_flip
 from alexnet.data.store import PreparedStore
 
 S, C, N = 16, 12, 50

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from alexnet.evaluation import metrics
 from alexnet.errors import PipelineError
-
+from alexnet.evaluation import metrics
 
 # ---------------------------------------------------------------------------------------------
 # top-k error on hand-built scores

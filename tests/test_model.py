@@ -13,11 +13,20 @@ import torch
 import torchvision
 from torch import nn
 
-from alexnet.errors import PipelineError
 from alexnet.config import ModelConfig
+from alexnet.errors import PipelineError
 from alexnet.model.layers import LocalResponseNorm
-from alexnet.model.net import (AlexNet, TorchvisionAlexNet, architecture, build_model, count_parameters,
-                           layer_shapes, load_torchvision_state_dict, load_trained, save_trained)
+from alexnet.model.net import (
+    AlexNet,
+    TorchvisionAlexNet,
+    architecture,
+    build_model,
+    count_parameters,
+    layer_shapes,
+    load_torchvision_state_dict,
+    load_trained,
+    save_trained,
+)
 
 EXPECTED = Path(__file__).parent / "expected" / "model_forward.json"
 # Regenerate the stored seeded-forward output on purpose only (pytorch/vision style):

@@ -10,7 +10,6 @@ from torchvision.transforms import v2
 from alexnet.data.input import pixels
 from alexnet.errors import ConfigError
 
-
 # ---------------------------------------------------------------------------------------------
 # ten-crop geometry
 

@@ -17,10 +17,10 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from stage_helpers import assert_clear_error, run_stage
 
-from alexnet.data import prepare as P
-from alexnet.errors import PipelineError
 from alexnet.config import PrepareConfig
+from alexnet.data import prepare as P
 from alexnet.data.sources.base import ClassInfo, RawRecord
+from alexnet.errors import PipelineError
 
 SIZE = 32
 

@@ -11,11 +11,9 @@ import pytest
 from stage_helpers import run_stage
 
 from alexnet import paper
-from alexnet.evaluation import results as rs
-from alexnet.errors import PipelineError
 from alexnet.config import params_from_dict
-
-
+from alexnet.errors import PipelineError
+from alexnet.evaluation import results as rs
 
 # metrics/evaluate.json's headline keys, written out by hand as docs/architecture.md gives them
 ERRORS = {"top1_error": 42.25, "top5_error": 19.5, "ensemble_top1_error": 39.5, "ensemble_top5_error": 17.75,

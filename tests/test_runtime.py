@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from test_store import make_store
 
-from alexnet.runtime import backend as runtime, pinning
 from alexnet.config import NumericsConfig
+from alexnet.runtime import backend as runtime
+from alexnet.runtime import pinning
 
 REPO = Path(__file__).resolve().parents[1]
 

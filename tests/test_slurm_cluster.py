@@ -19,7 +19,6 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import submitit
-
 from slurm_cluster import Cluster
 
 pytestmark = pytest.mark.slurm

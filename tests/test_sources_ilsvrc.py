@@ -12,15 +12,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sources_helpers import (
+    COLOURS,
+    INTERNAL,
+    LEAVES,
+    VAL_TRUTH,
+    jpeg,
+    make_ilsvrc2012,
+    meta_mat,
+    tar_bytes,
+    train_members,
+)
 
-from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
-from alexnet.fileio import ChecksumError, UnsafeArchiveError, read_json
 from alexnet.data.sources import download_raw, ilsvrc, open_raw
 from alexnet.data.sources.ilsvrc import ILSVRC2010, ILSVRC2012, ILSVRCDataset
-
-from sources_helpers import (COLOURS, INTERNAL, LEAVES, VAL_TRUTH, jpeg, make_ilsvrc2012, meta_mat, tar_bytes,
-                            train_members)
+from alexnet.errors import PipelineError
+from alexnet.fileio import ChecksumError, UnsafeArchiveError, read_json
 
 TINY = TinyConfig()
 

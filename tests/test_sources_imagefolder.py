@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sources_helpers import jpeg
 
-from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
 from alexnet.data.sources import download_raw, open_raw
 from alexnet.data.sources.imagefolder import ImageFolderDataset
-
-from sources_helpers import jpeg
+from alexnet.errors import PipelineError
 
 
 def _tree(root, classes=("n02119789", "n01440764"), val=("n01440764",)):

@@ -14,10 +14,10 @@ import scipy.io
 from PIL import Image
 
 from alexnet.config import DataConfig, TinyConfig
-from alexnet.fileio import read_json
 from alexnet.data.sources import download_raw, open_raw
 from alexnet.data.sources.synsets import SYNSETS, WORDS
 from alexnet.data.sources.tiny import TAR_MTIME, choose_classes, generate
+from alexnet.fileio import read_json
 
 CFG = TinyConfig(classes=5, train_per_class=4, val_per_class=3, min_side=40, max_side=72, seed=3)
 FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz")

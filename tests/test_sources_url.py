@@ -8,14 +8,13 @@ import os
 import threading
 
 import pytest
+from sources_helpers import make_ilsvrc2012
 
-from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
-from alexnet.fileio import ChecksumError
 from alexnet.data.sources import download_raw, open_raw
 from alexnet.data.sources.url import fetch
-
-from sources_helpers import make_ilsvrc2012
+from alexnet.errors import PipelineError
+from alexnet.fileio import ChecksumError
 
 PAYLOAD = os.urandom(3 * (1 << 20) + 12345)  # several chunks
 MD5 = hashlib.md5(PAYLOAD).hexdigest()

@@ -9,10 +9,10 @@ import pytest
 from stage_helpers import assert_clear_error, run_stage
 from test_store import make_store
 
-from alexnet.data import stats as st
-from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig
+from alexnet.data import stats as st
 from alexnet.data.store import PreparedStore
+from alexnet.errors import PipelineError
 
 
 def pixels(images: np.ndarray) -> np.ndarray:

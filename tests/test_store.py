@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet.errors import PipelineError
 from alexnet.data.store import PreparedStore, offsets_path, shard_path
+from alexnet.errors import PipelineError
 
 S = 8
 CLASSES = [("n01440764", "tench, Tinca tinca"), ("n01443537", "goldfish"), ("n09999999", "NA")]
@@ -168,7 +168,8 @@ def test_unknown_split(tmp_path):
 
 def test_round_trip_through_prepare(tmp_path):
     """What prepare writes, the store reads back: the same pixels, labels and names."""
-    from test_prepare import CLASSES as PCLASSES, make_raw
+    from test_prepare import CLASSES as PCLASSES
+    from test_prepare import make_raw
 
     from alexnet.config import PrepareConfig
     from alexnet.data.prepare import process_image, write_store

@@ -22,10 +22,9 @@ import pytest
 import torch
 from stage_helpers import assert_clear_error, run_stage, stage_command
 
-from alexnet.errors import PipelineError
 from alexnet.config import Params, TrainConfig, params_from_dict, to_dict
+from alexnet.errors import PipelineError
 from alexnet.training.optim import PaperSGD, Schedule, build_optimizer, set_lr
-
 
 # ----------------------------------------------------------------------------- the optimizer
 
@@ -126,8 +125,8 @@ def _bias_net() -> torch.nn.Module:
 
 
 def test_bias_conventions_are_param_groups():
-    from alexnet.model.net import build_model
     from alexnet.config import ModelConfig
+    from alexnet.model.net import build_model
 
     with torch.device("meta"):
         net = build_model(ModelConfig(width=0.25), 10)
@@ -405,9 +404,9 @@ def test_train_metrics_are_correct_for_a_known_net(reference: Path, data: tuple[
     """val metrics recomputed independently: centre crops through the saved net, numpy errors."""
     from alexnet.data.input.augment import InputStats
     from alexnet.data.input.pixels import crop_center_flip
-    from alexnet.model.net import load_trained
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
+    from alexnet.model.net import load_trained
 
     model, info = load_trained(reference / "run" / "model" / "model.pt")
     view = PreparedStore(data[0]).split("val")
@@ -669,13 +668,13 @@ def test_bf16_autocast_and_channels_last_run_on_the_cpu(tmp_path: Path, data: tu
 
 def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tensor]:
     """Weights after one epoch of the paper's loop on `device` (no DVCLive: not on GPU images)."""
-    from alexnet.training import distributed
-    from alexnet.model.net import build_model
-    from alexnet.training.optim import build_optimizer
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
+    from alexnet.model.net import build_model
     from alexnet.runtime.backend import configure_determinism
+    from alexnet.training import distributed
     from alexnet.training.loop import train_one_epoch
+    from alexnet.training.optim import build_optimizer
     from alexnet.training.state import seed_everything, stream_seed
     from alexnet.training.train import _make_loaders
 

@@ -21,24 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
 from alexnet.analysis import retrieval
-
-from alexnet.model import netstore
-
-from alexnet.runtime import backend as runtime
-from alexnet.data.input import pixels
-from alexnet.errors import PipelineError
 from alexnet.config import AnalyzeConfig, Params
-from alexnet.fileio import atomic_dir, write_json
+from alexnet.data.input import pixels
 from alexnet.data.input.loader import BatchLoader
+from alexnet.errors import PipelineError
+from alexnet.fileio import atomic_dir, write_json
+from alexnet.model import netstore
 from alexnet.pipeline.layout import FIGURES_LIST, seed_name
 from alexnet.pipeline.records import write_record
+from alexnet.runtime import backend as runtime
 
 # File names in the figures folder; the report refers to them by these names.
 FIGURES = {
@@ -341,10 +339,10 @@ def analyze(prepared_dir: str | Path, stats_dir: str | Path, models_dir: str | P
     """The `analyze` stage: load the first seed's net and the data, run, write the figures, the
     retrieval precisions and the other reproducible numbers (`metrics_path`) and the query timings
     (`record_path`); returns all."""
-    from alexnet.model.net import load_trained
-    from alexnet.evaluation.predictions import load_probs, probs_path
     from alexnet.data.stats import load_stats
     from alexnet.data.store import PreparedStore
+    from alexnet.evaluation.predictions import load_probs, probs_path
+    from alexnet.model.net import load_trained
 
     start = time.perf_counter()
     runtime.configure(params.numerics, params.train.deterministic)

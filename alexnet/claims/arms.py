@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from alexnet.fidelity import comparable
 from alexnet.errors import PipelineError
+from alexnet.fidelity import comparable
 from alexnet.fileio import read_json
 
 FORMAT = "alexnet-repro/ablations"

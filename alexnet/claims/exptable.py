@@ -18,7 +18,6 @@ from typing import Any
 
 from alexnet.pipeline.layout import EVALUATE_METRICS
 
-
 HEADLINE = {"top1_error": "top-1", "top5_error": "top-5", "ensemble_top1_error": "ens top-1",
             "ensemble_top5_error": "ens top-5"}
 NAME_WIDTH = 28  # ablate-no-overlap-pool-s0 and the like whole

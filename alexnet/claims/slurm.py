@@ -39,8 +39,7 @@ from alexnet.claims.expqueue import dvc, planning
 from alexnet.claims.sweep import Plan, exp_name, print_plan, run_overrides
 from alexnet.errors import PipelineError
 from alexnet.fileio import read_json, write_json
-from alexnet.pipeline import provenance
-from alexnet.pipeline import layout
+from alexnet.pipeline import layout, provenance
 
 ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
           "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT")

@@ -45,15 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.claims import expqueue
-
-from alexnet.pipeline import provenance
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, FORMAT, FORMAT_VERSION, Arm, yaml_value
-from alexnet.config import ConfigError, params_from_dict
-from alexnet.fidelity import comparable
-from alexnet.errors import PipelineError
 from alexnet.claims.expqueue import dvc
-from alexnet.fileio import read_json
+from alexnet.config import ConfigError, params_from_dict
+from alexnet.errors import PipelineError
 from alexnet.evaluation.predictions import RUN_MEASURES, errors_of
+from alexnet.fidelity import comparable
+from alexnet.fileio import read_json
+from alexnet.pipeline import provenance
 from alexnet.pipeline.layout import EVALUATE_METRICS, EVALUATION, train_record
 
 PREFIX = "ablate-"

@@ -20,13 +20,12 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper
-
 from alexnet.claims import verdict
 from alexnet.claims.arms import ARMS, ARMS_BY_NAME, MEASURES, Arm, Measure, overrides_text, read_results
 from alexnet.claims.cifar.data import shown_runs
-from alexnet.pipeline.layout import CIFAR_RUNS, CLAIMS_CSV, CLAIMS_TABLE
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir
+from alexnet.pipeline.layout import CIFAR_RUNS, CLAIMS_CSV, CLAIMS_TABLE
 from alexnet.tables import latex_table, titled_table
 
 TITLE = "The paper's claims, checked"

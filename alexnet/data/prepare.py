@@ -43,9 +43,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.data import store
 from alexnet.errors import PipelineError
-from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.pipeline.records import write_record
 
@@ -426,7 +426,10 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, cfg: PrepareConfig,
     """Stage entry point: open data/raw with alexnet.data.sources (a user's own files in `root`,
     params data.root), write the store, the counts (`metrics_path`: images and quarantined per
     split, format, bytes per image, the subset; read by the report) and the run record (speed)."""
-    from alexnet.data.sources import open_raw, read_manifest  # here: write_store itself takes any RawDataset-like object
+    from alexnet.data.sources import (  # here: write_store itself takes any RawDataset-like object
+        open_raw,
+        read_manifest,
+    )
     from alexnet.data.sources.subset import summary
 
     raw_dir = Path(raw_dir)

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from alexnet.errors import PipelineError
 from alexnet.config import StatsConfig, resolve_workers
-from alexnet.fileio import atomic_dir, write_json
 from alexnet.data.store import PreparedStore
+from alexnet.errors import PipelineError
+from alexnet.fileio import atomic_dir, write_json
 from alexnet.pipeline.records import write_record
 
 TRAIN_SPLIT = "train"

@@ -26,20 +26,18 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from alexnet.model import netstore
-
-from alexnet.runtime import backend as runtime
-from alexnet.data.input import pixels
-from alexnet.errors import PipelineError
 from alexnet.config import Params
-from alexnet.fileio import atomic_dir, write_json
-from alexnet.evaluation.kernels import column_colour
+from alexnet.data.input import pixels
 from alexnet.data.input.loader import BatchLoader
-from alexnet.evaluation.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
+from alexnet.errors import PipelineError
+from alexnet.evaluation.kernels import column_colour
 from alexnet.evaluation.metrics import KINDS, SCHEMES, TOP_K, error_rates
+from alexnet.evaluation.predictions import average_probs, ensemble_metrics, headline_metrics, load_probs, probs_path
+from alexnet.fileio import atomic_dir, write_json
+from alexnet.model import netstore
 from alexnet.pipeline.layout import seed_name
 from alexnet.pipeline.records import write_record
-
+from alexnet.runtime import backend as runtime
 
 # --------------------------------------------------------------------------------------------
 # Running a net

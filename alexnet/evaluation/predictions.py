@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from alexnet.errors import PipelineError
-from alexnet.fileio import read_json
 from alexnet.evaluation.metrics import SCHEMES, TOP_K, error_rates
+from alexnet.fileio import read_json
 
 
 def probs_path(eval_dir: str | Path, tag: str, scheme: str) -> Path:

@@ -29,11 +29,11 @@ from typing import Any
 import pandas as pd
 
 from alexnet import paper
-from alexnet.errors import PipelineError
 from alexnet.config import Params
+from alexnet.errors import PipelineError
+from alexnet.evaluation.predictions import metric_key, read_evaluation
 from alexnet.fidelity import PIPELINE_CHECK, comparable
 from alexnet.fileio import atomic_dir
-from alexnet.evaluation.predictions import metric_key, read_evaluation
 from alexnet.tables import latex_table, titled_table
 
 SCHEME = "ten_crop"  # the paper's protocol; centre-crop numbers stay in metrics/evaluate.json

@@ -33,19 +33,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
-
-import math
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
-from alexnet.errors import PipelineError
 from alexnet import paper
 from alexnet.config import ConfigError, ModelConfig, params_from_dict
+from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_path
 from alexnet.model.layers import GroupedConv2d, LocalResponseNorm
 from alexnet.runtime.backend import torch_load

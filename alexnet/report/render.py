@@ -37,17 +37,14 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from matplotlib.ticker import MaxNLocator
 
 from alexnet import paper
-
-from alexnet.model import netstore
-
-from alexnet.pipeline import layout, provenance
-from alexnet.pipeline.layout import (CIFAR_FIGURE, CIFAR_RATIO_FIGURE, CLAIMS_TABLE, FIGURES_LIST,
-                                     RESULT_TABLES)
 from alexnet.claims.cifar.data import shown_runs
 from alexnet.config import Params, to_dict
+from alexnet.evaluation.predictions import errors_of, read_evaluation
 from alexnet.fidelity import comparable, paper_deviations
 from alexnet.fileio import atomic_path, read_json, write_text
-from alexnet.evaluation.predictions import errors_of, read_evaluation
+from alexnet.model import netstore
+from alexnet.pipeline import layout, provenance
+from alexnet.pipeline.layout import CIFAR_FIGURE, CIFAR_RATIO_FIGURE, CLAIMS_TABLE, FIGURES_LIST, RESULT_TABLES
 from alexnet.tables import fmt
 
 # What the stages before the report write for it, by name (the report imports none of them).

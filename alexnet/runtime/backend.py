@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from alexnet.config import NumericsConfig
 from alexnet.errors import PipelineError
-from alexnet.runtime.pinning import PINNED_CAPABILITY, unpinned
 from alexnet.pipeline.provenance import cpu_identity
+from alexnet.runtime.pinning import PINNED_CAPABILITY, unpinned
 
 if TYPE_CHECKING:
     import torch

@@ -27,24 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from alexnet.model import netstore
-
-from alexnet.pipeline import provenance
-from alexnet.pipeline.records import write_record
-
-from alexnet.runtime import backend as runtime
-
-from alexnet.training import distributed, state
-from alexnet.errors import PipelineError
 from alexnet.config import ModelConfig, Params, TrainConfig, execution_params, to_dict
-from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
 from alexnet.data.input.loader import BatchLoader
-from alexnet.model.net import architecture, build_model, count_parameters, save_trained
-from alexnet.runtime.backend import load_failure, torch_load
-from alexnet.training.loop import ChanceMonitor, train_one_epoch, validate
-from alexnet.training.optim import Schedule, build_optimizer, set_lr
 from alexnet.data.stats import load_stats
 from alexnet.data.store import PreparedStore, layout_files
+from alexnet.errors import PipelineError
+from alexnet.fileio import atomic_dir, atomic_path, hash_file, write_json
+from alexnet.model import netstore
+from alexnet.model.net import architecture, build_model, count_parameters, save_trained
+from alexnet.pipeline import provenance
+from alexnet.pipeline.records import write_record
+from alexnet.runtime import backend as runtime
+from alexnet.runtime.backend import load_failure, torch_load
+from alexnet.training import distributed, state
+from alexnet.training.loop import ChanceMonitor, train_one_epoch, validate
+from alexnet.training.optim import Schedule, build_optimizer, set_lr
 
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1

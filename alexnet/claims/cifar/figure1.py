@@ -37,11 +37,9 @@ from matplotlib.figure import Figure  # files only: no pyplot, no backend switch
 from torch import Tensor
 
 from alexnet import paper
-
 from alexnet.claims import verdict
 from alexnet.claims.cifar.nets import Figure1Net
-from alexnet.claims.cifar.training import (CHANCE, NetRun, Trainer, epochs_to_target, fingerprint, seed_mean,
-                                          train_epoch)
+from alexnet.claims.cifar.training import CHANCE, NetRun, Trainer, epochs_to_target, fingerprint, seed_mean, train_epoch
 from alexnet.config import CifarConfig
 
 ACTIVATIONS = ("relu", "tanh")

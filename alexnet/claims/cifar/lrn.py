@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from alexnet import paper
 from alexnet.claims.cifar.nets import ConvLocalNet
 from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, seed_mean, train_epoch
-from alexnet.training.optim import set_lr
 from alexnet.config import CifarConfig
+from alexnet.training.optim import set_lr
 
 
 def crop_views(crop: int) -> Callable[[Tensor, torch.Generator], Tensor]:

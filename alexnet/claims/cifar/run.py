@@ -17,16 +17,15 @@ from typing import Any
 
 import torch
 
-from alexnet.runtime import backend as runtime
 from alexnet.claims.cifar import figure1 as fig1
 from alexnet.claims.cifar import lrn as lrn_claim
 from alexnet.claims.cifar.data import open_cifar
-from alexnet.pipeline.layout import (CIFAR_CURVES, CIFAR_FIGURE, CIFAR_LRN_CURVES, CIFAR_RATIO_FIGURE,
-                                     CIFAR_RUNS)
 from alexnet.claims.cifar.training import centred, prepare_inputs
 from alexnet.config import CifarConfig, NumericsConfig, to_dict
 from alexnet.fileio import atomic_dir, write_json
+from alexnet.pipeline.layout import CIFAR_CURVES, CIFAR_FIGURE, CIFAR_LRN_CURVES, CIFAR_RATIO_FIGURE, CIFAR_RUNS
 from alexnet.pipeline.records import write_record
+from alexnet.runtime import backend as runtime
 from alexnet.training import state
 
 # The code that makes the numbers, hashed when it is imported (airbench style: the run record

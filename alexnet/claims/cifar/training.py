@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from alexnet.runtime import backend as runtime
 from alexnet.claims.cifar.data import CifarData
 from alexnet.fileio import atomic_path
+from alexnet.runtime import backend as runtime
 from alexnet.training.state import differences
 
 CHANCE = 90.0  # % training error before the first step (10 classes)

@@ -34,7 +34,16 @@ import torch
 from torch import Tensor
 
 from alexnet.config import AugmentConfig, ConfigError, PcaMagnitude
-from alexnet.data.input.pixels import MeanMode, Normalization, as_tensor, center_offset, render, select_mean, to_numpy, torchvision_normalize
+from alexnet.data.input.pixels import (
+    MeanMode,
+    Normalization,
+    as_tensor,
+    center_offset,
+    render,
+    select_mean,
+    to_numpy,
+    torchvision_normalize,
+)
 
 
 @dataclass(frozen=True)

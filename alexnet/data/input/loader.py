@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from alexnet.config import AugmentConfig, ConfigError
 from alexnet.data.input.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
 from alexnet.data.input.pixels import MeanMode
-from alexnet.config import AugmentConfig, ConfigError
 
 
 @contextmanager

@@ -34,13 +34,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alexnet.errors import PipelineError
 from alexnet.config import DataConfig, TinyConfig
-from alexnet.fileio import atomic_dir, read_json, verify_md5, write_json
 from alexnet.data.sources.base import ClassInfo, RawDataset, RawRecord
 from alexnet.data.sources.ilsvrc import LAYOUTS, ILSVRCDataset
 from alexnet.data.sources.imagefolder import ImageFolderDataset
 from alexnet.data.sources.subset import apply_selection, select
+from alexnet.errors import PipelineError
+from alexnet.fileio import atomic_dir, read_json, verify_md5, write_json
 
 __all__ = ["ClassInfo", "RawDataset", "RawRecord", "download_raw", "open_raw", "MANIFEST", "read_manifest"]
 

@@ -26,10 +26,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import scipy.io
 
-from alexnet.errors import PipelineError
-from alexnet.fileio import checked_members, iter_tar_files, open_tar
 from alexnet.data.sources.base import WNID_RE, ClassInfo, RawDataset, RawRecord
 from alexnet.data.sources.synsets import short_name
+from alexnet.errors import PipelineError
+from alexnet.fileio import checked_members, iter_tar_files, open_tar
 
 
 @dataclass(frozen=True)

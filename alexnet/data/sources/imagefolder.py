@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from alexnet.errors import PipelineError
 from alexnet.data.sources.base import ClassInfo, RawDataset, RawRecord
 from alexnet.data.sources.synsets import WORDS, short_name
+from alexnet.errors import PipelineError
 
 # What torchvision's ImageFolder accepts, compared case-insensitively.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from alexnet.errors import PipelineError
 from alexnet.config import SubsetConfig
 from alexnet.data.sources.base import ClassInfo, RawDataset, RawRecord
+from alexnet.errors import PipelineError
 
 
 class ListableDataset(Protocol):
