@@ -25,7 +25,7 @@ from stage_helpers import REPO
 from test_train import final_state, make_data, run_train, stage_cmd, tiny_params, write_params
 
 from alexnet.model.net import build_model
-from alexnet.training.state import stream_seed
+from alexnet.runtime.seeds import stream_seed
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -51,7 +51,7 @@ def assert_matches_single(tmp: Path, name: str, params) -> None:
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-4, atol=1e-5, msg=k)
     # That means something only if training moved the weights far beyond the tolerance.
-    torch.manual_seed(stream_seed(0, 0, "init"))
+    torch.manual_seed(stream_seed(0, "init", 0))
     init = build_model(params.model, 4).state_dict()
     assert max(float((single[k] - init[k]).abs().max()) for k in single) > 100 * 1e-5
     ckpt = torch.load(tmp / name / "ckpt" / "last.pt", weights_only=True)

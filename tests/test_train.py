@@ -672,17 +672,18 @@ def _one_epoch_on(device: str, data: tuple[Path, Path]) -> dict[str, torch.Tenso
     from alexnet.data.store import PreparedStore
     from alexnet.model.net import build_model
     from alexnet.runtime.backend import configure_determinism
+    from alexnet.runtime.seeds import stream_seed
     from alexnet.training import distributed
     from alexnet.training.loop import train_one_epoch
     from alexnet.training.optim import build_optimizer
-    from alexnet.training.state import seed_everything, stream_seed
+    from alexnet.training.state import seed_everything
     from alexnet.training.train import _make_loaders
 
     params = tiny_params(device=device)
     configure_determinism(True)
     ctx = distributed.setup(device)
     store = PreparedStore(data[0])
-    seed_everything(stream_seed(0, 0, "init"))
+    seed_everything(stream_seed(0, "init", 0))
     model = build_model(params.model, store.num_classes).to(ctx.device)
     loader, _ = _make_loaders(store, load_stats(data[1]), params, ctx, 0, model.input_normalization)
     train_one_epoch(model, loader, build_optimizer(model.parameters(), params.train), 1, params, ctx, "none")

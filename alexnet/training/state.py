@@ -4,8 +4,8 @@
 - what a checkpoint must match to be resumed: the settings that change the arithmetic plus the
   code that computes the weights (`code_fingerprint`), compared key by key (`differences`, which
   also says what differs);
-- the seeds of the training's random streams, by purpose (`stream_seed`), and the process's RNG
-  states for an exact resume (`rng_state`, `set_rng_state`).
+- the process's RNG states for an exact resume (`rng_state`, `set_rng_state`), the streams' seeds
+  coming from alexnet.runtime.seeds.
 
 The learning rate is set one way, alexnet.training.optim.set_lr (each group at its `lr_mult`).
 """
@@ -28,8 +28,6 @@ NOT_WEIGHTS = frozenset({"alexnet/errors.py", "alexnet/fileio.py", "alexnet/pipe
                          "alexnet/pipeline/provenance.py", "alexnet/pipeline/records.py", "alexnet/pipeline/layout.py"})
 # Every stage pins the numerics first (alexnet.cli), so its code decides the bits too.
 PINNING = "alexnet/runtime/pinning.py"
-# The purposes of stream_seed: fixed numbers, since changing one changes every run's bits.
-PURPOSES = {"init": 1, "dropout": 2}
 
 
 def weight_code(entry: str | Path) -> list[str]:
@@ -54,12 +52,6 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += differences(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
         return out
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
-
-
-def stream_seed(seed: int, rank: int, purpose: str) -> int:
-    """A seed for one purpose (PURPOSES: init, dropout) of one rank, independent of the others."""
-    words = [seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, rank, PURPOSES[purpose]]
-    return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
 def seed_everything(seed: int) -> None:

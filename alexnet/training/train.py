@@ -38,6 +38,7 @@ from alexnet.model.net import architecture, build_model, count_parameters, save_
 from alexnet.pipeline import provenance
 from alexnet.pipeline.records import write_record
 from alexnet.runtime import backend as runtime
+from alexnet.runtime import seeds
 from alexnet.runtime.backend import load_failure, torch_load
 from alexnet.training import distributed, state
 from alexnet.training.loop import ChanceMonitor, train_one_epoch, validate
@@ -185,7 +186,7 @@ def _setup(params: Params, seed: int, prepared: Path, stats_dir: Path, checkpoin
     cfg = params.train
     store = PreparedStore(prepared)
     stats = load_stats(stats_dir)
-    state.seed_everything(state.stream_seed(seed, 0, "init"))  # the same initial weights on every rank
+    state.seed_everything(seeds.stream_seed(seed, "init", 0))  # the same initial weights on every rank
     model = build_model(params.model, store.num_classes).to(ctx.device)
     train_loader, val_loader = _make_loaders(store, stats, params, ctx, seed, model.input_normalization)
     if len(train_loader) == 0:
@@ -207,7 +208,7 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
     ckpt = distributed.broadcast_object(ckpt, ctx)
     if ckpt is None:
         # Each rank draws its own dropout masks; rank 0's stream is a single process's.
-        state.seed_everything(state.stream_seed(seed, ctx.rank, "dropout"))
+        state.seed_everything(seeds.stream_seed(seed, "dropout", ctx.rank))
         return
     try:
         run.model.load_state_dict(ckpt["model"])
@@ -222,7 +223,7 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
     else:
         print(f"{run.ckpt_path} was made by {len(rngs)} processes, this run has {ctx.world_size}: "
               "dropout draws are reseeded", file=sys.stderr)
-        state.seed_everything(state.stream_seed(seed, ctx.rank, "dropout") + int(ckpt["epoch"]))
+        state.seed_everything(seeds.stream_seed(seed, "dropout", ctx.rank) + int(ckpt["epoch"]))
     run.start_epoch, run.history, run.seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["seconds"])
     if ctx.is_main:
         changed = state.differences(ckpt.get("execution", {}), run.execution)

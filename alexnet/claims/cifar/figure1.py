@@ -41,6 +41,7 @@ from alexnet.claims import verdict
 from alexnet.claims.cifar.nets import Figure1Net
 from alexnet.claims.cifar.training import CHANCE, NetRun, Trainer, epochs_to_target, fingerprint, seed_mean, train_epoch
 from alexnet.config import CifarConfig
+from alexnet.runtime import seeds
 
 ACTIVATIONS = ("relu", "tanh")
 STALL_EPOCHS, STALL_MARGIN = 3, 2.0  # a net within 2 points of chance after 3 epochs has stalled
@@ -54,7 +55,7 @@ def arm_name(rnorm: bool) -> str:
 
 def figure1_trainer(cfg: CifarConfig, rnorm: bool, activation: str, lr: float, seed: int, device: torch.device,
                     made_with: dict[str, Any], ckpt_dir: Path | None) -> Trainer:
-    torch.manual_seed(seed)  # the same initial weights for every lr, activation and arm of one seed
+    torch.manual_seed(seeds.stream_seed(seed, "init", 0))  # the same initial weights for every lr, activation and arm
     net = Figure1Net(activation, cfg.width, cfg.input_scale, cfg.figure1_protocol, rnorm).to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)

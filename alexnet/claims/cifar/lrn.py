@@ -27,6 +27,7 @@ from alexnet import paper
 from alexnet.claims.cifar.nets import ConvLocalNet
 from alexnet.claims.cifar.training import Inputs, NetRun, Trainer, fingerprint, seed_mean, train_epoch
 from alexnet.config import CifarConfig
+from alexnet.runtime import seeds
 from alexnet.training.optim import set_lr
 
 
@@ -79,7 +80,7 @@ def lrn_schedule(cfg: CifarConfig) -> list[float]:
 
 def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.device, made_with: dict[str, Any],
                        ckpt_dir: Path | None) -> Trainer:
-    torch.manual_seed(seed)
+    torch.manual_seed(seeds.stream_seed(seed, "init", 0))
     net = ConvLocalNet(lrn, cfg.lrn_width, cfg.lrn_crop, cfg.lrn_size, cfg.lrn_scale, cfg.lrn_pow).to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)

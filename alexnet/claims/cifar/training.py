@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from alexnet.claims.cifar.data import CifarData
 from alexnet.fileio import atomic_path
 from alexnet.runtime import backend as runtime
+from alexnet.runtime import seeds
 from alexnet.training.state import differences
 
 CHANCE = 90.0  # % training error before the first step (10 classes)
@@ -56,7 +57,7 @@ def seed_mean(seeds: list[dict[str, Any]], key: str) -> float | None:
 def batch_generator(seed: int, epoch: int) -> torch.Generator:
     """The draws of one epoch (batch order, crops, flips): a function of (seed, epoch) only, so a
     resumed net sees the batches an uninterrupted one would."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return seeds.generator(seed, "shuffle", epoch)
 
 
 @dataclass

@@ -44,6 +44,7 @@ from alexnet.data.input.pixels import (
     to_numpy,
     torchvision_normalize,
 )
+from alexnet.runtime import seeds
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,9 @@ class AugmentParams:
 
 
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    """A CPU generator that depends only on (seed, epoch, batch index)."""
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, 1, epoch, batch]).generate_state(2)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    """A CPU generator that depends only on (seed, epoch, batch index): the stream `augment`
+    (alexnet.runtime.seeds)."""
+    return seeds.generator(seed, "augment", epoch, batch)
 
 
 def draw_params(n: int, image_size: int, size: int, augment: AugmentConfig | None,

@@ -42,6 +42,7 @@ from torch import Tensor
 from alexnet.config import AugmentConfig, ConfigError
 from alexnet.data.input.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
 from alexnet.data.input.pixels import MeanMode
+from alexnet.runtime import seeds
 
 
 @contextmanager
@@ -62,9 +63,7 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     """Indices of one epoch in presentation order: a permutation seeded by (seed, epoch)."""
     if not shuffle:
         return np.arange(n, dtype=np.int64)
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, 0, epoch]).generate_state(2)
-    gen = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return torch.randperm(n, generator=gen).numpy()
+    return torch.randperm(n, generator=seeds.generator(seed, "shuffle", epoch)).numpy()
 
 
 class OutputPool:
