@@ -1,5 +1,5 @@
-"""alexnet.pipeline.layout: dvc.yaml's outputs are the paths the layout names, the declared
-outputs are read as DVC would (foreach items as globs), and dvc.lock is parsed once."""
+"""alexnet.pipeline.layout: dvc.yaml's outputs are the paths the layout names, and dvc.lock is
+parsed once (reading the declared outputs, foreach items as globs: tests/test_provenance.py)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,6 @@ import yaml
 from alexnet.pipeline import layout
 
 ROOT = Path(__file__).resolve().parents[1]
-
-DVC_YAML = """
-stages:
-  train:
-    foreach: [0, 1]
-    do:
-      cmd: python train.py ${item}
-      outs:
-        - models/seed${item}
-        - records/train-seed${item}.json:
-            cache: false
-  evaluate:
-    cmd: python evaluate.py
-    metrics:
-      - metrics/evaluate.json:
-          cache: false
-    plots:
-      - curves.tsv
-"""
 
 LOCK = """
 schema: '2.0'
@@ -46,13 +27,6 @@ stages:
     - path: reports/report.md
       md5: ccc
 """
-
-
-def test_declared_outputs_read_from_dvc_yaml(tmp_path: Path):
-    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
-    assert layout.declared_outputs(tmp_path / "dvc.yaml") == [
-        "dvc.lock", "models/seed*", "records/train-seed*.json", "metrics/evaluate.json", "curves.tsv"]
-    assert layout.declared_outputs(tmp_path / "absent.yaml") == ["dvc.lock"]
 
 
 def _layout_paths(stages: list[str]) -> set[str]:

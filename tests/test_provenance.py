@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.pipeline import provenance
+from alexnet.pipeline import layout, provenance
 
 DVC_YAML = """stages:
   train:
@@ -48,6 +48,12 @@ def repo(tmp_path: Path) -> Path:
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "init")
     return tmp_path
+
+
+def test_the_pipeline_outputs_are_read_from_dvc_yaml(repo: Path):
+    assert layout.declared_outputs(repo / "dvc.yaml") == [
+        "dvc.lock", "models/seed*", "records/train-seed*.json", "metrics/evaluate.json", "curves.tsv"]
+    assert layout.declared_outputs(repo / "absent.yaml") == ["dvc.lock"]
 
 
 def test_outputs_rewritten_by_the_pipeline_leave_the_revision_clean(repo: Path):
