@@ -3,7 +3,7 @@
     python benchmarks/bench_jpeg.py                    # about 30 seconds on a 2-core CPU
     python benchmarks/bench_jpeg.py --crops 40 --repeat 7
 
-Encodes 256x256 images as prepare's format jpeg would (Pillow, alexnet.data.prepare.encode_jpeg for
+Encodes 256x256 images as prepare's format jpeg would (Pillow, alexnet.data.resize.encode_jpeg for
 the chosen setting) at several qualities, with and without chroma subsampling, and reports per
 setting: mean bytes per image, PSNR of the decoded image against the stored uint8 one (over all
 pixels, and the worst image), torchvision.io.decode_jpeg images/s on one thread (median of
@@ -38,8 +38,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from bench_input import make_images  # noqa: E402
 from common import machine, timed, write_result  # noqa: E402
 
-from alexnet.data.prepare import JPEG_SUBSAMPLING, RESAMPLE  # noqa: E402
-from alexnet.data.prepare import encode_jpeg as prepare_encode
+from alexnet.data.resize import JPEG_SUBSAMPLING, RESAMPLE  # noqa: E402
+from alexnet.data.resize import encode_jpeg as prepare_encode
 
 SIZE = 256
 SETTINGS = [(0, q) for q in (85, 90, 95, 98)] + [(2, q) for q in (90, 95)]  # (Pillow subsampling, quality)

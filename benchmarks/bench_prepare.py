@@ -34,7 +34,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from common import machine, timed, write_result  # noqa: E402
 
 from alexnet.config import PrepareConfig, resolve_workers  # noqa: E402
-from alexnet.data.prepare import resize_geometry, write_store  # noqa: E402
+from alexnet.data.prepare import write_store  # noqa: E402
+from alexnet.data.resize import resize_geometry  # noqa: E402
 from alexnet.data.sources.base import ClassInfo, RawRecord  # noqa: E402
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.

@@ -36,7 +36,8 @@ import torchvision
 
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.data import store
-from alexnet.data.prepare import encode_jpeg, shard_writer
+from alexnet.data.resize import encode_jpeg
+from alexnet.data.store import shard_writer
 from alexnet.pipeline.provenance import hardware
 
 try:  # psutil comes with dvc; a bare PyTorch image (benchmarks/run_gpu.sh) may lack it
@@ -204,7 +205,7 @@ def write_store(root: str | Path, images: np.ndarray | Mapping[str, np.ndarray],
             y = np.asarray(labels[name])
             if len(y) != len(x):
                 raise ValueError(f"split {name}: {len(x)} images, {len(y)} labels")
-            writer = shard_writer(root / store.SHARDS, name, cfg)  # prepare's own shard files
+            writer = shard_writer(root, name, cfg)  # prepare's own shard files
             for i, (image, label) in enumerate(zip(x, y.tolist())):
                 k, o = writer.add(encode_jpeg(image, jpeg_quality) if fmt == "jpeg" else image)
                 index.writerow((name, k, o, label, f"n{label:08d}", f"{i}.JPEG"))

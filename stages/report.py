@@ -19,7 +19,8 @@ from alexnet.config import Params
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    from alexnet.report.render import ReportInputs, report  # here: after run_stage pinned the numerics
+    from alexnet.report.inputs import ReportInputs  # here: after run_stage pinned the numerics
+    from alexnet.report.render import report
     src = ReportInputs(metrics=Path(args.metrics), tables=Path(args.tables), figures=Path(args.figures),
                   live=Path(args.live), models=Path(args.models), lock=Path(args.lock),
                   claims=Path(args.claims), cifar=[Path(c) for c in args.cifar], evaluation=Path(args.evaluation))

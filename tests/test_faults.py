@@ -25,7 +25,8 @@ from stage_helpers import REPO, assert_clear_error, run_stage
 
 from alexnet import config as C
 from alexnet.config import ConfigError, DataConfig, PrepareConfig, SubsetConfig, TinyConfig, load_params
-from alexnet.data.prepare import prepare, process_image, write_store
+from alexnet.data.prepare import prepare, write_store
+from alexnet.data.resize import process_image
 from alexnet.data.sources import download_raw, open_raw
 from alexnet.errors import PipelineError
 from alexnet.fileio import ArchiveError, DiskFullError, atomic_dir, read_json
@@ -256,7 +257,7 @@ def _png(width: int, height: int) -> bytes:
 
 
 def test_an_extreme_aspect_ratio_is_refused_from_the_header():
-    from alexnet.data.prepare import ImageBoundsError
+    from alexnet.data.resize import ImageBoundsError
 
     with pytest.raises(ImageBoundsError, match="1x16000 has an aspect ratio of 16000.0"):
         process_image(_png(1, 16000), 256, max_aspect=32.0)

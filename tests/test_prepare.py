@@ -19,6 +19,7 @@ from stage_helpers import assert_clear_error, run_stage
 
 from alexnet.config import PrepareConfig
 from alexnet.data import prepare as P
+from alexnet.data import resize as R
 from alexnet.data.sources.base import ClassInfo, RawRecord
 from alexnet.errors import PipelineError
 
@@ -71,18 +72,18 @@ def reference(data: bytes, size: int) -> np.ndarray:
 
 
 def test_resize_geometry_hand_worked():
-    assert P.resize_geometry(500, 375, 256) == (341, 256, 42, 0)  # 500*256/375 = 341.33
-    assert P.resize_geometry(375, 500, 256) == (256, 341, 0, 42)
-    assert P.resize_geometry(300, 300, 256) == (256, 256, 0, 0)
-    assert P.resize_geometry(100, 50, 256) == (512, 256, 128, 0)  # upscaling a small image
-    assert P.resize_geometry(257, 1000, 256) == (256, 996, 0, 370)
+    assert R.resize_geometry(500, 375, 256) == (341, 256, 42, 0)  # 500*256/375 = 341.33
+    assert R.resize_geometry(375, 500, 256) == (256, 341, 0, 42)
+    assert R.resize_geometry(300, 300, 256) == (256, 256, 0, 0)
+    assert R.resize_geometry(100, 50, 256) == (512, 256, 128, 0)  # upscaling a small image
+    assert R.resize_geometry(257, 1000, 256) == (256, 996, 0, 370)
 
 
 @pytest.mark.parametrize("w,h", [(120, 90), (90, 120), (64, 64), (200, 41), (33, 150), (20, 25)])
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_exact_against_pillow_without_draft(w, h, fmt):
     data = encode(photo(w, h, seed=w + h), fmt)
-    out = P.process_image(data, SIZE, draft=False)
+    out = R.process_image(data, SIZE, draft=False)
     assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, reference(data, SIZE))
 
@@ -98,7 +99,7 @@ def smooth(w: int, h: int) -> Image.Image:
 def test_draft_close_to_full_decode(w, h):
     size = 64  # draft scales by 1/4 or 1/8 here: 500 // 85 = 5 -> 1/4, 1600 // 85 = 18 -> 1/8
     data = encode(smooth(w, h), quality=90)
-    fast = P.process_image(data, size, draft=True).astype(int)
+    fast = R.process_image(data, size, draft=True).astype(int)
     ref = reference(data, size).astype(int)
     assert not np.array_equal(fast, ref)  # draft mode really was used
     diff = fast - ref
@@ -106,14 +107,14 @@ def test_draft_close_to_full_decode(w, h):
     assert abs(diff.mean()) < 0.2 and np.abs(diff).mean() < 1.0 and np.abs(diff).max() <= 3
     # On photo-like texture near the output's Nyquist rate the two antialiasing filters differ more.
     data = encode(photo(w, h, seed=1), quality=90)
-    diff = P.process_image(data, size, draft=True).astype(int) - reference(data, size).astype(int)
+    diff = R.process_image(data, size, draft=True).astype(int) - reference(data, size).astype(int)
     assert abs(diff.mean()) < 0.2 and np.abs(diff).mean() < 4.0
 
 
 def test_draft_never_decodes_below_target():
     # 300x300 to 256: w // 256 = 1, no DCT scaling possible; draft must not shrink it below 256.
     data = encode(photo(300, 300, seed=2), quality=95)
-    np.testing.assert_array_equal(P.process_image(data, 256, draft=True), reference(data, 256))
+    np.testing.assert_array_equal(R.process_image(data, 256, draft=True), reference(data, 256))
 
 
 def _modes() -> dict[str, bytes]:
@@ -135,7 +136,7 @@ def _modes() -> dict[str, bytes]:
 def test_modes_converted_to_rgb(name):
     data = _modes()[name]
     assert Image.open(io.BytesIO(data)).mode != "RGB"
-    out = P.process_image(data, SIZE, draft=True)
+    out = R.process_image(data, SIZE, draft=True)
     assert out.shape == (SIZE, SIZE, 3)
     np.testing.assert_array_equal(out, reference(data, SIZE))  # small images: no draft scaling
     if name.startswith("gray") or name.startswith("la") or name.startswith("bilevel"):
@@ -146,7 +147,7 @@ def test_sixteen_bit_grayscale_rescaled_not_clipped():
     wide = (np.arange(90 * 120).reshape(90, 120) * 6).astype(np.uint16)  # 0 .. 64794
     data = encode(Image.fromarray(wide), "PNG")
     assert Image.open(io.BytesIO(data)).mode.startswith("I")
-    out = P.process_image(data, SIZE, draft=True)
+    out = R.process_image(data, SIZE, draft=True)
     expected = reference(encode(Image.fromarray((wide >> 8).astype(np.uint8)), "PNG"), SIZE)
     np.testing.assert_array_equal(out, expected)
     assert out.min() < 40 and out.max() > 200  # the full range survives
@@ -161,7 +162,7 @@ def _corrupt() -> dict[str, bytes]:
 @pytest.mark.parametrize("name", list(_corrupt()))
 def test_corrupt_raises(name):
     with pytest.raises(Exception):
-        P.process_image(_corrupt()[name], SIZE)
+        R.process_image(_corrupt()[name], SIZE)
 
 
 def make_raw(n_train: int = 7, n_val: int = 4, corrupt: bool = True) -> FakeRaw:
@@ -214,7 +215,7 @@ def test_store_layout_index_and_quarantine(tmp_path):
         assert int(row["label"]) == wnids.index(rec.wnid)
         shard = np.load(root / "shards" / f"{split}-{int(row['shard']):05d}.npy")
         assert shard.dtype == np.uint8 and shard.shape[1:] == (SIZE, SIZE, 3)
-        np.testing.assert_array_equal(shard[int(row["offset"])], P.process_image(rec.data, SIZE, True))
+        np.testing.assert_array_equal(shard[int(row["offset"])], R.process_image(rec.data, SIZE, True))
     assert np.load(root / "shards" / "train-00002.npy").shape[0] == 1  # 7 = 3 + 3 + 1
 
 
@@ -273,7 +274,7 @@ def test_jpeg_store_layout_and_round_trip(tmp_path):
         k = int(row["offset"])
         stored = data[offsets[k]:offsets[k + 1]].tobytes()
         rec = next(r for r in raw.records[row["split"]] if r.source == row["source"])
-        assert stored == P.encode_jpeg(P.process_image(rec.data, SIZE), 95)  # the crop, encoded
+        assert stored == R.encode_jpeg(R.process_image(rec.data, SIZE), 95)  # the crop, encoded
         view = store.split(row["split"])
         i = view.sources.index(row["source"])
         decoded = np.asarray(Image.open(io.BytesIO(stored)))

@@ -20,15 +20,8 @@ from alexnet.analysis.analyze import FIGURES
 from alexnet.config import params_from_dict
 from alexnet.pipeline.layout import CIFAR_FIGURE, CLAIMS_TABLE
 from alexnet.pipeline.layout import CIFAR_RATIO_FIGURE as RATIO_FIGURE
-from alexnet.report.render import (
-    ReportInputs,
-    load_runs,
-    read_curves,
-    render_html,
-    render_markdown,
-    report,
-    report_context,
-)
+from alexnet.report.inputs import ReportInputs, load_runs, read_curves
+from alexnet.report.render import render_html, render_markdown, report, report_context
 from alexnet.tables import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -172,7 +172,8 @@ def test_round_trip_through_prepare(tmp_path):
     from test_prepare import make_raw
 
     from alexnet.config import PrepareConfig
-    from alexnet.data.prepare import process_image, write_store
+    from alexnet.data.prepare import write_store
+    from alexnet.data.resize import process_image
 
     raw = make_raw(n_train=9, n_val=3, corrupt=True)
     write_store(raw, tmp_path / "p", PrepareConfig(image_side=32, shard_size=4, workers=1), "fake", progress=False)

@@ -1,15 +1,13 @@
 """Stage `prepare`: raw images -> the prepared store of fixed-size RGB images.
 
-Owns decoding, the paper's resize-and-crop (Section 2: "rescale the image such that the shorter
-side was of length 256, and then crop out the central 256x256 patch"), colour-mode conversion,
-quarantining of undecodable files, and writing the store laid out in docs/architecture.md
-(meta.json, classes.csv, index.csv, shards/<split>-<k:05d>.npy or, with format jpeg,
-shards/<split>-<k:05d>.jpeg.npy + .offsets.npy, quarantine.csv). Reading the store back is
-alexnet/data/store.py's job.
+Owns the run over a whole dataset: images in order, in chunks, through worker processes (each
+image as alexnet.data.resize makes it: decoded, the shorter side to 256, the central 256x256
+crop), quarantining what cannot be decoded, and filling the store laid out in
+docs/architecture.md through alexnet.data.store's shard writers (meta.json, classes.csv,
+index.csv, shards/, quarantine.csv).
 
-Speed: Pillow's JPEG draft mode decodes already downscaled (never below the target), then an
-antialiased resize; worker processes take chunks of raw bytes in order, a bounded number in
-flight, and shards are written as they fill, so memory stays flat however large the dataset.
+Speed: worker processes take chunks of raw bytes in order, a bounded number in flight, and
+shards are written as they fill, so memory stays flat however large the dataset.
 
 Bounded memory whatever the input: an image's size is read from its header before anything is
 decoded, and one with more than `prepare.max_pixels` pixels or an aspect ratio beyond
@@ -25,14 +23,11 @@ import contextlib
 import csv
 import ctypes
 import ctypes.util
-import io
 import os
-import re
 import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,11 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from alexnet.config import PrepareConfig, resolve_workers
 from alexnet.data import store
+from alexnet.data.resize import encode_jpeg, failure_reason, process_image
 from alexnet.errors import PipelineError
 from alexnet.fileio import atomic_dir, write_json
 from alexnet.pipeline.records import write_record
@@ -52,104 +47,10 @@ from alexnet.pipeline.records import write_record
 if TYPE_CHECKING:
     from alexnet.data.sources.base import RawDataset, RawRecord
 
-# Bilinear, antialiased when shrinking (Pillow widens the filter's support by the scale factor):
-# the filter of torchvision's Resize(256), so torchvision's published weights see the images
-# they were trained on. The paper does not name its filter.
-RESAMPLE = Image.Resampling.BILINEAR
-
 # Images per task sent to a worker: large enough to amortise pickling and task overhead, small
 # enough that the chunks in flight (CHUNKS_PER_WORKER per worker) stay a few tens of MB.
 CHUNK = 16
 CHUNKS_PER_WORKER = 4
-
-# Format jpeg: Pillow's encoder, 4:4:4 at prepare.jpeg_quality, chosen by measurement
-# (BENCHMARKS.md, "The store's format").
-JPEG_SUBSAMPLING = 0  # Pillow's code for 4:4:4
-
-_ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # reprs like <_io.BytesIO object at 0x7f..>
-
-
-def resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
-    """(new_width, new_height, left, top): shorter side -> size, then the central size x size.
-
-    The longer side is truncated as torchvision's Resize does (int(size * long / short)); the
-    crop offset is floor((new - size) / 2).
-    """
-    if width <= height:
-        new_w, new_h = size, int(size * height / width)
-    else:
-        new_w, new_h = int(size * width / height), size
-    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
-
-
-class ImageBoundsError(ValueError):
-    """An image beyond prepare.max_pixels or prepare.max_aspect, refused from its header alone."""
-
-
-def check_bounds(width: int, height: int, max_pixels: int | None, max_aspect: float | None) -> None:
-    """Raise ImageBoundsError if a width x height image is beyond the stated bounds."""
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageBoundsError(f"{width}x{height} is {width * height} pixels, more than prepare.max_pixels "
-                               f"({max_pixels})")
-    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
-        raise ImageBoundsError(f"{width}x{height} has an aspect ratio of {max(width, height) / min(width, height):.1f}, "
-                               f"beyond prepare.max_aspect ({max_aspect:g})")
-
-
-def process_image(data: bytes, size: int, draft: bool = True, max_pixels: int | None = None,
-                  max_aspect: float | None = None) -> np.ndarray:
-    """Decode image bytes and return the paper's central crop, uint8 [size, size, 3] RGB.
-
-    Any format Pillow reads is accepted (ImageNet's train set holds a PNG and CMYK JPEGs under
-    .JPEG names); CMYK, grayscale (8 or 16 bits), palette and RGBA images are converted to RGB
-    (alpha dropped, as torchvision's loader does). EXIF orientation is not applied, as torchvision's loader and
-    the usual ImageNet preprocessing do not. Raises whatever Pillow raises for bytes it cannot
-    decode.
-    """
-    with warnings.catch_warnings():
-        # EXIF and ICC oddities of web images are harmless for the pixels; keep the log clean.
-        warnings.simplefilter("ignore")
-        img = Image.open(io.BytesIO(data))  # reads the header only
-        width, height = img.size
-        if width < 1 or height < 1:
-            raise ValueError(f"empty image {width}x{height}")
-        check_bounds(width, height, max_pixels, max_aspect)  # before any pixel is decoded
-        new_w, new_h, left, top = resize_geometry(width, height, size)
-        # Decode downscaled in the DCT domain by the largest of 1/2, 1/4, 1/8 that keeps the image
-        # at least new_w x new_h; a no-op for non-JPEGs. `box` is where the whole original image
-        # lies in the decoded one, so the resize below maps exactly the same region either way.
-        box = (0.0, 0.0, float(width), float(height))
-        if draft:
-            drafted = img.draft("RGB", (new_w, new_h))
-            if drafted is not None:
-                box = tuple(float(v) for v in drafted[1])
-        img.load()
-        if img.mode == "I" or img.mode.startswith("I;16"):
-            # 16-bit grayscale (PNG/TIFF): Pillow's convert would clip at 255, not rescale.
-            wide = np.asarray(img).astype(np.int64)
-            img = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8))
-        if img.mode != "RGB":
-            img = img.convert("RGB")
-        img = img.resize((new_w, new_h), RESAMPLE, box=box)
-        img = img.crop((left, top, left + size, top + size))
-        out = np.asarray(img, dtype=np.uint8)
-    if out.shape != (size, size, 3):  # defensive: a mode Pillow could not map to 3 channels
-        raise ValueError(f"decoded to shape {out.shape}, expected {(size, size, 3)}")
-    return out
-
-
-def _reason(e: Exception) -> str:
-    """One line naming the failure, without object addresses (quarantine.csv must be deterministic)."""
-    msg = _ADDRESS.sub("", str(e)).replace("\n", " ").strip()
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    """uint8 [S, S, 3] RGB -> JPEG bytes as the jpeg store holds them (same bytes every run)."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING)
-    return buf.getvalue()
-
 
 def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray | list[bytes], list[str | None]]:
     """Worker task: process a chunk; returns (the good images, reason or None per item).
@@ -164,7 +65,7 @@ def _process_chunk(args: tuple[list[bytes], PrepareConfig]) -> tuple[np.ndarray 
             good.append(process_image(data, cfg.image_side, cfg.draft, cfg.max_pixels, cfg.max_aspect))
             reasons.append(None)
         except Exception as e:  # noqa: BLE001 -- any decode failure is a quarantine, never a crash
-            reasons.append(_reason(e))
+            reasons.append(failure_reason(e))
     if cfg.format == "jpeg":
         return [encode_jpeg(image, cfg.jpeg_quality) for image in good], reasons
     stacked = np.stack(good) if good else np.empty((0, cfg.image_side, cfg.image_side, 3), np.uint8)
@@ -242,73 +143,6 @@ def ordered_map(pool: Executor | None, fn: Callable, tasks: Iterable[tuple[Any, 
         yield k, f.result()
 
 
-class _ShardWriter:
-    """Fills a [shard_size, S, S, 3] buffer and writes shards/<split>-<k:05d>.npy as it fills."""
-
-    def __init__(self, shard_dir: Path, split: str, shard_size: int, size: int):
-        self.dir, self.split, self.shard_size = shard_dir, split, shard_size
-        self.buf = np.empty((shard_size, size, size, 3), np.uint8)
-        self.shard, self.fill, self.total = 0, 0, 0
-
-    def add(self, image: np.ndarray) -> tuple[int, int]:
-        """Store one image; returns its (shard, offset)."""
-        where = (self.shard, self.fill)
-        self.buf[self.fill] = image
-        self.fill += 1
-        self.total += 1
-        if self.fill == self.shard_size:
-            self.flush()
-        return where
-
-    def flush(self) -> None:
-        if self.fill == 0:
-            return
-        with open(self.dir / f"{self.split}-{self.shard:05d}.npy", "wb") as f:
-            np.save(f, self.buf[: self.fill], allow_pickle=False)
-        self.shard += 1
-        self.fill = 0
-
-
-class _JpegShardWriter:
-    """Collects up to shard_size JPEGs and writes shards/<split>-<k:05d>.jpeg.npy (the bytes
-    concatenated, uint8) and .offsets.npy (int64 [n + 1], image i = bytes[offsets[i]:offsets[i + 1]])."""
-
-    def __init__(self, shard_dir: Path, split: str, shard_size: int):
-        self.dir, self.split, self.shard_size = shard_dir, split, shard_size
-        self.parts: list[bytes] = []
-        self.shard, self.total = 0, 0
-
-    def add(self, jpeg: bytes) -> tuple[int, int]:
-        """Store one encoded image; returns its (shard, offset)."""
-        where = (self.shard, len(self.parts))
-        self.parts.append(jpeg)
-        self.total += 1
-        if len(self.parts) == self.shard_size:
-            self.flush()
-        return where
-
-    def flush(self) -> None:
-        if not self.parts:
-            return
-        offsets = np.zeros(len(self.parts) + 1, np.int64)
-        np.cumsum([len(p) for p in self.parts], out=offsets[1:])
-        stem = f"{self.split}-{self.shard:05d}"
-        with open(self.dir / f"{stem}.jpeg.npy", "wb") as f:
-            np.save(f, np.frombuffer(b"".join(self.parts), np.uint8), allow_pickle=False)
-        with open(self.dir / f"{stem}.offsets.npy", "wb") as f:
-            np.save(f, offsets, allow_pickle=False)
-        self.shard += 1
-        self.parts = []
-
-
-def shard_writer(shard_dir: Path, split: str, cfg: PrepareConfig) -> _ShardWriter | _JpegShardWriter:
-    """The writer of `split`'s shards in `cfg.format`: `.add(image)` (uint8 [S, S, 3] for npy,
-    `encode_jpeg` bytes for jpeg) returns its (shard, offset); `.flush()` writes the last shard."""
-    if cfg.format == "jpeg":
-        return _JpegShardWriter(shard_dir, split, cfg.shard_size)
-    return _ShardWriter(shard_dir, split, cfg.shard_size, cfg.image_side)
-
-
 def _check_classes(dataset: RawDataset) -> tuple[list[Any], dict[str, int]]:
     """The dataset's classes and wnid -> label (position in the sorted list)."""
     classes = list(dataset.classes)
@@ -336,11 +170,11 @@ def _worker_pool(workers: int) -> Iterator[Executor | None]:
 
 
 def _prepare_split(split: str, dataset: RawDataset, pool: Executor | None, workers: int, cfg: PrepareConfig,
-                   shard_dir: Path, index: Any, quarantine: Any, label_of: dict[str, int],
+                   root: Path, index: Any, quarantine: Any, label_of: dict[str, int],
                    progress: bool) -> tuple[int, int]:
     """One split's images decoded (in order, by the pool), stored and indexed, or quarantined
     (every record is one or the other). Returns (stored, quarantined)."""
-    writer = shard_writer(shard_dir, split, cfg)
+    writer = store.shard_writer(root, split, cfg)
     n_bad = 0
     tasks = ((chunk, ([r.data for r in chunk], cfg)) for chunk in _chunks(dataset.iter_split(split), CHUNK))
     results = ordered_map(pool, _process_chunk, tasks, workers * CHUNKS_PER_WORKER)
@@ -397,7 +231,7 @@ def write_store(dataset: RawDataset, out_dir: str | Path, cfg: PrepareConfig, so
             quarantine.writerow(store.QUARANTINE_COLUMNS)
             for split in dataset.splits:
                 counts[split], quarantined[split] = _prepare_split(
-                    split, dataset, pool, workers, cfg, shard_dir, index, quarantine, label_of, progress)
+                    split, dataset, pool, workers, cfg, tmp, index, quarantine, label_of, progress)
         meta = {"size": cfg.image_side, "source": source, "eval_split": dataset.eval_split, "splits": counts,
                 "num_classes": len(classes), "format": cfg.format}
         if subset is not None:  # absent: the whole dataset, checked complete against its devkit

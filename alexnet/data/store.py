@@ -1,4 +1,5 @@
-"""Reading the prepared store (data/prepared/, written by alexnet/data/prepare.py).
+"""The prepared store (data/prepared/): its layout, the shard writers alexnet/data/prepare.py
+fills, and reading it back.
 
 Owns the store's on-disk layout (docs/architecture.md): meta.json, classes.csv, index.csv and
 shards/<split>-<k:05d>.npy, uint8 [n, S, S, 3] each, opened as read-only memory maps so that any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
+from alexnet.config import PrepareConfig
 from alexnet.errors import PipelineError
 
 # The layout (docs/architecture.md), here only: alexnet.data.prepare writes through these names.
@@ -70,6 +72,75 @@ def shard_path(root: str | Path, split: str, shard: int, fmt: str = "npy") -> Pa
 def offsets_path(root: str | Path, split: str, shard: int) -> Path:
     """Where the byte offsets of JPEG shard `shard` of `split` live."""
     return Path(root) / SHARDS / f"{split}-{shard:05d}.offsets.npy"
+
+
+# --- writing (alexnet.data.prepare fills the shards through these)
+
+
+class NpyShardWriter:
+    """Fills a [shard_size, S, S, 3] buffer and writes shards/<split>-<k:05d>.npy as it fills."""
+
+    def __init__(self, root: Path, split: str, shard_size: int, size: int):
+        self.root, self.split, self.shard_size = root, split, shard_size
+        self.buf = np.empty((shard_size, size, size, 3), np.uint8)
+        self.shard, self.fill, self.total = 0, 0, 0
+
+    def add(self, image: np.ndarray) -> tuple[int, int]:
+        """Store one image; returns its (shard, offset)."""
+        where = (self.shard, self.fill)
+        self.buf[self.fill] = image
+        self.fill += 1
+        self.total += 1
+        if self.fill == self.shard_size:
+            self.flush()
+        return where
+
+    def flush(self) -> None:
+        if self.fill == 0:
+            return
+        with open(shard_path(self.root, self.split, self.shard), "wb") as f:
+            np.save(f, self.buf[: self.fill], allow_pickle=False)
+        self.shard += 1
+        self.fill = 0
+
+
+class JpegShardWriter:
+    """Collects up to shard_size JPEGs and writes shards/<split>-<k:05d>.jpeg.npy (the bytes
+    concatenated, uint8) and .offsets.npy (int64 [n + 1], image i = bytes[offsets[i]:offsets[i + 1]])."""
+
+    def __init__(self, root: Path, split: str, shard_size: int):
+        self.root, self.split, self.shard_size = root, split, shard_size
+        self.parts: list[bytes] = []
+        self.shard, self.total = 0, 0
+
+    def add(self, jpeg: bytes) -> tuple[int, int]:
+        """Store one encoded image; returns its (shard, offset)."""
+        where = (self.shard, len(self.parts))
+        self.parts.append(jpeg)
+        self.total += 1
+        if len(self.parts) == self.shard_size:
+            self.flush()
+        return where
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        offsets = np.zeros(len(self.parts) + 1, np.int64)
+        np.cumsum([len(p) for p in self.parts], out=offsets[1:])
+        with open(shard_path(self.root, self.split, self.shard, "jpeg"), "wb") as f:
+            np.save(f, np.frombuffer(b"".join(self.parts), np.uint8), allow_pickle=False)
+        with open(offsets_path(self.root, self.split, self.shard), "wb") as f:
+            np.save(f, offsets, allow_pickle=False)
+        self.shard += 1
+        self.parts = []
+
+
+def shard_writer(root: Path, split: str, cfg: PrepareConfig) -> NpyShardWriter | JpegShardWriter:
+    """The writer of `split`'s shards in `cfg.format`: `.add(image)` (uint8 [S, S, 3] for npy,
+    alexnet.data.resize.encode_jpeg's bytes for jpeg) returns its (shard, offset); `.flush()` writes the last shard."""
+    if cfg.format == "jpeg":
+        return JpegShardWriter(root, split, cfg.shard_size)
+    return NpyShardWriter(root, split, cfg.shard_size, cfg.image_side)
 
 
 def _load(path: Path, mmap_mode: Literal["r", "c"] | None = None) -> np.ndarray:

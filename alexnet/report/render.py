@@ -10,7 +10,7 @@ HTML opens anywhere on its own. Every number states where it came from and how m
 on; a run that is not the paper's (alexnet.fidelity.comparable: the tiny dataset, a subset, fewer
 epochs) carries a banner saying so.
 
-It reads files only, all of which it depends on in dvc.yaml: the metrics (prepare's counts,
+It reads files only (alexnet.report.inputs), all of which it depends on in dvc.yaml: the metrics (prepare's counts,
 evaluate's errors, analyze's numbers), what the evaluation evaluated, the trained nets' info.json
 and architecture.json, the figures' list (figures.json), the claims table, the DVCLive curves and
 dvc.lock; it imports no model, pixel, analysis or claims code. No run record (records/: wall
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -39,12 +38,13 @@ from matplotlib.ticker import MaxNLocator
 from alexnet import paper
 from alexnet.claims.cifar.data import shown_runs
 from alexnet.config import Params, to_dict
-from alexnet.evaluation.predictions import errors_of, read_evaluation
+from alexnet.evaluation.predictions import errors_of
 from alexnet.fidelity import comparable, paper_deviations
-from alexnet.fileio import atomic_path, read_json, write_text
+from alexnet.fileio import atomic_path, write_text
 from alexnet.model import netstore
 from alexnet.pipeline import layout, provenance
 from alexnet.pipeline.layout import CIFAR_FIGURE, CIFAR_RATIO_FIGURE, CLAIMS_TABLE, FIGURES_LIST, RESULT_TABLES
+from alexnet.report.inputs import ReportInputs, Runs, load_runs, read_json_or_empty, read_text_or_none
 from alexnet.tables import fmt
 
 # What the stages before the report write for it, by name (the report imports none of them).
@@ -54,93 +54,6 @@ HASHED_DATA = (layout.RAW, layout.PREPARED, layout.STATS)  # dvc.lock outputs th
 CURVES = ("loss", "top1_error", "top5_error", "lr")
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "dvc", "dvclive", "pandas", "matplotlib",
              "pillow", "scipy")
-
-
-@dataclass
-class ReportInputs:
-    """Where the report reads from (the stage's command-line paths)."""
-
-    metrics: Path  # metrics/ (prepare.json, evaluate.json, analyze.json)
-    tables: Path  # reports/tables
-    figures: Path  # reports/figures
-    live: Path  # dvclive/ (train-seed<N>/)
-    models: Path  # models/ (seed<N>/info.json, model.pt)
-    lock: Path  # dvc.lock
-    claims: Path  # reports/claims (stage claims)
-    # CIFAR-10 runs (Figure 1): the committed real-data run and stage cifar's, shown as
-    # alexnet.claims.cifar.data.shown_run picks (the real one when there is one)
-    cifar: list[Path]
-    evaluation: Path = Path(layout.EVALUATION)  # what evaluate evaluated (split, images, classes, nets)
-
-
-@dataclass
-class Runs:
-    """What was found on disk, loaded once."""
-
-    evaluate: dict = field(default_factory=dict)
-    analyze: dict = field(default_factory=dict)
-    prepare: dict = field(default_factory=dict)
-    # seed -> models/seed<N>/info.json (params, versions, device, epochs: reproducible)
-    infos: dict[int, dict] = field(default_factory=dict)
-    curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # seed -> epoch x metric
-    architecture: dict = field(default_factory=dict)  # the first seed's models/seed<N>/architecture.json
-
-
-def _read_json(path: Path) -> dict:
-    """A stage's JSON file, or {} when that stage has not run yet (the report then says so)."""
-    return read_json(path) if path.is_file() else {}
-
-
-def _read_text(path: Path) -> str | None:
-    """Another stage's Markdown, or None when it has not run yet."""
-    return path.read_text() if path.is_file() else None
-
-
-# --- reading the run ------------------------------------------------------------------------
-
-def read_curves(run_dir: Path) -> pd.DataFrame:
-    """DVCLive's per-step TSVs (plots/metrics/**/*.tsv, step = epoch) as one frame, index epoch.
-
-    Columns are the metric names (`train/loss`, `val/top1_error`, `lr`, ...); when a resumed run
-    logged a step twice, the last value wins.
-    """
-    root = run_dir / "plots" / "metrics"
-    series = {}
-    for tsv in sorted(root.rglob("*.tsv")):
-        name = tsv.relative_to(root).with_suffix("").as_posix()
-        df = pd.read_csv(tsv, sep="\t")
-        value = [c for c in df.columns if c not in ("timestamp", "step")]
-        if "step" not in df.columns or len(value) != 1:
-            continue
-        series[name] = df.groupby("step")[value[0]].last()
-    frame = pd.DataFrame(series)
-    frame.index.name = "epoch"
-    return frame
-
-
-def _read_evaluation(src: ReportInputs) -> dict:
-    """metrics/evaluate.json joined with its run record (alexnet.evaluation.predictions.read_evaluation)."""
-    metrics = src.metrics / Path(layout.EVALUATE_METRICS).name
-    if not metrics.is_file():
-        return {}
-    return read_evaluation(metrics, src.evaluation if src.evaluation.is_file() else None)
-
-
-def load_runs(src: ReportInputs, seeds: list[int]) -> Runs:
-    runs = Runs(evaluate=_read_evaluation(src),
-                analyze=_read_json(src.metrics / Path(layout.ANALYZE_METRICS).name),
-                prepare=_read_json(src.metrics / Path(layout.PREPARE_METRICS).name),
-                architecture=_read_json(netstore.net_dir(src.models, seeds[0]) / netstore.ARCHITECTURE) if seeds else {})
-    for seed in seeds:
-        info = _read_json(netstore.net_dir(src.models, seed) / netstore.INFO)
-        if info:
-            runs.infos[seed] = info
-        live = src.live / layout.train_name(seed)
-        if live.is_dir():
-            curves = read_curves(live)
-            if len(curves):
-                runs.curves[seed] = curves
-    return runs
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -255,7 +168,7 @@ def _evaluation_rows(ev: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _results(runs: Runs, tables: Path) -> dict[str, Any]:
     """Section 4: the results stage's Tables 1 and 2 (None: not produced) and every evaluation number."""
-    return {"tables": {name: _read_text(tables / f"{name}.md") for name in RESULT_TABLES},
+    return {"tables": {name: read_text_or_none(tables / f"{name}.md") for name in RESULT_TABLES},
             "rows": _evaluation_rows(runs.evaluate)}
 
 
@@ -268,7 +181,7 @@ def _ablations(src: ReportInputs, md_dir: Path) -> dict[str, Any]:
         runs.append({"protocol": fig1.get("protocol"), "curves": curves, "ratio": ratio, "data_copy": run.get("copy"),
                      "folder": folder.as_posix(), "seeds": len(fig1.get("arms", [{}])[0].get("seeds", [])),
                      "grid_seed": fig1.get("grid_seed"), "target": fig1.get("target_error")})
-    return {"claims_table": _read_text(src.claims / CLAIMS_TABLE), "cifar": runs}
+    return {"claims_table": read_text_or_none(src.claims / CLAIMS_TABLE), "cifar": runs}
 
 
 def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
@@ -289,7 +202,7 @@ def _retrieval(params: Params, a: dict[str, Any]) -> dict[str, Any] | None:
 def _qualitative(params: Params, runs: Runs, figures: Path, md_dir: Path) -> dict[str, Any]:
     """Section 6: the analyze stage's figures (by figures.json; unlisted: None) and numbers."""
     a = runs.analyze
-    names = _read_json(figures / FIGURES_LIST)
+    names = read_json_or_empty(figures / FIGURES_LIST)
     return {"seed": a.get("model_seed", params.train.seeds[0]),
             "figures": {key: _image(figures / names[key], md_dir) if key in names else None
                         for key in ANALYSIS_FIGURES},
