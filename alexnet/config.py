@@ -310,6 +310,12 @@ class TrainConfig:
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
     compile: bool = field(default=False, metadata=SAME_BYTES)  # treated as speed only, as torchvision's references
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches
+    # Where a jpeg store's training and validation images are decoded (alexnet.data.input.loader):
+    # auto (the device's decoder on CUDA, the reader threads on the CPU), cpu, device, or split:
+    # the first decode_device_share of every batch on the device, the rest by the reader threads
+    # (a fixed split). The same bytes on the CPU; nvJPEG's pixels may differ from libjpeg-turbo's by a level.
+    decode: Literal["auto", "cpu", "device", "split"] = field(default="auto", metadata=SAME_RECIPE)
+    decode_device_share: float = field(default=0.5, metadata=SAME_RECIPE)
     max_loss: float = field(default=100.0, metadata=SAME_BYTES)  # a loss above this (or NaN) stops the run
     # Learning-start diagnostic: after this many steps, a training loss still within 5% of
     # ln(classes) (chance) is reported once, with the usual causes. 0 = off. Never changes the run.
@@ -323,6 +329,8 @@ class TrainConfig:
         _check(self.epochs >= 1, "train.epochs", "a positive integer", self.epochs)
         _check(self.batch_size >= 1, "train.batch_size", "a positive integer", self.batch_size)
         _check(self.lr > 0, "train.lr", "a positive number", self.lr)
+        _check(0.0 <= self.decode_device_share <= 1.0, "train.decode_device_share", "a fraction in [0, 1]",
+               self.decode_device_share)
         _check(0 <= self.momentum < 1, "train.momentum", "a number in [0, 1)", self.momentum)
         _check(self.weight_decay >= 0, "train.weight_decay", "a number >= 0", self.weight_decay)
         _check(0 < self.lr_factor < 1, "train.lr_factor", "a number in (0, 1)", self.lr_factor)

@@ -233,18 +233,19 @@ def jpeg_stores(store, tmp_path_factory):
     return {fmt: PreparedStore(root).split("train") for fmt, root in roots.items()}, stats
 
 
-@pytest.mark.parametrize("decode", ["auto", "cpu", "device"])
+@pytest.mark.parametrize("decode", ["auto", "cpu", "device", "split"])
 @pytest.mark.parametrize("training", [True, False])
 def test_jpeg_store_gives_the_batches_of_its_decoded_images(jpeg_stores, decode, training):
-    """Decoded in the reader threads or by the caller ("device", here the CPU), training and
-    evaluation batches from a jpeg store equal those from an npy store of the decoded images."""
+    """Decoded in the reader threads, by the producer ("device", here the CPU) or split between
+    them, training and evaluation batches from a jpeg store equal those from an npy store of the
+    decoded images, bit for bit."""
     views, stats = jpeg_stores
     common = dict(input_size=C, stats=stats, device="cpu", seed=5, workers=2)
     common |= (dict(augment=AugmentConfig(), shuffle=True, drop_last=True) if training else
                dict(augment=None, mean="image", shuffle=False, drop_last=False))
     ref = list(BatchLoader(views["npy"], 8, **common).epoch(1))
-    loader = BatchLoader(views["jpeg"], 8, decode=decode, **common)
-    assert loader.decode == ("device" if decode == "device" else "cpu")  # auto: cpu on a CPU device
+    loader = BatchLoader(views["jpeg"], 8, decode=decode, device_share=0.375, **common)
+    assert loader.decode == ("cpu" if decode == "auto" else decode)  # auto: cpu on a CPU device
     got = list(loader.epoch(1))
     assert len(got) == len(ref) == (6 if training else 7)
     for (x, y), (xr, yr) in zip(got, ref):
@@ -266,45 +267,78 @@ def test_a_ranks_validation_share_of_a_jpeg_store_decodes_on_the_device(jpeg_sto
             assert torch.equal(x, xr) and torch.equal(y, yr)
 
 
-def test_device_decoding_gathers_bytes_in_threads_and_decodes_in_the_caller(jpeg_stores, monkeypatch):
+@pytest.mark.parametrize("decode, share, on_device", [("device", 0.5, 8), ("split", 0.25, 2), ("split", 0.3, 2),
+                                                      ("split", 0.0, 0), ("split", 1.0, 8)])
+def test_device_decoding_runs_on_the_producer_thread_with_a_fixed_share(jpeg_stores, monkeypatch, decode, share,
+                                                                        on_device):
+    """The reader threads gather the bytes of the device's rows (the first round(share x 8) of
+    each batch) and decode the rest; the producer thread, not the caller, decodes the device's."""
     views, stats = jpeg_stores
     view = views["jpeg"]
-    decoders = set()
+    device_rows, cpu_rows, decoders = [], [], set()
     real_decode = view.decode
 
-    def decode(idx, encoded, device):
+    def decode_on_device(idx, encoded, device):
         decoders.add(threading.current_thread().name)
         assert all(isinstance(e, torch.Tensor) and e.dim() == 1 for e in encoded)
+        device_rows.append(len(idx))
         return real_decode(idx, encoded, device)
 
     def images(idx):
-        raise AssertionError("the reader threads decoded")
+        assert threading.current_thread().name.startswith("BatchLoader")
+        cpu_rows.append(len(idx))
+        return real_decode(idx, view.encoded(idx)).numpy()  # view.images, past the patched decode
 
-    monkeypatch.setattr(view, "decode", decode)
+    monkeypatch.setattr(view, "decode", decode_on_device)
     monkeypatch.setattr(view, "images", images)
     loader = BatchLoader(view, 8, input_size=C, stats=stats, augment=AugmentConfig(), device="cpu", seed=0,
-                         shuffle=True, drop_last=True, decode="device", workers=2)
+                         shuffle=True, drop_last=True, decode=decode, device_share=share, workers=2)
     assert len(list(loader.epoch(0))) == 6
-    assert decoders == {threading.current_thread().name}
+    assert device_rows == ([on_device] * 6 if on_device else [])
+    assert cpu_rows == ([8 - on_device] * 6 if on_device < 8 else [])
+    assert decoders == ({"BatchProducer"} if on_device else set())
 
 
 def test_decode_choice_is_checked(store, jpeg_stores):
-    with pytest.raises(ConfigError, match="decode: expected 'auto', 'cpu' or 'device', got 'gpu'"):
+    with pytest.raises(ConfigError, match="decode: expected 'auto', 'cpu', 'device' or 'split', got 'gpu'"):
         make(store, 8, decode="gpu")
-    with pytest.raises(ConfigError, match="needs a jpeg store"):
-        make(store, 8, decode="device")
+    for decode in ("device", "split"):
+        with pytest.raises(ConfigError, match="needs a jpeg store"):
+            make(store, 8, decode=decode)
+    with pytest.raises(ConfigError, match=r"device_share: expected a fraction in \[0, 1\], got 1.5"):
+        make(store, 8, device_share=1.5)
+    with pytest.raises(ConfigError, match="dtype: expected a floating input dtype"):
+        make(store, 8, dtype=torch.uint8)
     assert make(store, 8).decode == "cpu"
+
+
+@pytest.mark.parametrize("decode", ["cpu", "device"])
+def test_batches_come_in_the_steps_dtype_and_memory_format(jpeg_stores, decode):
+    """dtype bf16 and channels_last: the float32 batch, cast (round to nearest even) and laid out
+    channels-last, as autocast and the step would have made it."""
+    views, stats = jpeg_stores
+    common = dict(input_size=C, stats=stats, device="cpu", seed=5, augment=AugmentConfig(), shuffle=True,
+                  drop_last=True, decode=decode)
+    ref = list(BatchLoader(views["jpeg"], 8, **common).epoch(2))
+    got = list(BatchLoader(views["jpeg"], 8, dtype=torch.bfloat16, channels_last=True, **common).epoch(2))
+    assert len(got) == len(ref) == 6
+    for (x, y), (xr, yr) in zip(got, ref):
+        assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(x, xr.to(torch.bfloat16)) and torch.equal(y, yr)
+        assert not torch.equal(x.float(), xr)  # the cast rounds: the test sees the dtype
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_decodes_jpeg_on_the_device(jpeg_stores):
-    """nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or two: close, not equal."""
+@pytest.mark.parametrize("decode", ["auto", "split"])
+def test_cuda_decodes_jpeg_on_the_device(jpeg_stores, decode):
+    """nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or two: close, not equal.
+    The producer makes the batches on its own stream; they arrive ready on the caller's."""
     views, stats = jpeg_stores
     common = dict(input_size=C, stats=stats, seed=5, augment=AugmentConfig(), shuffle=True, drop_last=True)
     cpu = list(BatchLoader(views["npy"], 8, device="cpu", **common).epoch(0))
-    loader = BatchLoader(views["jpeg"], 8, device="cuda", **common)
-    assert loader.decode == "device"
+    loader = BatchLoader(views["jpeg"], 8, device="cuda", decode=decode, **common)
+    assert loader.decode == ("device" if decode == "auto" else "split")
     for (x, y), (xg, yg) in zip(cpu, loader.epoch(0)):
         assert xg.device.type == "cuda" and torch.equal(yg.cpu(), y)
         assert (xg.cpu() - x).abs().max() <= 4

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.config import ModelConfig, TrainConfig
+from alexnet.config import ModelConfig, TrainConfig, params_from_dict
 from alexnet.model.net import build_model
-from alexnet.training.loop import GUARD_WINDOW_CUDA, LossGuard, TrainingDiverged, add_batch, train_step
+from alexnet.training.loop import GUARD_WINDOW_CUDA, LossGuard, TrainingDiverged, add_batch, input_dtype, train_step
 from alexnet.training.optim import build_optimizer
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +55,30 @@ def _paper_batch(device: torch.device, batch: int = 16):
     gen = torch.Generator().manual_seed(0)
     x = (torch.randn(batch, 3, 224, 224, generator=gen) * 50).to(device)
     return x, torch.randint(0, 10, (batch,), generator=gen).to(device)
+
+
+@pytest.mark.parametrize("scale, dtype", [(1.0, torch.bfloat16), (1 / 64, torch.bfloat16), (0.1, torch.float32)])
+def test_a_batch_made_in_bf16_gives_the_steps_bits(scale, dtype):
+    """Under bf16 autocast the loader writes batches in bf16 (input_dtype) only where that is the
+    cast conv1 would make anyway: two steps on the pre-cast, channels-last batch give the loss,
+    logits and weights of two steps on the float32 batch, bit for bit. With a scale that is not a
+    power of two the pre-cast batch would not (checked), so it stays float32."""
+    params = params_from_dict({"model": {"input_scale": scale}, "train": {"amp": "bf16", "channels_last": True}})
+    assert input_dtype(params) == dtype
+    assert input_dtype(params_from_dict({"model": {"input_scale": scale}})) == torch.float32  # amp none
+    cfg = params.train
+    x, y = _paper_batch(torch.device("cpu"), batch=4)
+    runs = []
+    for batch in (x, x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(width=0.125, input_scale=scale), 10).to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(model, cfg)
+        steps = [train_step(model, optimizer, batch, y, cfg) for _ in range(2)]
+        runs.append((steps, [p.detach().clone() for p in model.parameters()]))
+    (steps32, weights32), (steps16, weights16) = runs
+    same = all(torch.equal(a, b) for s32, s16 in zip(steps32, steps16) for a, b in zip(s32, s16)) and all(
+        torch.equal(a, b) for a, b in zip(weights32, weights16))
+    assert same == (dtype == torch.bfloat16)
 
 
 @pytest.mark.gpu

@@ -152,6 +152,17 @@ def autocast(device: torch.device, amp: str) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
+def input_dtype(params: Params) -> torch.dtype:
+    """The dtype the loader writes a batch in: bf16 where the step would cast it to bf16 anyway.
+
+    Under bf16 autocast conv1 casts its input to bf16 (round to nearest even), so a batch made in
+    bf16 gives the same bits at half the bytes, provided nothing runs on it before conv1 but a
+    scaling by a power of two (model.input_scale; exact in either dtype, so scaling then rounding
+    equals rounding then scaling). Any other scale keeps float32 (tests/test_loop.py)."""
+    mantissa, _ = math.frexp(params.model.input_scale)
+    return torch.bfloat16 if params.train.amp == "bf16" and mantissa == 0.5 else torch.float32
+
+
 def to_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -231,5 +242,5 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
     return summary(sums, images, ctx)
 
 
-__all__ = ["ChanceMonitor", "LossGuard", "TrainingDiverged", "add_batch", "summary", "train_one_epoch", "train_step",
-           "validate"]
+__all__ = ["ChanceMonitor", "LossGuard", "TrainingDiverged", "add_batch", "input_dtype", "summary", "train_one_epoch",
+           "train_step", "validate"]

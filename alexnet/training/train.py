@@ -41,7 +41,7 @@ from alexnet.runtime import backend as runtime
 from alexnet.runtime import seeds
 from alexnet.runtime.backend import load_failure, torch_load
 from alexnet.training import distributed, state
-from alexnet.training.loop import ChanceMonitor, train_one_epoch, validate
+from alexnet.training.loop import ChanceMonitor, input_dtype, train_one_epoch, validate
 from alexnet.training.optim import Schedule, build_optimizer, set_lr
 
 CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
@@ -143,7 +143,9 @@ def _make_loaders(store: Any, stats: Any, params: Params, ctx: distributed.Conte
     (this rank's share of the evaluation split, centre crops, every image exactly once)."""
     cfg = params.train
     common = {"input_size": params.model.input_size, "stats": stats, "device": ctx.device, "seed": seed,
-              "normalization": normalization, "workers": cfg.loader_workers}
+              "normalization": normalization, "workers": cfg.loader_workers, "decode": cfg.decode,
+              "device_share": cfg.decode_device_share, "dtype": input_dtype(params),
+              "channels_last": cfg.channels_last}
     train = BatchLoader(store.split("train"), cfg.batch_size, augment=params.augment, shuffle=True,
                         drop_last=True, rank=ctx.rank, world_size=ctx.world_size, **common)
     val_view = store.split("val" if "val" in store.splits else store.eval_split)

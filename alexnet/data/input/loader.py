@@ -15,13 +15,20 @@ augmented on the GPU. On the CPU the thread also augments, so reading and augmen
 the training step. Threads, not processes: the work is numpy copies, JPEG decoding and torch
 ops, which release the GIL, and nothing has to be pickled between processes.
 
-A jpeg store is decoded where `decode` says: "cpu", by the reader threads (`view.images`), or
-"device", where the threads only gather the bytes (`view.encoded`) and the caller's thread
-decodes each batch on the device in one call (`view.decode`: nvJPEG on CUDA) before augmenting
-it; "auto" picks device for CUDA, cpu otherwise. Both give the same uint8 images to the same
-augmentation, except that nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or
-two, so GPU-decoded training is not bit-identical to CPU-decoded training (not tested here:
-the tests run on a CPU, where "device" decoding is libjpeg-turbo too).
+A jpeg store is decoded where `decode` says: "cpu", by the reader threads (`view.images`);
+"device", where the threads only gather the bytes (`view.encoded`) and each batch is decoded on
+the device in one call (`view.decode`: nvJPEG on CUDA); "split", the first
+round(device_share x rows) images of every batch on the device, the rest by the reader threads:
+a fixed split, so which decoder made an image never depends on timing; "auto" picks device for
+CUDA, cpu otherwise. All give the same uint8 images to the same augmentation, except that
+nvJPEG's inverse DCT may differ from libjpeg-turbo's by a level or two, so GPU-decoded training
+is not bit-identical to CPU-decoded training (not tested here: the tests run on a CPU, where
+"device" decoding is libjpeg-turbo too).
+
+Whatever is done on the device (decoding there, the copy, augmentation) runs on a producer
+thread and, on CUDA, its own stream, a batch or two ahead of the step
+(alexnet.data.input.producer). Batches come out in the step's `dtype` and memory format
+(`channels_last`), so the step casts nothing: the cast autocast would make, made earlier.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from torch import Tensor
 from alexnet.config import AugmentConfig, ConfigError
 from alexnet.data.input.augment import AugmentParams, InputStats, apply_params, batch_generator, draw_params
 from alexnet.data.input.pixels import MeanMode
+from alexnet.data.input.producer import produce
 from alexnet.runtime import seeds
 
 
@@ -125,15 +133,19 @@ class BatchLoader:
     "torchvision" (the torchvision variant's input). workers: reader threads (0: 1 on the CPU,
     up to 4 for a GPU, every core for a GPU fed with JPEGs decoded on the CPU); prefetch:
     batches in flight ahead of the caller (0: max(2, workers)). decode: where a jpeg store is
-    decoded, "auto", "cpu" or "device" (see the module docstring).
+    decoded, "auto", "cpu", "device" or "split" (device_share of each batch on the device; see
+    the module docstring). dtype, channels_last: the step's input dtype and memory format
+    (output "input" only).
     """
 
     def __init__(self, view: StoreView, batch_size: int, *, input_size: int, stats: Any,
                  augment: AugmentConfig | None, device: torch.device | str, seed: int, shuffle: bool,
                  drop_last: bool, rank: int = 0, world_size: int = 1, mean: MeanMode = "image",
                  normalization: Literal["paper", "torchvision"] = "paper", prefetch: int = 0,
-                 workers: int = 0, decode: Literal["auto", "cpu", "device"] = "auto",
-                 indices: np.ndarray | None = None, output: Literal["input", "uint8"] = "input") -> None:
+                 workers: int = 0, decode: Literal["auto", "cpu", "device", "split"] = "auto",
+                 device_share: float = 0.5, indices: np.ndarray | None = None,
+                 output: Literal["input", "uint8"] = "input", dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -157,20 +169,27 @@ class BatchLoader:
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
         self.rank, self.world_size = rank, world_size
         jpeg = view.format == "jpeg"
-        if decode not in ("auto", "cpu", "device"):
-            raise ConfigError(f"decode: expected 'auto', 'cpu' or 'device', got {decode!r}")
-        if decode == "device" and not jpeg:
-            raise ConfigError(f"decode 'device' needs a jpeg store; {view!r} holds decoded images")
+        if decode not in ("auto", "cpu", "device", "split"):
+            raise ConfigError(f"decode: expected 'auto', 'cpu', 'device' or 'split', got {decode!r}")
+        if decode in ("device", "split") and not jpeg:
+            raise ConfigError(f"decode {decode!r} needs a jpeg store; {view!r} holds decoded images")
+        if not 0.0 <= device_share <= 1.0:
+            raise ConfigError(f"device_share: expected a fraction in [0, 1], got {device_share!r}")
         if decode == "auto":
             decode = "device" if jpeg and self.device.type == "cuda" else "cpu"
         self.decode = decode
+        self.device_share = {"cpu": 0.0, "device": 1.0}.get(decode, device_share)
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ConfigError(f"dtype: expected a floating input dtype, got {dtype}")
+        self.dtype = dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # Reading and augmenting one batch is single-threaded numpy/torch work: a few threads
         # keep a GPU fed; on the CPU they share the cores with training, so one is enough.
         # Decoding JPEGs for a GPU costs ~0.4 ms per image: that takes every core.
         if workers < 0 or prefetch < 0:
             raise ConfigError(f"workers and prefetch must be >= 0, got {workers} and {prefetch}")
         cores = os.cpu_count() or 1
-        auto = 1 if self.device.type == "cpu" else cores if jpeg and decode == "cpu" else min(4, cores)
+        auto = 1 if self.device.type == "cpu" else cores if jpeg and decode != "device" else min(4, cores)
         self.workers = workers or auto
         self.prefetch = prefetch or max(2, self.workers)
         labels = np.asarray(view.labels, dtype=np.int64)
@@ -203,10 +222,14 @@ class BatchLoader:
         return draw_params(rows, self.image_size, self.input_size, self.augment,
                            batch_generator(self.seed, epoch, batch))
 
+    def _device_rows(self, rows: int) -> int:
+        """How many of a batch's first rows the device decodes: fixed by the batch size alone."""
+        return round(self.device_share * rows)
+
     def _read(self, order: np.ndarray, epoch: int, batch: int
-              ) -> tuple[Tensor | list[Tensor], Tensor, AugmentParams, np.ndarray]:
-        """uint8 images (or, to decode on the device, their JPEG bytes), labels, augmentation
-        choices and the view's rows of this rank's slice of one batch."""
+              ) -> tuple[tuple[list[Tensor], Tensor], Tensor, AugmentParams, np.ndarray]:
+        """(the JPEG bytes of the rows the device decodes, the other rows' uint8 images), labels,
+        augmentation choices and the view's rows of this rank's slice of one batch."""
         rows = order[batch * self.batch_size:(batch + 1) * self.batch_size]
         params = self._global_params(epoch, batch, len(rows))
         per_rank = len(rows) // self.world_size
@@ -215,30 +238,31 @@ class BatchLoader:
         params = params.slice(start, start + per_rank) if self.world_size > 1 else params
         labels = self.labels[torch.from_numpy(np.asarray(idx, dtype=np.int64))]
         idx = self._store_rows(np.asarray(idx, dtype=np.int64))
-        if self.decode == "device":
-            images: Tensor | list[Tensor] = self.view.encoded(idx)
-        else:
-            images = torch.from_numpy(np.ascontiguousarray(self.view.images(idx)))
-            if self._pin:
-                images = images.pin_memory()
+        k = self._device_rows(len(idx))
+        encoded = self.view.encoded(idx[:k]) if k else []
+        if k < len(idx):
+            decoded = torch.from_numpy(np.ascontiguousarray(self.view.images(idx[k:])))
+        else:  # the device decodes every row
+            decoded = torch.empty((0, self.image_size, self.image_size, 3), dtype=torch.uint8)
         if self._pin:
-            labels = labels.pin_memory()
-        return images, labels, params, idx
+            decoded, labels = decoded.pin_memory(), labels.pin_memory()
+        return (encoded, decoded), labels, params, idx
 
-    def _to_input(self, images: Tensor | list[Tensor], labels: Tensor, params: AugmentParams,
+    def _to_input(self, images: tuple[list[Tensor], Tensor], labels: Tensor, params: AugmentParams,
                   idx: np.ndarray) -> tuple[Tensor, Tensor]:
-        if self.decode == "device":
-            images = self.view.decode(idx, images, self.device)
-        else:
-            images = images.to(self.device, non_blocking=True)
+        encoded, decoded = images
+        pixels = decoded.to(self.device, non_blocking=True)
+        if encoded:  # the device's rows come first in the batch
+            on_device = self.view.decode(idx[:len(encoded)], encoded, self.device)
+            pixels = torch.cat([on_device, pixels]) if len(pixels) else on_device
         labels = labels.to(self.device, non_blocking=True)
         if self.output == "uint8":  # the stored pixels on the device (ten-crop evaluation crops them itself)
-            return images, labels
+            return pixels, labels
         out = None
         if self._pool is not None and self.normalization == "paper":
             out = self._pool.get((len(labels), 3, self.input_size, self.input_size))
-        x = apply_params(images, params, self.input_size, self.stats, self.mean, self.normalization, out)
-        return x, labels
+        x = apply_params(pixels, params, self.input_size, self.stats, self.mean, self.normalization, out)
+        return x.to(dtype=self.dtype, memory_format=self.memory_format), labels
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         """This rank's batches of `epoch`, read ahead by threads (checkpoints are per epoch).
@@ -246,32 +270,33 @@ class BatchLoader:
         Up to `prefetch` batches are in flight on `workers` threads while the caller computes;
         they are yielded in order, so the thread timing never changes what comes out.
         """
-        total = len(self)
         order = epoch_order(self.n, self.seed, epoch, self.shuffle)
-        in_thread = self.device.type == "cpu" and self.decode == "cpu"  # augmented by the reader threads
-        caller_threads = torch.get_num_threads()
+        # On the CPU with nothing to decode on the device, the reader threads make whole batches,
+        # so augmentation overlaps the step; otherwise they read (and decode their share) and the
+        # producer does the device's part, on its own stream, ahead of the step.
+        if self.device.type == "cpu" and self.device_share == 0.0:
+            caller_threads = torch.get_num_threads()
 
-        def work(batch: int) -> Any:
-            item = self._read(order, epoch, batch)
-            # On the CPU the augmentation overlaps compute only if it runs here too; on a GPU it
-            # (and device decoding) is queued on the device by the caller's thread, behind the
-            # previous step.
-            if not in_thread:
-                return item
-            with _one_torch_thread(caller_threads):
-                return self._to_input(*item)
+            def whole(batch: int) -> tuple[Tensor, Tensor]:
+                with _one_torch_thread(caller_threads):
+                    return self._to_input(*self._read(order, epoch, batch))
 
+            yield from self._ahead(whole, epoch)
+            return
+        reads = self._ahead(lambda batch: self._read(order, epoch, batch), epoch)
+        yield from produce(reads, lambda item: self._to_input(*item), self.device)
+
+    def _ahead(self, work: Any, epoch: int) -> Iterator[Any]:
+        """work(batch) for every batch of an epoch, in order, `prefetch` ahead on `workers` threads."""
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"BatchLoader-e{epoch}")
         pending: deque[Future] = deque()
         try:
-            for batch in range(total):
+            for batch in range(len(self)):
                 pending.append(pool.submit(work, batch))
                 if len(pending) > self.prefetch:
-                    item = pending.popleft().result()
-                    yield item if in_thread else self._to_input(*item)
+                    yield pending.popleft().result()
             while pending:
-                item = pending.popleft().result()
-                yield item if in_thread else self._to_input(*item)
+                yield pending.popleft().result()
         finally:  # also when the caller stops early: drop what is queued, wait for what runs
             for f in pending:
                 f.cancel()
