@@ -28,3 +28,30 @@ def test_a_stage_field_may_not_shadow_the_header(tmp_path):
     with pytest.raises(ValueError, match="seconds"):
         records.write_record(tmp_path / "r.json", {"seconds": 5}, seconds=1.0)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_torch_free_stage_writes_its_record_without_importing_torch(tmp_path):
+    """download, prepare and stats run no torch: their record must not import it (seconds of
+    start-up, a CUDA context on a GPU machine) and says it did not ask for the GPUs."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from alexnet.pipeline import records; "
+            f"records.write_record({str(tmp_path / 'r.json')!r}, {{}}, seconds=1.0); "
+            "print(json.dumps(['torch' in sys.modules, json.load(open(sys.argv[1]))['machine']['gpu']]))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.json")], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert json.loads(done.stdout) == [False, provenance.NO_TORCH]
+
+
+def test_the_header_asks_git_for_the_status_once(tmp_path, monkeypatch):
+    calls = []
+    real = provenance._git
+
+    def counting(args, cwd):
+        calls.append(args[0])
+        return real(args, cwd)
+
+    monkeypatch.setattr(provenance, "_git", counting)
+    records.header(1.0, None)
+    assert calls.count("status") == 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,16 @@ def head_commit(cwd: str | Path | None = None) -> str:
 
 def git_revision(cwd: str | Path | None = None) -> str:
     """HEAD's commit, with '+dirty' when dirty_paths is not empty; 'unknown' outside a git checkout."""
+    return revision_and_dirty_paths(cwd)[0]
+
+
+def revision_and_dirty_paths(cwd: str | Path | None = None) -> tuple[str, list[str]]:
+    """git_revision and dirty_paths from one `git status` (a run record wants both)."""
     rev = head_commit(cwd)
-    return rev + (DIRTY if dirty_paths(cwd) else "") if rev else "unknown"
+    if not rev:
+        return "unknown", []
+    dirty = dirty_paths(cwd)
+    return rev + (DIRTY if dirty else ""), dirty
 
 
 def cpu_name() -> str:
@@ -89,17 +98,21 @@ def cpu_identity() -> dict[str, object]:
             "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
-def hardware() -> dict[str, str]:
-    """This machine's CPU and GPUs, by name."""
-    out = {"cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)"}
-    try:
-        import torch
+NO_TORCH = "not queried (the process runs no torch)"
 
-        if torch.cuda.is_available():
-            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except ImportError:
-        pass
-    out.setdefault("gpu", "none")
+
+def hardware() -> dict[str, str]:
+    """This machine's CPU and GPUs, by name. The GPUs are asked of torch only where the process has
+    imported it already: a torch-free stage (download, prepare, stats) stays torch-free, and its
+    record says NO_TORCH rather than a GPU it never used."""
+    out = {"cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)"}
+    torch = sys.modules.get("torch")
+    if torch is None:
+        out["gpu"] = NO_TORCH
+    elif torch.cuda.is_available():
+        out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    else:
+        out["gpu"] = "none"
     return out
 
 

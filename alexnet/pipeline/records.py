@@ -28,7 +28,8 @@ HEADER = ("revision", "dirty_paths", "versions", "machine", "numerics", "seconds
 
 def header(seconds: float | None, numerics: dict[str, Any] | None) -> dict[str, Any]:
     """The fields every run record starts with (see the module docstring)."""
-    return {"revision": provenance.git_revision(), "dirty_paths": provenance.dirty_paths(),
+    revision, dirty = provenance.revision_and_dirty_paths()
+    return {"revision": revision, "dirty_paths": dirty,
             "versions": provenance.library_versions(),
             "machine": {**provenance.cpu_identity(), "logical_cores": os.cpu_count(), "gpu": provenance.hardware()["gpu"]},
             "numerics": numerics, "seconds": None if seconds is None else round(seconds, 3)}
