@@ -272,6 +272,18 @@ class AugmentConfig:
         _check(self.pca_std >= 0, "augment.pca_std", "a number >= 0", self.pca_std)
 
 
+# train.compile_mode: torch.compile's modes. reduce-overhead replays the step as CUDA graphs
+# (one launch for all its kernels); max-autotune also benchmarks kernel choices at compile time,
+# with CUDA graphs or without.
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+_NO_CUDAGRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+
+
+def without_cudagraphs(mode: str) -> str:
+    """The torch.compile mode that compiles as `mode` does, without CUDA graphs."""
+    return _NO_CUDAGRAPHS.get(mode, mode)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """SGD and its schedule (paper, Section 5), devices and determinism."""
@@ -308,7 +320,10 @@ class TrainConfig:
     # fp32 (the GPU profile, configs/ilsvrc2012.yaml); the recipe at another precision.
     amp: Literal["none", "bf16"] = field(default="none", metadata=SAME_RECIPE)
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
-    compile: bool = field(default=False, metadata=SAME_BYTES)  # treated as speed only, as torchvision's references
+    # torch.compile: the net and the paper's update (alexnet.training.optim.PaperSGD.compile_update);
+    # treated as speed only, as torchvision's references. compile_mode: how (CompileMode, above).
+    compile: bool = field(default=False, metadata=SAME_BYTES)
+    compile_mode: CompileMode = field(default="default", metadata=SAME_BYTES)
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches
     # Where a jpeg store's training and validation images are decoded (alexnet.data.input.loader):
     # auto (the device's decoder on CUDA, the reader threads on the CPU), cpu, device, or split:
@@ -339,6 +354,11 @@ class TrainConfig:
         _check(self.max_lr_drops >= 0, "train.max_lr_drops", "an integer >= 0", self.max_lr_drops)
         _check(list(self.step_epochs) == sorted(self.step_epochs) and all(e >= 1 for e in self.step_epochs),
                "train.step_epochs", "an increasing list of positive epochs", self.step_epochs)
+        _check(self.compile_mode in typing.get_args(CompileMode), "train.compile_mode",
+               "one of " + ", ".join(repr(m) for m in typing.get_args(CompileMode)), self.compile_mode)
+        # a mode without compile would be silently ignored
+        _check(self.compile or self.compile_mode == "default", "train.compile_mode",
+               "'default' while train.compile is false (the mode applies to a compiled net)", self.compile_mode)
         _check(self.loader_workers >= 0, "train.loader_workers", "an integer >= 0", self.loader_workers)
         _check(self.max_loss > 0, "train.max_loss", "a positive number", self.max_loss)
         _check(self.bias_lr_mult > 0, "train.bias_lr_mult", "a positive number", self.bias_lr_mult)

@@ -1,6 +1,6 @@
 """Benchmark: the paper's run on one GPU, prepared to measure everything in under 5 minutes.
 
-    python benchmarks/bench_gpu.py            # on a CUDA machine: about 4 minutes (three compilations)
+    python benchmarks/bench_gpu.py            # on a CUDA machine: about 4 minutes with 3 compiled rows (5 now: not timed)
     python benchmarks/bench_gpu.py --smoke    # every code path on the CPU, tiny sizes: seconds (.ci/run)
 
 From a realistic JPEG store (256x256 4:4:4 quality-95 crops of real photographs, bench_jpeg.py's
@@ -12,13 +12,17 @@ batch 128, the GPU profile of configs/ilsvrc2012.yaml: bf16 autocast, channels_l
     compiled, CUDA graphs (torch.compile's reduce-overhead mode), each with the grouped
     convolutions and with their dense block-diagonal form (model.grouped_conv), the ceiling
     without the LRN layers, and the deterministic fp32 eager step (configs/ilsvrc2012-deterministic.yaml);
+    the compiled net and the CUDA graphs again with the paper's update compiled too (what
+    train.compile runs: PaperSGD.compile_update), against the eager update;
   - the loop end to end (alexnet.training.loop.train_one_epoch: loader, decode, augmentation,
-    step) with the compiled net, against the goal of 20,000 img/s;
-  - the top kernels of the compiled step (torch.profiler).
-A row that fails prints its error, the others go on, and the exit status is 1. --smoke runs the
-same rows on the CPU with a 1/16-width net, batch 4 and torch.compile's eager backend (the
-tracing, not inductor's code generation, which takes minutes on a small CPU), and writes no
-file unless --out is given; the full run writes benchmarks/results/bench_gpu.json.
+    step) with the compiled net and update, against the goal of 20,000 img/s;
+  - the top kernels of that compiled step (torch.profiler).
+A row that fails prints its error, the others go on, and the exit status is 1; the results file
+is rewritten after every row ("finished": false until the end), so a run cut short keeps its rows.
+--smoke runs the same rows on the CPU with a 1/16-width net, batch 4 and torch.compile's eager
+backend for the net and the update (the tracing, not inductor's code generation, which takes
+minutes on a small CPU), and writes no file unless --out is given; the full run writes
+benchmarks/results/bench_gpu.json.
 """
 
 from __future__ import annotations
@@ -55,17 +59,21 @@ from alexnet.training.train import _make_loaders  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gpu.json"
 GOAL = 20_000  # img/s: 90 epochs of ILSVRC-2012 in 1.6 hours (issue 33)
-# (model switches, train switches, torch.compile mode: None eager, "default", "reduce-overhead")
-STEPS: dict[str, tuple[dict, dict, str | None]] = {
-    "eager, grouped": ({}, {}, None),
-    "eager, dense": ({"grouped_conv": "dense"}, {}, None),
-    "eager, no LRN (ceiling)": ({"lrn": False}, {}, None),
-    "deterministic fp32 eager": ({}, {"amp": "none", "channels_last": False, "deterministic": True}, None),
-    "compiled, grouped": ({}, {}, "default"),
-    "compiled, dense": ({"grouped_conv": "dense"}, {}, "default"),
-    "CUDA graphs (reduce-overhead), grouped": ({}, {}, "reduce-overhead"),
+# (model switches, train switches, the net's torch.compile mode: None eager, "default",
+# "reduce-overhead"; whether the paper's update is compiled too, as train.compile does)
+STEPS: dict[str, tuple[dict, dict, str | None, bool]] = {
+    "eager, grouped": ({}, {}, None, False),
+    "eager, dense": ({"grouped_conv": "dense"}, {}, None, False),
+    "eager, no LRN (ceiling)": ({"lrn": False}, {}, None, False),
+    "deterministic fp32 eager": ({}, {"amp": "none", "channels_last": False, "deterministic": True}, None, False),
+    "compiled, grouped": ({}, {}, "default", False),
+    "compiled, dense": ({"grouped_conv": "dense"}, {}, "default", False),
+    "compiled + compiled optimizer, grouped": ({}, {}, "default", True),
+    "CUDA graphs (reduce-overhead), grouped": ({}, {}, "reduce-overhead", False),
+    "CUDA graphs (reduce-overhead) + compiled optimizer, grouped": ({}, {}, "reduce-overhead", True),
 }
-LOOP_NET = "compiled, grouped"  # the loop runs through this row's net (compiled once)
+# the loop runs through this row's net and optimizer (compiled once): what train.compile runs
+LOOP_NET = "compiled + compiled optimizer, grouped"
 
 
 class Sizes:
@@ -121,8 +129,8 @@ def decode_rows(view: Any, sizes: Sizes, device: torch.device) -> dict[str, dict
     return rows
 
 
-def make_step(params: Params, sizes: Sizes, mode: str | None, device: torch.device, smoke: bool
-              ) -> tuple[Callable[[], Any], torch.nn.Module, torch.optim.Optimizer]:
+def make_step(params: Params, sizes: Sizes, mode: str | None, compiled_update: bool, device: torch.device,
+              smoke: bool) -> tuple[Callable[[], Any], torch.nn.Module, torch.optim.Optimizer]:
     """One training step of the real loop's train_step on a fixed batch, and the net it runs through."""
     cfg = params.train
     runtime.configure_determinism(cfg.deterministic)
@@ -133,7 +141,13 @@ def make_step(params: Params, sizes: Sizes, mode: str | None, device: torch.devi
     net = model
     if mode is not None:  # smoke: dynamo's tracing with the eager backend (no code generation)
         net = torch.compile(model, backend="eager") if smoke else torch.compile(model, mode=mode)
-    optimizer = build_optimizer(model, cfg)
+    if compiled_update and mode is None:
+        raise ValueError("a compiled update goes with a compiled net (train.compile compiles both)")
+    # the update compiled by build_optimizer, as train.compile does it (smoke: traced only)
+    optimizer = build_optimizer(model, replace(cfg, compile=True, compile_mode=mode)
+                                if compiled_update and not smoke else cfg)
+    if compiled_update and smoke:
+        optimizer.compile_update(backend="eager")
     x = torch.randn(sizes.batch, 3, 224, 224, device=device) * 50
     y = torch.randint(0, sizes.classes, (sizes.batch,), device=device)
     return (lambda: train_step(net, optimizer, x, y, cfg)), net, optimizer
@@ -144,12 +158,12 @@ def attempt(rows: dict, name: str, fn: Callable[[], dict], failures: list[str]) 
     try:
         rows[name] = fn() | {"row_seconds": time.perf_counter() - t0}
         rate = rows[name].get("images_per_second")
-        print(f"  {name:<44} {'' if rate is None else f'{rate:9.0f} img/s'}  ({rows[name]['row_seconds']:.0f} s)",
+        print(f"  {name:<66} {'' if rate is None else f'{rate:9.0f} img/s'}  ({rows[name]['row_seconds']:.0f} s)",
               flush=True)
     except Exception as e:  # noqa: BLE001 -- one failing row must not hide the others
         rows[name] = {"error": f"{type(e).__name__}: {e}"}
         failures.append(name)
-        print(f"  {name:<44} failed: {type(e).__name__}: {e}", flush=True)
+        print(f"  {name:<66} failed: {type(e).__name__}: {e}", flush=True)
         traceback.print_exc(limit=3)
 
 
@@ -168,31 +182,47 @@ def main() -> None:
     ctx = distributed.setup(device.type)
     rows: dict[str, dict] = {}
     failures: list[str] = []
+    kernels: list[dict] = []
     began = time.perf_counter()
+    out = args.out or (None if args.smoke else RESULTS)
+
+    def save(finished: bool) -> None:
+        """The rows so far, after each row: a run cut short (run_gpu.sh's timeout) keeps what it measured."""
+        if out is not None:
+            write_result(out, {
+                "benchmark": "gpu", "command": "python benchmarks/bench_gpu.py " + " ".join(sys.argv[1:]),
+                "machine": machine(device), "smoke": args.smoke, "width": sizes.width, "batch": sizes.batch,
+                "store_images": sizes.images, "seconds": time.perf_counter() - began, "finished": finished,
+                "goal_images_per_second": GOAL, "rows": rows, "top_kernels": kernels})
+
+    def measure(name: str, fn: Callable[[], dict]) -> None:
+        attempt(rows, name, fn, failures)
+        save(finished=False)
 
     with tempfile.TemporaryDirectory() as tmp:
         store = write_photo_store(Path(tmp) / "prepared", sizes.images, sizes.classes)
         print(f"decode, {sizes.images} photo crops (256x256 4:4:4 q95), batch {sizes.batch}:", flush=True)
         decode: dict[str, dict] = {}
-        attempt(rows, "decode", lambda: {"rows": decode_rows(store.split("train"), sizes, device)}, failures)
+        measure("decode", lambda: {"rows": decode_rows(store.split("train"), sizes, device)})
         for name, r in rows.get("decode", {}).get("rows", {}).items():
             decode[name] = r
-            print(f"    {name:<42} {r['images_per_second']:9.0f} img/s")
+            print(f"    {name:<64} {r['images_per_second']:9.0f} img/s")
 
         print(f"bare step, width {sizes.width}, batch {sizes.batch}, bf16 + channels_last unless said:", flush=True)
         nets: dict[str, tuple] = {}
-        for name, (model_sw, train_sw, mode) in STEPS.items():
+        for name, (model_sw, train_sw, mode, compiled_update) in STEPS.items():
             params = replace(base, model=replace(base.model, **model_sw), train=replace(base.train, **train_sw))
 
-            def row(params: Params = params, mode: str | None = mode, name: str = name) -> dict:
-                step, net, optimizer = make_step(params, sizes, mode, device, args.smoke)
+            def row(params: Params = params, mode: str | None = mode, compiled_update: bool = compiled_update,
+                    name: str = name) -> dict:
+                step, net, optimizer = make_step(params, sizes, mode, compiled_update, device, args.smoke)
                 if name == LOOP_NET:
                     nets[name] = (step, net, optimizer)
                 result = step_rate(step, sizes.batch, sizes.steps, sizes.repeat, device, sizes.warmup)
                 sync(device)
                 return result
 
-            attempt(rows, f"step: {name}", row, failures)
+            measure(f"step: {name}", row)
 
         def loop() -> dict:
             step, net, optimizer = nets[LOOP_NET]
@@ -203,9 +233,8 @@ def main() -> None:
             return {"images_per_second": len(loader) * sizes.batch / min(walls), "decode": loader.decode,
                     "workers": loader.workers, "goal": GOAL}
 
-        print("loop end to end (loader, decode, augmentation, the compiled step):", flush=True)
-        attempt(rows, "loop end to end", loop, failures)
-        kernels: list[dict] = []
+        print("loop end to end (loader, decode, augmentation, the compiled step and update):", flush=True)
+        measure("loop end to end", loop)
         if LOOP_NET in nets:
             kernels = top_kernels(nets[LOOP_NET][0], device, steps=2 if args.smoke else 5)
             print("top kernels of the compiled step, most time first:")
@@ -214,12 +243,7 @@ def main() -> None:
 
     seconds = time.perf_counter() - began
     print(f"{seconds:.0f} s in all; {len(failures)} row(s) failed{': ' + ', '.join(failures) if failures else ''}")
-    out = args.out or (None if args.smoke else RESULTS)
-    if out is not None:
-        write_result(out, {"benchmark": "gpu", "command": "python benchmarks/bench_gpu.py " + " ".join(sys.argv[1:]),
-                           "machine": machine(device), "smoke": args.smoke, "width": sizes.width,
-                           "batch": sizes.batch, "store_images": sizes.images, "seconds": seconds,
-                           "goal_images_per_second": GOAL, "rows": rows, "top_kernels": kernels})
+    save(finished=True)
     sys.exit(1 if failures else 0)
 
 

@@ -1,5 +1,5 @@
 """benchmarks/bench_gpu.py's --smoke mode: every row of the GPU benchmark (decode, the bare steps,
-CUDA graphs' row, the loop end to end, the top kernels) runs on the CPU, as .ci/run runs it after
+CUDA graphs' rows, the compiled optimizer's, the loop end to end, the top kernels) runs on the CPU, as .ci/run runs it after
 the tests and before the pipeline."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_the_gpu_benchmark_smoke_runs_every_row(tmp_path: Path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_gpu import STEPS
 
-    assert result["smoke"] is True and result["machine"]["device"] == "cpu"
+    assert result["smoke"] is True and result["machine"]["device"] == "cpu" and result["finished"] is True
     assert set(result["rows"]) == {"decode", "loop end to end", *(f"step: {name}" for name in STEPS)}
     assert not [name for name, row in result["rows"].items() if "error" in row]
     assert set(result["rows"]["decode"]["rows"]) == {"hardware decoder", "CPU threads", "both, half each"}

@@ -64,6 +64,8 @@ def test_defaults_are_the_papers():
     ({"prepare": {"jpeg_quality": 0}}, "prepare.jpeg_quality", "[1, 100]"),
     ({"prepare": {"jpeg_quality": 101}}, "prepare.jpeg_quality", "[1, 100]"),
     ({"prepare": {"jpeg_quality": 90.0}}, "prepare.jpeg_quality", "an integer"),
+    ({"train": {"compile": True, "compile_mode": "fast"}}, "train.compile_mode", "'default', 'reduce-overhead'"),
+    ({"train": {"compile_mode": "reduce-overhead"}}, "train.compile_mode", "while train.compile is false"),
 ])
 def test_bad_values_name_the_key(raw, key, expected):
     with pytest.raises(ConfigError) as err:
@@ -82,6 +84,20 @@ def test_prepare_format_checked_when_built_directly():
     for bad in (0, 101, True, 95.0):
         with pytest.raises(ConfigError, match="prepare.jpeg_quality"):
             PrepareConfig(format="jpeg", jpeg_quality=bad)
+
+
+def test_compile_mode_checked_when_built_directly():
+    """Benchmarks build TrainConfig with dataclasses.replace: a mode is checked there too."""
+    from alexnet.config import TrainConfig, without_cudagraphs
+
+    assert TrainConfig(compile=True, compile_mode="max-autotune").compile_mode == "max-autotune"
+    with pytest.raises(ConfigError, match="train.compile_mode: expected one of 'default', 'reduce-overhead', "
+                                          "'max-autotune', 'max-autotune-no-cudagraphs', got 'max_autotune'"):
+        TrainConfig(compile=True, compile_mode="max_autotune")
+    with pytest.raises(ConfigError, match="train.compile_mode: expected 'default' while train.compile is false"):
+        TrainConfig(compile_mode="max-autotune")
+    assert [without_cudagraphs(m) for m in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+            ] == ["default", "default", "max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs"]
 
 
 def test_ints_widen_to_floats_but_not_the_reverse():

@@ -162,8 +162,8 @@ def test_a_checkpoint_resumes_across_what_leaves_the_bytes_or_the_recipe_alone()
     assert set(EXECUTION_ONLY) == {"model", "train"}
     assert set(EXECUTION_ONLY["model"]) == set(execution_params(ModelConfig)) == {"grouped_conv"}
     assert set(EXECUTION_ONLY["train"]) - set(execution_params(TrainConfig)) == {"epochs"}
-    assert {"compile", "loader_workers", "seeds", "device", "deterministic", "channels_last", "amp"} <= set(
-        EXECUTION_ONLY["train"])
+    assert {"compile", "compile_mode", "loader_workers", "seeds", "device", "deterministic", "channels_last",
+            "amp"} <= set(EXECUTION_ONLY["train"])
     assert not {"lr", "batch_size", "update_rule"} & set(EXECUTION_ONLY["train"])
 
 

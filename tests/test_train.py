@@ -542,19 +542,45 @@ def test_other_params_start_fresh(tmp_path: Path, reference: Path, data: tuple[P
     assert ckpt["epoch"] == 1 and ckpt["identity"]["train"]["lr"] == 0.02 and ckpt["history"][0]["lr"] == 0.02
 
 
-@pytest.mark.parametrize("section,key,value", [("train", "channels_last", True), ("train", "deterministic", False),
-                                               ("train", "amp", "bf16"), ("train", "compile", True),
-                                               ("train", "device", "cuda"), ("model", "grouped_conv", "dense")])
-def test_the_execution_switches_leave_the_run_identity_as_it_is(section, key, value):
-    """The GPU profile's switches (configs/ilsvrc2012.yaml against -deterministic.yaml) each leave
-    a checkpoint resumable; a recipe param (lr) does not."""
+@pytest.mark.parametrize("section,switches", [
+    ("train", {"channels_last": True}), ("train", {"deterministic": False}), ("train", {"amp": "bf16"}),
+    ("train", {"compile": True}), ("train", {"compile": True, "compile_mode": "reduce-overhead"}),
+    ("train", {"compile": True, "compile_mode": "max-autotune"}), ("train", {"device": "cuda"}),
+    ("model", {"grouped_conv": "dense"})])
+def test_the_execution_switches_leave_the_run_identity_as_it_is(section, switches):
+    """The GPU profile's switches (configs/ilsvrc2012.yaml against -deterministic.yaml) and the
+    compile modes each leave a checkpoint resumable; a recipe param (lr) does not."""
     from alexnet.training.train import run_execution, run_identity
 
     base = tiny_params()
-    switched = replace(base, **{section: replace(getattr(base, section), **{key: value})})
+    switched = replace(base, **{section: replace(getattr(base, section), **switches)})
     assert run_identity(switched, 0, "data") == run_identity(base, 0, "data")
-    assert run_execution(switched)[section][key] == value != run_execution(base)[section][key]
+    for key, value in switches.items():
+        assert run_execution(switched)[section][key] == value != run_execution(base)[section][key]
     assert run_identity(tiny_params(lr=0.02), 0, "data") != run_identity(base, 0, "data")
+
+
+@pytest.mark.parametrize("mode,world_size,compiled_as", [
+    ("default", 1, "default"), ("reduce-overhead", 1, "reduce-overhead"), ("max-autotune", 1, "max-autotune"),
+    ("reduce-overhead", 2, "default"), ("max-autotune", 2, "max-autotune-no-cudagraphs"),
+    ("max-autotune-no-cudagraphs", 2, "max-autotune-no-cudagraphs")])
+def test_the_net_compiles_in_train_compile_mode(monkeypatch, capsys, mode, world_size, compiled_as):
+    """_wrap compiles the net in train.compile_mode; under data parallel without CUDA graphs, said
+    once by rank 0. Eager when train.compile is false."""
+    from alexnet.training import train as train_module
+    from alexnet.training.distributed import Context
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda net, **options: calls.append(options) or net)
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda net, **_: net)
+    ctx = Context(rank=0, world_size=world_size, local_rank=0, device=torch.device("cpu"))
+    net = torch.nn.Linear(2, 2)
+    cfg = tiny_params(compile=True, compile_mode=mode).train
+    assert train_module._wrap(net, cfg, ctx) is net and calls == [{"mode": compiled_as}]
+    said = capsys.readouterr().err
+    assert (f"train.compile_mode {mode} with 2 processes: compiled as {compiled_as}, without CUDA graphs"
+            in said) == (compiled_as != mode)
+    assert train_module._wrap(net, tiny_params().train, ctx) is net and len(calls) == 1
 
 
 def test_changing_only_the_execution_switches_resumes(tmp_path: Path, data: tuple[Path, Path], capsys):

@@ -1,9 +1,11 @@
 """The paper's optimizer and learning-rate schedules (Krizhevsky et al. 2012, Section 5).
 
 Owns:
-    PaperSGD       SGD with the paper's update rule, lr inside the velocity
+    PaperSGD       SGD with the paper's update rule, lr inside the velocity; its update runs as
+                   it is or through torch.compile (`train.compile`)
     build_optimizer  `train.update_rule` -> PaperSGD ("paper") or torch.optim.SGD ("pytorch"),
-                   with the weights and the biases in two param groups
+                   with the weights and the biases in two param groups, PaperSGD's update
+                   compiled where the net is
     Schedule       the paper's "divide by 10 when validation error stops improving", three
                    times, then stop (plateau), and a fixed step schedule (Caffe's), with a
                    state_dict for checkpoints
@@ -28,14 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from alexnet.config import TrainConfig
+from alexnet.config import TrainConfig, without_cudagraphs
+
+# One param group's share of PaperSGD's update: its parameters, their gradients and velocities,
+# momentum, -weight_decay * lr and -lr.
+GroupUpdate = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], float, float, float]
 
 
 class GroupUpdateOptimizer(torch.optim.Optimizer):
     """An optimizer whose update is elementwise per parameter: `step` evaluates the closure and calls
-    `update(params, group)` once per param group with the parameters that have a gradient."""
+    `update` once, with each param group that has parameters with a gradient, and those parameters."""
 
-    def update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+    def update(self, groups: list[tuple[list[torch.Tensor], dict[str, Any]]]) -> None:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -44,11 +50,20 @@ class GroupUpdateOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                self.update(params, group)
+        groups = [(params, group) for group in self.param_groups
+                  if (params := [p for p in group["params"] if p.grad is not None])]
+        if groups:
+            self.update(groups)
         return loss
+
+
+def paper_update(groups: list[GroupUpdate]) -> None:
+    """PaperSGD's update over all its param groups, each line one `torch._foreach_*` op."""
+    for params, grads, velocities, momentum, decay_step, grad_step in groups:
+        torch._foreach_mul_(velocities, momentum)
+        torch._foreach_add_(velocities, params, alpha=decay_step)
+        torch._foreach_add_(velocities, grads, alpha=grad_step)
+        torch._foreach_add_(params, velocities)
 
 
 class PaperSGD(GroupUpdateOptimizer):
@@ -61,29 +76,53 @@ class PaperSGD(GroupUpdateOptimizer):
     agree step for step while lr is constant and part ways at an lr drop: here the velocity
     accumulated at the old lr keeps its size for a while, in PyTorch it shrinks at once with lr.
 
-    Each line runs as one `torch._foreach_*` op over a group's tensors: on a GPU 4 kernels a group
-    instead of 4 per tensor (the paper net has 16); on the CPU a foreach op is the per-tensor op
-    in a loop, so the bits are those of the per-tensor update (tests/test_optim.py).
+    Each line runs as one `torch._foreach_*` op over a group's tensors (`paper_update`): on a GPU
+    4 kernels a group instead of 4 per tensor (the paper net has 16); on the CPU a foreach op is
+    the per-tensor op in a loop, so the bits are those of the per-tensor update (tests/test_optim.py).
+
+    `compile_update` runs the same function through torch.compile (inductor), which fuses the four
+    lines of both groups into one pass over w, g and v (on the CPU one kernel for all the tensors;
+    on a GPU inductor's foreach kernels, not measured). Its bits differ from eager's on the CPU,
+    where eager's add-with-alpha is a fused multiply-add and inductor's C++ rounds the product
+    first (tests/test_optim.py); on a GPU inductor lowers add-with-alpha to an fma, as eager's
+    kernel computes it, so the bits may agree there (not measured).
     """
 
     def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.9, weight_decay: float = 0.0005):
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0:
             raise ValueError(f"PaperSGD: bad lr={lr}, momentum={momentum} or weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        # not in the param groups, so the state_dict is the same compiled or not
+        self._paper_update: Any = paper_update
 
-    def update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        if any(p.grad.is_sparse for p in params):
-            raise RuntimeError("PaperSGD does not support sparse gradients")
-        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-        for p in params:
-            if "velocity" not in self.state[p]:
-                # v starts at zero, so the first step is -lr (g + wd w), as in torch.optim.SGD.
-                self.state[p]["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        v = [self.state[p]["velocity"] for p in params]
-        torch._foreach_mul_(v, momentum)
-        torch._foreach_add_(v, params, alpha=-wd * lr)
-        torch._foreach_add_(v, [p.grad for p in params], alpha=-lr)
-        torch._foreach_add_(params, v)
+    def compile_update(self, **options: Any) -> None:
+        """Run the update through torch.compile(paper_update, **options) from the next step on."""
+        # Recompiles: dynamo guards on the tensors' shapes, strides and dtypes and on each group's
+        # three numbers, which it specializes (a foreach add's alpha is never made symbolic). So
+        # the update compiles once per distinct lr: at the first step and after each of the
+        # schedule's drops (the paper's run: 4 rates), never for another step at a rate it has
+        # seen (tests/test_optim.py counts them). Past dynamo's recompile_limit (8, counted over
+        # every PaperSGD of the process: dynamo caches by paper_update's code) it runs eagerly.
+        # Numbers and not 0-dim tensors, which would compile once in all: a foreach add's alpha must
+        # be a number, and with a tensor rate each add becomes v + g * lr, whose product the GPU
+        # compiler may or may not fuse into the sum, where add-with-alpha is lowered to the fma
+        # that eager's GPU kernel computes.
+        self._paper_update = torch.compile(paper_update, **options)
+
+    def update(self, groups: list[tuple[list[torch.Tensor], dict[str, Any]]]) -> None:
+        work: list[GroupUpdate] = []
+        for params, group in groups:
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("PaperSGD does not support sparse gradients")
+            for p in params:
+                if "velocity" not in self.state[p]:
+                    # v starts at zero, so the first step is -lr (g + wd w), as in torch.optim.SGD.
+                    # Made here, outside the compiled update: the first step compiles as any other.
+                    self.state[p]["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+            work.append((params, [p.grad for p in params], [self.state[p]["velocity"] for p in params],
+                         momentum, -wd * lr, -lr))
+        self._paper_update(work)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
@@ -119,9 +158,10 @@ class CorrectlyRoundedAdam(GroupUpdateOptimizer):
             raise ValueError(f"CorrectlyRoundedAdam: bad lr={lr}, betas={betas} or eps={eps}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
-    def update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        for p in params:  # one tensor at a time: the square root goes through numpy
-            self._update(p, group, self.state[p])
+    def update(self, groups: list[tuple[list[torch.Tensor], dict[str, Any]]]) -> None:
+        for params, group in groups:
+            for p in params:  # one tensor at a time: the square root goes through numpy
+                self._update(p, group, self.state[p])
 
     def _update(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
@@ -168,7 +208,13 @@ def build_optimizer(model: torch.nn.Module | Iterable[Any], cfg: TrainConfig) ->
     """
     groups = param_groups(model, cfg)
     if cfg.update_rule == "paper":
-        return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if cfg.compile:
+            # Never as CUDA graphs: zero_grad(set_to_none=True) makes new gradient tensors every
+            # step, which a graph would copy into its own buffers first (a second pass over the
+            # gradients to save the launches of a few fused kernels).
+            optimizer.compile_update(mode=without_cudagraphs(cfg.compile_mode))
+        return optimizer
     # dampening 0 and plain (not Nesterov) momentum: the closest PyTorch has to the paper.
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alexnet.config import ModelConfig, Params, TrainConfig, execution_params, to_dict
+from alexnet.config import ModelConfig, Params, TrainConfig, execution_params, to_dict, without_cudagraphs
 from alexnet.data.input.loader import BatchLoader
 from alexnet.data.stats import load_stats
 from alexnet.data.store import PreparedStore, layout_files
@@ -48,9 +48,9 @@ CHECKPOINT_FORMAT = "alexnet-repro/train-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "last.pt"
 # Params a checkpoint made with other values of is still resumed, by section: the execution params
-# (config.SAME_BYTES and SAME_RECIPE: the same bytes, or the same recipe in other bits: compile,
-# channels_last, amp, deterministic, the device, model.grouped_conv, the seed list; each net's
-# seed is in the identity) and epochs (a longer run extends a shorter one). So the paper's run
+# (config.SAME_BYTES and SAME_RECIPE: the same bytes, or the same recipe in other bits: compile
+# and its mode, channels_last, amp, deterministic, the device, model.grouped_conv, the seed list;
+# each net's seed is in the identity) and epochs (a longer run extends a shorter one). So the paper's run
 # moves between the deterministic profile and the fast one, or between machines, without restarting.
 EXECUTION_ONLY = {"model": execution_params(ModelConfig), "train": (*execution_params(TrainConfig), "epochs")}
 METRIC_KEYS = ("train/loss", "train/top1_error", "train/top5_error", "train/loss_below_chance", "val/loss",
@@ -233,13 +233,23 @@ def _resume(run: _Run, seed: int, epochs: int, ctx: distributed.Context) -> None
         print(f"resuming {run.ckpt_path} after epoch {run.start_epoch}{how}", file=sys.stderr)
 
 
-def _wrap(model: nn.Module, compile_: bool, ctx: distributed.Context) -> nn.Module:
-    """The module the steps run through: DDP across ranks, torch.compile if asked."""
+def _wrap(model: nn.Module, cfg: TrainConfig, ctx: distributed.Context) -> nn.Module:
+    """The module the steps run through: DDP across ranks, torch.compile in train.compile_mode if asked
+    (the optimizer's update is compiled by build_optimizer). On the CPU inductor skips CUDA graphs
+    by itself: reduce-overhead runs as default there."""
     net: nn.Module = model
+    mode = cfg.compile_mode
     if ctx.distributed:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    return torch.compile(net) if compile_ else net
+        if without_cudagraphs(mode) != mode:  # only with train.compile (TrainConfig)
+            # CUDA graphs around DDP's compiled buckets: untried here, and PyTorch has reports of
+            # crashes (pytorch/pytorch#128218) and slowdowns (#139207); the rest of the mode stays.
+            mode = without_cudagraphs(mode)
+            if ctx.is_main:
+                print(f"train.compile_mode {cfg.compile_mode} with {ctx.world_size} processes: "
+                      f"compiled as {mode}, without CUDA graphs", file=sys.stderr)
+    return torch.compile(net, mode=mode) if cfg.compile else net
 
 
 def _open_live(live_dir: Path, history: list[dict[str, float]], ctx: distributed.Context) -> Any:
@@ -338,7 +348,7 @@ def train(params: Params, seed: int, prepared: str | Path, stats_dir: str | Path
     try:
         run = _setup(params, seed, Path(prepared), Path(stats_dir), Path(checkpoints), ctx)
         _resume(run, seed, cfg.epochs, ctx)
-        net = _wrap(run.model, cfg.compile, ctx)
+        net = _wrap(run.model, cfg, ctx)
         live = _open_live(Path(live_dir), run.history, ctx)
         last_good = f"{run.ckpt_path} (epoch {run.start_epoch})" if run.start_epoch else "none (no epoch finished)"
         monitor = ChanceMonitor(run.store.num_classes, cfg.chance_warn_steps, len(run.train_loader))
