@@ -320,8 +320,10 @@ class TrainConfig:
     # fp32 (the GPU profile, configs/ilsvrc2012.yaml); the recipe at another precision.
     amp: Literal["none", "bf16"] = field(default="none", metadata=SAME_RECIPE)
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
-    # torch.compile: the net and the paper's update (alexnet.training.optim.PaperSGD.compile_update);
-    # treated as speed only, as torchvision's references. compile_mode: how (CompileMode, above).
+    # torch.compile: the net and the paper's update (alexnet.training.optim.PaperSGD.compile_update).
+    # Its kernels round in another order (on the CPU the update differs from eager's by about an ulp),
+    # but it is treated as speed only, as torchvision's references do: no rerun, a checkpoint resumes.
+    # compile_mode: how (CompileMode, above).
     compile: bool = field(default=False, metadata=SAME_BYTES)
     compile_mode: CompileMode = field(default="default", metadata=SAME_BYTES)
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches

@@ -15,7 +15,9 @@ batch 128, the GPU profile of configs/ilsvrc2012.yaml: bf16 autocast, channels_l
     the compiled net and the CUDA graphs again with the paper's update compiled too (what
     train.compile runs: PaperSGD.compile_update), against the eager update;
   - the loop end to end (alexnet.training.loop.train_one_epoch: loader, decode, augmentation,
-    step) with the compiled net and update, against the goal of 20,000 img/s;
+    step) with the compiled net and update, against the goal of 20,000 img/s, with every JPEG
+    decoded by nvJPEG and with half of every batch on CPU threads (train.decode split); the
+    device's part of each batch is made on the producer's own stream (alexnet.data.input.producer);
   - the top kernels of that compiled step (torch.profiler).
 A row that fails prints its error, the others go on, and the exit status is 1; the results file
 is rewritten after every row ("finished": false until the end), so a run cut short keeps its rows.
@@ -74,6 +76,9 @@ STEPS: dict[str, tuple[dict, dict, str | None, bool]] = {
 }
 # the loop runs through this row's net and optimizer (compiled once): what train.compile runs
 LOOP_NET = "compiled + compiled optimizer, grouped"
+# the loop end to end, by where the JPEGs are decoded (train.decode): all on the GPU, or half of
+# every batch on the GPU and half on CPU threads (decode_device_share 0.5)
+LOOPS = {"loop end to end": "device", "loop end to end, decode split half and half": "split"}
 
 
 class Sizes:
@@ -224,17 +229,21 @@ def main() -> None:
 
             measure(f"step: {name}", row)
 
-        def loop() -> dict:
+        def loop(decode: str) -> dict:
             step, net, optimizer = nets[LOOP_NET]
-            loader, _ = _make_loaders(store, random_stats(0), base, ctx, 0, "paper")
-            train_one_epoch(net, loader, optimizer, 1, base, ctx, "none")  # warm-up: threads, page cache
-            walls = timed(lambda: train_one_epoch(net, loader, optimizer, 1, base, ctx, "none"), sizes.repeat,
+            params = replace(base, train=replace(base.train, decode=decode, decode_device_share=0.5))
+            loader, _ = _make_loaders(store, random_stats(0), params, ctx, 0, "paper")
+            train_one_epoch(net, loader, optimizer, 1, params, ctx, "none")  # warm-up: threads, page cache
+            walls = timed(lambda: train_one_epoch(net, loader, optimizer, 1, params, ctx, "none"), sizes.repeat,
                           device)[0]
             return {"images_per_second": len(loader) * sizes.batch / min(walls), "decode": loader.decode,
-                    "workers": loader.workers, "goal": GOAL}
+                    "device_share": loader.device_share, "workers": loader.workers, "goal": GOAL}
 
-        print("loop end to end (loader, decode, augmentation, the compiled step and update):", flush=True)
-        measure("loop end to end", loop)
+        print("loop end to end (loader, decode, augmentation, the compiled step and update; the batches made "
+              "on the producer's stream):", flush=True)
+        # decode "device" on the CPU (--smoke) is libjpeg-turbo on the producer thread: its code path
+        for name, decode in LOOPS.items():
+            measure(name, lambda decode=decode: loop(decode))
         if LOOP_NET in nets:
             kernels = top_kernels(nets[LOOP_NET][0], device, steps=2 if args.smoke else 5)
             print("top kernels of the compiled step, most time first:")

@@ -22,10 +22,11 @@ def test_the_gpu_benchmark_smoke_runs_every_row(tmp_path: Path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_gpu import STEPS
+    from bench_gpu import LOOPS, STEPS
 
     assert result["smoke"] is True and result["machine"]["device"] == "cpu" and result["finished"] is True
-    assert set(result["rows"]) == {"decode", "loop end to end", *(f"step: {name}" for name in STEPS)}
+    assert set(result["rows"]) == {"decode", *LOOPS, *(f"step: {name}" for name in STEPS)}
+    assert [result["rows"][name]["decode"] for name in LOOPS] == ["device", "split"]
     assert not [name for name, row in result["rows"].items() if "error" in row]
     assert set(result["rows"]["decode"]["rows"]) == {"hardware decoder", "CPU threads", "both, half each"}
     assert all(row["images_per_second"] > 0 for name, row in result["rows"].items() if name != "decode")
