@@ -207,10 +207,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = write_photo_store(Path(tmp) / "prepared", sizes.images, sizes.classes)
         print(f"decode, {sizes.images} photo crops (256x256 4:4:4 q95), batch {sizes.batch}:", flush=True)
-        decode: dict[str, dict] = {}
         measure("decode", lambda: {"rows": decode_rows(store.split("train"), sizes, device)})
         for name, r in rows.get("decode", {}).get("rows", {}).items():
-            decode[name] = r
             print(f"    {name:<64} {r['images_per_second']:9.0f} img/s")
 
         print(f"bare step, width {sizes.width}, batch {sizes.batch}, bf16 + channels_last unless said:", flush=True)
