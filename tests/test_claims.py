@@ -226,6 +226,26 @@ def test_cifar_rows_censored_copy_tiny_and_missing():
     assert [r["verdict"] for r in claims.cifar_rows([])] == [verdict.NOT_RUN, verdict.NOT_RUN]
 
 
+def test_a_seed_without_a_ratio_still_bounds_it():
+    """A net that never reached the target within max_epochs (40 here) would have taken more:
+    tanh unreached after ReLU's 5 and 8 epochs means ratios above 40/5 = 8 and 40/8 = 5 (each above 5);
+    ReLU unreached where tanh took 10 means a ratio below 10/40."""
+    run = cifar_runs()
+    run["figure1"]["arms"][0]["seeds"] = [
+        {"seed": 0, "relu_epochs": 5.0, "tanh_epochs": 15.0, "ratio": 3.0},
+        {"seed": 1, "relu_epochs": 5.0, "tanh_epochs": None, "ratio": None},
+        {"seed": 2, "relu_epochs": 8.0, "tanh_epochs": None, "ratio": None},
+        {"seed": 3, "relu_epochs": None, "tanh_epochs": 10.0, "ratio": None},
+        {"seed": 4, "relu_epochs": None, "tanh_epochs": None, "ratio": None}]
+    fig1 = claims.cifar_rows([run])[0]
+    assert fig1["verdict"] == "incomplete (1 of 5 seeds measured)"
+    assert ("1 of 5 seeds reached 25% training error with both nets within 40 epochs "
+            "(tanh did not reach it on seeds 1 2, so each of their ratios is above 5.00x) "
+            "(ReLU did not reach it on seed 3, so its ratio is below 0.25x) "
+            "(neither net reached it on seed 4); the ratio by") in fig1["note"]
+    assert "did not reach" not in claims.cifar_rows([cifar_runs()])[0]["note"]
+
+
 def test_both_protocols_get_rows_and_the_lrn_claim_comes_from_the_run_that_trained_it():
     rows = claims.cifar_rows([cifar_runs(), cifar_runs(protocol="modern", lrn=False)])
     assert [r["arm"] for r in rows] == ["cifar: relu vs tanh, authors protocol, with rnorm",

@@ -141,6 +141,26 @@ def _cifar_data(run: dict[str, Any]) -> tuple[str, str]:
     return "", "CIFAR-10" if run["official_pixels"] else "CIFAR-10, JPEG copy"
 
 
+def _unreached_text(seeds: list[dict[str, Any]], max_epochs: int) -> str:
+    """What the seeds without a ratio still say: a net that never reached the target within
+    max_epochs (stopped there, or earlier: diverged, stalled) would have taken more, so the seed's
+    ratio is above max_epochs / ReLU's epochs, or below tanh's epochs / max_epochs."""
+    parts = []
+    for net, other, above in (("tanh", "relu", True), ("ReLU", "tanh", False)):
+        bounded = [s for s in seeds if s[f"{net.lower()}_epochs"] is None and s[f"{other}_epochs"] is not None]
+        if bounded:
+            bounds = [max_epochs / s[f"{other}_epochs"] if above else s[f"{other}_epochs"] / max_epochs
+                      for s in bounded]
+            parts.append(f"{net} did not reach it on seed{'s' * (len(bounded) > 1)} "
+                         f"{' '.join(str(s['seed']) for s in bounded)}, "
+                         f"so {'each of their ratios' if len(bounded) > 1 else 'its ratio'} is {'above' if above else 'below'} "
+                         f"{(min if above else max)(bounds):.2f}x")
+    neither = [str(s["seed"]) for s in seeds if s["relu_epochs"] is None and s["tanh_epochs"] is None]
+    if neither:
+        parts.append(f"neither net reached it on seed{'s' * (len(neither) > 1)} {' '.join(neither)}")
+    return "".join(f" ({p})" for p in parts)
+
+
 def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
     """One Figure 1 arm of one run: tanh's epochs over ReLU's at the target, per evaluation seed."""
     claim = paper.CLAIMS_BY_KEY["relu-speed"]
@@ -156,7 +176,8 @@ def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
     by_level = ", ".join(f"{c['level']:g}% {c['ratio']:.2f}x" for c in reversed(arm["ratio_curve"])
                          if c["ratio"] is not None)
     note = (f"{run['copy']}; {len(reached)} of {len(arm['seeds'])} seeds reached {target} with both nets within "
-            f"{fig1['max_epochs']} epochs; the ratio by training-error level (geometric mean): {by_level}"
+            f"{fig1['max_epochs']} epochs{_unreached_text(arm['seeds'], fig1['max_epochs'])}; "
+            f"the ratio by training-error level (geometric mean): {by_level}"
             + (f"; the chosen rate of {' and '.join(edge)} is at the edge of the rates tried" if edge else ""))
     rnorm = "with" if arm["rnorm"] else "no"
     return _row(claim, judged, seeds=" ".join(str(s["seed"]) for s in reached),
