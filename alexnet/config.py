@@ -321,11 +321,11 @@ class TrainConfig:
     amp: Literal["none", "bf16"] = field(default="none", metadata=SAME_RECIPE)
     channels_last: bool = field(default=False, metadata=SAME_RECIPE)
     # torch.compile: the net and the paper's update (alexnet.training.optim.PaperSGD.compile_update).
-    # Its kernels round in another order (on the CPU the update differs from eager's by about an ulp),
-    # but it is treated as speed only, as torchvision's references do: no rerun, a checkpoint resumes.
-    # compile_mode: how (CompileMode, above).
-    compile: bool = field(default=False, metadata=SAME_BYTES)
-    compile_mode: CompileMode = field(default="default", metadata=SAME_BYTES)
+    # Its kernels round in another order (on the CPU the update differs from eager's by up to an ulp:
+    # tests/test_optim.py), so the same recipe in other bits: switching it reruns train, and a
+    # checkpoint made either way resumes. compile_mode: how (CompileMode, above).
+    compile: bool = field(default=False, metadata=SAME_RECIPE)
+    compile_mode: CompileMode = field(default="default", metadata=SAME_RECIPE)
     loader_workers: int = field(default=0, metadata=SAME_BYTES)  # 0 = chosen from the machine; same batches
     # Where a jpeg store's training and validation images are decoded (alexnet.data.input.loader):
     # auto (the device's decoder on CUDA, the reader threads on the CPU), cpu, device, or split:

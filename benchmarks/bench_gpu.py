@@ -41,8 +41,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+# No progress bars in the timings: tqdm reads TQDM_DISABLE once, when imported (torch imports it).
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
@@ -178,7 +181,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps per timed run of a bare step")
     ap.add_argument("--out", type=Path, default=None, help=f"results JSON (default {RESULTS}; --smoke: none)")
     args = ap.parse_args()
-    os.environ.setdefault("TQDM_DISABLE", "1")
     if not args.smoke and not torch.cuda.is_available():
         sys.exit("bench_gpu needs a CUDA device (or --smoke)")
     device = torch.device("cpu" if args.smoke else "cuda")

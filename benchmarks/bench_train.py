@@ -26,9 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# No progress bars in the timings: tqdm reads TQDM_DISABLE once, when imported (torch imports it).
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
@@ -87,7 +90,6 @@ def main() -> None:
     numerics = NumericsConfig(bit_identity=args.bit_identity, threads=args.threads)
     pinning.pin(numerics)  # torch is loaded: with --bit-identity this starts again under the pinned environment
     out = args.out or RESULTS.with_name("bench_train_bit_identity.json" if args.bit_identity else RESULTS.name)
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
     params = params_from_dict({
         "model": {"width": args.width},

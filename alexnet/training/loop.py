@@ -217,8 +217,10 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
     model.train()
     sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)
     images = 0
+    # Only the other ranks are silenced here: an explicit disable= would override the main rank's
+    # TQDM_DISABLE (benchmarks and tests set it).
     bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-               disable=not ctx.is_main, dynamic_ncols=True)
+               dynamic_ncols=True, **({} if ctx.is_main else {"disable": True}))
 
     def report(step: int, values: list[float]) -> None:
         postfix = {"loss": f"{values[-1]:.4f}", "lr": f"{optimizer.param_groups[0]['lr']:g}"}
