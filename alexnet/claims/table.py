@@ -142,22 +142,28 @@ def _cifar_data(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def _unreached_text(seeds: list[dict[str, Any]], max_epochs: int) -> str:
-    """What the seeds without a ratio still say: a net that never reached the target within
-    max_epochs (stopped there, or earlier: diverged, stalled) would have taken more, so the seed's
-    ratio is above max_epochs / ReLU's epochs, or below tanh's epochs / max_epochs."""
+    """What the seeds without a ratio still say: a net that did not reach the target within
+    max_epochs (it stopped there, or earlier: diverged, stalled) would have needed more, so the
+    seed's ratio is above max_epochs / ReLU's epochs (tanh unreached), or below tanh's epochs /
+    max_epochs (ReLU unreached)."""
+    def which(group: list[dict[str, Any]]) -> str:
+        return f"seed{'s' * (len(group) > 1)} {' '.join(str(s['seed']) for s in group)}"
+
+    def ratios(group: list[dict[str, Any]]) -> str:
+        return "each of their ratios" if len(group) > 1 else "its ratio"
+
+    slow_tanh = [s for s in seeds if s["tanh_epochs"] is None and s["relu_epochs"] is not None]
+    slow_relu = [s for s in seeds if s["relu_epochs"] is None and s["tanh_epochs"] is not None]
+    neither = [s for s in seeds if s["relu_epochs"] is None and s["tanh_epochs"] is None]
     parts = []
-    for net, other, above in (("tanh", "relu", True), ("ReLU", "tanh", False)):
-        bounded = [s for s in seeds if s[f"{net.lower()}_epochs"] is None and s[f"{other}_epochs"] is not None]
-        if bounded:
-            bounds = [max_epochs / s[f"{other}_epochs"] if above else s[f"{other}_epochs"] / max_epochs
-                      for s in bounded]
-            parts.append(f"{net} did not reach it on seed{'s' * (len(bounded) > 1)} "
-                         f"{' '.join(str(s['seed']) for s in bounded)}, "
-                         f"so {'each of their ratios' if len(bounded) > 1 else 'its ratio'} is {'above' if above else 'below'} "
-                         f"{(min if above else max)(bounds):.2f}x")
-    neither = [str(s["seed"]) for s in seeds if s["relu_epochs"] is None and s["tanh_epochs"] is None]
+    if slow_tanh:
+        above = max_epochs / max(s["relu_epochs"] for s in slow_tanh)
+        parts.append(f"tanh did not reach it on {which(slow_tanh)}, so {ratios(slow_tanh)} is above {above:.2f}x")
+    if slow_relu:
+        below = max(s["tanh_epochs"] for s in slow_relu) / max_epochs
+        parts.append(f"ReLU did not reach it on {which(slow_relu)}, so {ratios(slow_relu)} is below {below:.2f}x")
     if neither:
-        parts.append(f"neither net reached it on seed{'s' * (len(neither) > 1)} {' '.join(neither)}")
+        parts.append(f"neither net reached it on {which(neither)}")
     return "".join(f" ({p})" for p in parts)
 
 
