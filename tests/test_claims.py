@@ -246,6 +246,23 @@ def test_a_seed_without_a_ratio_still_bounds_it():
     assert "did not reach" not in claims.cifar_rows([cifar_runs()])[0]["note"]
 
 
+@pytest.mark.parametrize("interior, says", [
+    ({"relu": True, "tanh": False}, "of tanh is at the edge of the rates tried (a rate beyond it might train tanh "
+                                    "faster: the ratio may be smaller than shown)"),
+    ({"relu": False, "tanh": True}, "of relu is at the edge of the rates tried (a rate beyond it might train ReLU "
+                                    "faster: the ratio may be larger than shown)"),
+    ({"relu": False, "tanh": False}, "of relu and tanh is at the edge of the rates tried (a rate beyond each might "
+                                     "train its net faster: the ratio may be off either way)"),
+    ({"relu": True, "tanh": True}, None)])
+def test_a_rate_at_the_edge_says_which_way_it_may_bias_the_ratio(interior, says):
+    """tanh's epochs are the numerator: a faster tanh rate beyond the edge would shrink the ratio,
+    a faster ReLU rate would grow it."""
+    run = cifar_runs()
+    run["figure1"]["arms"][0]["interior"] = interior
+    note = claims.cifar_rows([run])[0]["note"]
+    assert (f"the chosen rate {says}" in note) if says else ("edge" not in note)
+
+
 def test_both_protocols_get_rows_and_the_lrn_claim_comes_from_the_run_that_trained_it():
     rows = claims.cifar_rows([cifar_runs(), cifar_runs(protocol="modern", lrn=False)])
     assert [r["arm"] for r in rows] == ["cifar: relu vs tanh, authors protocol, with rnorm",

@@ -167,6 +167,17 @@ def _unreached_text(seeds: list[dict[str, Any]], max_epochs: int) -> str:
     return "".join(f" ({p})" for p in parts)
 
 
+def _edge_text(edge: list[str]) -> str:
+    """What a chosen rate at the edge of the rates tried means for the ratio: a rate beyond it might
+    have trained that net faster, so tanh at the edge may overstate the ratio, ReLU understate it."""
+    if not edge:
+        return ""
+    effect = {("tanh",): "it might train tanh faster: the ratio may be smaller than shown",
+              ("relu",): "it might train ReLU faster: the ratio may be larger than shown"}
+    return (f"; the chosen rate of {' and '.join(edge)} is at the edge of the rates tried (a rate beyond "
+            + effect.get(tuple(edge), "each might train its net faster: the ratio may be off either way") + ")")
+
+
 def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
     """One Figure 1 arm of one run: tanh's epochs over ReLU's at the target, per evaluation seed."""
     claim = paper.CLAIMS_BY_KEY["relu-speed"]
@@ -178,13 +189,12 @@ def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
     target = f"{fig1['target_error']:g}% training error"
     judged = verdict.judge([math.log(s["ratio"]) for s in reached], claim.scale, claim.kind, claim.value,
                            not_comparable, len(arm["seeds"]) - len(reached))
-    edge = [a for a, inside in arm["interior"].items() if not inside]
     by_level = ", ".join(f"{c['level']:g}% {c['ratio']:.2f}x" for c in reversed(arm["ratio_curve"])
                          if c["ratio"] is not None)
     note = (f"{run['copy']}; {len(reached)} of {len(arm['seeds'])} seeds reached {target} with both nets within "
             f"{fig1['max_epochs']} epochs{_unreached_text(arm['seeds'], fig1['max_epochs'])}; "
             f"the ratio by training-error level (geometric mean): {by_level}"
-            + (f"; the chosen rate of {' and '.join(edge)} is at the edge of the rates tried" if edge else ""))
+            + _edge_text([a for a, inside in arm["interior"].items() if not inside]))
     rnorm = "with" if arm["rnorm"] else "no"
     return _row(claim, judged, seeds=" ".join(str(s["seed"]) for s in reached),
                 measure=f"epochs to {target}, tanh / ReLU, per seed", data=data,
