@@ -247,12 +247,12 @@ def test_a_seed_without_a_ratio_still_bounds_it():
 
 
 @pytest.mark.parametrize("interior, says", [
-    ({"relu": True, "tanh": False}, "of tanh is at the edge of the rates tried (a rate beyond it might train tanh "
-                                    "faster: the ratio may be smaller than shown)"),
-    ({"relu": False, "tanh": True}, "of relu is at the edge of the rates tried (a rate beyond it might train ReLU "
-                                    "faster: the ratio may be larger than shown)"),
-    ({"relu": False, "tanh": False}, "of relu and tanh is at the edge of the rates tried (a rate beyond each might "
-                                     "train its net faster: the ratio may be off either way)"),
+    ({"relu": True, "tanh": False}, ("of tanh is at the edge of the rates tried (a rate beyond it might train tanh "
+                                     "faster: the ratio may be smaller than shown)")),
+    ({"relu": False, "tanh": True}, ("of relu is at the edge of the rates tried (a rate beyond it might train ReLU "
+                                     "faster: the ratio may be larger than shown)")),
+    ({"relu": False, "tanh": False}, ("of relu and tanh is at the edge of the rates tried (a rate beyond each might "
+                                      "train its net faster: the ratio may be off either way)")),
     ({"relu": True, "tanh": True}, None)])
 def test_a_rate_at_the_edge_says_which_way_it_may_bias_the_ratio(interior, says):
     """tanh's epochs are the numerator: a faster tanh rate beyond the edge would shrink the ratio,
