@@ -167,15 +167,19 @@ def _unreached_text(seeds: list[dict[str, Any]], max_epochs: int) -> str:
     return "".join(f" ({p})" for p in parts)
 
 
-def _edge_text(edge: list[str]) -> str:
+def _edge_text(interior: dict[str, bool]) -> str:
     """What a chosen rate at the edge of the rates tried means for the ratio: a rate beyond it might
     have trained that net faster, so tanh at the edge may overstate the ratio, ReLU understate it."""
+    edge = [net for net, inside in interior.items() if not inside]
     if not edge:
         return ""
-    effect = {("tanh",): "it might train tanh faster: the ratio may be smaller than shown",
-              ("relu",): "it might train ReLU faster: the ratio may be larger than shown"}
-    return (f"; the chosen rate of {' and '.join(edge)} is at the edge of the rates tried (a rate beyond "
-            + effect.get(tuple(edge), "each might train its net faster: the ratio may be off either way") + ")")
+    if edge == ["tanh"]:
+        effect = "it might train tanh faster: the ratio may be smaller than shown"
+    elif edge == ["relu"]:
+        effect = "it might train ReLU faster: the ratio may be larger than shown"
+    else:
+        effect = "each might train its net faster: the ratio may be off either way"
+    return f"; the chosen rate of {' and '.join(edge)} is at the edge of the rates tried (a rate beyond {effect})"
 
 
 def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +198,7 @@ def figure1_row(run: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
     note = (f"{run['copy']}; {len(reached)} of {len(arm['seeds'])} seeds reached {target} with both nets within "
             f"{fig1['max_epochs']} epochs{_unreached_text(arm['seeds'], fig1['max_epochs'])}; "
             f"the ratio by training-error level (geometric mean): {by_level}"
-            + _edge_text([a for a, inside in arm["interior"].items() if not inside]))
+            + _edge_text(arm["interior"]))
     rnorm = "with" if arm["rnorm"] else "no"
     return _row(claim, judged, seeds=" ".join(str(s["seed"]) for s in reached),
                 measure=f"epochs to {target}, tanh / ReLU, per seed", data=data,
