@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -385,6 +386,17 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
     monkeypatch.setattr(lrn, "train_epoch", no_training)
     again = cifar.cifar(longer, tmp / "raw", tmp_path / "c", tmp_path / "mc.json", tmp_path / "rc.json", tmp_path / "ck")
     assert again == fresh
+
+    # the checkpoints lost, the finished records kept (what a long run commits): nothing trains again
+    records = tmp_path / "records"
+    records.mkdir()
+    for finished in (tmp_path / "ck").glob("*.json"):
+        shutil.copy(finished, records / finished.name)
+    assert len(list(records.iterdir())) == len(list((tmp_path / "ck").glob("*.pt"))) > 0  # every net stopped
+    weightless = cifar.cifar(longer, tmp / "raw", tmp_path / "d", tmp_path / "md.json", tmp_path / "rd.json", records)
+    assert weightless == fresh
+    for name in (CIFAR_RUNS, CURVES, LRN_CURVES):
+        assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_pruning_changes_no_chosen_rate(small_run):

@@ -100,8 +100,12 @@ def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.dev
 def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig, made_with: dict[str, Any]) -> NetRun:
     """Train one 13pct/11pct net through the schedule (resuming), then test it on ten views."""
     schedule = lrn_schedule(cfg)
-    if t.load() and t.run.epoch_lr != schedule[:len(t.run.epoch_lr)]:
-        print(f"checkpoint {t.path} followed another lr schedule: starting over")
+    loaded = t.load()
+    followed = loaded and t.run.epoch_lr == schedule[:len(t.run.epoch_lr)]
+    if followed and (t.run.stopped == "diverged" or t.run.stopped == "done" and len(t.run.epoch_lr) == len(schedule)):
+        return t.run  # finished (and tested) already: its weights may be gone, a finished record
+    if loaded and (not followed or not t.path.is_file()):
+        print(f"{t.path} followed another lr schedule, or its weights are gone: starting over")
         t = conv_local_trainer(cfg, t.run.lrn, t.run.seed, inputs.train_x.device, made_with,
                                t.path.parent if t.path else None)
     patch = mean_patch(inputs, cfg.lrn_crop)
@@ -125,6 +129,7 @@ def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig, made_with: di
     if run.stopped != "diverged":
         run.stopped = "done"
         run.test_error = round(multiview_error(t.net, inputs.test_x, inputs.test_y, cfg.lrn_crop, patch), 3)
+        t.save()
     return run
 
 

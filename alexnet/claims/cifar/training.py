@@ -2,7 +2,8 @@
 
 - `NetRun` (a net's per-epoch training error and why it stopped) and `Trainer` (the net, its
   optimiser and its NetRun, checkpointed after every epoch under a key of its settings: a
-  checkpoint made with other settings is not used).
+  checkpoint made with other settings is not used; a stopped net also leaves a weightless JSON
+  record, from which it resumes when its checkpoint is gone).
 - `train_epoch`: one epoch in the seeded order (`batch_generator`: a function of seed and epoch
   only, so a resumed net sees the batches an uninterrupted one would).
 - `Inputs` / `prepare_inputs`: the images on the device once per stage, with the training mean
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from alexnet.claims.cifar.data import CifarData
-from alexnet.fileio import atomic_path
+from alexnet.fileio import atomic_path, write_json
 from alexnet.runtime import backend as runtime
 from alexnet.runtime import seeds
 from alexnet.training.state import differences
@@ -83,9 +84,12 @@ class Trainer:
         self.run, self.net, self.opt, self.key, self.path = run, net, opt, key, path
 
     def load(self) -> bool:
-        """Resume from the checkpoint if it was made with the same settings (key)."""
-        if self.path is None or not self.path.is_file():
+        """Resume from the checkpoint if it was made with the same settings (key); a net whose
+        weights are gone resumes from its finished record (its run only: it trains no more)."""
+        if self.path is None:
             return False
+        if not self.path.is_file():
+            return self.load_finished()
         state = runtime.torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
         if state.get("key") != self.key:
             differ = differences(state.get("key"), self.key)
@@ -96,12 +100,32 @@ class Trainer:
         self.run = NetRun(**state["run"])
         return True
 
+    @property
+    def finished_path(self) -> Path | None:
+        """The stopped net's record beside its checkpoint: its settings and run, JSON, no weights
+        (kilobytes: what a long run commits as it goes, so that losing the checkpoints loses only
+        the nets in flight)."""
+        return self.path.with_suffix(".json") if self.path else None
+
+    def load_finished(self) -> bool:
+        path = self.finished_path
+        if path is None or not path.is_file():
+            return False
+        record = json.loads(path.read_text())
+        if record.get("key") != json.loads(json.dumps(self.key)):  # as JSON keeps it: tuples are lists
+            print(f"finished record {path} was made with other settings: not used")
+            return False
+        self.run = NetRun(**record["run"])
+        return True
+
     def save(self) -> None:
         if self.path is None:
             return
         with atomic_path(self.path) as tmp:
             torch.save({"key": self.key, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
                         "run": asdict(self.run)}, tmp)
+        if self.run.stopped:
+            write_json(self.finished_path, {"key": self.key, "run": asdict(self.run)})
 
 
 def fingerprint(obj: Any) -> str:
