@@ -67,12 +67,12 @@ def loops(data: CifarData, variant: str) -> dict:
 
     def trainer_for(net_kind: str):
         if net_kind == "11pct":
-            t = lrn.conv_local_trainer(cfg, True, 0, device, "bench", None)
+            t = lrn.conv_local_trainer(cfg, True, 0, device, {"benchmark": "cifar"}, None)
         else:
             protocol, rnorm = ("authors", True) if net_kind == "figure1_authors" else ("modern", False)
             t = figure1.figure1_trainer(CifarConfig(**{**cfg.__dict__, "figure1_protocol": protocol,
                                                        "figure1_rnorm": [rnorm]}), rnorm, "relu", 0.001, 0, device,
-                                        "bench", None)
+                                        {"benchmark": "cifar"}, None)
         if compiled:
             t.net = torch.compile(t.net)
         return t

@@ -29,6 +29,7 @@ from alexnet.pipeline.layout import CIFAR_FIGURE as FIGURE
 from alexnet.pipeline.layout import CIFAR_LRN_CURVES as LRN_CURVES
 from alexnet.pipeline.layout import CIFAR_RATIO_FIGURE as RATIO_FIGURE
 from alexnet.pipeline.layout import CIFAR_RUNS
+from alexnet.pipeline.provenance import cpu_name
 
 
 def test_figure1_net_is_cuda_convnets_four_layer_net():
@@ -333,6 +334,9 @@ def test_stage_writes_metrics_runs_figures_and_curves(small_run):
     record = json.loads((tmp / "r1.json").read_text())
     assert record["lrn"]["net_epochs"] == 8 and "code_sha256" in record and "seconds" in record
     assert record["numerics"]["bit_identity"] is False and "mkldnn" in record["numerics"]
+    assert record["trained_on"] == [cpu_name()]  # every net trained here, each checkpoint says so too
+    ckpt = torch.load(next((tmp / "ck1").glob("figure1-*.pt")), weights_only=False)
+    assert ckpt["run"]["trained_on"] == [cpu_name()]
 
 
 def test_figure1_nets_see_centred_inputs(small_run, monkeypatch):

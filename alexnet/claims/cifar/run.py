@@ -102,7 +102,9 @@ def timing_record(manifest: dict, arms: list[dict[str, Any]], pairs: list, image
     return {
         "dataset": manifest["dataset"], "source": manifest["source"], "copy": manifest["copy"],
         "train_images": manifest["train_images"], "test_images": manifest["test_images"],
-        "device": str(device), "figure1": speed(nets), "lrn": speed(conv_local), "code_sha256": CODE_SHA256,
+        "device": str(device), "figure1": speed(nets), "lrn": speed(conv_local),
+        # every machine a net trained on, across resumes (each net's record lists its own)
+        "trained_on": sorted({where for r in nets + conv_local for where in r.trained_on}), "code_sha256": CODE_SHA256,
     }
 
 

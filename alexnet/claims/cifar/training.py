@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from alexnet.claims.cifar.data import CifarData
 from alexnet.fileio import atomic_path, write_json
+from alexnet.pipeline import provenance
 from alexnet.runtime import backend as runtime
 from alexnet.runtime import seeds
 from alexnet.training.state import differences
@@ -75,6 +76,9 @@ class NetRun:
     stopped: str = ""  # "" while training; target | max_epochs | pruned | stalled | diverged | done
     test_error: float | None = None
     seconds: float = 0.0
+    # the CPUs or GPUs its epochs ran on, in order (a net resumed on another machine lists both:
+    # with the fastest numerics the same steps differ in the last bits from one CPU to another)
+    trained_on: list[str] = field(default_factory=list)
 
 
 class Trainer:
@@ -136,6 +140,9 @@ def train_epoch(trainer: Trainer, x: Tensor, y: Tensor, batch_size: int,
                 views: Callable[[Tensor, torch.Generator], Tensor] | None = None) -> float | None:
     """One epoch in the seeded order; the minibatch error (%), or None if the loss diverged."""
     run, net, opt = trainer.run, trainer.net, trainer.opt
+    where = provenance.cpu_name() if x.device.type == "cpu" else provenance.device_name(x.device, 1)
+    if where not in run.trained_on:
+        run.trained_on.append(where)
     epoch = len(run.train_error)
     gen = batch_generator(run.seed, epoch)
     order = torch.randperm(len(y), generator=gen)
