@@ -22,7 +22,7 @@ from alexnet.claims.cifar.data import cifar_download
 from alexnet.claims.cifar.figure1 import best_run, next_rate, ratio_curve, stop_reason
 from alexnet.claims.cifar.lrn import crop_views, multiview_crops
 from alexnet.claims.cifar.nets import ConvLocalNet, Figure1Net, LocallyConnected2d, WithinMapNorm
-from alexnet.claims.cifar.training import NetRun, epochs_to_target
+from alexnet.claims.cifar.training import NetRun, Trainer, epochs_to_target
 from alexnet.config import CifarConfig, ConfigError, params_from_dict
 from alexnet.pipeline.layout import CIFAR_CURVES as CURVES
 from alexnet.pipeline.layout import CIFAR_FIGURE as FIGURE
@@ -183,6 +183,28 @@ def test_epochs_to_target_by_hand():
 
 def run(lr, errors, stopped="", activation="relu"):
     return NetRun("figure1", activation, False, lr, 0, list(errors), [lr] * len(errors), stopped)
+
+
+def test_a_record_made_with_other_settings_is_not_used_and_the_message_says_which(tmp_path, capsys):
+    def trainer(lr: float) -> Trainer:
+        net = torch.nn.Linear(2, 2)
+        run = NetRun(kind="figure1", activation="relu", lrn=False, lr=lr, seed=0)
+        return Trainer(run, net, torch.optim.SGD(net.parameters(), lr=lr), {"lr": lr, "crop": (24, 24)},
+                       tmp_path / "net.pt")
+
+    done = trainer(0.004)
+    done.run.train_error, done.run.stopped = [50.0, 24.0], "target"
+    done.save()
+    again = trainer(0.004)
+    assert again.load() and again.run.train_error == [50.0, 24.0]  # the checkpoint, same settings
+
+    other = trainer(0.008)
+    assert not other.load() and other.run.train_error == []
+    assert "(lr: 0.004 -> 0.008): not used" in capsys.readouterr().out
+    (tmp_path / "net.pt").unlink()  # the weights gone: the finished record speaks, and also refuses
+    assert trainer(0.004).load()
+    assert not other.load() and other.run.train_error == []
+    assert "net.json was made with other settings (lr: 0.004 -> 0.008): not used" in capsys.readouterr().out
 
 
 def test_best_run_fastest_to_target_then_lowest_error():

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -116,8 +117,10 @@ class Trainer:
         if path is None or not path.is_file():
             return False
         record = json.loads(path.read_text())
-        if record.get("key") != json.loads(json.dumps(self.key)):  # as JSON keeps it: tuples are lists
-            print(f"finished record {path} was made with other settings: not used")
+        key = json.loads(json.dumps(self.key))  # as JSON keeps it: tuples are lists
+        if record.get("key") != key:
+            differ = differences(record.get("key"), key)
+            print(f"finished record {path} was made with other settings ({'; '.join(differ)[:300]}): not used")
             return False
         self.run = NetRun(**record["run"])
         return True
@@ -136,11 +139,17 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.cache
+def machine(device: torch.device) -> str:
+    """What a net's epochs run on, for `NetRun.trained_on` (asked once per process, not per epoch)."""
+    return provenance.cpu_name() if device.type == "cpu" else provenance.device_name(device, 1)
+
+
 def train_epoch(trainer: Trainer, x: Tensor, y: Tensor, batch_size: int,
                 views: Callable[[Tensor, torch.Generator], Tensor] | None = None) -> float | None:
     """One epoch in the seeded order; the minibatch error (%), or None if the loss diverged."""
     run, net, opt = trainer.run, trainer.net, trainer.opt
-    where = provenance.cpu_name() if x.device.type == "cpu" else provenance.device_name(x.device, 1)
+    where = machine(x.device)
     if where not in run.trained_on:
         run.trained_on.append(where)
     epoch = len(run.train_error)
