@@ -96,9 +96,7 @@ class Trainer:
         if not self.path.is_file():
             return self.load_finished()
         state = runtime.torch_load(self.path, what="checkpoint", hint=": delete it to start that net over")
-        if state.get("key") != self.key:
-            differ = differences(state.get("key"), self.key)
-            print(f"checkpoint {self.path} was made with other settings ({'; '.join(differ)[:300]}): not used")
+        if not self.same_settings("checkpoint", self.path, state.get("key"), self.key):
             return False
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
@@ -118,12 +116,18 @@ class Trainer:
             return False
         record = json.loads(path.read_text())
         key = json.loads(json.dumps(self.key))  # as JSON keeps it: tuples are lists
-        if record.get("key") != key:
-            differ = differences(record.get("key"), key)
-            print(f"finished record {path} was made with other settings ({'; '.join(differ)[:300]}): not used")
+        if not self.same_settings("finished record", path, record.get("key"), key):
             return False
         self.run = NetRun(**record["run"])
         return True
+
+    @staticmethod
+    def same_settings(what: str, path: Path, stored: Any, key: Any) -> bool:
+        """Whether a stored net was made with these settings; when not, says which differ."""
+        if stored == key:
+            return True
+        print(f"{what} {path} was made with other settings ({'; '.join(differences(stored, key))[:300]}): not used")
+        return False
 
     def save(self) -> None:
         if self.path is None:
