@@ -31,13 +31,13 @@ import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import machine, timed, write_result  # noqa: E402
+from common import machine, timed, write_result
 
-from alexnet.claims.cifar import figure1, lrn  # noqa: E402
-from alexnet.claims.cifar.data import CifarData  # noqa: E402
-from alexnet.claims.cifar.nets import Figure1Net  # noqa: E402
-from alexnet.claims.cifar.training import centred, prepare_inputs, train_epoch  # noqa: E402
-from alexnet.config import CifarConfig  # noqa: E402
+from alexnet.claims.cifar import figure1, lrn
+from alexnet.claims.cifar.data import CifarData
+from alexnet.claims.cifar.nets import Figure1Net
+from alexnet.claims.cifar.training import centred, prepare_inputs, train_epoch
+from alexnet.config import CifarConfig
 
 VARIANTS = {"pinned": (False, True, False), "onednn": (True, True, False), "onednn_nchw": (True, False, False),
             "compiled": (True, True, True)}  # name -> (oneDNN, channels-last, torch.compile)

@@ -38,13 +38,13 @@ from torchvision import transforms
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import machine, timed, write_result, write_store  # noqa: E402
+from common import machine, timed, write_result, write_store
 
-from alexnet.config import ModelConfig  # noqa: E402
-from alexnet.data.input.pixels import ten_crop_input  # noqa: E402
-from alexnet.data.store import PreparedStore  # noqa: E402
-from alexnet.evaluation.evaluate import evaluate_net  # noqa: E402
-from alexnet.model.net import build_model, count_parameters  # noqa: E402
+from alexnet.config import ModelConfig
+from alexnet.data.input.pixels import ten_crop_input
+from alexnet.data.store import PreparedStore
+from alexnet.evaluation.evaluate import evaluate_net
+from alexnet.model.net import build_model, count_parameters
 
 SIZE, CROP, CLASSES = 256, 224, 1000
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_eval.json"

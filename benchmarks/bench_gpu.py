@@ -44,23 +44,23 @@ from typing import Any
 # No progress bars in the timings: tqdm reads TQDM_DISABLE once, when imported (torch imports it).
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from bench_jpeg import photo_crops  # noqa: E402
-from bench_train import random_stats  # noqa: E402
-from common import machine, step_rate, sync, timed, top_kernels, write_result  # noqa: E402
+from bench_jpeg import photo_crops
+from bench_train import random_stats
+from common import machine, step_rate, sync, timed, top_kernels, write_result
 
-from alexnet.config import Params, params_from_dict  # noqa: E402
-from alexnet.data.store import PreparedStore  # noqa: E402
-from alexnet.model.net import build_model  # noqa: E402
-from alexnet.runtime import backend as runtime  # noqa: E402
-from alexnet.training import distributed  # noqa: E402
-from alexnet.training.loop import train_one_epoch, train_step  # noqa: E402
-from alexnet.training.optim import build_optimizer  # noqa: E402
-from alexnet.training.train import _make_loaders  # noqa: E402
+from alexnet.config import Params, params_from_dict
+from alexnet.data.store import PreparedStore
+from alexnet.model.net import build_model
+from alexnet.runtime import backend as runtime
+from alexnet.training import distributed
+from alexnet.training.loop import train_one_epoch, train_step
+from alexnet.training.optim import build_optimizer
+from alexnet.training.train import _make_loaders
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gpu.json"
 GOAL = 20_000  # img/s: 90 epochs of ILSVRC-2012 in 1.6 hours (issue 33)

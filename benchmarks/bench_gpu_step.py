@@ -25,11 +25,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, step_rate, top_kernels, write_result  # noqa: E402
+from common import machine, step_rate, top_kernels, write_result
 
-from alexnet.config import ModelConfig, TrainConfig  # noqa: E402
-from alexnet.model.net import build_model  # noqa: E402
-from alexnet.training.optim import build_optimizer  # noqa: E402
+from alexnet.config import ModelConfig, TrainConfig
+from alexnet.model.net import build_model
+from alexnet.training.optim import build_optimizer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gpu_step.json"
 

@@ -44,11 +44,11 @@ from torchvision.io import decode_jpeg
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import machine, timed_once, write_result, write_store  # noqa: E402
+from common import machine, timed_once, write_result, write_store
 
-from alexnet.config import AugmentConfig  # noqa: E402
-from alexnet.data.input.loader import BatchLoader  # noqa: E402
-from alexnet.data.store import PreparedStore  # noqa: E402
+from alexnet.config import AugmentConfig
+from alexnet.data.input.loader import BatchLoader
+from alexnet.data.store import PreparedStore
 
 SIZE, CROP, BATCH, CLASSES = 256, 224, 128, 10
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_input.json"

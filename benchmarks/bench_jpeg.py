@@ -35,10 +35,10 @@ from torchvision.io import decode_jpeg, encode_jpeg
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from bench_input import make_images  # noqa: E402
-from common import machine, timed, write_result  # noqa: E402
+from bench_input import make_images
+from common import machine, timed, write_result
 
-from alexnet.data.resize import JPEG_SUBSAMPLING, RESAMPLE  # noqa: E402
+from alexnet.data.resize import JPEG_SUBSAMPLING, RESAMPLE
 from alexnet.data.resize import encode_jpeg as prepare_encode
 
 SIZE = 256

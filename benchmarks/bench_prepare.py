@@ -31,12 +31,12 @@ from PIL import Image
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import machine, timed, write_result  # noqa: E402
+from common import machine, timed, write_result
 
-from alexnet.config import PrepareConfig, resolve_workers  # noqa: E402
-from alexnet.data.prepare import write_store  # noqa: E402
-from alexnet.data.resize import resize_geometry  # noqa: E402
-from alexnet.data.sources.base import ClassInfo, RawRecord  # noqa: E402
+from alexnet.config import PrepareConfig, resolve_workers
+from alexnet.data.prepare import write_store
+from alexnet.data.resize import resize_geometry
+from alexnet.data.sources.base import ClassInfo, RawRecord
 
 # Width x height of the generated photos, cycled: ImageNet's common camera sizes and aspects.
 SHAPES = [(500, 375), (500, 333), (375, 500), (640, 480), (800, 600), (1024, 768), (1600, 1200)]

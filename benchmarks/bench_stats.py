@@ -27,11 +27,11 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import machine, timed, write_result, write_store  # noqa: E402
+from common import machine, timed, write_result, write_store
 
-from alexnet.config import resolve_workers  # noqa: E402
-from alexnet.data.stats import compute_stats  # noqa: E402
-from alexnet.data.store import PreparedStore  # noqa: E402
+from alexnet.config import resolve_workers
+from alexnet.data.stats import compute_stats
+from alexnet.data.store import PreparedStore
 
 
 def main() -> None:

@@ -29,27 +29,27 @@ from pathlib import Path
 # No progress bars in the timings: tqdm reads TQDM_DISABLE once, when imported (torch imports it).
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from common import device_name, machine, timed_once, write_result, write_store  # noqa: E402
+from common import device_name, machine, timed_once, write_result, write_store
 
 from alexnet.config import (
-    NumericsConfig,  # noqa: E402
-    params_from_dict,  # noqa: E402
+    NumericsConfig,
+    params_from_dict,
 )
-from alexnet.data.stats import Stats  # noqa: E402
-from alexnet.data.store import PreparedStore  # noqa: E402
-from alexnet.model.net import build_model  # noqa: E402
-from alexnet.runtime import backend as runtime  # noqa: E402
+from alexnet.data.stats import Stats
+from alexnet.data.store import PreparedStore
+from alexnet.model.net import build_model
+from alexnet.runtime import backend as runtime
 from alexnet.runtime import pinning
-from alexnet.training import distributed  # noqa: E402
-from alexnet.training.loop import train_one_epoch  # noqa: E402
-from alexnet.training.optim import build_optimizer  # noqa: E402
-from alexnet.training.train import _make_loaders  # noqa: E402
+from alexnet.training import distributed
+from alexnet.training.loop import train_one_epoch
+from alexnet.training.optim import build_optimizer
+from alexnet.training.train import _make_loaders
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
