@@ -412,7 +412,8 @@ class CifarConfig:
 
     Figure 1's net is cuda-convnet's layers-18pct (conv 32-32-64 5x5 and one fc layer), trained
     with no regularisation; the LRN claim's nets are layers-conv-local-13pct and -11pct with their
-    layer-params (alexnet/claims/cifar/nets.py, alexnet/claims/cifar/training.py). Defaults are the authors' settings.
+    layer-params (alexnet/claims/cifar/nets.py, alexnet/claims/cifar/training.py). Defaults are the authors'
+    settings where they give one; the lr grid, the seeds and the epoch limit are this project's protocol.
     """
 
     # Where the images come from (stage cifar_download; alexnet/claims/cifar/data.py): tiny, a generated

@@ -10,7 +10,12 @@ if [ ! -f data/cifar10/manifest.json ]; then
   python -m stages.cifar_download --params configs/cifar10.yaml --out data/cifar10
 fi
 for name in cifar10-modern cifar10; do
-  out=reports/real/$name
+  # The stage replaces its --out folder whole: it writes to the git-ignored out/, and the outputs
+  # are copied beside the tracked README (a deleted README would make the record's revision +dirty).
+  out=out/$name dst=reports/real/$name
   python -m stages.cifar --params "configs/$name.yaml" --data data/cifar10 --out "$out" \
     --metrics "$out/metrics.json" --record "$out/record.json" --checkpoints checkpoints/cifar10
+  mkdir -p "$dst"
+  find "$dst" -maxdepth 1 -type f ! -name README.md -delete
+  cp "$out"/* "$dst"/
 done

@@ -425,6 +425,37 @@ def test_a_rerun_resumes_from_checkpoints_to_the_same_result(small_run, tmp_path
         assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+def test_raising_the_epoch_limit_trains_the_stopped_figure1_nets_on(small_run, tmp_path, monkeypatch):
+    """Nets stopped at the old cfg.epochs continue from their checkpoints to what a run from
+    scratch gives; with only their finished records (no weights) they start over, to the same."""
+    tmp, cfg, _ = small_run
+    longer = CifarConfig(**{**SMALL, "epochs": 4})
+    epochs = []
+    counted = fig1.train_epoch
+    monkeypatch.setattr(fig1, "train_epoch", lambda *a, **k: epochs.append(1) or counted(*a, **k))
+
+    def run(name: str, ckpt):
+        epochs.clear()
+        out = cifar.cifar(longer, tmp / "raw", tmp_path / name, tmp_path / f"m{name}.json", tmp_path / f"r{name}.json",
+                          ckpt)
+        return out, len(epochs), [(tmp_path / name / f).read_bytes() for f in (CIFAR_RUNS, CURVES, LRN_CURVES)]
+
+    fresh = run("fresh", tmp_path / "ck-fresh")
+    assert "max_epochs" in set(pd.read_csv(tmp / "out2" / CURVES)["stopped"])  # some nets have more to do
+
+    shutil.copytree(tmp / "ck2", tmp_path / "ck-resumed")
+    resumed = run("resumed", tmp_path / "ck-resumed")
+    assert resumed[0] == fresh[0] and resumed[2] == fresh[2]
+    assert 0 < resumed[1] < fresh[1]  # it trained on, not from scratch
+
+    records = tmp_path / "records"
+    records.mkdir()
+    for finished in (tmp / "ck2").glob("*.json"):
+        shutil.copy(finished, records / finished.name)
+    weightless = run("weightless", records)
+    assert weightless[0] == fresh[0] and weightless[2] == fresh[2]
+
+
 def test_pruning_changes_no_chosen_rate(small_run):
     tmp, cfg, _ = small_run
     from alexnet.claims.cifar.data import open_cifar

@@ -71,8 +71,10 @@ def figure1_trainer(cfg: CifarConfig, rnorm: bool, activation: str, lr: float, s
 def stop_reason(run: NetRun, cfg: CifarConfig, best: float) -> str:
     """Why a Figure 1 net stops now ("" = train another epoch). `best`: the fewest epochs to
     the target among the finished nets it competes with (inf: none yet)."""
-    if run.stopped:
+    if run.stopped == "diverged":
         return run.stopped
+    # every other reason is decided again: a net stopped under a lower cfg.epochs, or short of
+    # another target, trains on from its checkpoint
     if epochs_to_target(run.train_error, cfg.target_error) is not None:
         return "target"
     if len(run.train_error) >= cfg.epochs:
@@ -95,7 +97,9 @@ def train_lockstep(trainers: list[Trainer], x: Tensor, y: Tensor, cfg: CifarConf
         active = []
         for t in trainers:
             reason = stop_reason(t.run, cfg, best)
-            if reason and not t.run.stopped:
+            if reason != t.run.stopped:
+                if not reason and t.weightless:
+                    t.start_over(f"it stopped ({t.run.stopped}) under another epochs or target, and its weights are gone")
                 t.run.stopped = reason
                 t.save()
             if not reason:

@@ -9,7 +9,9 @@ The schedule has the shape of the authors' (their wiki and layer-params-conv-loc
 `cifar.lrn_epochs` = [epochs at lrn_lr, at lrn_lr/10, at lrn_lr/100]. The authors trained about
 paper.CONV_LOCAL_EPOCHS passes; a shorter schedule is recorded as shortened, and the claims table
 labels such rows so (never the paper's claim). Both nets of one seed share the batch order and
-the crops; each checkpoints every epoch, and raising `cifar.lrn_epochs[0]` continues them.
+the crops; each checkpoints every epoch. Lengthening the last phase (`cifar.lrn_epochs[2]`)
+continues the nets; a change to the first two starts them over, since their later epochs ran at
+rates the new schedule puts elsewhere.
 """
 
 from __future__ import annotations
@@ -97,17 +99,19 @@ def conv_local_trainer(cfg: CifarConfig, lrn: bool, seed: int, device: torch.dev
     return Trainer(NetRun("conv_local", "relu", lrn, cfg.lrn_lr, seed), net, opt, key, path)
 
 
-def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig, made_with: dict[str, Any]) -> NetRun:
+def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig) -> NetRun:
     """Train one 13pct/11pct net through the schedule (resuming), then test it on ten views."""
     schedule = lrn_schedule(cfg)
     loaded = t.load()
     followed = loaded and t.run.epoch_lr == schedule[:len(t.run.epoch_lr)]
     if followed and (t.run.stopped == "diverged" or t.run.stopped == "done" and len(t.run.epoch_lr) == len(schedule)):
         return t.run  # finished (and tested) already: its weights may be gone, a finished record
-    if loaded and (not followed or not t.path.is_file()):
-        print(f"{t.path} followed another lr schedule, or its weights are gone: starting over")
-        t = conv_local_trainer(cfg, t.run.lrn, t.run.seed, inputs.train_x.device, made_with,
-                               t.path.parent if t.path else None)
+    if loaded and not followed:
+        t.start_over("it followed another lr schedule")
+    elif t.weightless:
+        t.start_over("it must train on and its weights are gone")
+    elif t.run.stopped == "done":
+        t.run.stopped = ""  # a longer last phase: it trains on
     patch = mean_patch(inputs, cfg.lrn_crop)
     crops = crop_views(cfg.lrn_crop)
     run = t.run
@@ -136,8 +140,7 @@ def train_conv_local(t: Trainer, inputs: Inputs, cfg: CifarConfig, made_with: di
 def lrn_claim(inputs: Inputs, cfg: CifarConfig, device: torch.device, made_with: dict[str, Any],
               ckpt_dir: Path | None) -> list[tuple[NetRun, NetRun]]:
     """(13pct, 11pct) per seed of cfg.lrn_seeds."""
-    return [tuple(train_conv_local(conv_local_trainer(cfg, lrn, seed, device, made_with, ckpt_dir), inputs, cfg,
-                                   made_with)
+    return [tuple(train_conv_local(conv_local_trainer(cfg, lrn, seed, device, made_with, ckpt_dir), inputs, cfg)
                   for lrn in (False, True)) for seed in cfg.lrn_seeds]
 
 

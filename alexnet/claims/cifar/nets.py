@@ -6,7 +6,8 @@
   and a 3x3 stride-2 pooling (max after conv1, average after conv2 and conv3), then one fully
   connected layer of 10 outputs. `cifar.width` scales the kernel counts. Two protocols
   (`cifar.figure1_protocol`):
-  - `authors`: as the cfg sets it up: weights N(0, initW) (conv1 1e-4, the rest 0.01), biases 0
+  - `authors`: as the cfg sets it up, less its weight decay (Figure 1: "no regularisation of any
+    kind"): weights N(0, initW) (conv1 1e-4, the rest 0.01), biases 0
     and trained at twice the weights' rate (epsB = 2 epsW), cuda-convnet's pooling (windows from
     the first pixel, as many as cover the map: ceil mode), and with `rnorm=True` its two
     within-map `rnorm` layers (3x3 window, scale 5e-5, pow 0.75) after pool1 and pool2.
@@ -25,8 +26,9 @@
   1e-4, conv2 0.01, local3 and local4 0.04, fc10 0.01; biases 0. `rnorm` is `type=cmrnorm`,
   cuda-convnet's cross-map normalisation a / (1 + scale/size * sum of squares over `size` maps
   centred on a)^pow, size 9, scale 0.001, pow 0.75: `alexnet.model.layers.LocalResponseNorm` with k=1
-  and alpha divided by n. (The file's first commit, 3878e8f, had size 5 right after conv1; the
-  next commit, a2a6af8, replaced it with this, and every later version keeps it.)
+  and alpha divided by n. (The file's first commit, 3878e8f, had cross-map `rnorm` layers of size 5
+  right after conv1 and conv2, each before its pooling; the next commit, a2a6af8, replaced them
+  with these, and every later version keeps them.)
 
 cuda-convnet pools with `start=0` and as many outputs as needed to cover the map
 (outputsX = ceil((size - 3) / 2) + 1): 32 -> 16 -> 8 -> 4 and 24 -> 12 -> 6, which is

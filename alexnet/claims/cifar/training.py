@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -87,6 +88,17 @@ class Trainer:
 
     def __init__(self, run: NetRun, net: nn.Module, opt: torch.optim.Optimizer, key: dict, path: Path | None) -> None:
         self.run, self.net, self.opt, self.key, self.path = run, net, opt, key, path
+        self.initial = copy.deepcopy((net.state_dict(), opt.state_dict()))  # what `start_over` returns to
+        self.weightless = False  # resumed from its finished record: its run only, no weights to train on
+
+    def start_over(self, why: str) -> None:
+        """Back to the seeded initial weights and an empty run (a net that must train on but cannot)."""
+        print(f"{self.path}: {why}: starting over")
+        net_state, opt_state = copy.deepcopy(self.initial)
+        self.net.load_state_dict(net_state)
+        self.opt.load_state_dict(opt_state)
+        r = self.run
+        self.run, self.weightless = NetRun(r.kind, r.activation, r.lrn, r.lr, r.seed), False
 
     def load(self) -> bool:
         """Resume from the checkpoint if it was made with the same settings (key); a net whose
@@ -118,7 +130,7 @@ class Trainer:
         key = json.loads(json.dumps(self.key))  # as JSON keeps it: tuples are lists
         if not self.same_settings("finished record", path, record.get("key"), key):
             return False
-        self.run = NetRun(**record["run"])
+        self.run, self.weightless = NetRun(**record["run"]), True
         return True
 
     @staticmethod
@@ -132,11 +144,14 @@ class Trainer:
     def save(self) -> None:
         if self.path is None:
             return
-        with atomic_path(self.path) as tmp:
-            torch.save({"key": self.key, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                        "run": asdict(self.run)}, tmp)
+        if not self.weightless:  # a net read from its finished record has only its record to save
+            with atomic_path(self.path) as tmp:
+                torch.save({"key": self.key, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                            "run": asdict(self.run)}, tmp)
         if self.run.stopped:
             write_json(self.finished_path, {"key": self.key, "run": asdict(self.run)})
+        else:  # training on (a stop that no longer holds): its old record would say it had stopped
+            self.finished_path.unlink(missing_ok=True)
 
 
 def fingerprint(obj: Any) -> str:
