@@ -37,10 +37,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import device_name, machine, timed_once, write_result, write_store
 
-from alexnet.config import (
-    NumericsConfig,
-    params_from_dict,
-)
+from alexnet.config import NumericsConfig, params_from_dict
 from alexnet.data.stats import Stats
 from alexnet.data.store import PreparedStore
 from alexnet.model.net import build_model
