@@ -75,7 +75,7 @@ def _decide(low: float, high: float, kind: Kind, target: float | None) -> str:
     return MATCHES if low <= target <= high else SMALLER if high < target else LARGER
 
 
-POWER = 0.80  # the detection probability the 'no effect resolved' note states an effect size for
+POWER = 0.80  # the detection probability for which the notes of an interval holding zero state an effect size
 
 
 def detectable(sd: float, n: int, power: float = POWER) -> float:
@@ -127,12 +127,15 @@ def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | Non
     if n < 2:
         return Verdict(text, n, mean)
     m, low, high = t_interval(effects)
+    sd = math.sqrt(sum((e - m) ** 2 for e in effects) / (n - 1))
     if not text:
         target = None if value is None else math.log(value) if scale == "ratio" else value
         text = _decide(low, high, kind, target)
         if text == NO_EFFECT:
-            sd = math.sqrt(sum((e - m) ** 2 for e in effects) / (n - 1))
             text += f" ({_detectable_text(sd, n, scale)})"
+    elif text.startswith(SHORTENED) and not censored and low <= 0 <= high:
+        # not judged, but an interval around zero reads as 'no effect': say how small an effect it would show
+        text = f"{SHORTENED} ({shortened}; the interval holds zero: {_detectable_text(sd, n, scale)})"
     return Verdict(text, n, back(m), back(low), back(high))
 
 
@@ -155,7 +158,8 @@ def rule() -> list[str]:
         f"that n runs with this spread would detect {POWER:.0%} of the time (the one-sample t test's power, "
         "from the noncentral t distribution): smaller true effects may well go unseen.",
         f"'{SHORTENED} (why)': real data, trained on a schedule shorter than the authors'; shown with its "
-        "interval and never judged as the paper's claim.",
+        "interval and never judged as the paper's claim (where the interval holds zero, the note gives the "
+        f"effect it would detect {POWER:.0%} of the time, as for '{NO_EFFECT}').",
         f"Above zero: '{MATCHES}' when the interval holds the paper's number (for an 'over X' claim: lies "
         f"above X); '{SMALLER}' / '{LARGER}' when it lies below / above it; '{DIRECTION}' for a claim with "
         f"no number; '{SIZE_UNRESOLVED}' for an 'over X' claim whose interval holds X.",
