@@ -57,9 +57,13 @@ def t_interval(effects: Sequence[float]) -> tuple[float, float, float]:
     if n < 2:
         raise ValueError("an interval needs two or more effects")
     mean = sum(effects) / n
-    sd = math.sqrt(sum((e - mean) ** 2 for e in effects) / (n - 1))
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * _sample_sd(effects) / math.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def _sample_sd(effects: Sequence[float]) -> float:
+    mean = sum(effects) / len(effects)
+    return math.sqrt(sum((e - mean) ** 2 for e in effects) / (len(effects) - 1))
 
 
 def _decide(low: float, high: float, kind: Kind, target: float | None) -> str:
@@ -96,8 +100,8 @@ def detectable(sd: float, n: int, power: float = POWER) -> float:
     return float(optimize.brentq(shortfall, 0.0, high)) * sd / math.sqrt(n)
 
 
-def _detectable_text(sd: float, n: int, scale: Scale) -> str:
-    effect = detectable(sd, n)
+def _detectable_text(effects: Sequence[float], scale: Scale) -> str:
+    effect = detectable(_sample_sd(effects), len(effects))
     size = f"x/÷{math.exp(effect):.2f}" if scale == "ratio" else f"±{effect:.2f} points"
     return f"an effect of {size} would be detected {POWER:.0%} of the time"
 
@@ -113,29 +117,26 @@ def judge(effects: Sequence[float], scale: Scale, kind: Kind, value: float | Non
     back = math.exp if scale == "ratio" else (lambda x: x)
     if n == 0 and not censored:
         return Verdict(NOT_RUN, 0)
-    mean = back(sum(effects) / n) if n else None
+    interval = t_interval(effects) if n >= 2 else None
+    holds_zero = interval is not None and interval[1] <= 0 <= interval[2]
     if not_comparable:
         text = f"{PIPELINE_CHECK} ({not_comparable})"
     elif shortened:
-        text = f"{SHORTENED} ({shortened})"
+        # not judged, but an interval around zero reads as 'no effect': say how small an effect it would show
+        power = f"; the interval holds zero: {_detectable_text(effects, scale)}" if holds_zero and not censored else ""
+        text = f"{SHORTENED} ({shortened}{power})"
     elif censored:
         text = f"{INCOMPLETE} ({n} of {n + censored} seeds measured)"
-    elif n == 1:
+    elif interval is None:
         text = ONE_RUN
     else:
-        text = ""
-    if n < 2:
-        return Verdict(text, n, mean)
-    m, low, high = t_interval(effects)
-    sd = math.sqrt(sum((e - m) ** 2 for e in effects) / (n - 1))
-    if not text:
         target = None if value is None else math.log(value) if scale == "ratio" else value
-        text = _decide(low, high, kind, target)
+        text = _decide(interval[1], interval[2], kind, target)
         if text == NO_EFFECT:
-            text += f" ({_detectable_text(sd, n, scale)})"
-    elif text.startswith(SHORTENED) and not censored and low <= 0 <= high:
-        # not judged, but an interval around zero reads as 'no effect': say how small an effect it would show
-        text = f"{SHORTENED} ({shortened}; the interval holds zero: {_detectable_text(sd, n, scale)})"
+            text += f" ({_detectable_text(effects, scale)})"
+    if interval is None:
+        return Verdict(text, n, back(sum(effects) / n) if n else None)
+    m, low, high = interval
     return Verdict(text, n, back(m), back(low), back(high))
 
 
